@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ingest: the first stage. An Eclipse Paho MQTTAsync client subscribed to every route's filter; for each
+ * message, on Paho's receive thread: route -> decode -> validate -> hand to a writer queue.
+ *
+ * Paho sends the QoS 1 PUBACK after the message callback returns, whatever it returns, and then the broker
+ * forgets the message. So the callback returns only once the message is in a writer queue (or recorded as
+ * rejected there). When the queue stays full past database.enqueue_timeout_ms, the callback returns 0 and
+ * Paho hands the same message to it again later: it is kept, and the broker is slowed by TCP back-pressure.
+ */
+#ifndef MQTT2PG_INGEST_H
+#define MQTT2PG_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "queue.h"
+#include "registry.h"
+#include "stats.h"
+
+struct ingest;
+
+/*
+ * Creates the client and starts connecting (asynchronously; reconnects forever). Borrows cfg, store,
+ * queues (queue_count of them, readings are spread by device) and stats for its lifetime.
+ * Returns NULL after logging why if the client cannot be created.
+ */
+struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct queue **queues,
+			    size_t queue_count, struct stats *stats);
+
+/* True while connected to the broker with the subscriptions in place. */
+bool ingest_is_connected(const struct ingest *in);
+
+/*
+ * Stops consuming: disconnects (messages not yet handed to us stay with the broker's persistent session) and
+ * destroys the client. When it returns, no callback is running or will run. NULL is a no-op.
+ */
+void ingest_stop(struct ingest *in);
+
+#endif

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * migrate: applies the SQL migrations compiled into the binary (sql/NNN_name.sql), in order, each once,
+ * each in its own transaction, recording them in schema_migrations. Concurrent runs (several Helm hooks,
+ * several replicas) serialise on an advisory lock, so running it twice is always safe.
+ */
+#ifndef MQTT2PG_MIGRATE_H
+#define MQTT2PG_MIGRATE_H
+
+struct migration {
+	const char *name; /* "001_registry" */
+	const char *sql;
+};
+
+/* Generated from the files in sql/ at build time; ends with {NULL, NULL}. */
+extern const struct migration migration_files[];
+
+/*
+ * Connects with conninfo (the owner role) and applies what is missing. chunk_interval (may be NULL) is
+ * passed to the migrations as the setting mqtt2pg.chunk_interval. Returns 0, or -1 after logging why.
+ */
+int migrate_run(const char *conninfo, const char *chunk_interval);
+
+#endif

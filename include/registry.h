@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * registry: the in-memory snapshot of tenants, devices and points that validation consults for every
+ * message, so that validating costs hash lookups and no query.
+ *
+ * A snapshot is built once (registry_new + registry_add_*), then never changes: it is shared read-only
+ * between threads and reference-counted. A registry_store holds the current snapshot; the refresher swaps
+ * in a new one, readers take a reference for as long as they use it.
+ */
+#ifndef MQTT2PG_REGISTRY_H
+#define MQTT2PG_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct registry_tenant {
+	int32_t id;
+	const char *slug; /* owned by the registry */
+};
+
+struct registry_device {
+	int32_t id;
+	int32_t tenant_id;
+	bool enabled;
+	uint32_t point_count;
+	const char *serial;
+};
+
+struct registry_point {
+	int32_t id;
+	int32_t device_id;
+	bool has_min, has_max;
+	double min, max;
+	const char *name;
+};
+
+struct registry;
+
+/* Returns an empty, owned snapshot under construction (reference count 1). */
+struct registry *registry_new(void);
+
+/* Adders copy their strings. They return false for a duplicate key (slug, serial, device+name) or a
+ * reference to an unknown tenant/device, which the database's constraints make impossible. */
+bool registry_add_tenant(struct registry *r, int32_t id, const char *slug) __attribute__((warn_unused_result));
+bool registry_add_device(struct registry *r, int32_t id, int32_t tenant_id, const char *serial, bool enabled)
+	__attribute__((warn_unused_result));
+bool registry_add_point(struct registry *r, int32_t id, int32_t device_id, const char *name, bool has_min,
+			double min, bool has_max, double max) __attribute__((warn_unused_result));
+
+/* Lookups borrow from the snapshot; keys are byte slices (not NUL-terminated). NULL when absent. */
+const struct registry_tenant *registry_find_tenant(const struct registry *r, const char *slug, size_t len);
+const struct registry_tenant *registry_find_tenant_by_id(const struct registry *r, int32_t id);
+const struct registry_device *registry_find_device(const struct registry *r, const char *serial, size_t len);
+const struct registry_point *registry_find_point(const struct registry *r, int32_t device_id, const char *name,
+						 size_t len);
+
+size_t registry_tenant_count(const struct registry *r);
+size_t registry_device_count(const struct registry *r);
+size_t registry_point_count(const struct registry *r);
+
+/* Reference counting (thread-safe). registry_unref(NULL) is a no-op; the last unref frees. */
+struct registry *registry_ref(struct registry *r);
+void registry_unref(struct registry *r);
+
+/* The holder of the current snapshot. */
+struct registry_store;
+
+struct registry_store *registry_store_new(void);
+void registry_store_free(struct registry_store *store);
+/* Replaces the current snapshot; takes ownership of the caller's reference to r. */
+void registry_store_swap(struct registry_store *store, struct registry *r);
+/* Returns a new reference to the current snapshot (NULL before the first swap); release with registry_unref. */
+struct registry *registry_store_acquire(struct registry_store *store);
+
+#endif

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Why a message was refused. Each reason has a stable snake_case name: it is what rejected_messages.reason
+ * holds, what metrics are labelled with, and what operators grep for. Append new reasons; never renumber.
+ */
+#ifndef MQTT2PG_REJECT_H
+#define MQTT2PG_REJECT_H
+
+#include <stdbool.h>
+
+enum reject_reason {
+	REJECT_NONE = 0,
+	REJECT_NO_ROUTE,            /* topic matches no configured route */
+	REJECT_EMPTY_PAYLOAD,       /* zero bytes */
+	REJECT_OVERSIZED_PAYLOAD,   /* over validation.max_payload_bytes */
+	REJECT_INVALID_UTF8,        /* not UTF-8, or contains NUL */
+	REJECT_MALFORMED_JSON,      /* not parseable JSON, or duplicate keys */
+	REJECT_WRONG_TYPE,          /* JSON of the wrong shape or member types */
+	REJECT_BAD_TIMESTAMP,       /* not RFC 3339 with zone / not epoch seconds / impossible date */
+	REJECT_SERIAL_MISMATCH,     /* payload serial differs from the topic's */
+	REJECT_NON_FINITE_VALUE,    /* NaN, Infinity, or beyond double range */
+	REJECT_UNKNOWN_TENANT,      /* topic tenant slug not registered */
+	REJECT_UNKNOWN_DEVICE,      /* serial not registered */
+	REJECT_DEVICE_DISABLED,     /* device registered but disabled */
+	REJECT_TENANT_MISMATCH,     /* device belongs to another tenant than the topic's: spoofing */
+	REJECT_UNKNOWN_POINT,       /* point not registered and policy is reject */
+	REJECT_POINT_LIMIT,         /* policy register, but the device reached max_points_per_device */
+	REJECT_VALUE_OUT_OF_RANGE,  /* outside the point's registered min/max */
+	REJECT_TIMESTAMP_FUTURE,    /* later than now + max_future_skew */
+	REJECT_TIMESTAMP_STALE,     /* earlier than now - max_age */
+	REJECT_NO_MEASUREMENTS,     /* no readings in the message */
+	REJECT_INVALID_POINT_NAME,  /* empty, too long, or characters outside [A-Za-z0-9_.:/-] */
+	REJECT_DATABASE,            /* PostgreSQL refused the row permanently (constraint, policy) */
+	REJECT_REASON_COUNT
+};
+
+/* The stable name of a reason ("unknown_device"). */
+const char *reject_reason_name(enum reject_reason reason);
+
+/* Parses a name back; false if unknown. */
+bool reject_reason_parse(const char *name, enum reject_reason *out);
+
+#endif

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * stats: the bridge's counters, updated lock-free by every stage and read by the periodic log line (and,
+ * later, the /metrics endpoint). One instance per bridge, owned by the bridge and borrowed by the stages.
+ */
+#ifndef MQTT2PG_STATS_H
+#define MQTT2PG_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "reject.h"
+
+struct stats {
+	atomic_uint_fast64_t messages_received;
+	atomic_uint_fast64_t messages_accepted;
+	atomic_uint_fast64_t messages_rejected[REJECT_REASON_COUNT];
+	atomic_uint_fast64_t points_dropped;     /* samples of unknown points under policy "drop" */
+	atomic_uint_fast64_t enqueue_waits;      /* times the MQTT callback found a queue full */
+	atomic_uint_fast64_t redeliveries;       /* times we handed a message back to Paho (queue stayed full) */
+	atomic_uint_fast64_t rows_inserted;      /* committed new rows */
+	atomic_uint_fast64_t rows_duplicate;     /* rows that already existed (redelivery, replay) */
+	atomic_uint_fast64_t batches_committed;
+	atomic_uint_fast64_t rejects_recorded;   /* rows committed to rejected_messages */
+	atomic_uint_fast64_t db_errors_transient;
+	atomic_uint_fast64_t db_errors_permanent;
+	atomic_uint_fast64_t db_reconnects;
+	atomic_uint_fast64_t registry_reloads;
+	atomic_uint_fast64_t mqtt_connects;
+	atomic_uint_fast64_t mqtt_connection_lost;
+	atomic_uint_fast64_t queue_depth;        /* messages waiting across all writer queues */
+};
+
+#define STATS_ADD(stats, field, n) atomic_fetch_add_explicit(&(stats)->field, (n), memory_order_relaxed)
+#define STATS_GET(stats, field) atomic_load_explicit(&(stats)->field, memory_order_relaxed)
+
+uint64_t stats_rejected_total(struct stats *s);
+
+/* Logs one line with totals and rates since the previous call (prev is the caller's copy). */
+void stats_log(struct stats *s, struct stats *prev, double seconds);
+
+#endif

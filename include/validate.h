@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * validate: decoded samples checked against the registry snapshot and the policy, producing either an
+ * owned message of readings ready for the writers or a reason to reject. A message is accepted whole or
+ * rejected whole. Pure: no I/O, no shared state; runs on Paho's receive thread for every message.
+ */
+#ifndef MQTT2PG_VALIDATE_H
+#define MQTT2PG_VALIDATE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "decode.h"
+#include "message.h"
+#include "registry.h"
+#include "route.h"
+
+struct validate_result {
+	struct message *message; /* owned by the caller on success; NULL if every sample was dropped */
+	uint32_t dropped_points; /* samples of unknown points dropped under policy "drop" */
+	uint32_t new_points;     /* points the writer will register under policy "register" */
+};
+
+/*
+ * Checks in this order: tenant known, device known, device belongs to the topic's tenant, device enabled,
+ * then per sample: timestamp within [now - max_age, now + max_future_skew], point known (or the policy's
+ * answer), value within the point's min/max. Returns 0 and fills *result, or -1 with *err filled.
+ * Borrows everything; the message in *result is new and owned by the caller.
+ */
+int validate_message(const struct registry *reg, const struct config_validation *policy,
+		     const struct route_match *m, const struct decoded_message *decoded, int64_t now_us,
+		     int64_t received_us, struct validate_result *result, struct decode_error *err);
+
+#endif

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Allocation that cannot fail. Running out of memory in a daemon that Kubernetes restarts is best handled
+ * by dying loudly at once (as Redis' zmalloc does), not by threading ENOMEM through every stage.
+ */
+#ifndef MQTT2PG_XALLOC_H
+#define MQTT2PG_XALLOC_H
+
+#include <stddef.h>
+
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+/* Returns an owned NUL-terminated copy of s. */
+char *xstrdup(const char *s);
+/* Returns an owned NUL-terminated copy of the first len bytes of s (s need not be terminated). */
+char *xstrndup(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * admin: registry commands. Each parses its arguments, runs one parameterised statement (or one
+ * transaction), and prints the result. Input is checked by the database's constraints, whose message is
+ * shown as is: they are the single source of truth for what a slug, serial or point name may be.
+ */
+#include "admin.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+#define MAX_POINTS_ON_ADD 256
+
+/* Runs a parameterised statement; prints the error and returns NULL if it fails. */
+static PGresult *run(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	char err[1024];
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "mqtt2pg: %s\n", db_error_line(conn, res, err, sizeof(err)));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Prints a result as an aligned table with a header. */
+static void print_table(const PGresult *res)
+{
+	int rows = PQntuples(res), cols = PQnfields(res);
+	int width[32] = {0};
+
+	for (int c = 0; c < cols && c < 32; c++) {
+		width[c] = (int)strlen(PQfname(res, c));
+		for (int r = 0; r < rows; r++)
+			if (PQgetlength(res, r, c) > width[c])
+				width[c] = PQgetlength(res, r, c);
+	}
+	for (int c = 0; c < cols && c < 32; c++)
+		printf("%-*s%s", width[c], PQfname(res, c), c + 1 < cols ? "  " : "\n");
+	for (int r = 0; r < rows; r++)
+		for (int c = 0; c < cols && c < 32; c++)
+			printf("%-*s%s", width[c], PQgetvalue(res, r, c), c + 1 < cols ? "  " : "\n");
+}
+
+static PGconn *connect_admin(const char *conninfo)
+{
+	if (!conninfo) {
+		fprintf(stderr, "mqtt2pg: no admin database: pass --db CONNINFO, set $MQTT2PG_ADMIN_CONNINFO, "
+				"or database.admin_conninfo in the config\n");
+		return NULL;
+	}
+	return db_connect("admin", conninfo, NULL, "mqtt2pg-admin");
+}
+
+/* Finds "--name value" in argv; returns value or NULL. */
+static const char *option(int argc, char **argv, const char *name)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return argv[i + 1];
+	return NULL;
+}
+
+/* The first argument after the verb that is not an option or an option's value. */
+static const char *positional(int argc, char **argv, int which)
+{
+	int seen = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--", 2) == 0) {
+			i++;
+			continue;
+		}
+		if (seen++ == which)
+			return argv[i];
+	}
+	return NULL;
+}
+
+static int usage(const char *text)
+{
+	fprintf(stderr, "usage: mqtt2pg %s\n", text);
+	return 2;
+}
+
+static int finish(PGconn *conn, PGresult *res, bool print)
+{
+	int rc = res ? 0 : 1;
+
+	if (res && print)
+		print_table(res);
+	PQclear(res);
+	PQfinish(conn);
+	return rc;
+}
+
+int admin_tenant(const char *conninfo, int argc, char **argv)
+{
+	const char *verb = argc > 0 ? argv[0] : "";
+	PGconn *conn;
+
+	if (strcmp(verb, "add") == 0) {
+		const char *slug = positional(argc, argv, 0), *name = option(argc, argv, "--name");
+		const char *params[2] = {slug, name ? name : ""};
+		if (!slug)
+			return usage("tenant add SLUG [--name NAME]");
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		return finish(conn,
+			      run(conn, "INSERT INTO tenants (slug, name) VALUES ($1, $2) RETURNING id, slug, name", 2,
+				  params),
+			      true);
+	}
+	if (strcmp(verb, "list") == 0) {
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		return finish(conn,
+			      run(conn,
+				  "SELECT t.id, t.slug, t.name, count(d.id) AS devices FROM tenants t "
+				  "LEFT JOIN devices d ON d.tenant_id = t.id GROUP BY t.id ORDER BY t.slug",
+				  0, NULL),
+			      true);
+	}
+	return usage("tenant add SLUG [--name NAME] | tenant list");
+}
+
+/* Parses "name[:unit[:min:max]]" into params (name, unit, min or NULL, max or NULL); edits spec in place. */
+static void split_point_spec(char *spec, const char *params[4])
+{
+	char *fields[4] = {spec, NULL, NULL, NULL};
+
+	for (int i = 1; i < 4 && fields[i - 1]; i++) {
+		char *colon = strchr(fields[i - 1], ':');
+		if (colon) {
+			*colon = '\0';
+			fields[i] = colon + 1;
+		}
+	}
+	params[0] = fields[0];
+	params[1] = fields[1] ? fields[1] : "";
+	params[2] = fields[2] && *fields[2] ? fields[2] : NULL;
+	params[3] = fields[3] && *fields[3] ? fields[3] : NULL;
+}
+
+static int device_add(const char *conninfo, int argc, char **argv)
+{
+	const char *serial = positional(argc, argv, 0), *tenant = option(argc, argv, "--tenant");
+	const char *model = option(argc, argv, "--model");
+	const char *params[3] = {serial, tenant, model ? model : ""};
+	PGconn *conn;
+	PGresult *res;
+
+	if (!serial || !tenant)
+		return usage("device add SERIAL --tenant SLUG [--model MODEL] [--point NAME[:UNIT[:MIN:MAX]]]...");
+	if (!(conn = connect_admin(conninfo)))
+		return 1;
+	if (!(res = run(conn, "BEGIN", 0, NULL)))
+		return finish(conn, NULL, false);
+	PQclear(res);
+	res = run(conn,
+		  "INSERT INTO devices (tenant_id, serial, model) SELECT id, $1, $3 FROM tenants WHERE slug = $2 "
+		  "RETURNING id",
+		  3, params);
+	if (res && PQntuples(res) == 0) {
+		fprintf(stderr, "mqtt2pg: no tenant '%s'\n", tenant);
+		PQclear(res);
+		return finish(conn, NULL, false);
+	}
+	if (!res)
+		return finish(conn, NULL, false);
+	char device_id[16];
+	snprintf(device_id, sizeof(device_id), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	for (int i = 1; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "--point") != 0)
+			continue;
+		const char *p[5] = {device_id};
+		split_point_spec(argv[i + 1], p + 1);
+		res = run(conn, "INSERT INTO points (device_id, name, unit, min_value, max_value) VALUES ($1, $2, $3, $4, $5)",
+			  5, p);
+		if (!res)
+			return finish(conn, NULL, false);
+		PQclear(res);
+	}
+	if (!(res = run(conn, "COMMIT", 0, NULL)))
+		return finish(conn, NULL, false);
+	PQclear(res);
+	res = run(conn,
+		  "SELECT d.id, d.serial, t.slug AS tenant, d.model, count(p.id) AS points FROM devices d "
+		  "JOIN tenants t ON t.id = d.tenant_id LEFT JOIN points p ON p.device_id = d.id "
+		  "WHERE d.id = $1 GROUP BY d.id, t.slug",
+		  1, (const char *const[]){device_id});
+	return finish(conn, res, true);
+}
+
+int admin_device(const char *conninfo, int argc, char **argv)
+{
+	const char *verb = argc > 0 ? argv[0] : "";
+	PGconn *conn;
+
+	if (strcmp(verb, "add") == 0)
+		return device_add(conninfo, argc, argv);
+	if (strcmp(verb, "list") == 0) {
+		const char *tenant = option(argc, argv, "--tenant");
+		const char *params[1] = {tenant};
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		return finish(conn,
+			      run(conn,
+				  "SELECT d.id, d.serial, t.slug AS tenant, d.model, d.enabled, count(p.id) AS points "
+				  "FROM devices d JOIN tenants t ON t.id = d.tenant_id "
+				  "LEFT JOIN points p ON p.device_id = d.id WHERE $1::text IS NULL OR t.slug = $1 "
+				  "GROUP BY d.id, t.slug ORDER BY t.slug, d.serial",
+				  1, params),
+			      true);
+	}
+	if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
+		const char *serial = positional(argc, argv, 0);
+		const char *params[2] = {serial, verb[0] == 'e' ? "true" : "false"};
+		PGresult *res;
+		if (!serial)
+			return usage("device disable|enable SERIAL");
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		res = run(conn, "UPDATE devices SET enabled = $2::boolean WHERE serial = $1 RETURNING id, serial, enabled",
+			  2, params);
+		if (res && PQntuples(res) == 0) {
+			fprintf(stderr, "mqtt2pg: no device '%s'\n", serial);
+			PQclear(res);
+			res = NULL;
+		}
+		return finish(conn, res, true);
+	}
+	return usage("device add|list|disable|enable ...");
+}
+
+int admin_point(const char *conninfo, int argc, char **argv)
+{
+	const char *verb = argc > 0 ? argv[0] : "";
+	PGconn *conn;
+
+	if (strcmp(verb, "add") == 0) {
+		const char *serial = positional(argc, argv, 0), *name = positional(argc, argv, 1);
+		const char *unit = option(argc, argv, "--unit");
+		const char *params[5] = {serial, name, unit ? unit : "", option(argc, argv, "--min"),
+					 option(argc, argv, "--max")};
+		PGresult *res;
+		if (!serial || !name)
+			return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y]");
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		res = run(conn,
+			  "INSERT INTO points (device_id, name, unit, min_value, max_value) "
+			  "SELECT id, $2, $3, $4, $5 FROM devices WHERE serial = $1 RETURNING id, name, unit, min_value, max_value",
+			  5, params);
+		if (res && PQntuples(res) == 0) {
+			fprintf(stderr, "mqtt2pg: no device '%s'\n", serial);
+			PQclear(res);
+			res = NULL;
+		}
+		return finish(conn, res, true);
+	}
+	if (strcmp(verb, "list") == 0) {
+		const char *serial = option(argc, argv, "--device");
+		const char *params[1] = {serial};
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		return finish(conn,
+			      run(conn,
+				  "SELECT p.id, d.serial, p.name, p.unit, p.min_value, p.max_value, p.auto_registered "
+				  "FROM points p JOIN devices d ON d.id = p.device_id "
+				  "WHERE $1::text IS NULL OR d.serial = $1 ORDER BY d.serial, p.name",
+				  1, params),
+			      true);
+	}
+	return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y] | point list [--device SERIAL]");
+}

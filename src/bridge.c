@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * bridge: the main thread (see bridge.h). Signals are blocked in every thread and read here through a
+ * signalfd, so no work ever happens inside a signal handler. A first SIGTERM/SIGINT drains; a second one
+ * exits at once (the operator has decided not to wait).
+ */
+#include "bridge.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "ingest.h"
+#include "log.h"
+#include "queue.h"
+#include "registry.h"
+#include "regsync.h"
+#include "stats.h"
+#include "writer.h"
+#include "xalloc.h"
+
+#define MODULE "bridge"
+#define TICK_MS 200
+
+struct bridge {
+	struct config *cfg;
+	struct stats stats;
+	struct stats stats_logged; /* totals at the last stats line */
+	int64_t stats_logged_ms;
+	struct registry_store *store;
+	struct regsync *regsync;
+	struct queue **queues;
+	struct writer **writers;
+	size_t writer_count;
+	struct ingest *ingest;
+	int signal_fd;
+};
+
+static int open_signal_fd(void)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	/* Blocked before any thread exists, so every thread (ours, Paho's, libpq's) inherits the mask. */
+	if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+		return -1;
+	sigdelset(&mask, SIGPIPE);
+	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Returns the signal read, or 0 if none is pending. */
+static int read_signal(int fd)
+{
+	struct signalfd_siginfo info;
+
+	if (read(fd, &info, sizeof(info)) != (ssize_t)sizeof(info))
+		return 0;
+	return (int)info.ssi_signo;
+}
+
+static void start_writers(struct bridge *b)
+{
+	const struct config_database *db = &b->cfg->database;
+	struct writer_options options = {
+		.conninfo = db->conninfo,
+		.password = db->password,
+		.batch_rows = db->batch_rows,
+		.flush_interval_ms = db->flush_interval_ms,
+		.reconnect_max_ms = db->reconnect_max_ms,
+		.max_points_per_device = b->cfg->validation.max_points_per_device,
+	};
+
+	b->writer_count = (size_t)db->writers;
+	b->queues = xcalloc(b->writer_count, sizeof(*b->queues));
+	b->writers = xcalloc(b->writer_count, sizeof(*b->writers));
+	for (size_t i = 0; i < b->writer_count; i++) {
+		b->queues[i] = queue_new((size_t)db->queue_messages);
+		b->writers[i] = writer_start((int)i, &options, b->queues[i], &b->stats);
+		if (!b->writers[i])
+			die(MODULE, "cannot start writer %zu", i);
+	}
+}
+
+/* Waits (with back-off) for the first registry snapshot; returns -1 if told to stop meanwhile. */
+static int load_registry(struct bridge *b)
+{
+	int backoff_ms = 500;
+
+	while (regsync_load_now(b->regsync) < 0) {
+		int sig;
+		log_warn(MODULE, "no registry yet; retrying in %d ms", backoff_ms);
+		clock_sleep_ms(backoff_ms);
+		sig = read_signal(b->signal_fd);
+		if (sig == SIGTERM || sig == SIGINT)
+			return -1;
+		backoff_ms = backoff_ms < 10000 ? backoff_ms * 2 : 10000;
+	}
+	return 0;
+}
+
+static void tick(struct bridge *b)
+{
+	int64_t now = clock_monotonic_ms();
+
+	regsync_tick(b->regsync, now);
+	if (b->cfg->stats_interval > 0 && now - b->stats_logged_ms >= (int64_t)b->cfg->stats_interval * 1000) {
+		stats_log(&b->stats, &b->stats_logged, (double)(now - b->stats_logged_ms) / 1000.0);
+		b->stats_logged_ms = now;
+	}
+}
+
+/* Serves until the first SIGTERM/SIGINT. */
+static void serve(struct bridge *b)
+{
+	for (;;) {
+		struct pollfd fds[2] = {{.fd = b->signal_fd, .events = POLLIN},
+					{.fd = regsync_socket(b->regsync), .events = POLLIN}};
+		int sig;
+
+		if (poll(fds, fds[1].fd >= 0 ? 2 : 1, TICK_MS) < 0 && errno != EINTR)
+			log_error(MODULE, "poll: %s", strerror(errno));
+		while ((sig = read_signal(b->signal_fd)) != 0) {
+			if (sig == SIGTERM || sig == SIGINT) {
+				log_info(MODULE, "%s received: stop consuming, drain, exit", strsignal(sig));
+				return;
+			}
+			if (sig == SIGHUP)
+				log_info(MODULE, "SIGHUP: refreshing the registry (configuration reload needs a restart)");
+			/* An immediate registry reload is cheap and what an operator means by SIGHUP today. */
+			regsync_load_now(b->regsync);
+		}
+		tick(b);
+	}
+}
+
+/* Closes the queues and waits for the writers to commit what they hold; a second signal exits at once. */
+static void drain(struct bridge *b)
+{
+	bool all_done = false;
+
+	for (size_t i = 0; i < b->writer_count; i++)
+		queue_close(b->queues[i]);
+	while (!all_done) {
+		struct pollfd pfd = {.fd = b->signal_fd, .events = POLLIN};
+		int sig;
+
+		if (poll(&pfd, 1, TICK_MS) > 0 && ((sig = read_signal(b->signal_fd)) == SIGTERM || sig == SIGINT)) {
+			log_error(MODULE, "second %s: exiting without draining; queued messages are lost unless "
+					  "the broker redelivers them",
+				  strsignal(sig));
+			_exit(1);
+		}
+		all_done = true;
+		for (size_t i = 0; i < b->writer_count; i++)
+			all_done = all_done && writer_is_finished(b->writers[i]);
+	}
+	for (size_t i = 0; i < b->writer_count; i++) {
+		writer_join(b->writers[i]);
+		queue_free(b->queues[i]);
+	}
+}
+
+int bridge_run(struct config *cfg)
+{
+	struct bridge b = {.cfg = cfg};
+	int rc = 0;
+
+	log_set_level(cfg->log_level);
+	b.signal_fd = open_signal_fd();
+	if (b.signal_fd < 0)
+		die(MODULE, "cannot set up signal handling: %s", strerror(errno));
+	log_info(MODULE, "mqtt2pg %s starting: %d writer(s), batch %d rows / %d ms", MQTT2PG_VERSION,
+		 cfg->database.writers, cfg->database.batch_rows, cfg->database.flush_interval_ms);
+	b.store = registry_store_new();
+	b.regsync = regsync_new(cfg->database.conninfo, cfg->database.password, b.store, &b.stats,
+				cfg->registry_refresh_interval);
+	if (load_registry(&b) < 0)
+		goto out;
+	start_writers(&b);
+	b.ingest = ingest_start(cfg, b.store, b.queues, b.writer_count, &b.stats);
+	if (!b.ingest) {
+		rc = 1;
+	} else {
+		b.stats_logged_ms = clock_monotonic_ms();
+		serve(&b);
+		ingest_stop(b.ingest);
+	}
+	drain(&b);
+	stats_log(&b.stats, &b.stats_logged, (double)(clock_monotonic_ms() - b.stats_logged_ms) / 1000.0);
+	log_info(MODULE, "drained; exiting");
+out:
+	regsync_free(b.regsync);
+	registry_store_free(b.store);
+	free(b.queues);
+	free(b.writers);
+	close(b.signal_fd);
+	config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * config: reads the libconfig file into a struct config, checking every key's type and range and
+ * refusing keys it does not know (a typo must not silently fall back to a default). Errors accumulate so
+ * that `mqtt2pg check-config` can list them all at once, each with its line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+/* The reader's state while one file is loaded. */
+struct config_reader {
+	const char *file;
+	char *errors;
+	size_t errlen;
+	int error_count;
+};
+
+static void reader_error(struct config_reader *rd, const config_setting_t *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reader_error(struct config_reader *rd, const config_setting_t *at, const char *fmt, ...)
+{
+	size_t used = strlen(rd->errors);
+	va_list ap;
+	int n;
+
+	rd->error_count++;
+	if (used + 1 >= rd->errlen)
+		return;
+	if (at && config_setting_source_line(at) > 0)
+		n = snprintf(rd->errors + used, rd->errlen - used, "%s:%d: ", rd->file,
+			     config_setting_source_line(at));
+	else
+		n = snprintf(rd->errors + used, rd->errlen - used, "%s: ", rd->file);
+	if (n < 0 || (size_t)n >= rd->errlen - used)
+		return;
+	used += (size_t)n;
+	va_start(ap, fmt);
+	n = vsnprintf(rd->errors + used, rd->errlen - used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= rd->errlen - used)
+		return;
+	used += (size_t)n;
+	if (used + 1 < rd->errlen) {
+		rd->errors[used] = '\n';
+		rd->errors[used + 1] = '\0';
+	}
+}
+
+/* Reports every member of group that is not in known (NULL-terminated). */
+static void check_known_keys(struct config_reader *rd, const config_setting_t *group, const char *const *known)
+{
+	int count = config_setting_length(group);
+
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *member = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(member);
+		bool ok = false;
+
+		for (const char *const *k = known; *k && !ok; k++)
+			ok = name && strcmp(name, *k) == 0;
+		if (!ok)
+			reader_error(rd, member, "unknown setting '%s%s%s'",
+				     config_setting_name(group) ? config_setting_name(group) : "",
+				     config_setting_name(group) ? "." : "", name ? name : "?");
+	}
+}
+
+static void read_string(struct config_reader *rd, const config_setting_t *group, const char *name, char **dst)
+{
+	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
+
+	if (!s)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		reader_error(rd, s, "'%s' must be a string", name);
+		return;
+	}
+	free(*dst);
+	/* An empty string means "not set", which is how a commented default reads in the example file. */
+	*dst = *config_setting_get_string(s) ? xstrdup(config_setting_get_string(s)) : NULL;
+}
+
+static void read_int(struct config_reader *rd, const config_setting_t *group, const char *name, int *dst, int min,
+		     int max)
+{
+	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
+	long long v;
+
+	if (!s)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+		reader_error(rd, s, "'%s' must be an integer", name);
+		return;
+	}
+	v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		reader_error(rd, s, "'%s' = %lld is out of range [%d, %d]", name, v, min, max);
+		return;
+	}
+	*dst = (int)v;
+}
+
+static void read_bool(struct config_reader *rd, const config_setting_t *group, const char *name, bool *dst)
+{
+	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
+
+	if (!s)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		reader_error(rd, s, "'%s' must be true or false", name);
+		return;
+	}
+	*dst = config_setting_get_bool(s);
+}
+
+/* Reads a secret from a file (first line, trailing newline stripped). */
+static char *read_secret_file(struct config_reader *rd, const config_setting_t *at, const char *path)
+{
+	char buf[1024];
+	FILE *f = fopen(path, "r");
+	size_t len;
+
+	if (!f) {
+		reader_error(rd, at, "cannot read password file '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return xstrdup(buf);
+}
+
+static void read_password(struct config_reader *rd, const config_setting_t *group, const char *env_name,
+			  char **dst)
+{
+	char *file = NULL;
+	const char *env = getenv(env_name);
+
+	read_string(rd, group, "password_file", &file);
+	if (file) {
+		*dst = read_secret_file(rd, config_setting_get_member(group, "password_file"), file);
+		free(file);
+	}
+	if (env && *env) {
+		free(*dst);
+		*dst = xstrdup(env);
+	}
+}
+
+static void override_from_env(const char *env_name, char **dst)
+{
+	const char *env = getenv(env_name);
+
+	if (env && *env) {
+		free(*dst);
+		*dst = xstrdup(env);
+	}
+}
+
+static void set_defaults(struct config *cfg)
+{
+	cfg->mqtt.uri = xstrdup("tcp://127.0.0.1:1883");
+	cfg->mqtt.client_id = xstrdup("mqtt2pg");
+	cfg->mqtt.version = 5;
+	cfg->mqtt.qos = 1;
+	cfg->mqtt.clean_session = false;
+	cfg->mqtt.session_expiry = 7 * 86400;
+	cfg->mqtt.keepalive = 60;
+	cfg->mqtt.connect_timeout = 10;
+	cfg->mqtt.reconnect_min = 1;
+	cfg->mqtt.reconnect_max = 30;
+	cfg->mqtt.tls_verify = true;
+	cfg->database.conninfo = xstrdup("host=127.0.0.1 dbname=mqtt2pg user=mqtt2pg_writer");
+	cfg->database.writers = 2;
+	cfg->database.batch_rows = 2000;
+	cfg->database.flush_interval_ms = 100;
+	cfg->database.queue_messages = 50000;
+	cfg->database.enqueue_timeout_ms = 5000;
+	cfg->database.reconnect_max_ms = 10000;
+	cfg->validation.max_payload_bytes = 65536;
+	cfg->validation.max_future_skew = 300;
+	cfg->validation.max_age = 7 * 86400;
+	cfg->validation.unknown_points = UNKNOWN_POINT_REJECT;
+	cfg->validation.max_points_per_device = 256;
+	cfg->validation.reject_payload_bytes = 1024;
+	cfg->registry_refresh_interval = 60;
+	cfg->stats_interval = 10;
+	cfg->log_level = LOG_LEVEL_INFO;
+}
+
+static void read_mqtt(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
+{
+	static const char *const known[] = {"uri", "client_id", "username", "password_file", "version", "qos",
+					    "clean_session", "session_expiry", "keepalive", "connect_timeout",
+					    "reconnect_min", "reconnect_max", "shared_group", "ca_file",
+					    "cert_file", "key_file", "tls_verify", NULL};
+	struct config_mqtt *m = &cfg->mqtt;
+
+	if (g) {
+		check_known_keys(rd, g, known);
+		read_string(rd, g, "uri", &m->uri);
+		read_string(rd, g, "client_id", &m->client_id);
+		read_string(rd, g, "username", &m->username);
+		read_int(rd, g, "version", &m->version, 4, 5);
+		read_int(rd, g, "qos", &m->qos, 0, 2);
+		read_bool(rd, g, "clean_session", &m->clean_session);
+		read_int(rd, g, "session_expiry", &m->session_expiry, 0, 0x7fffffff);
+		read_int(rd, g, "keepalive", &m->keepalive, 5, 65535);
+		read_int(rd, g, "connect_timeout", &m->connect_timeout, 1, 600);
+		read_int(rd, g, "reconnect_min", &m->reconnect_min, 1, 3600);
+		read_int(rd, g, "reconnect_max", &m->reconnect_max, 1, 3600);
+		read_string(rd, g, "shared_group", &m->shared_group);
+		read_string(rd, g, "ca_file", &m->ca_file);
+		read_string(rd, g, "cert_file", &m->cert_file);
+		read_string(rd, g, "key_file", &m->key_file);
+		read_bool(rd, g, "tls_verify", &m->tls_verify);
+		if (m->reconnect_max < m->reconnect_min)
+			reader_error(rd, g, "mqtt.reconnect_max must be >= mqtt.reconnect_min");
+		if (m->shared_group && strpbrk(m->shared_group, "/+#"))
+			reader_error(rd, g, "mqtt.shared_group may not contain '/', '+' or '#'");
+	}
+	read_password(rd, g, "MQTT2PG_MQTT_PASSWORD", &m->password);
+	override_from_env("MQTT2PG_MQTT_URI", &m->uri);
+	override_from_env("MQTT2PG_CLIENT_ID", &m->client_id);
+	if (!m->uri)
+		reader_error(rd, g, "mqtt.uri is required");
+	if (!m->client_id)
+		reader_error(rd, g, "mqtt.client_id is required (each replica needs its own)");
+}
+
+static void read_database(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
+{
+	static const char *const known[] = {"conninfo", "password_file", "admin_conninfo", "writers",
+					    "batch_rows", "flush_interval_ms", "queue_messages",
+					    "enqueue_timeout_ms", "reconnect_max_ms", NULL};
+	struct config_database *d = &cfg->database;
+
+	if (g) {
+		check_known_keys(rd, g, known);
+		read_string(rd, g, "conninfo", &d->conninfo);
+		read_string(rd, g, "admin_conninfo", &d->admin_conninfo);
+		read_int(rd, g, "writers", &d->writers, 1, 64);
+		read_int(rd, g, "batch_rows", &d->batch_rows, 1, 100000);
+		read_int(rd, g, "flush_interval_ms", &d->flush_interval_ms, 1, 60000);
+		read_int(rd, g, "queue_messages", &d->queue_messages, 16, 10000000);
+		read_int(rd, g, "enqueue_timeout_ms", &d->enqueue_timeout_ms, 1, 60000);
+		read_int(rd, g, "reconnect_max_ms", &d->reconnect_max_ms, 100, 600000);
+	}
+	read_password(rd, g, "MQTT2PG_DB_PASSWORD", &d->password);
+	override_from_env("MQTT2PG_DB_CONNINFO", &d->conninfo);
+	override_from_env("MQTT2PG_ADMIN_CONNINFO", &d->admin_conninfo);
+	if (!d->conninfo)
+		reader_error(rd, g, "database.conninfo is required");
+}
+
+static void read_validation(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
+{
+	static const char *const known[] = {"max_payload_bytes", "max_future_skew", "max_age", "unknown_points",
+					    "max_points_per_device", "reject_payload_bytes", NULL};
+	struct config_validation *v = &cfg->validation;
+	char *policy = NULL;
+
+	if (!g)
+		return;
+	check_known_keys(rd, g, known);
+	read_int(rd, g, "max_payload_bytes", &v->max_payload_bytes, 16, 64 * 1024 * 1024);
+	read_int(rd, g, "max_future_skew", &v->max_future_skew, 0, 0x7fffffff);
+	read_int(rd, g, "max_age", &v->max_age, 1, 0x7fffffff);
+	read_int(rd, g, "max_points_per_device", &v->max_points_per_device, 1, 100000);
+	read_int(rd, g, "reject_payload_bytes", &v->reject_payload_bytes, 0, 1024 * 1024);
+	read_string(rd, g, "unknown_points", &policy);
+	if (policy) {
+		if (strcmp(policy, "reject") == 0)
+			v->unknown_points = UNKNOWN_POINT_REJECT;
+		else if (strcmp(policy, "drop") == 0)
+			v->unknown_points = UNKNOWN_POINT_DROP;
+		else if (strcmp(policy, "register") == 0)
+			v->unknown_points = UNKNOWN_POINT_REGISTER;
+		else
+			reader_error(rd, config_setting_get_member(g, "unknown_points"),
+				     "validation.unknown_points must be \"reject\", \"drop\" or \"register\"");
+		free(policy);
+	}
+}
+
+static void read_routes(struct config_reader *rd, struct config *cfg, const config_setting_t *list)
+{
+	static const char *const known[] = {"topic", "format", NULL};
+	int count;
+
+	if (!list) {
+		cfg->routes = xcalloc(1, sizeof(*cfg->routes));
+		char err[256];
+		if (route_parse("solar/{tenant}/{serial}/telemetry", ROUTE_FORMAT_JSON, &cfg->routes[0], err,
+				sizeof(err)))
+			cfg->route_count = 1;
+		return;
+	}
+	if (!config_setting_is_list(list)) {
+		reader_error(rd, list, "'routes' must be a list: routes = ( { topic = \"...\"; format = \"json\"; } );");
+		return;
+	}
+	count = config_setting_length(list);
+	if (count == 0)
+		reader_error(rd, list, "'routes' is empty: nothing would be subscribed");
+	cfg->routes = xcalloc((size_t)count + 1, sizeof(*cfg->routes));
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *item = config_setting_get_elem(list, (unsigned)i);
+		char *topic = NULL, *format = NULL, err[256];
+		enum route_format fmt = ROUTE_FORMAT_JSON;
+
+		if (!config_setting_is_group(item)) {
+			reader_error(rd, item, "routes[%d] must be a group { topic = ...; format = ...; }", i);
+			continue;
+		}
+		check_known_keys(rd, item, known);
+		read_string(rd, item, "topic", &topic);
+		read_string(rd, item, "format", &format);
+		if (format && !route_format_parse(format, &fmt))
+			reader_error(rd, item, "routes[%d]: unknown format '%s' (known: json)", i, format);
+		else if (!topic)
+			reader_error(rd, item, "routes[%d]: 'topic' is required", i);
+		else if (!route_parse(topic, fmt, &cfg->routes[cfg->route_count], err, sizeof(err)))
+			reader_error(rd, item, "routes[%d]: %s", i, err);
+		else
+			cfg->route_count++;
+		free(topic);
+		free(format);
+	}
+}
+
+static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)
+{
+	static const char *const known[] = {"mqtt", "database", "validation", "routes", "registry", "log",
+					    "stats_interval", NULL};
+	static const char *const registry_known[] = {"refresh_interval", NULL};
+	static const char *const log_known[] = {"level", NULL};
+	const config_setting_t *registry = config_setting_get_member(root, "registry");
+	const config_setting_t *logg = config_setting_get_member(root, "log");
+	char *level = NULL;
+
+	check_known_keys(rd, root, known);
+	read_mqtt(rd, cfg, config_setting_get_member(root, "mqtt"));
+	read_database(rd, cfg, config_setting_get_member(root, "database"));
+	read_validation(rd, cfg, config_setting_get_member(root, "validation"));
+	read_routes(rd, cfg, config_setting_get_member(root, "routes"));
+	read_int(rd, root, "stats_interval", &cfg->stats_interval, 0, 86400);
+	if (registry) {
+		check_known_keys(rd, registry, registry_known);
+		read_int(rd, registry, "refresh_interval", &cfg->registry_refresh_interval, 1, 86400);
+	}
+	if (logg) {
+		check_known_keys(rd, logg, log_known);
+		read_string(rd, logg, "level", &level);
+		if (level && !log_level_parse(level, &cfg->log_level))
+			reader_error(rd, config_setting_get_member(logg, "level"),
+				     "log.level must be error, warn, info or debug");
+		free(level);
+	}
+}
+
+struct config *config_load(const char *path, char *errors, size_t errlen)
+{
+	struct config_reader rd = {.file = path ? path : "(defaults)", .errors = errors, .errlen = errlen};
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	config_t lc;
+
+	errors[0] = '\0';
+	set_defaults(cfg);
+	config_init(&lc);
+	if (path) {
+		cfg->path = xstrdup(path);
+		if (config_read_file(&lc, path) != CONFIG_TRUE) {
+			if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+				reader_error(&rd, NULL, "cannot read file: %s", strerror(errno));
+			else
+				snprintf(errors, errlen, "%s:%d: %s\n", path, config_error_line(&lc),
+					 config_error_text(&lc));
+			rd.error_count++;
+			goto out;
+		}
+	}
+	read_root(&rd, cfg, config_root_setting(&lc));
+out:
+	config_destroy(&lc);
+	if (rd.error_count > 0) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	free(cfg->mqtt.uri);
+	free(cfg->mqtt.client_id);
+	free(cfg->mqtt.username);
+	free(cfg->mqtt.password);
+	free(cfg->mqtt.shared_group);
+	free(cfg->mqtt.ca_file);
+	free(cfg->mqtt.cert_file);
+	free(cfg->mqtt.key_file);
+	free(cfg->database.conninfo);
+	free(cfg->database.password);
+	free(cfg->database.admin_conninfo);
+	for (size_t i = 0; i < cfg->route_count; i++)
+		route_clear(&cfg->routes[i]);
+	free(cfg->routes);
+	free(cfg);
+}
+
+const char *config_unknown_point_policy_name(enum unknown_point_policy policy)
+{
+	switch (policy) {
+	case UNKNOWN_POINT_REJECT:
+		return "reject";
+	case UNKNOWN_POINT_DROP:
+		return "drop";
+	case UNKNOWN_POINT_REGISTER:
+		return "register";
+	}
+	return "unknown";
+}

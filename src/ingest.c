@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * ingest: Paho client set-up and the per-message path (see ingest.h). Everything in on_message_arrived
+ * runs on Paho's single receive thread, so the decode buffer it reuses needs no lock.
+ */
+#include "ingest.h"
+
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "decode.h"
+#include "log.h"
+#include "text.h"
+#include "validate.h"
+#include "xalloc.h"
+
+#define MODULE "mqtt"
+#define DISCONNECT_TIMEOUT_MS 5000
+
+struct ingest {
+	const struct config *cfg;
+	struct registry_store *store;
+	struct queue **queues;
+	size_t queue_count;
+	struct stats *stats;
+	MQTTAsync client;
+	char **filters; /* owned, one per route, with $share/<group>/ when configured */
+	int *qos;
+	atomic_bool connected;
+	atomic_bool disconnected; /* set by the disconnect callbacks during stop */
+	size_t next_reject_queue;
+	struct decoded_message decoded; /* reused; receive thread only */
+	MQTTAsync_SSLOptions ssl;
+};
+
+/* --- the per-message path -------------------------------------------------------------------------- */
+
+static const struct route *match_route(const struct ingest *in, const char *topic, size_t len,
+				       struct route_match *m)
+{
+	for (size_t i = 0; i < in->cfg->route_count; i++)
+		if (route_match(&in->cfg->routes[i], topic, len, m))
+			return &in->cfg->routes[i];
+	return NULL;
+}
+
+static struct message *make_rejection(const struct ingest *in, const struct decode_error *err, const char *topic,
+				      size_t topic_len, const struct route_match *m, const void *payload,
+				      size_t payload_len, int64_t received_us)
+{
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char safe_topic[256];
+		text_escape(safe_topic, sizeof(safe_topic), topic, topic_len);
+		log_debug(MODULE, "rejected message on topic %s: %s (%s)", safe_topic, reject_reason_name(err->reason),
+			  err->detail);
+	}
+	return message_new_reject(err->reason, err->detail, topic, topic_len, m ? m->tenant.ptr : NULL,
+				  m ? m->tenant.len : 0, m ? m->serial.ptr : NULL, m ? m->serial.len : 0, payload,
+				  payload_len, (size_t)in->cfg->validation.reject_payload_bytes, received_us);
+}
+
+/* Turns one MQTT message into an owned pipeline message (readings or rejection); NULL if nothing to write. */
+static struct message *process(struct ingest *in, const char *topic, size_t topic_len, const void *payload,
+			       size_t payload_len, uint32_t *dropped)
+{
+	int64_t received_us = clock_realtime_us();
+	struct decode_error err = {REJECT_NONE, ""};
+	struct validate_result result;
+	struct route_match m;
+	struct registry *reg;
+	int rc;
+
+	if (!match_route(in, topic, topic_len, &m)) {
+		err.reason = REJECT_NO_ROUTE;
+		snprintf(err.detail, sizeof(err.detail), "topic matches no configured route");
+		return make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us);
+	}
+	if (decode_json(payload, payload_len, &m, received_us, (size_t)in->cfg->validation.max_payload_bytes,
+			&in->decoded, &err) < 0)
+		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
+	reg = registry_store_acquire(in->store);
+	rc = validate_message(reg, &in->cfg->validation, &m, &in->decoded, received_us, received_us, &result, &err);
+	registry_unref(reg);
+	if (rc < 0)
+		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
+	*dropped = result.dropped_points;
+	return result.message;
+}
+
+/* Hands m to its writer's queue, blocking at most enqueue_timeout_ms. Takes ownership on 0. */
+static int dispatch(struct ingest *in, struct message *m)
+{
+	size_t index = m->kind == MESSAGE_READINGS ? (size_t)m->device_id % in->queue_count
+						   : in->next_reject_queue++ % in->queue_count;
+	int rc = queue_push(in->queues[index], m, 0);
+
+	if (rc == -ETIMEDOUT) {
+		STATS_ADD(in->stats, enqueue_waits, 1);
+		rc = queue_push(in->queues[index], m, in->cfg->database.enqueue_timeout_ms);
+	}
+	return rc;
+}
+
+static void count(struct ingest *in, const struct message *m, uint32_t dropped)
+{
+	STATS_ADD(in->stats, messages_received, 1);
+	STATS_ADD(in->stats, points_dropped, dropped);
+	STATS_ADD(in->stats, queue_depth, m ? 1 : 0);
+	if (!m || m->kind == MESSAGE_READINGS)
+		STATS_ADD(in->stats, messages_accepted, 1);
+	else
+		STATS_ADD(in->stats, messages_rejected[m->rejection->reason], 1);
+}
+
+static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	struct ingest *in = context;
+	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	uint32_t dropped = 0;
+	struct message *m = process(in, topic, len, msg->payload, (size_t)msg->payloadlen, &dropped);
+
+	if (m) {
+		int rc = dispatch(in, m);
+		if (rc < 0) {
+			/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost. */
+			log_warn(MODULE, "writer queue full for %d ms (%s); the message will be delivered again",
+				 in->cfg->database.enqueue_timeout_ms, rc == -EPIPE ? "closing" : "database slow or down");
+			STATS_ADD(in->stats, redeliveries, 1);
+			message_free(m);
+			return 0;
+		}
+	}
+	count(in, m, dropped);
+	MQTTAsync_freeMessage(&msg);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+/* --- connection and subscriptions ------------------------------------------------------------------ */
+
+static void on_subscribe_success(void *context, MQTTAsync_successData *response)
+{
+	struct ingest *in = context;
+
+	(void)response;
+	atomic_store(&in->connected, true);
+	log_info(MODULE, "subscribed to %zu route filter(s)", in->cfg->route_count);
+}
+
+static void on_subscribe_success5(void *context, MQTTAsync_successData5 *response)
+{
+	struct ingest *in = context;
+
+	for (int i = 0; i < response->alt.sub.reasonCodeCount; i++)
+		if (response->alt.sub.reasonCodes[i] >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+			log_error(MODULE, "broker refused subscription %s: %s", in->filters[i],
+				  MQTTReasonCode_toString(response->alt.sub.reasonCodes[i]));
+	if (response->alt.sub.reasonCodeCount == 0 && response->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+		log_error(MODULE, "broker refused subscription %s: %s", in->filters[0],
+			  MQTTReasonCode_toString(response->reasonCode));
+	on_subscribe_success(context, NULL);
+}
+
+static void on_subscribe_failure(void *context, MQTTAsync_failureData *response)
+{
+	(void)context;
+	log_error(MODULE, "subscribe failed: %s (code %d)", response && response->message ? response->message : "",
+		  response ? response->code : 0);
+}
+
+static void on_subscribe_failure5(void *context, MQTTAsync_failureData5 *response)
+{
+	(void)context;
+	log_error(MODULE, "subscribe failed: %s (%s)", response && response->message ? response->message : "",
+		  response ? MQTTReasonCode_toString(response->reasonCode) : "");
+}
+
+static void subscribe(struct ingest *in)
+{
+	MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	opts.context = in;
+	if (in->cfg->mqtt.version == 5) {
+		opts.onSuccess5 = on_subscribe_success5;
+		opts.onFailure5 = on_subscribe_failure5;
+	} else {
+		opts.onSuccess = on_subscribe_success;
+		opts.onFailure = on_subscribe_failure;
+	}
+	rc = MQTTAsync_subscribeMany(in->client, (int)in->cfg->route_count, in->filters, in->qos, &opts);
+	if (rc != MQTTASYNC_SUCCESS)
+		log_error(MODULE, "cannot send subscribe: %s", MQTTAsync_strerror(rc));
+}
+
+/* Called after every successful connect, the first one and each automatic reconnect. */
+static void on_connected(void *context, char *cause)
+{
+	struct ingest *in = context;
+
+	STATS_ADD(in->stats, mqtt_connects, 1);
+	log_info(MODULE, "connected to %s as %s%s%s", in->cfg->mqtt.uri, in->cfg->mqtt.client_id,
+		 cause ? " " : "", cause ? cause : "");
+	/* Subscribing again is harmless when the session kept the subscriptions, and required when it did not. */
+	subscribe(in);
+}
+
+static void on_connection_lost(void *context, char *cause)
+{
+	struct ingest *in = context;
+
+	atomic_store(&in->connected, false);
+	STATS_ADD(in->stats, mqtt_connection_lost, 1);
+	log_warn(MODULE, "connection to the broker lost (%s); reconnecting", cause ? cause : "no reason given");
+}
+
+static void on_connect_failure(void *context, MQTTAsync_failureData *response)
+{
+	struct ingest *in = context;
+
+	log_warn(MODULE, "cannot connect to %s: %s (code %d); retrying", in->cfg->mqtt.uri,
+		 response && response->message ? response->message : "", response ? response->code : 0);
+}
+
+static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response)
+{
+	struct ingest *in = context;
+
+	log_warn(MODULE, "cannot connect to %s: %s (%s); retrying", in->cfg->mqtt.uri,
+		 response && response->message ? response->message : "",
+		 response ? MQTTReasonCode_toString(response->reasonCode) : "");
+}
+
+static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message)
+{
+	log_write(level >= MQTTASYNC_TRACE_SEVERE ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "paho", "%s", message);
+}
+
+static void build_filters(struct ingest *in)
+{
+	const struct config_mqtt *mq = &in->cfg->mqtt;
+
+	in->filters = xcalloc(in->cfg->route_count, sizeof(*in->filters));
+	in->qos = xcalloc(in->cfg->route_count, sizeof(*in->qos));
+	for (size_t i = 0; i < in->cfg->route_count; i++) {
+		const char *filter = in->cfg->routes[i].filter;
+		if (mq->shared_group) {
+			size_t n = strlen(mq->shared_group) + strlen(filter) + 9;
+			in->filters[i] = xmalloc(n);
+			snprintf(in->filters[i], n, "$share/%s/%s", mq->shared_group, filter);
+		} else {
+			in->filters[i] = xstrdup(filter);
+		}
+		in->qos[i] = mq->qos;
+	}
+}
+
+static int start_connect(struct ingest *in)
+{
+	const struct config_mqtt *mq = &in->cfg->mqtt;
+	MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer;
+	MQTTAsync_connectOptions opts5 = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_connectOptions *o = mq->version == 5 ? &opts5 : &opts;
+	MQTTProperties props = MQTTProperties_initializer;
+	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+	int rc;
+
+	o->keepAliveInterval = mq->keepalive;
+	o->connectTimeout = mq->connect_timeout;
+	o->automaticReconnect = 1;
+	o->minRetryInterval = mq->reconnect_min;
+	o->maxRetryInterval = mq->reconnect_max;
+	o->username = mq->username;
+	o->password = mq->password;
+	o->context = in;
+	o->MQTTVersion = mq->version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	if (mq->version == 5) {
+		o->cleanstart = mq->clean_session;
+		expiry.value.integer4 = (unsigned)mq->session_expiry;
+		MQTTProperties_add(&props, &expiry);
+		o->connectProperties = &props;
+		o->onFailure5 = on_connect_failure5;
+	} else {
+		o->cleansession = mq->clean_session;
+		o->onFailure = on_connect_failure;
+	}
+	if (mq->ca_file || strncmp(mq->uri, "ssl://", 6) == 0 || strncmp(mq->uri, "mqtts://", 8) == 0) {
+		MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+		ssl.trustStore = mq->ca_file;
+		ssl.keyStore = mq->cert_file;
+		ssl.privateKey = mq->key_file;
+		ssl.enableServerCertAuth = mq->tls_verify;
+		ssl.verify = mq->tls_verify;
+		in->ssl = ssl;
+		o->ssl = &in->ssl;
+	}
+	rc = MQTTAsync_connect(in->client, o);
+	MQTTProperties_free(&props);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_error(MODULE, "cannot start connecting to %s: %s", mq->uri, MQTTAsync_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct queue **queues,
+			    size_t queue_count, struct stats *stats)
+{
+	MQTTAsync_createOptions create = MQTTAsync_createOptions_initializer;
+	struct ingest *in = xcalloc(1, sizeof(*in));
+	int rc;
+
+	in->cfg = cfg;
+	in->store = store;
+	in->queues = queues;
+	in->queue_count = queue_count;
+	in->stats = stats;
+	atomic_init(&in->connected, false);
+	atomic_init(&in->disconnected, false);
+	build_filters(in);
+	MQTTAsync_setTraceCallback(on_trace);
+	MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
+	create.MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	rc = MQTTAsync_createWithOptions(&in->client, cfg->mqtt.uri, cfg->mqtt.client_id, MQTTCLIENT_PERSISTENCE_NONE,
+					 NULL, &create);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_error(MODULE, "cannot create MQTT client for %s: %s", cfg->mqtt.uri, MQTTAsync_strerror(rc));
+		goto fail;
+	}
+	/* Callbacks may only be set while disconnected: before the first connect. */
+	if (MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message_arrived, NULL) != MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setConnected(in->client, in, on_connected) != MQTTASYNC_SUCCESS) {
+		log_error(MODULE, "cannot set MQTT callbacks");
+		goto fail;
+	}
+	if (start_connect(in) < 0)
+		goto fail;
+	for (size_t i = 0; i < cfg->route_count; i++)
+		log_info(MODULE, "route %s (%s) -> subscription %s", cfg->routes[i].template_text,
+			 route_format_name(cfg->routes[i].format), in->filters[i]);
+	return in;
+fail:
+	ingest_stop(in);
+	return NULL;
+}
+
+bool ingest_is_connected(const struct ingest *in)
+{
+	return atomic_load(&in->connected);
+}
+
+static void on_disconnected(void *context, MQTTAsync_successData *response)
+{
+	struct ingest *in = context;
+	(void)response;
+	atomic_store(&in->disconnected, true);
+}
+
+static void on_disconnected5(void *context, MQTTAsync_successData5 *response)
+{
+	struct ingest *in = context;
+	(void)response;
+	atomic_store(&in->disconnected, true);
+}
+
+static void on_disconnect_failure(void *context, MQTTAsync_failureData *response)
+{
+	struct ingest *in = context;
+	(void)response;
+	atomic_store(&in->disconnected, true);
+}
+
+static void on_disconnect_failure5(void *context, MQTTAsync_failureData5 *response)
+{
+	struct ingest *in = context;
+	(void)response;
+	atomic_store(&in->disconnected, true);
+}
+
+void ingest_stop(struct ingest *in)
+{
+	if (!in)
+		return;
+	if (in->client) {
+		MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer;
+		MQTTAsync_disconnectOptions opts5 = MQTTAsync_disconnectOptions_initializer5;
+		MQTTAsync_disconnectOptions *o = in->cfg->mqtt.version == 5 ? &opts5 : &opts;
+
+		o->timeout = DISCONNECT_TIMEOUT_MS;
+		o->context = in;
+		if (in->cfg->mqtt.version == 5) {
+			o->onSuccess5 = on_disconnected5;
+			o->onFailure5 = on_disconnect_failure5;
+		} else {
+			o->onSuccess = on_disconnected;
+			o->onFailure = on_disconnect_failure;
+		}
+		if (MQTTAsync_disconnect(in->client, o) == MQTTASYNC_SUCCESS) {
+			for (int waited = 0; !atomic_load(&in->disconnected) && waited < DISCONNECT_TIMEOUT_MS + 1000;
+			     waited += 10)
+				clock_sleep_ms(10);
+		}
+		/* destroy joins Paho's threads: no callback runs after it. */
+		MQTTAsync_destroy(&in->client);
+		log_info(MODULE, "disconnected from the broker");
+	}
+	for (size_t i = 0; in->filters && i < in->cfg->route_count; i++)
+		free(in->filters[i]);
+	free(in->filters);
+	free(in->qos);
+	decode_clear(&in->decoded);
+	free(in);
+}

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * main: command-line dispatch. `mqtt2pg [-c FILE] [--db CONNINFO] COMMAND ...`; `run` is the bridge, the
+ * rest are operator commands that do their job and exit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "bridge.h"
+#include "config.h"
+#include "log.h"
+#include "migrate.h"
+
+#define DEFAULT_CONFIG "/etc/mqtt2pg/mqtt2pg.conf"
+
+static void print_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mqtt2pg [-c FILE] [--db CONNINFO] COMMAND [ARGS]\n"
+		"\n"
+		"  run                          run the bridge (MQTT -> PostgreSQL) until SIGTERM\n"
+		"  check-config                 check the configuration file and list every error with its line\n"
+		"  migrate [--chunk-interval I] create or upgrade the database schema (owner role)\n"
+		"  tenant add SLUG [--name N]   register a tenant\n"
+		"  tenant list\n"
+		"  device add SERIAL --tenant SLUG [--model M] [--point NAME[:UNIT[:MIN:MAX]]]...\n"
+		"  device list [--tenant SLUG]\n"
+		"  device disable SERIAL | device enable SERIAL\n"
+		"  point add SERIAL NAME [--unit U] [--min X] [--max Y]\n"
+		"  point list [--device SERIAL]\n"
+		"  version\n"
+		"\n"
+		"  -c FILE        configuration (default $MQTT2PG_CONFIG or " DEFAULT_CONFIG ")\n"
+		"  --db CONNINFO  owner/admin connection for migrate and the registry commands\n"
+		"                 (default $MQTT2PG_ADMIN_CONNINFO or database.admin_conninfo)\n");
+}
+
+/* The config file to read: -c, $MQTT2PG_CONFIG, or the default path if it exists (else built-in defaults). */
+static const char *config_path(const char *given, bool required)
+{
+	const char *env = getenv("MQTT2PG_CONFIG");
+
+	if (given)
+		return given;
+	if (env && *env)
+		return env;
+	if (required || access(DEFAULT_CONFIG, R_OK) == 0)
+		return DEFAULT_CONFIG;
+	return NULL;
+}
+
+static struct config *load_config(const char *path)
+{
+	char errors[8192];
+	struct config *cfg = config_load(path, errors, sizeof(errors));
+
+	if (!cfg)
+		fprintf(stderr, "%s", errors);
+	return cfg;
+}
+
+static int check_config(const char *path)
+{
+	struct config *cfg = load_config(path);
+
+	if (!cfg)
+		return 1;
+	printf("%s: OK (%zu route(s), %d writer(s), unknown points: %s)\n", path ? path : "(defaults)",
+	       cfg->route_count, cfg->database.writers,
+	       config_unknown_point_policy_name(cfg->validation.unknown_points));
+	for (size_t i = 0; i < cfg->route_count; i++)
+		printf("  route %s (%s) subscribes %s%s%s%s\n", cfg->routes[i].template_text,
+		       route_format_name(cfg->routes[i].format), cfg->mqtt.shared_group ? "$share/" : "",
+		       cfg->mqtt.shared_group ? cfg->mqtt.shared_group : "", cfg->mqtt.shared_group ? "/" : "",
+		       cfg->routes[i].filter);
+	config_free(cfg);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_arg = NULL, *db_arg = NULL, *command;
+	struct config *cfg;
+	int i = 1, rc;
+
+	/* -c and --db may stand anywhere (`mqtt2pg device list -c FILE`): take them out first. */
+	int kept = 1;
+	for (int j = 1; j < argc; j++) {
+		if ((strcmp(argv[j], "-c") == 0 || strcmp(argv[j], "--config") == 0) && j + 1 < argc)
+			config_arg = argv[++j];
+		else if (strcmp(argv[j], "--db") == 0 && j + 1 < argc)
+			db_arg = argv[++j];
+		else
+			argv[kept++] = argv[j];
+	}
+	argc = kept;
+	if (i < argc && (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)) {
+		print_usage(stdout);
+		return 0;
+	}
+	if (i < argc && argv[i][0] == '-') {
+		fprintf(stderr, "mqtt2pg: unknown option %s\n", argv[i]);
+		print_usage(stderr);
+		return 2;
+	}
+	command = i < argc ? argv[i++] : "run";
+	if (strcmp(command, "version") == 0) {
+		printf("mqtt2pg %s\n", MQTT2PG_VERSION);
+		return 0;
+	}
+	if (strcmp(command, "help") == 0) {
+		print_usage(stdout);
+		return 0;
+	}
+	if (strcmp(command, "check-config") == 0)
+		return check_config(config_path(config_arg, true));
+	cfg = load_config(config_path(config_arg, strcmp(command, "run") == 0));
+	if (!cfg)
+		return 1;
+	if (strcmp(command, "run") == 0)
+		return bridge_run(cfg); /* takes cfg */
+	if (!db_arg)
+		db_arg = cfg->database.admin_conninfo;
+	if (strcmp(command, "migrate") == 0) {
+		const char *chunk = NULL;
+		for (int j = i; j + 1 < argc; j++)
+			if (strcmp(argv[j], "--chunk-interval") == 0)
+				chunk = argv[j + 1];
+		if (!db_arg) {
+			fprintf(stderr, "mqtt2pg: migrate needs the owner's connection: --db CONNINFO\n");
+			rc = 2;
+		} else {
+			rc = migrate_run(db_arg, chunk) == 0 ? 0 : 1;
+		}
+	} else if (strcmp(command, "tenant") == 0) {
+		rc = admin_tenant(db_arg, argc - i, argv + i);
+	} else if (strcmp(command, "device") == 0) {
+		rc = admin_device(db_arg, argc - i, argv + i);
+	} else if (strcmp(command, "point") == 0) {
+		rc = admin_point(db_arg, argc - i, argv + i);
+	} else {
+		fprintf(stderr, "mqtt2pg: unknown command '%s'\n", command);
+		print_usage(stderr);
+		rc = 2;
+	}
+	config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * migrate: see migrate.h.
+ */
+#include "migrate.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+
+#define MODULE "migrate"
+
+static int applied(PGconn *conn, const char *name, int *is_applied)
+{
+	const char *params[1] = {name};
+	PGresult *res = PQexecParams(conn, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, params,
+				     NULL, NULL, 0);
+	char err[512];
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error(MODULE, "cannot read schema_migrations: %s", db_error_line(conn, res, err, sizeof(err)));
+		PQclear(res);
+		return -1;
+	}
+	*is_applied = PQntuples(res) > 0;
+	PQclear(res);
+	return 0;
+}
+
+static int apply(PGconn *conn, const struct migration *m, const char *chunk_interval)
+{
+	const char *params[2] = {m->name, chunk_interval ? chunk_interval : ""};
+	PGresult *res;
+	char err[1024];
+
+	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
+		return -1;
+	res = PQexecParams(conn, "SELECT set_config('mqtt2pg.chunk_interval', $2, true), $1::text", 2, NULL, params,
+			   NULL, NULL, 0);
+	PQclear(res);
+	res = PQexec(conn, m->sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error(MODULE, "migration %s failed: %s", m->name, db_error_line(conn, res, err, sizeof(err)));
+		PQclear(res);
+		db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
+		return -1;
+	}
+	PQclear(res);
+	res = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_error(MODULE, "cannot record migration %s: %s", m->name, db_error_line(conn, res, err, sizeof(err)));
+		PQclear(res);
+		db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
+		return -1;
+	}
+	PQclear(res);
+	if (db_exec(MODULE, conn, "COMMIT", "COMMIT") < 0)
+		return -1;
+	log_info(MODULE, "applied %s", m->name);
+	return 0;
+}
+
+static void log_notice(void *arg, const char *message)
+{
+	(void)arg;
+	log_info(MODULE, "%.*s", (int)strcspn(message, "\n"), message);
+}
+
+int migrate_run(const char *conninfo, const char *chunk_interval)
+{
+	PGconn *conn = db_connect(MODULE, conninfo, NULL, "mqtt2pg-migrate");
+	int rc = -1, count = 0;
+
+	if (!conn)
+		return -1;
+	PQsetNoticeProcessor(conn, log_notice, NULL);
+	/* The notice "relation already exists, skipping" on every run would only be noise. */
+	if (db_exec(MODULE, conn, "SELECT pg_advisory_lock(hashtext('mqtt2pg.migrate'))", "take the migration lock") < 0 ||
+	    db_exec(MODULE, conn, "SET client_min_messages = warning", "set client_min_messages") < 0 ||
+	    db_exec(MODULE, conn,
+		    "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, "
+		    "applied_at timestamptz NOT NULL DEFAULT now())",
+		    "create schema_migrations") < 0 ||
+	    db_exec(MODULE, conn, "RESET client_min_messages", "reset client_min_messages") < 0)
+		goto out;
+	for (const struct migration *m = migration_files; m->name; m++) {
+		int is_applied;
+		if (applied(conn, m->name, &is_applied) < 0)
+			goto out;
+		if (is_applied)
+			continue;
+		if (apply(conn, m, chunk_interval) < 0)
+			goto out;
+		count++;
+	}
+	log_info(MODULE, "database is up to date (%d migration(s) applied now)", count);
+	rc = 0;
+out:
+	PQfinish(conn); /* ends the session, and with it the advisory lock */
+	return rc;
+}

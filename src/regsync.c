@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * regsync: registry snapshots from PostgreSQL (see regsync.h). A reload that fails keeps the previous
+ * snapshot in service and says why; ingest never waits for a reload.
+ */
+#include "regsync.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "db.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define MODULE "registry"
+#define RELOAD_DEBOUNCE_MS 200
+
+struct regsync {
+	const char *conninfo;
+	const char *password;
+	struct registry_store *store;
+	struct stats *stats;
+	int64_t refresh_interval_ms;
+	PGconn *conn;
+	bool reload_pending;
+	bool have_snapshot;
+	int64_t last_reload_ms;
+	int64_t next_connect_ms;
+	int backoff_ms;
+};
+
+struct regsync *regsync_new(const char *conninfo, const char *password, struct registry_store *store,
+			    struct stats *stats, int refresh_interval_s)
+{
+	struct regsync *rs = xcalloc(1, sizeof(*rs));
+
+	rs->conninfo = conninfo;
+	rs->password = password;
+	rs->store = store;
+	rs->stats = stats;
+	rs->refresh_interval_ms = (int64_t)refresh_interval_s * 1000;
+	rs->backoff_ms = 500;
+	return rs;
+}
+
+void regsync_free(struct regsync *rs)
+{
+	if (!rs)
+		return;
+	if (rs->conn)
+		PQfinish(rs->conn);
+	free(rs);
+}
+
+static PGresult *query(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	char err[512];
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error(MODULE, "registry query failed: %s", db_error_line(conn, res, err, sizeof(err)));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static bool add_rows(struct registry *r, PGresult *tenants, PGresult *devices, PGresult *points)
+{
+	for (int i = 0; i < PQntuples(tenants); i++)
+		if (!registry_add_tenant(r, atoi(PQgetvalue(tenants, i, 0)), PQgetvalue(tenants, i, 1)))
+			return false;
+	for (int i = 0; i < PQntuples(devices); i++)
+		if (!registry_add_device(r, atoi(PQgetvalue(devices, i, 0)), atoi(PQgetvalue(devices, i, 1)),
+					 PQgetvalue(devices, i, 2), PQgetvalue(devices, i, 3)[0] == 't'))
+			return false;
+	for (int i = 0; i < PQntuples(points); i++) {
+		bool has_min = !PQgetisnull(points, i, 3), has_max = !PQgetisnull(points, i, 4);
+		if (!registry_add_point(r, atoi(PQgetvalue(points, i, 0)), atoi(PQgetvalue(points, i, 1)),
+					PQgetvalue(points, i, 2), has_min, has_min ? strtod(PQgetvalue(points, i, 3), NULL) : 0,
+					has_max, has_max ? strtod(PQgetvalue(points, i, 4), NULL) : 0))
+			return false;
+	}
+	return true;
+}
+
+/* Reads the three tables in one snapshot and publishes the result. */
+static int reload(struct regsync *rs)
+{
+	PGresult *tenants = NULL, *devices = NULL, *points = NULL;
+	struct registry *r = NULL;
+	int rc = -1;
+
+	if (db_exec(MODULE, rs->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin registry read") < 0)
+		return -1;
+	tenants = query(rs->conn, "SELECT id, slug FROM tenants");
+	devices = tenants ? query(rs->conn, "SELECT id, tenant_id, serial, enabled FROM devices") : NULL;
+	points = devices ? query(rs->conn, "SELECT id, device_id, name, min_value, max_value FROM points") : NULL;
+	if (!points)
+		goto out;
+	r = registry_new();
+	if (!add_rows(r, tenants, devices, points)) {
+		log_error(MODULE, "registry rows are inconsistent (duplicate or dangling key); keeping the old snapshot");
+		goto out;
+	}
+	log_info(MODULE, "loaded %zu tenants, %zu devices, %zu points", registry_tenant_count(r),
+		 registry_device_count(r), registry_point_count(r));
+	registry_store_swap(rs->store, r);
+	r = NULL;
+	rs->have_snapshot = true;
+	STATS_ADD(rs->stats, registry_reloads, 1);
+	rc = 0;
+out:
+	registry_unref(r);
+	PQclear(tenants);
+	PQclear(devices);
+	PQclear(points);
+	if (db_exec(MODULE, rs->conn, rc == 0 ? "COMMIT" : "ROLLBACK", "end registry read") < 0)
+		rc = -1;
+	return rc;
+}
+
+static int connect_and_listen(struct regsync *rs)
+{
+	if (rs->conn && PQstatus(rs->conn) == CONNECTION_OK)
+		return 0;
+	if (rs->conn)
+		PQfinish(rs->conn);
+	rs->conn = db_connect(MODULE, rs->conninfo, rs->password, "mqtt2pg-registry");
+	if (!rs->conn)
+		return -1;
+	if (db_exec(MODULE, rs->conn, "LISTEN mqtt2pg_registry", "LISTEN") < 0) {
+		PQfinish(rs->conn);
+		rs->conn = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int regsync_load_now(struct regsync *rs)
+{
+	if (connect_and_listen(rs) < 0)
+		return -1;
+	/* LISTEN first, then read: a change committed in between is either in the read or notified. */
+	if (reload(rs) < 0)
+		return -1;
+	rs->reload_pending = false;
+	rs->last_reload_ms = clock_monotonic_ms();
+	return 0;
+}
+
+int regsync_socket(const struct regsync *rs)
+{
+	return rs->conn && PQstatus(rs->conn) == CONNECTION_OK ? PQsocket(rs->conn) : -1;
+}
+
+bool regsync_has_snapshot(const struct regsync *rs)
+{
+	return rs->have_snapshot;
+}
+
+static void drain_notifications(struct regsync *rs)
+{
+	PGnotify *n;
+
+	if (!PQconsumeInput(rs->conn))
+		return; /* the connection broke; PQstatus says so and the tick reconnects */
+	while ((n = PQnotifies(rs->conn)) != NULL) {
+		log_debug(MODULE, "change notified (%s)", n->extra);
+		rs->reload_pending = true;
+		PQfreemem(n);
+	}
+}
+
+void regsync_tick(struct regsync *rs, int64_t now_ms)
+{
+	if (!rs->conn || PQstatus(rs->conn) != CONNECTION_OK) {
+		if (now_ms < rs->next_connect_ms)
+			return;
+		if (connect_and_listen(rs) < 0) {
+			rs->next_connect_ms = now_ms + rs->backoff_ms;
+			rs->backoff_ms = rs->backoff_ms < 30000 ? rs->backoff_ms * 2 : 30000;
+			return;
+		}
+		log_info(MODULE, "reconnected; reloading in case a change was missed");
+		rs->backoff_ms = 500;
+		rs->reload_pending = true;
+	}
+	drain_notifications(rs);
+	if (now_ms - rs->last_reload_ms >= rs->refresh_interval_ms)
+		rs->reload_pending = true;
+	if (rs->reload_pending && now_ms - rs->last_reload_ms >= RELOAD_DEBOUNCE_MS) {
+		rs->last_reload_ms = now_ms;
+		if (reload(rs) == 0)
+			rs->reload_pending = false;
+	}
+}
+

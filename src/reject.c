@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * reject: the names of the rejection reasons, kept beside the enum's order.
+ */
+#include "reject.h"
+
+#include <string.h>
+
+static const char *const reason_names[REJECT_REASON_COUNT] = {
+	[REJECT_NONE] = "none",
+	[REJECT_NO_ROUTE] = "no_route",
+	[REJECT_EMPTY_PAYLOAD] = "empty_payload",
+	[REJECT_OVERSIZED_PAYLOAD] = "oversized_payload",
+	[REJECT_INVALID_UTF8] = "invalid_utf8",
+	[REJECT_MALFORMED_JSON] = "malformed_json",
+	[REJECT_WRONG_TYPE] = "wrong_type",
+	[REJECT_BAD_TIMESTAMP] = "bad_timestamp",
+	[REJECT_SERIAL_MISMATCH] = "serial_mismatch",
+	[REJECT_NON_FINITE_VALUE] = "non_finite_value",
+	[REJECT_UNKNOWN_TENANT] = "unknown_tenant",
+	[REJECT_UNKNOWN_DEVICE] = "unknown_device",
+	[REJECT_DEVICE_DISABLED] = "device_disabled",
+	[REJECT_TENANT_MISMATCH] = "tenant_mismatch",
+	[REJECT_UNKNOWN_POINT] = "unknown_point",
+	[REJECT_POINT_LIMIT] = "point_limit",
+	[REJECT_VALUE_OUT_OF_RANGE] = "value_out_of_range",
+	[REJECT_TIMESTAMP_FUTURE] = "timestamp_future",
+	[REJECT_TIMESTAMP_STALE] = "timestamp_stale",
+	[REJECT_NO_MEASUREMENTS] = "no_measurements",
+	[REJECT_INVALID_POINT_NAME] = "invalid_point_name",
+	[REJECT_DATABASE] = "database_refused",
+};
+
+const char *reject_reason_name(enum reject_reason reason)
+{
+	if ((unsigned)reason >= REJECT_REASON_COUNT)
+		return "unknown";
+	return reason_names[reason];
+}
+
+bool reject_reason_parse(const char *name, enum reject_reason *out)
+{
+	for (int i = 0; i < REJECT_REASON_COUNT; i++) {
+		if (strcmp(reason_names[i], name) == 0) {
+			*out = (enum reject_reason)i;
+			return true;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * stats: totals and the periodic throughput line an operator reads in the log.
+ */
+#include "stats.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+uint64_t stats_rejected_total(struct stats *s)
+{
+	uint64_t total = 0;
+
+	for (int i = 0; i < REJECT_REASON_COUNT; i++)
+		total += STATS_GET(s, messages_rejected[i]);
+	return total;
+}
+
+void stats_log(struct stats *s, struct stats *prev, double seconds)
+{
+	uint64_t received = STATS_GET(s, messages_received);
+	uint64_t accepted = STATS_GET(s, messages_accepted);
+	uint64_t rejected = stats_rejected_total(s);
+	uint64_t inserted = STATS_GET(s, rows_inserted);
+	uint64_t duplicate = STATS_GET(s, rows_duplicate);
+	uint64_t prev_received = STATS_GET(prev, messages_received);
+	uint64_t prev_inserted = STATS_GET(prev, rows_inserted);
+	char reasons[512] = "";
+	size_t len = 0;
+
+	for (int i = 1; i < REJECT_REASON_COUNT; i++) {
+		uint64_t n = STATS_GET(s, messages_rejected[i]);
+		int w;
+		if (n == 0 || len >= sizeof(reasons))
+			continue;
+		w = snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%llu", len ? "," : " (", reject_reason_name(i),
+			     (unsigned long long)n);
+		if (w > 0)
+			len += (size_t)w;
+	}
+	if (len > 0 && len < sizeof(reasons) - 1)
+		strcat(reasons, ")");
+	log_info("stats",
+		 "received=%llu accepted=%llu rejected=%llu%s rows_inserted=%llu rows_duplicate=%llu "
+		 "queued=%llu msgs/s=%.0f rows/s=%.0f",
+		 (unsigned long long)received, (unsigned long long)accepted, (unsigned long long)rejected, reasons,
+		 (unsigned long long)inserted, (unsigned long long)duplicate,
+		 (unsigned long long)STATS_GET(s, queue_depth),
+		 seconds > 0 ? (double)(received - prev_received) / seconds : 0.0,
+		 seconds > 0 ? (double)(inserted - prev_inserted) / seconds : 0.0);
+	atomic_store(&prev->messages_received, received);
+	atomic_store(&prev->rows_inserted, inserted);
+}

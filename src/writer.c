@@ -1,0 +1,572 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * writer: the last stage of the data path (see writer.h for the contract). Reading it top-down:
+ * writer_main (the loop) -> route_message (per-tenant batches) -> flush_batch -> write_isolating
+ * (retry / bisect) -> insert_readings or insert_rejections (one transaction each).
+ */
+#include "writer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "db.h"
+#include "log.h"
+#include "timeparse.h"
+#include "xalloc.h"
+
+#define MODULE "writer"
+#define POP_MAX 4096
+#define REJECT_BATCH_MAX 500
+
+static const char *const insert_readings_sql =
+	"INSERT INTO measurements (time, tenant_id, device_id, point_id, value) "
+	"SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $5::integer, r.d, r.p, r.v "
+	"FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS r(t, d, p, v) "
+	"ON CONFLICT DO NOTHING";
+
+static const char *const insert_rejection_sql =
+	"INSERT INTO rejected_messages (received_at, topic, tenant_slug, serial, tenant_id, device_id, reason, "
+	"detail, payload) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2, $3, $4, "
+	"$5::integer, $6::integer, $7, $8, $9::bytea)";
+
+enum write_outcome {
+	WRITE_OK,
+	WRITE_TRANSIENT, /* retry the same rows later */
+	WRITE_PERMANENT, /* some row in the range is refused */
+	WRITE_NO_PARTITION,
+};
+
+struct writer {
+	int index;
+	char name[32];
+	struct writer_options options;
+	struct queue *queue; /* borrowed */
+	struct stats *stats; /* borrowed */
+	pthread_t thread;
+	atomic_bool connected;
+	atomic_bool finished;
+	PGconn *conn;
+	struct batch *batches; /* one per tenant seen, reused */
+	size_t batch_count;
+	struct batch rejections; /* rejected messages waiting to be recorded (tenant_id 0) */
+	struct batch_arrays arrays;
+	char error[512]; /* the last database error, for rejection records */
+	int backoff_ms;
+};
+
+typedef enum write_outcome (*write_fn)(struct writer *w, int32_t tenant_id, struct message *first, size_t count);
+typedef void (*refused_fn)(struct writer *w, struct message *m);
+
+/* --- connection ------------------------------------------------------------------------------------- */
+
+static bool prepare_statements(struct writer *w)
+{
+	static const struct {
+		const char *name, *sql;
+	} statements[] = {
+		{"insert_readings", NULL},
+		{"insert_rejection", NULL},
+		{"set_tenant", "SELECT set_config('app.tenant_id', $1, true)"},
+		{"register_point", "SELECT register_point($1::integer, $2::text, $3::integer)"},
+		{"ensure_partitions", "SELECT ensure_partitions(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
+				      "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')"},
+	};
+
+	for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+		const char *sql = statements[i].sql ? statements[i].sql
+				  : i == 0	     ? insert_readings_sql
+						     : insert_rejection_sql;
+		PGresult *res = PQprepare(w->conn, statements[i].name, sql, 0, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			log_error(w->name, "cannot prepare %s: %s", statements[i].name,
+				  db_error_line(w->conn, res, w->error, sizeof(w->error)));
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);
+	}
+	return true;
+}
+
+static void disconnect(struct writer *w)
+{
+	if (w->conn) {
+		PQfinish(w->conn);
+		w->conn = NULL;
+		atomic_store(&w->connected, false);
+	}
+}
+
+static void backoff(struct writer *w)
+{
+	clock_sleep_ms(w->backoff_ms);
+	w->backoff_ms = w->backoff_ms * 2 > w->options.reconnect_max_ms ? w->options.reconnect_max_ms
+									 : w->backoff_ms * 2;
+}
+
+/* Returns with a working, prepared connection, waiting as long as it takes. */
+static void ensure_connected(struct writer *w)
+{
+	bool reconnecting = false;
+
+	if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
+		return;
+	disconnect(w);
+	for (;;) {
+		w->conn = db_connect(w->name, w->options.conninfo, w->options.password, "mqtt2pg-writer");
+		if (w->conn && prepare_statements(w))
+			break;
+		disconnect(w);
+		reconnecting = true;
+		backoff(w);
+	}
+	if (reconnecting)
+		STATS_ADD(w->stats, db_reconnects, 1);
+	log_info(w->name, "connected to the database");
+	atomic_store(&w->connected, true);
+	w->backoff_ms = 100;
+}
+
+/* --- one transaction ------------------------------------------------------------------------------- */
+
+static enum write_outcome classify(struct writer *w, PGresult *res, const char *what)
+{
+	const char *state = db_sqlstate(res);
+	enum write_outcome outcome;
+
+	db_error_line(w->conn, res, w->error, sizeof(w->error));
+	if (db_error_is_transient(w->conn, res)) {
+		outcome = WRITE_TRANSIENT;
+		STATS_ADD(w->stats, db_errors_transient, 1);
+		log_warn(w->name, "%s failed, will retry: %s", what, w->error);
+	} else if (strcmp(state, "23514") == 0 && strstr(w->error, "no partition")) {
+		outcome = WRITE_NO_PARTITION;
+	} else {
+		outcome = WRITE_PERMANENT;
+		STATS_ADD(w->stats, db_errors_permanent, 1);
+		log_debug(w->name, "%s refused: %s", what, w->error);
+	}
+	return outcome;
+}
+
+/* Ends a failed transaction so the connection can be reused. */
+static void rollback(struct writer *w)
+{
+	if (PQstatus(w->conn) == CONNECTION_OK) {
+		PGresult *res = PQexec(w->conn, "ROLLBACK");
+		PQclear(res);
+	}
+}
+
+static enum write_outcome exec_checked(struct writer *w, PGresult *res, const char *what)
+{
+	ExecStatusType st = PQresultStatus(res);
+	enum write_outcome outcome = WRITE_OK;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		outcome = classify(w, res, what);
+	PQclear(res);
+	return outcome;
+}
+
+static enum write_outcome begin_tenant(struct writer *w, int32_t tenant_id)
+{
+	char tenant[16];
+	const char *params[1] = {tenant};
+	enum write_outcome outcome = exec_checked(w, PQexec(w->conn, "BEGIN"), "BEGIN");
+
+	if (outcome != WRITE_OK)
+		return outcome;
+	if (tenant_id == 0)
+		return WRITE_OK; /* rejections are recorded without tenant context */
+	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
+	return exec_checked(w, PQexecPrepared(w->conn, "set_tenant", 1, params, NULL, NULL, 0), "set tenant context");
+}
+
+static enum write_outcome commit(struct writer *w)
+{
+	return exec_checked(w, PQexec(w->conn, "COMMIT"), "COMMIT");
+}
+
+static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, struct message *first, size_t count)
+{
+	char tenant[16];
+	const char *params[5];
+	enum write_outcome outcome;
+	PGresult *res;
+	uint64_t inserted;
+
+	batch_arrays_build(&w->arrays, first, count);
+	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
+	params[0] = w->arrays.times;
+	params[1] = w->arrays.devices;
+	params[2] = w->arrays.points;
+	params[3] = w->arrays.values;
+	params[4] = tenant;
+	outcome = begin_tenant(w, tenant_id);
+	if (outcome != WRITE_OK)
+		goto fail;
+	res = PQexecPrepared(w->conn, "insert_readings", 5, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		outcome = classify(w, res, "insert readings");
+		PQclear(res);
+		goto fail;
+	}
+	inserted = strtoull(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	outcome = commit(w);
+	if (outcome != WRITE_OK)
+		goto fail;
+	STATS_ADD(w->stats, rows_inserted, inserted);
+	STATS_ADD(w->stats, rows_duplicate, w->arrays.rows - inserted);
+	STATS_ADD(w->stats, batches_committed, 1);
+	return WRITE_OK;
+fail:
+	rollback(w);
+	return outcome;
+}
+
+static enum write_outcome insert_rejections(struct writer *w, int32_t tenant_id, struct message *first,
+					    size_t count)
+{
+	enum write_outcome outcome = begin_tenant(w, tenant_id);
+	struct message *m = first;
+
+	if (outcome != WRITE_OK)
+		goto fail;
+	for (size_t i = 0; i < count; i++, m = m->next) {
+		const struct rejection *r = m->rejection;
+		char received[24], tenant_id_text[16], device_id_text[16];
+		const char *params[9] = {received, r->topic, r->tenant_slug, r->serial,
+					 m->tenant_id ? tenant_id_text : NULL, m->device_id ? device_id_text : NULL,
+					 reject_reason_name(r->reason), r->detail, (const char *)r->payload};
+		const int lengths[9] = {0, 0, 0, 0, 0, 0, 0, 0, (int)r->payload_len};
+		const int formats[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+		snprintf(received, sizeof(received), "%" PRId64, m->received_us);
+		snprintf(tenant_id_text, sizeof(tenant_id_text), "%d", (int)m->tenant_id);
+		snprintf(device_id_text, sizeof(device_id_text), "%d", (int)m->device_id);
+		if (!r->payload)
+			params[8] = NULL;
+		outcome = exec_checked(w, PQexecPrepared(w->conn, "insert_rejection", 9, params, lengths, formats, 0),
+				       "record rejected message");
+		if (outcome != WRITE_OK)
+			goto fail;
+	}
+	outcome = commit(w);
+	if (outcome != WRITE_OK)
+		goto fail;
+	STATS_ADD(w->stats, rejects_recorded, count);
+	return WRITE_OK;
+fail:
+	rollback(w);
+	return outcome;
+}
+
+/* --- retry and isolation ---------------------------------------------------------------------------- */
+
+static void time_range(const struct message *first, size_t count, int64_t *min_us, int64_t *max_us)
+{
+	*min_us = INT64_MAX;
+	*max_us = INT64_MIN;
+	for (const struct message *m = first; m && count > 0; m = m->next, count--)
+		for (uint32_t i = 0; i < m->reading_count; i++) {
+			if (m->readings[i].time_us < *min_us)
+				*min_us = m->readings[i].time_us;
+			if (m->readings[i].time_us > *max_us)
+				*max_us = m->readings[i].time_us;
+		}
+}
+
+static enum write_outcome create_partitions(struct writer *w, const struct message *first, size_t count)
+{
+	char from[24], to[24];
+	const char *params[2] = {from, to};
+	int64_t min_us, max_us;
+	char when[40];
+
+	time_range(first, count, &min_us, &max_us);
+	snprintf(from, sizeof(from), "%" PRId64, min_us);
+	snprintf(to, sizeof(to), "%" PRId64, max_us);
+	timeparse_format(min_us, when, sizeof(when));
+	log_info(w->name, "creating partitions for readings from %s (%s)", when, w->error);
+	return exec_checked(w, PQexecPrepared(w->conn, "ensure_partitions", 2, params, NULL, NULL, 0),
+			    "create partitions");
+}
+
+/*
+ * Writes count messages from first with fn, retrying transient failures forever and isolating permanent
+ * ones by bisection: a refused single message goes to refused(). The messages stay owned by the caller.
+ */
+static void write_isolating(struct writer *w, write_fn fn, refused_fn refused, int32_t tenant_id,
+			    struct message *first, size_t count)
+{
+	bool partitions_tried = false;
+
+	for (;;) {
+		enum write_outcome outcome;
+
+		ensure_connected(w);
+		outcome = fn(w, tenant_id, first, count);
+		if (outcome == WRITE_OK)
+			return;
+		if (outcome == WRITE_TRANSIENT) {
+			backoff(w);
+			continue;
+		}
+		if (outcome == WRITE_NO_PARTITION && !partitions_tried) {
+			partitions_tried = true;
+			if (create_partitions(w, first, count) != WRITE_TRANSIENT)
+				continue;
+			backoff(w);
+			continue;
+		}
+		break; /* permanent */
+	}
+	if (count == 1) {
+		refused(w, first);
+		return;
+	}
+	size_t half = count / 2;
+	struct message *second = first;
+	for (size_t i = 0; i < half; i++)
+		second = second->next;
+	write_isolating(w, fn, refused, tenant_id, first, half);
+	write_isolating(w, fn, refused, tenant_id, second, count - half);
+}
+
+/* A message of readings that PostgreSQL refused becomes a rejection record carrying the database's reason. */
+static void readings_refused(struct writer *w, struct message *m)
+{
+	char detail[640];
+	struct message *rejection;
+
+	snprintf(detail, sizeof(detail), "%s", w->error);
+	log_warn(w->name, "database refused a message of device id %d (tenant id %d): %s", (int)m->device_id,
+		 (int)m->tenant_id, w->error);
+	rejection = message_new_reject(REJECT_DATABASE, detail, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, m->received_us);
+	rejection->tenant_id = m->tenant_id;
+	rejection->device_id = m->device_id;
+	batch_add(&w->rejections, rejection, clock_monotonic_ms());
+	STATS_ADD(w->stats, messages_rejected[REJECT_DATABASE], 1);
+}
+
+static void rejection_refused(struct writer *w, struct message *m)
+{
+	log_error(w->name, "could not record a rejected message (reason %s): %s", reject_reason_name(m->rejection->reason),
+		  w->error);
+}
+
+/*
+ * Policy "register": gives every new point of the chain a real id before the batch is written. A device
+ * over its point cap (another replica won the race) turns its message into a rejection.
+ */
+static void register_new_points(struct writer *w, struct message **chain, size_t *count)
+{
+	struct message **link = chain;
+
+	while (*link) {
+		struct message *m = *link;
+		bool refused = false;
+
+		for (uint32_t i = 0; i < m->new_point_count && !refused; i++) {
+			char device[16], cap[16];
+			const char *params[3] = {device, m->new_points[i], cap};
+			int32_t id = 0;
+
+			snprintf(device, sizeof(device), "%d", (int)m->device_id);
+			snprintf(cap, sizeof(cap), "%d", w->options.max_points_per_device);
+			for (;;) {
+				ensure_connected(w);
+				PGresult *res = PQexecPrepared(w->conn, "register_point", 3, params, NULL, NULL, 0);
+				if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+					id = (int32_t)atoi(PQgetvalue(res, 0, 0));
+					PQclear(res);
+					break;
+				}
+				enum write_outcome outcome = classify(w, res, "register point");
+				PQclear(res);
+				if (outcome != WRITE_TRANSIENT) {
+					refused = true;
+					break;
+				}
+				backoff(w);
+			}
+			for (uint32_t r = 0; r < m->reading_count && !refused; r++)
+				if (m->readings[r].point_id == -(int32_t)(i + 1))
+					m->readings[r].point_id = id;
+			if (!refused)
+				log_info(w->name, "registered point '%s' for device id %d (point id %d)", m->new_points[i],
+					 (int)m->device_id, (int)id);
+		}
+		if (refused) {
+			*link = m->next;
+			(*count)--;
+			readings_refused(w, m);
+			message_free(m);
+			continue;
+		}
+		link = &m->next;
+	}
+}
+
+static void free_chain(struct message *m)
+{
+	while (m) {
+		struct message *next = m->next;
+		message_free(m);
+		m = next;
+	}
+}
+
+static void flush_batch(struct writer *w, struct batch *b)
+{
+	size_t count;
+	struct message *chain = batch_take(b, &count);
+
+	if (b == &w->rejections) {
+		write_isolating(w, insert_rejections, rejection_refused, 0, chain, count);
+	} else {
+		register_new_points(w, &chain, &count);
+		if (count > 0)
+			write_isolating(w, insert_readings, readings_refused, b->tenant_id, chain, count);
+	}
+	free_chain(chain);
+}
+
+/* --- the loop -------------------------------------------------------------------------------------- */
+
+static struct batch *batch_for_tenant(struct writer *w, int32_t tenant_id)
+{
+	for (size_t i = 0; i < w->batch_count; i++)
+		if (w->batches[i].tenant_id == tenant_id)
+			return &w->batches[i];
+	w->batches = xrealloc(w->batches, (w->batch_count + 1) * sizeof(*w->batches));
+	batch_init(&w->batches[w->batch_count], tenant_id);
+	return &w->batches[w->batch_count++];
+}
+
+static void route_messages(struct writer *w, struct message *chain, int64_t now_ms)
+{
+	while (chain) {
+		struct message *m = chain;
+		chain = chain->next;
+		if (m->kind == MESSAGE_REJECT)
+			batch_add(&w->rejections, m, now_ms);
+		else
+			batch_add(batch_for_tenant(w, m->tenant_id), m, now_ms);
+	}
+}
+
+/* Writes every batch that is due (all of them when everything must go). */
+static void flush_due(struct writer *w, bool everything)
+{
+	int64_t now = clock_monotonic_ms();
+
+	for (size_t i = 0; i < w->batch_count; i++)
+		if (w->batches[i].message_count > 0 &&
+		    (everything || batch_due(&w->batches[i], (size_t)w->options.batch_rows,
+					     w->options.flush_interval_ms, now)))
+			flush_batch(w, &w->batches[i]);
+	/* Rejections flush after the readings: a refused reading adds to them. */
+	if (w->rejections.message_count > 0 &&
+	    (everything || batch_due(&w->rejections, REJECT_BATCH_MAX, w->options.flush_interval_ms, now)))
+		flush_batch(w, &w->rejections);
+}
+
+/* How long the loop may wait for more messages before some batch is due. */
+static int wait_budget_ms(struct writer *w)
+{
+	int64_t now = clock_monotonic_ms(), budget = 1000;
+
+	for (size_t i = 0; i <= w->batch_count; i++) {
+		const struct batch *b = i < w->batch_count ? &w->batches[i] : &w->rejections;
+		if (b->message_count > 0) {
+			int64_t left = b->opened_ms + w->options.flush_interval_ms - now;
+			if (left < budget)
+				budget = left;
+		}
+	}
+	return budget < 0 ? 0 : (int)budget;
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+
+	ensure_connected(w);
+	for (;;) {
+		size_t count;
+		struct message *chain = queue_pop(w->queue, POP_MAX, wait_budget_ms(w), &count);
+
+		if (chain) {
+			atomic_fetch_sub(&w->stats->queue_depth, count);
+			route_messages(w, chain, clock_monotonic_ms());
+		}
+		if (queue_is_finished(w->queue)) {
+			flush_due(w, true);
+			break;
+		}
+		flush_due(w, false);
+	}
+	log_info(w->name, "queue drained, writer stops");
+	disconnect(w);
+	atomic_store(&w->finished, true);
+	return NULL;
+}
+
+struct writer *writer_start(int index, const struct writer_options *options, struct queue *queue,
+			    struct stats *stats)
+{
+	struct writer *w = xcalloc(1, sizeof(*w));
+	int rc;
+
+	w->index = index;
+	snprintf(w->name, sizeof(w->name), "writer-%d", index);
+	w->options = *options;
+	w->queue = queue;
+	w->stats = stats;
+	w->backoff_ms = 100;
+	atomic_init(&w->connected, false);
+	atomic_init(&w->finished, false);
+	batch_init(&w->rejections, 0);
+	rc = pthread_create(&w->thread, NULL, writer_main, w);
+	if (rc != 0) {
+		log_error(MODULE, "cannot start writer thread %d: %s", index, strerror(rc));
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+bool writer_is_connected(const struct writer *w)
+{
+	return atomic_load(&w->connected);
+}
+
+bool writer_is_finished(const struct writer *w)
+{
+	return atomic_load(&w->finished);
+}
+
+void writer_join(struct writer *w)
+{
+	if (!w)
+		return;
+	pthread_join(w->thread, NULL);
+	for (size_t i = 0; i < w->batch_count; i++) {
+		size_t n;
+		free_chain(batch_take(&w->batches[i], &n));
+	}
+	free(w->batches);
+	batch_arrays_free(&w->arrays);
+	free(w);
+}
