@@ -155,14 +155,18 @@ static void on_subscribe_success(void *context, MQTTAsync_successData *response)
 static void on_subscribe_success5(void *context, MQTTAsync_successData5 *response)
 {
 	struct ingest *in = context;
+	int count = response->alt.sub.reasonCodeCount;
 
-	for (int i = 0; i < response->alt.sub.reasonCodeCount; i++)
-		if (response->alt.sub.reasonCodes[i] >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+	/* Paho fills reasonCodes only for several filters; with one, the code is in reasonCode. */
+	for (int i = 0; i < count || (i == 0 && count <= 1); i++) {
+		enum MQTTReasonCodes code = response->alt.sub.reasonCodes && i < count ? response->alt.sub.reasonCodes[i]
+											 : response->reasonCode;
+		if (code >= MQTTREASONCODE_UNSPECIFIED_ERROR)
 			log_error(MODULE, "broker refused subscription %s: %s", in->filters[i],
-				  MQTTReasonCode_toString(response->alt.sub.reasonCodes[i]));
-	if (response->alt.sub.reasonCodeCount == 0 && response->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
-		log_error(MODULE, "broker refused subscription %s: %s", in->filters[0],
-			  MQTTReasonCode_toString(response->reasonCode));
+				  MQTTReasonCode_toString(code));
+		if (count <= 1)
+			break;
+	}
 	on_subscribe_success(context, NULL);
 }
 
@@ -204,8 +208,8 @@ static void on_connected(void *context, char *cause)
 	struct ingest *in = context;
 
 	STATS_ADD(in->stats, mqtt_connects, 1);
-	log_info(MODULE, "connected to %s as %s%s%s", in->cfg->mqtt.uri, in->cfg->mqtt.client_id,
-		 cause ? " " : "", cause ? cause : "");
+	(void)cause;
+	log_info(MODULE, "connected to %s as %s", in->cfg->mqtt.uri, in->cfg->mqtt.client_id);
 	/* Subscribing again is harmless when the session kept the subscriptions, and required when it did not. */
 	subscribe(in);
 }
@@ -238,6 +242,9 @@ static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response)
 
 static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message)
 {
+	/* Paho prints a version banner through the trace at start-up; only its errors are news. */
+	if (level < MQTTASYNC_TRACE_ERROR)
+		return;
 	log_write(level >= MQTTASYNC_TRACE_SEVERE ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "paho", "%s", message);
 }
 

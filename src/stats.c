@@ -30,6 +30,9 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 	char reasons[512] = "";
 	size_t len = 0;
 
+	if (received == prev_received && inserted == prev_inserted && seconds < 300)
+		return; /* nothing moved: keep the log quiet, but say we are alive every few minutes */
+
 	for (int i = 1; i < REJECT_REASON_COUNT; i++) {
 		uint64_t n = STATS_GET(s, messages_rejected[i]);
 		int w;

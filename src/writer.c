@@ -112,6 +112,20 @@ static void backoff(struct writer *w)
 									 : w->backoff_ms * 2;
 }
 
+/*
+ * Partitions for yesterday to three days ahead, so the first rows of a day do not wait for a failed insert.
+ * Best effort: a failure here is logged and the lazy path in write_isolating covers it.
+ */
+static void create_partitions_ahead(struct writer *w)
+{
+	PGresult *res = PQexec(w->conn, "SELECT ensure_partitions(now() - interval '1 day', now() + interval '3 days')");
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		log_warn(w->name, "cannot create partitions ahead: %s",
+			 db_error_line(w->conn, res, w->error, sizeof(w->error)));
+	PQclear(res);
+}
+
 /* Returns with a working, prepared connection, waiting as long as it takes. */
 static void ensure_connected(struct writer *w)
 {
@@ -131,6 +145,7 @@ static void ensure_connected(struct writer *w)
 	if (reconnecting)
 		STATS_ADD(w->stats, db_reconnects, 1);
 	log_info(w->name, "connected to the database");
+	create_partitions_ahead(w);
 	atomic_store(&w->connected, true);
 	w->backoff_ms = 100;
 }

@@ -1,0 +1,113 @@
+# shellcheck shell=bash
+# tests/integration/bridge.sh - helpers to run mqtt2pg itself inside the harness (source after lib.sh).
+#
+#	db_prepare                 # migrate as the owner, give the writer a password
+#	bridge_config FILE [LINES] # a config for the private broker/database (+ extra libconfig lines)
+#	bridge_start FILE          # run the bridge in the background ($BRIDGE_PID, log $IT_DIR/bridge.N.log)
+#	bridge_stop [SIGNAL]       # SIGTERM by default; waits, exit code in $BRIDGE_RC (call it directly,
+#	                           # not in $(...): only the shell that started the bridge can wait for it)
+#	publish TOPIC PAYLOAD      # one QoS 1 message
+#
+# $MQTT2PG_BIN is the binary under test (ctest sets it); default: build/mqtt2pg.
+
+MQTT2PG_BIN=${MQTT2PG_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/mqtt2pg}
+WRITER_PASSWORD=writer-secret
+BRIDGE_RUNS=0
+
+# mqtt2pg as the owner (admin commands, migrate).
+m2p_admin()
+{
+	"$MQTT2PG_BIN" --db "$OWNER_DB" "$@"
+}
+
+db_prepare()
+{
+	m2p_admin migrate >"$IT_DIR/migrate.log" 2>&1 || { cat "$IT_DIR/migrate.log" >&2; fail "migrate failed"; }
+	psql_super "ALTER ROLE mqtt2pg_writer PASSWORD '$WRITER_PASSWORD'" \
+		"ALTER ROLE mqtt2pg_reader PASSWORD 'reader-secret'"
+	WRITER_DB="host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=mqtt2pg_writer password=$WRITER_PASSWORD"
+	READER_DB="host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=mqtt2pg_reader password=reader-secret"
+	export WRITER_DB READER_DB
+}
+
+# bridge_config FILE [EXTRA LINES...]: extra lines are appended at top level (libconfig allows a group
+# only once, so tests that change a group pass the whole group).
+bridge_config()
+{
+	local file=$1
+	shift
+	{
+		echo "mqtt = { uri = \"$MQTT_URI\"; client_id = \"mqtt2pg-$IT_NAME\"; keepalive = 30; };"
+		echo "database = { conninfo = \"host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=mqtt2pg_writer\";"
+		echo "  writers = 2; flush_interval_ms = 50; };"
+		echo "log = { level = \"info\"; };"
+		echo "stats_interval = 1;"
+		printf '%s\n' "$@"
+	} >"$file"
+}
+
+bridge_start()
+{
+	BRIDGE_RUNS=$((BRIDGE_RUNS + 1))
+	BRIDGE_LOG=$IT_DIR/bridge.$BRIDGE_RUNS.log
+	MQTT2PG_DB_PASSWORD=$WRITER_PASSWORD "$MQTT2PG_BIN" -c "$1" run >"$BRIDGE_LOG" 2>&1 &
+	BRIDGE_PID=$!
+	it_track_pid "$BRIDGE_PID"
+	it_track_log "$BRIDGE_LOG"
+	wait_until 20 grep -q "subscribed to" "$BRIDGE_LOG" || fail "bridge did not subscribe (see $BRIDGE_LOG)"
+}
+
+# Stops the bridge with SIGNAL (TERM); its exit code lands in BRIDGE_RC.
+bridge_stop()
+{
+	local sig=${1:-TERM}
+	BRIDGE_RC=0
+	kill "-$sig" "$BRIDGE_PID"
+	wait "$BRIDGE_PID" || BRIDGE_RC=$?
+	it_untrack_pid "$BRIDGE_PID"
+}
+
+publish()
+{
+	mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -t "$1" -m "$2"
+}
+
+# publish_file TOPIC FILE: the file's bytes as one message (for payloads the shell cannot quote).
+publish_file()
+{
+	mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -t "$1" -f "$2"
+}
+
+# publish_lines TOPIC FILE: one message per line (at most 60000 lines: mosquitto_pub -l stops at 65535).
+publish_lines()
+{
+	mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 --nodelay -M 200 -t "$1" -l <"$2"
+}
+
+# rows WHERE: measurement rows visible to the superuser (no RLS) matching WHERE.
+rows()
+{
+	psql_super "SELECT count(*) FROM measurements WHERE ${1:-true}"
+}
+
+rejected()
+{
+	psql_super "SELECT count(*) FROM rejected_messages WHERE ${1:-true}"
+}
+
+# rows_ge N [WHERE] / rejected_ge N [WHERE]: for wait_until, which re-runs its command each poll.
+rows_ge()
+{
+	test "$(rows "${2:-true}")" -ge "$1"
+}
+
+rejected_ge()
+{
+	test "$(rejected "${2:-true}")" -ge "$1"
+}
+
+# seconds since the epoch with microseconds, for measuring without external tools
+now_s()
+{
+	echo "$EPOCHREALTIME"
+}
