@@ -126,7 +126,7 @@ int validate_message(const struct registry *reg, const struct config_validation 
 	for (size_t i = 0; i < decoded->count; i++) {
 		const struct sample *s = &decoded->samples[i];
 		const struct registry_point *point = registry_find_point(reg, device->id, s->point, strlen(s->point));
-		int32_t point_id;
+		int32_t point_id = 0;
 
 		if (check_time(policy, s->time_us, now_us, err) < 0)
 			goto reject;

@@ -65,6 +65,16 @@ bridge_stop()
 	kill "-$sig" "$BRIDGE_PID"
 	wait "$BRIDGE_PID" || BRIDGE_RC=$?
 	it_untrack_pid "$BRIDGE_PID"
+	bridge_check_sanitizers
+}
+
+# Fails the test if the bridge's log holds an AddressSanitizer/LeakSanitizer/UBSan report.
+bridge_check_sanitizers()
+{
+	if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$BRIDGE_LOG"; then
+		grep -E -A30 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$BRIDGE_LOG" | head -60 >&2
+		fail "sanitizer report in $BRIDGE_LOG"
+	fi
 }
 
 publish()

@@ -67,7 +67,7 @@ publish solar/acme/INV-A1/telemetry \
 	"[{\"timestamp\":$((base + 500)),\"measurements\":{\"total_output_power\":1}},{\"timestamp\":$((base + 501)),\"measurements\":{\"total_output_power\":2}}]"
 expected=$((3 * 200 * 3 + 200 + 2))
 wait_until 60 rows_ge "$expected" || fail "only $(rows) of $expected rows arrived"
-elapsed=$(echo "$(now_s) - $started" | bc)
+elapsed=$(awk -v a="$started" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }')
 assert_eq "$expected" "$(rows)" "all $expected rows arrived (in ${elapsed}s)"
 assert_eq "$expected" "$(psql_super "SELECT count(DISTINCT (device_id, point_id, time)) FROM measurements")" \
 	"every (device, point, time) exactly once"

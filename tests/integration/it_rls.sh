@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# it_rls.sh - Row-Level Security is enforced by PostgreSQL itself, for the roles the bridge and dashboards
+# use: as mqtt2pg_writer, a transaction with tenant A's context can neither read nor insert tenant B's
+# rows; without a context nothing is visible; a context never outlives its transaction on a pooled
+# session; the writer cannot update or delete readings nor read rejected messages; the roles are not
+# owner, superuser or BYPASSRLS.
+set -euo pipefail
+here=$(dirname "${BASH_SOURCE[0]}")
+. "$here/lib.sh"
+. "$here/bridge.sh"
+
+it_setup rls
+pg_start
+db_prepare
+
+m2p_admin tenant add acme >/dev/null
+m2p_admin tenant add globex >/dev/null
+m2p_admin device add INV-A --tenant acme --point p >/dev/null
+m2p_admin device add INV-B --tenant globex --point p >/dev/null
+A=$(psql_super "SELECT id FROM tenants WHERE slug = 'acme'")
+B=$(psql_super "SELECT id FROM tenants WHERE slug = 'globex'")
+DA=$(psql_super "SELECT id FROM devices WHERE serial = 'INV-A'")
+DB=$(psql_super "SELECT id FROM devices WHERE serial = 'INV-B'")
+PA=$(psql_super "SELECT id FROM points WHERE device_id = $DA")
+PB=$(psql_super "SELECT id FROM points WHERE device_id = $DB")
+psql_super "SELECT ensure_partitions(now() - interval '1 day', now() + interval '1 day')" >/dev/null
+# The superuser (BYPASSRLS) seeds one row per tenant.
+psql_super "INSERT INTO measurements VALUES (now(), $A, $DA, $PA, 1), (now(), $B, $DB, $PB, 2)"
+
+# as_writer SQL...: one session, each -c its own transaction unless it says BEGIN.
+as_writer() { psql_as "$WRITER_DB" "$@"; }
+# expect_refused WHAT PATTERN SQL...: the statement must fail with an error matching PATTERN.
+expect_refused()
+{
+	local what=$1 pattern=$2 err
+	shift 2
+	if err=$(psql_as "$WRITER_DB" "$@" 2>&1); then
+		fail "$what: the database accepted it"
+	fi
+	grep -qi -- "$pattern" <<<"$err" || fail "$what: unexpected error: $err"
+	echo "ok: $what (refused: $(grep -o -i -- "$pattern[^\"]*" <<<"$err" | head -1))"
+}
+
+assert_eq "f|f|f" "$(psql_super "SELECT rolsuper || '|' || rolbypassrls || '|' || rolcreaterole FROM pg_roles WHERE rolname = 'mqtt2pg_writer'" | sed 's/false/f/g')" \
+	"writer is not superuser, not BYPASSRLS"
+assert_eq "mqtt2pg_owner" "$(psql_super "SELECT tableowner FROM pg_tables WHERE tablename = 'measurements'")" \
+	"writer does not own measurements"
+assert_eq "t|t" "$(psql_super "SELECT relrowsecurity || '|' || relforcerowsecurity FROM pg_class WHERE relname = 'measurements'" | sed 's/true/t/g')" \
+	"RLS enabled and forced on measurements"
+
+assert_eq 0 "$(as_writer "SELECT count(*) FROM measurements")" "no tenant context: no rows visible"
+assert_eq "1|$A" "$(as_writer "BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" \
+	"SELECT count(*) || '|' || min(tenant_id) FROM measurements" "COMMIT" | tail -1)" \
+	"tenant A's context sees only tenant A's row"
+expect_refused "insert of tenant B's row under tenant A's context" "row-level security" \
+	"BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" \
+	"INSERT INTO measurements VALUES (now() + interval '1 second', $B, $DB, $PB, 3)"
+expect_refused "insert without a tenant context" "row-level security" \
+	"INSERT INTO measurements VALUES (now() + interval '2 seconds', $A, $DA, $PA, 4)"
+assert_eq "1|0" "$(as_writer "BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" \
+	"SELECT count(*) FROM measurements" "COMMIT" "SELECT count(*) FROM measurements" | tail -2 | tr '\n' '|' | sed 's/|$//')" \
+	"the context ends with its transaction (same session sees nothing after COMMIT)"
+expect_refused "update of a reading" "permission denied" \
+	"BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" "UPDATE measurements SET value = 9"
+expect_refused "delete of a reading" "permission denied" \
+	"BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" "DELETE FROM measurements"
+expect_refused "reading rejected messages" "permission denied" "SELECT count(*) FROM rejected_messages"
+expect_refused "registering a device" "permission denied" "INSERT INTO devices (tenant_id, serial) VALUES ($A, 'X')"
+assert_eq 1 "$(psql_as "$READER_DB" "BEGIN" "SELECT set_config('app.tenant_id', '$B', true)" \
+	"SELECT count(*) FROM measurements WHERE tenant_id = $B" "COMMIT" | tail -1)" "reader sees its tenant's row"
+assert_eq 0 "$(psql_as "$READER_DB" "BEGIN" "SELECT set_config('app.tenant_id', '$B', true)" \
+	"SELECT count(*) FROM measurements WHERE tenant_id = $A" "COMMIT" | tail -1)" "reader never sees another tenant's row"
+assert_eq 2 "$(psql_super "SELECT count(*) FROM measurements")" "nothing was written by the refused statements"
+echo "PASS it_rls"
