@@ -6,7 +6,8 @@
 #     including a device of tenant globex publishing in tenant acme's tree (spoofing);
 #  4. a row PostgreSQL refuses costs only its own message (bisected out, recorded as database_refused);
 #  5. registry changes reach the running bridge without a restart (NOTIFY);
-#  6. policy "register": a new point is registered and its rows land, up to the per-device cap;
+#  6. policy "register": a new point is registered and its rows land, up to the per-device cap
+#     (this bridge speaks MQTT 3.1.1; the others MQTT 5);
 #  7. SIGTERM under load drains: exit code 0, and every message is either committed or still held by the
 #     broker's persistent session (a restart delivers the rest: the exact total arrives, nothing twice).
 set -euo pipefail
@@ -168,8 +169,10 @@ assert_eq "$expected" "$(rows)" "disabled device wrote nothing"
 # --- 6. policy register ---------------------------------------------------------------------------
 bridge_stop
 assert_eq 0 "$BRIDGE_RC" "bridge exits 0 on SIGTERM"
-bridge_config "$conf" 'validation = { unknown_points = "register"; max_points_per_device = 4; };'
+BRIDGE_MQTT_EXTRA="version = 4;" bridge_config "$conf" 'validation = { unknown_points = "register"; max_points_per_device = 4; };'
 bridge_start "$conf"
+# Mosquitto logs MQTT 3.1.1 as protocol "p2" (its enum), MQTT 5 as "p5"; c0 = persistent session.
+grep -q "as mqtt2pg-ingest (p2, c0" "$MOSQ_LOG" || fail "bridge did not connect with MQTT 3.1.1 and a persistent session"
 publish solar/acme/INV-A3/telemetry '{"measurements":{"frequency":50.01,"total_output_power":7}}'
 frequency_registered()
 {
@@ -207,4 +210,9 @@ sleep 1
 assert_eq "$expected" "$(rows)" "every burst message committed exactly once across the SIGTERM and restart"
 bridge_stop
 assert_eq 0 "$BRIDGE_RC" "clean exit"
+# Secrets never reach logs or rejected_messages.
+for log in "$IT_DIR"/bridge.*.log; do
+	if grep -q "$WRITER_PASSWORD" "$log"; then fail "writer password in $log"; fi
+done
+assert_eq 0 "$(rejected "detail LIKE '%$WRITER_PASSWORD%' OR position(convert_to('$WRITER_PASSWORD', 'UTF8') in payload) > 0")" 	"no secret in rejected_messages"
 echo "PASS it_ingest"
