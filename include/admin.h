@@ -11,5 +11,7 @@
 int admin_tenant(const char *conninfo, int argc, char **argv);
 int admin_device(const char *conninfo, int argc, char **argv);
 int admin_point(const char *conninfo, int argc, char **argv);
+/* `aggregate rebuild --from T1 --to T2 [--tenant SLUG]`: recomputes the 5-minute aggregates of a range. */
+int admin_aggregate(const char *conninfo, int argc, char **argv);
 
 #endif

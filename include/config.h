@@ -59,11 +59,19 @@ struct config_validation {
 	int reject_payload_bytes; /* payload bytes kept in rejected_messages */
 };
 
+struct config_aggregates {
+	bool enabled;              /* run the job (the leader among replicas does the work) */
+	int interval;              /* seconds between runs; also how soon a replica takes over a dead leader */
+	int raw_retention_days;    /* drop raw partitions older than this; 0 = keep forever */
+	int partitions_ahead_days; /* daily partitions created ahead of need */
+};
+
 struct config {
 	char *path; /* owned copy of the file name, NULL for defaults */
 	struct config_mqtt mqtt;
 	struct config_database database;
 	struct config_validation validation;
+	struct config_aggregates aggregates;
 	struct route *routes; /* owned array */
 	size_t route_count;
 	int registry_refresh_interval; /* seconds; the fallback poll behind LISTEN/NOTIFY */

@@ -29,6 +29,11 @@ struct stats {
 	atomic_uint_fast64_t mqtt_connects;
 	atomic_uint_fast64_t mqtt_connection_lost;
 	atomic_uint_fast64_t queue_depth;        /* messages waiting across all writer queues */
+	atomic_uint_fast64_t agg_leader;         /* 1 while this replica runs the aggregate job */
+	atomic_uint_fast64_t agg_runs;
+	atomic_uint_fast64_t agg_buckets;        /* buckets recomputed */
+	atomic_uint_fast64_t agg_last_run_unix;
+	atomic_uint_fast64_t agg_lag_ms;         /* age of the oldest dirty bucket after the last run */
 };
 
 #define STATS_ADD(stats, field, n) atomic_fetch_add_explicit(&(stats)->field, (n), memory_order_relaxed)

@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "aggregate.h"
 #include "db.h"
+#include "timeparse.h"
 
 #define MAX_POINTS_ON_ADD 256
 
@@ -130,12 +133,13 @@ int admin_tenant(const char *conninfo, int argc, char **argv)
 	return usage("tenant add SLUG [--name NAME] | tenant list");
 }
 
-/* Parses "name[:unit[:min:max]]" into params (name, unit, min or NULL, max or NULL); edits spec in place. */
-static void split_point_spec(char *spec, const char *params[4])
+/* Parses "name[:unit[:min:max[:kind]]]" into params (name, unit, min or NULL, max or NULL, kind); edits spec
+ * in place. */
+static void split_point_spec(char *spec, const char *params[5])
 {
-	char *fields[4] = {spec, NULL, NULL, NULL};
+	char *fields[5] = {spec, NULL, NULL, NULL, NULL};
 
-	for (int i = 1; i < 4 && fields[i - 1]; i++) {
+	for (int i = 1; i < 5 && fields[i - 1]; i++) {
 		char *colon = strchr(fields[i - 1], ':');
 		if (colon) {
 			*colon = '\0';
@@ -146,6 +150,7 @@ static void split_point_spec(char *spec, const char *params[4])
 	params[1] = fields[1] ? fields[1] : "";
 	params[2] = fields[2] && *fields[2] ? fields[2] : NULL;
 	params[3] = fields[3] && *fields[3] ? fields[3] : NULL;
+	params[4] = fields[4] && *fields[4] ? fields[4] : "gauge";
 }
 
 static int device_add(const char *conninfo, int argc, char **argv)
@@ -157,7 +162,7 @@ static int device_add(const char *conninfo, int argc, char **argv)
 	PGresult *res;
 
 	if (!serial || !tenant)
-		return usage("device add SERIAL --tenant SLUG [--model MODEL] [--point NAME[:UNIT[:MIN:MAX]]]...");
+		return usage("device add SERIAL --tenant SLUG [--model MODEL] [--point NAME[:UNIT[:MIN:MAX[:KIND]]]]...");
 	if (!(conn = connect_admin(conninfo)))
 		return 1;
 	if (!(res = run(conn, "BEGIN", 0, NULL)))
@@ -180,10 +185,12 @@ static int device_add(const char *conninfo, int argc, char **argv)
 	for (int i = 1; i + 1 < argc; i++) {
 		if (strcmp(argv[i], "--point") != 0)
 			continue;
-		const char *p[5] = {device_id};
+		const char *p[6] = {device_id};
 		split_point_spec(argv[i + 1], p + 1);
-		res = run(conn, "INSERT INTO points (device_id, name, unit, min_value, max_value) VALUES ($1, $2, $3, $4, $5)",
-			  5, p);
+		res = run(conn,
+			  "INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
+			  "VALUES ($1, $2, $3, $4, $5, $6)",
+			  6, p);
 		if (!res)
 			return finish(conn, NULL, false);
 		PQclear(res);
@@ -247,18 +254,19 @@ int admin_point(const char *conninfo, int argc, char **argv)
 
 	if (strcmp(verb, "add") == 0) {
 		const char *serial = positional(argc, argv, 0), *name = positional(argc, argv, 1);
-		const char *unit = option(argc, argv, "--unit");
-		const char *params[5] = {serial, name, unit ? unit : "", option(argc, argv, "--min"),
-					 option(argc, argv, "--max")};
+		const char *unit = option(argc, argv, "--unit"), *kind = option(argc, argv, "--kind");
+		const char *params[6] = {serial, name, unit ? unit : "", option(argc, argv, "--min"),
+					 option(argc, argv, "--max"), kind ? kind : "gauge"};
 		PGresult *res;
 		if (!serial || !name)
-			return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y]");
+			return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter]");
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
 		res = run(conn,
-			  "INSERT INTO points (device_id, name, unit, min_value, max_value) "
-			  "SELECT id, $2, $3, $4, $5 FROM devices WHERE serial = $1 RETURNING id, name, unit, min_value, max_value",
-			  5, params);
+			  "INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
+			  "SELECT id, $2, $3, $4, $5, $6 FROM devices WHERE serial = $1 "
+			  "RETURNING id, name, unit, min_value, max_value, kind",
+			  6, params);
 		if (res && PQntuples(res) == 0) {
 			fprintf(stderr, "mqtt2pg: no device '%s'\n", serial);
 			PQclear(res);
@@ -273,11 +281,78 @@ int admin_point(const char *conninfo, int argc, char **argv)
 			return 1;
 		return finish(conn,
 			      run(conn,
-				  "SELECT p.id, d.serial, p.name, p.unit, p.min_value, p.max_value, p.auto_registered "
+				  "SELECT p.id, d.serial, p.name, p.unit, p.kind, p.min_value, p.max_value, p.auto_registered "
 				  "FROM points p JOIN devices d ON d.id = p.device_id "
 				  "WHERE $1::text IS NULL OR d.serial = $1 ORDER BY d.serial, p.name",
 				  1, params),
 			      true);
 	}
-	return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y] | point list [--device SERIAL]");
+	return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter] | "
+		     "point list [--device SERIAL]");
+}
+
+struct rebuild_progress {
+	const char *slug;
+	int64_t total;
+	bool tty;
+};
+
+static void print_progress(void *arg, int32_t tenant_id, uint64_t done)
+{
+	struct rebuild_progress *p = arg;
+
+	(void)tenant_id;
+	if (p->tty)
+		fprintf(stderr, "\r  %s: %llu of %lld buckets recomputed", p->slug, (unsigned long long)done,
+			(long long)p->total);
+}
+
+static int rebuild_tenant(PGconn *conn, int32_t tenant_id, const char *slug, int64_t from_us, int64_t to_us)
+{
+	struct rebuild_progress progress = {.slug = slug, .tty = isatty(STDERR_FILENO)};
+	int64_t done;
+
+	progress.total = aggregate_mark_range(conn, tenant_id, from_us, to_us);
+	if (progress.total < 0)
+		return -1;
+	done = aggregate_recompute_dirty(conn, tenant_id, 500, print_progress, &progress, NULL);
+	if (done < 0)
+		return -1;
+	fprintf(stderr, "%s  %s: %lld bucket(s) marked, %lld recomputed\n", progress.tty ? "\r" : "", slug,
+		(long long)progress.total, (long long)done);
+	return 0;
+}
+
+int admin_aggregate(const char *conninfo, int argc, char **argv)
+{
+	const char *from = option(argc, argv, "--from"), *to = option(argc, argv, "--to");
+	const char *tenant = option(argc, argv, "--tenant");
+	const char *params[1] = {tenant};
+	int64_t from_us, to_us;
+	PGconn *conn;
+	PGresult *tenants;
+	int rc = 0;
+
+	if (argc < 1 || strcmp(argv[0], "rebuild") != 0 || !from || !to)
+		return usage("aggregate rebuild --from RFC3339 --to RFC3339 [--tenant SLUG]");
+	if (!timeparse_rfc3339(from, strlen(from), &from_us) || !timeparse_rfc3339(to, strlen(to), &to_us) ||
+	    from_us >= to_us) {
+		fprintf(stderr, "mqtt2pg: --from and --to must be RFC 3339 times with a zone, --from before --to\n");
+		return 2;
+	}
+	if (!(conn = connect_admin(conninfo)))
+		return 1;
+	tenants = run(conn, "SELECT id, slug FROM tenants WHERE $1::text IS NULL OR slug = $1 ORDER BY slug", 1, params);
+	if (!tenants)
+		return finish(conn, NULL, false);
+	if (PQntuples(tenants) == 0) {
+		fprintf(stderr, "mqtt2pg: no tenant '%s'\n", tenant ? tenant : "");
+		rc = 1;
+	}
+	for (int i = 0; i < PQntuples(tenants) && rc == 0; i++)
+		if (rebuild_tenant(conn, atoi(PQgetvalue(tenants, i, 0)), PQgetvalue(tenants, i, 1), from_us, to_us) < 0)
+			rc = 1;
+	PQclear(tenants);
+	PQfinish(conn);
+	return rc;
 }

@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "aggregate.h"
 #include "clock.h"
 #include "ingest.h"
 #include "log.h"
@@ -38,6 +39,7 @@ struct bridge {
 	struct writer **writers;
 	size_t writer_count;
 	struct ingest *ingest;
+	struct aggregator *aggregator;
 	int signal_fd;
 };
 
@@ -186,6 +188,16 @@ int bridge_run(struct config *cfg)
 	if (load_registry(&b) < 0)
 		goto out;
 	start_writers(&b);
+	if (cfg->aggregates.enabled) {
+		struct aggregator_options agg = {
+			.conninfo = cfg->database.conninfo,
+			.password = cfg->database.password,
+			.interval_s = cfg->aggregates.interval,
+			.raw_retention_days = cfg->aggregates.raw_retention_days,
+			.partitions_ahead_days = cfg->aggregates.partitions_ahead_days,
+		};
+		b.aggregator = aggregator_start(&agg, &b.stats);
+	}
 	b.ingest = ingest_start(cfg, b.store, b.queues, b.writer_count, &b.stats);
 	if (!b.ingest) {
 		rc = 1;
@@ -195,6 +207,7 @@ int bridge_run(struct config *cfg)
 		ingest_stop(b.ingest);
 	}
 	drain(&b);
+	aggregator_stop(b.aggregator);
 	stats_log(&b.stats, &b.stats_logged, (double)(clock_monotonic_ms() - b.stats_logged_ms) / 1000.0);
 	log_info(MODULE, "drained; exiting");
 out:

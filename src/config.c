@@ -193,6 +193,10 @@ static void set_defaults(struct config *cfg)
 	cfg->validation.unknown_points = UNKNOWN_POINT_REJECT;
 	cfg->validation.max_points_per_device = 256;
 	cfg->validation.reject_payload_bytes = 1024;
+	cfg->aggregates.enabled = true;
+	cfg->aggregates.interval = 30;
+	cfg->aggregates.raw_retention_days = 0;
+	cfg->aggregates.partitions_ahead_days = 3;
 	cfg->registry_refresh_interval = 60;
 	cfg->stats_interval = 10;
 	cfg->log_level = LOG_LEVEL_INFO;
@@ -342,7 +346,10 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)
 {
 	static const char *const known[] = {"mqtt", "database", "validation", "routes", "registry", "log",
-					    "stats_interval", NULL};
+					    "stats_interval", "aggregates", NULL};
+	static const char *const aggregates_known[] = {"enabled", "interval", "raw_retention_days",
+						       "partitions_ahead_days", NULL};
+	const config_setting_t *aggregates = config_setting_get_member(root, "aggregates");
 	static const char *const registry_known[] = {"refresh_interval", NULL};
 	static const char *const log_known[] = {"level", NULL};
 	const config_setting_t *registry = config_setting_get_member(root, "registry");
@@ -355,6 +362,13 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 	read_validation(rd, cfg, config_setting_get_member(root, "validation"));
 	read_routes(rd, cfg, config_setting_get_member(root, "routes"));
 	read_int(rd, root, "stats_interval", &cfg->stats_interval, 0, 86400);
+	if (aggregates) {
+		check_known_keys(rd, aggregates, aggregates_known);
+		read_bool(rd, aggregates, "enabled", &cfg->aggregates.enabled);
+		read_int(rd, aggregates, "interval", &cfg->aggregates.interval, 1, 86400);
+		read_int(rd, aggregates, "raw_retention_days", &cfg->aggregates.raw_retention_days, 0, 36500);
+		read_int(rd, aggregates, "partitions_ahead_days", &cfg->aggregates.partitions_ahead_days, 1, 366);
+	}
 	if (registry) {
 		check_known_keys(rd, registry, registry_known);
 		read_int(rd, registry, "refresh_interval", &cfg->registry_refresh_interval, 1, 86400);

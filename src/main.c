@@ -26,11 +26,13 @@ static void print_usage(FILE *out)
 		"  migrate [--chunk-interval I] create or upgrade the database schema (owner role)\n"
 		"  tenant add SLUG [--name N]   register a tenant\n"
 		"  tenant list\n"
-		"  device add SERIAL --tenant SLUG [--model M] [--point NAME[:UNIT[:MIN:MAX]]]...\n"
+		"  device add SERIAL --tenant SLUG [--model M] [--point NAME[:UNIT[:MIN:MAX[:KIND]]]]...\n"
 		"  device list [--tenant SLUG]\n"
 		"  device disable SERIAL | device enable SERIAL\n"
-		"  point add SERIAL NAME [--unit U] [--min X] [--max Y]\n"
+		"  point add SERIAL NAME [--unit U] [--min X] [--max Y] [--kind gauge|counter]\n"
 		"  point list [--device SERIAL]\n"
+		"  aggregate rebuild --from T1 --to T2 [--tenant SLUG]\n"
+		"                               recompute the 5-minute aggregates of a range (RFC 3339 times)\n"
 		"  version\n"
 		"\n"
 		"  -c FILE        configuration (default $MQTT2PG_CONFIG or " DEFAULT_CONFIG ")\n"
@@ -141,6 +143,8 @@ int main(int argc, char **argv)
 		rc = admin_device(db_arg, argc - i, argv + i);
 	} else if (strcmp(command, "point") == 0) {
 		rc = admin_point(db_arg, argc - i, argv + i);
+	} else if (strcmp(command, "aggregate") == 0) {
+		rc = admin_aggregate(db_arg, argc - i, argv + i);
 	} else {
 		fprintf(stderr, "mqtt2pg: unknown command '%s'\n", command);
 		print_usage(stderr);

@@ -26,11 +26,26 @@
 #define POP_MAX 4096
 #define REJECT_BATCH_MAX 500
 
+/*
+ * One statement per batch: insert the rows, and for the rows that were new (a replay marks nothing) mark
+ * their 5-minute bucket and the next one dirty for the aggregate job, in the same transaction (see
+ * sql/003_aggregates.sql for why the next one). DO UPDATE, not DO NOTHING: it locks a dirty row the job may
+ * be claiming at this moment, so the job's recomputation waits for these rows instead of missing them.
+ */
 static const char *const insert_readings_sql =
-	"INSERT INTO measurements (time, tenant_id, device_id, point_id, value) "
-	"SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $5::integer, r.d, r.p, r.v "
-	"FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS r(t, d, p, v) "
-	"ON CONFLICT DO NOTHING";
+	"WITH ins AS ("
+	" INSERT INTO measurements (time, tenant_id, device_id, point_id, value)"
+	" SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $5::integer, r.d, r.p, r.v"
+	" FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS r(t, d, p, v)"
+	" ON CONFLICT DO NOTHING RETURNING device_id, time), "
+	"marks AS ("
+	" INSERT INTO aggregate_dirty (tenant_id, device_id, bucket)"
+	" SELECT DISTINCT $5::integer, k.device_id, k.bucket FROM ("
+	"  SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS bucket FROM ins"
+	"  UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes' FROM ins"
+	" ) k ORDER BY 2, 3"
+	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
+	"SELECT count(*) FROM ins";
 
 static const char *const insert_rejection_sql =
 	"INSERT INTO rejected_messages (received_at, topic, tenant_slug, serial, tenant_id, device_id, reason, "
@@ -230,12 +245,12 @@ static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, s
 	if (outcome != WRITE_OK)
 		goto fail;
 	res = PQexecPrepared(w->conn, "insert_readings", 5, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		outcome = classify(w, res, "insert readings");
 		PQclear(res);
 		goto fail;
 	}
-	inserted = strtoull(PQcmdTuples(res), NULL, 10);
+	inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	outcome = commit(w);
 	if (outcome != WRITE_OK)

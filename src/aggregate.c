@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * aggregate: the job thread (leadership, schedule) and the recomputation it shares with
+ * `mqtt2pg aggregate rebuild`. See aggregate.h for the design; the SQL definition of a bucket is
+ * recompute_buckets() in sql/003_aggregates.sql.
+ */
+#include "aggregate.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "db.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define MODULE "aggregate"
+#define BATCH_KEYS 500
+/* The advisory lock key of the job's leader: hashtext('mqtt2pg.aggregate') computed by the server. */
+#define TRY_LEAD_SQL "SELECT pg_try_advisory_lock(hashtext('mqtt2pg.aggregate'))"
+
+struct aggregator {
+	struct aggregator_options options;
+	struct stats *stats;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	atomic_bool stopping;
+	PGconn *conn;
+	bool leader;
+	int64_t last_retention_ms;
+};
+
+/* --- recomputation (shared with the CLI) ------------------------------------------------------------ */
+
+static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType want,
+			     const char *what)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	char err[512];
+
+	if (PQresultStatus(res) != want) {
+		log_error(MODULE, "%s failed: %s", what, db_error_line(conn, res, err, sizeof(err)));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Claims and recomputes up to batch_keys dirty keys of one tenant in one transaction; returns how many. */
+static int64_t recompute_batch(PGconn *conn, const char *tenant, int batch_keys)
+{
+	char limit[16];
+	const char *claim_params[2] = {tenant, limit};
+	PGresult *res = NULL;
+	int64_t claimed = -1;
+
+	snprintf(limit, sizeof(limit), "%d", batch_keys);
+	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
+		return -1;
+	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, claim_params, PGRES_TUPLES_OK,
+			  "set tenant context");
+	if (!res)
+		goto fail;
+	PQclear(res);
+	/* SKIP LOCKED: a key a writer is re-marking right now is left for the next round (see writer.c). */
+	res = exec_params(conn,
+			  "WITH c AS (DELETE FROM aggregate_dirty WHERE (device_id, bucket) IN ("
+			  " SELECT device_id, bucket FROM aggregate_dirty WHERE tenant_id = $1::integer"
+			  " ORDER BY bucket LIMIT $2::integer FOR UPDATE SKIP LOCKED) RETURNING device_id, bucket) "
+			  "SELECT count(*), array_agg(device_id), array_agg(bucket) FROM c",
+			  2, claim_params, PGRES_TUPLES_OK, "claim dirty buckets");
+	if (!res)
+		goto fail;
+	claimed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if (claimed > 0) {
+		/* A new statement: it sees every row committed by the writers the claim waited for. */
+		const char *keys[2] = {PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2)};
+		PGresult *rc = exec_params(conn, "SELECT recompute_buckets($1::integer[], $2::timestamptz[])", 2, keys,
+					   PGRES_TUPLES_OK, "recompute buckets");
+		if (!rc)
+			goto fail;
+		PQclear(rc);
+	}
+	PQclear(res);
+	res = NULL;
+	if (db_exec(MODULE, conn, claimed > 0 ? "COMMIT" : "ROLLBACK", "end recompute") < 0)
+		return -1;
+	return claimed;
+fail:
+	PQclear(res);
+	db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
+	return -1;
+}
+
+int64_t aggregate_recompute_dirty(PGconn *conn, int32_t tenant_id, int batch_keys, aggregate_progress_fn progress,
+				  void *progress_arg, atomic_bool *stop)
+{
+	char filter[16];
+	const char *params[1] = {filter};
+	PGresult *tenants;
+	int64_t total = 0;
+
+	snprintf(filter, sizeof(filter), "%d", (int)tenant_id);
+	tenants = exec_params(conn,
+			      "SELECT DISTINCT tenant_id FROM aggregate_dirty WHERE $1::integer IN (0, tenant_id) ORDER BY 1",
+			      1, params, PGRES_TUPLES_OK, "list dirty tenants");
+	if (!tenants)
+		return -1;
+	for (int i = 0; i < PQntuples(tenants); i++) {
+		const char *tenant = PQgetvalue(tenants, i, 0);
+		uint64_t done = 0;
+		int64_t n;
+
+		while ((n = recompute_batch(conn, tenant, batch_keys)) > 0) {
+			done += (uint64_t)n;
+			if (progress)
+				progress(progress_arg, (int32_t)atoi(tenant), done);
+			if (stop && atomic_load(stop))
+				break;
+		}
+		if (n < 0) {
+			PQclear(tenants);
+			return -1;
+		}
+		total += (int64_t)done;
+		if (stop && atomic_load(stop))
+			break;
+	}
+	PQclear(tenants);
+	return total;
+}
+
+int64_t aggregate_mark_range(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us)
+{
+	char tenant[16], from[24], to[24];
+	const char *params[3] = {tenant, from, to};
+	PGresult *res;
+	int64_t marked;
+
+	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
+	snprintf(from, sizeof(from), "%" PRId64, from_us);
+	snprintf(to, sizeof(to), "%" PRId64, to_us);
+	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
+		return -1;
+	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, params, PGRES_TUPLES_OK,
+			  "set tenant context");
+	if (!res)
+		goto fail;
+	PQclear(res);
+	res = exec_params(conn,
+			  "INSERT INTO aggregate_dirty (tenant_id, device_id, bucket) "
+			  "SELECT DISTINCT $1::integer, device_id, b FROM ("
+			  " SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS b FROM measurements"
+			  "  WHERE time >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
+			  "    AND time < timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"
+			  " UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes'"
+			  "  FROM measurements"
+			  "  WHERE time >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
+			  "    AND time < timestamptz 'epoch' + $3::bigint * interval '1 microsecond') k "
+			  "ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at",
+			  3, params, PGRES_COMMAND_OK, "mark buckets dirty");
+	if (!res)
+		goto fail;
+	marked = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	if (db_exec(MODULE, conn, "COMMIT", "COMMIT") < 0)
+		return -1;
+	return marked;
+fail:
+	db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
+	return -1;
+}
+
+/* --- the scheduled job ----------------------------------------------------------------------------- */
+
+static bool ensure_connected(struct aggregator *a)
+{
+	if (a->conn && PQstatus(a->conn) == CONNECTION_OK)
+		return true;
+	if (a->conn) {
+		PQfinish(a->conn);
+		a->conn = NULL;
+		if (a->leader)
+			log_warn(MODULE, "lost the database connection: no longer the aggregate leader");
+		a->leader = false;
+		atomic_store(&a->stats->agg_leader, 0);
+	}
+	a->conn = db_connect(MODULE, a->options.conninfo, a->options.password, "mqtt2pg-aggregate");
+	return a->conn != NULL;
+}
+
+static void try_to_lead(struct aggregator *a)
+{
+	PGresult *res = PQexec(a->conn, TRY_LEAD_SQL);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't') {
+		a->leader = true;
+		atomic_store(&a->stats->agg_leader, 1);
+		log_info(MODULE, "this replica is now the aggregate leader");
+	}
+	PQclear(res);
+}
+
+static void create_partitions_ahead(struct aggregator *a)
+{
+	char sql[160];
+	PGresult *res;
+
+	snprintf(sql, sizeof(sql), "SELECT ensure_partitions(now() - interval '1 day', now() + interval '%d days')",
+		 a->options.partitions_ahead_days);
+	res = PQexec(a->conn, sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && atoi(PQgetvalue(res, 0, 0)) > 0)
+		log_info(MODULE, "created %s partition(s) ahead of need", PQgetvalue(res, 0, 0));
+	PQclear(res);
+}
+
+/* Drops raw partitions past the retention, at most once an hour. */
+static void apply_retention(struct aggregator *a, int64_t now_ms)
+{
+	char days[16];
+	const char *params[1] = {days};
+	PGresult *res;
+
+	if (a->options.raw_retention_days <= 0 || now_ms - a->last_retention_ms < 3600 * 1000)
+		return;
+	a->last_retention_ms = now_ms;
+	snprintf(days, sizeof(days), "%d", a->options.raw_retention_days);
+	res = exec_params(a->conn, "SELECT drop_raw_partitions_before(now() - $1::integer * interval '1 day')", 1,
+			  params, PGRES_TUPLES_OK, "apply retention");
+	for (int i = 0; res && i < PQntuples(res); i++)
+		log_info(MODULE, "retention: dropped %s (older than %d days)", PQgetvalue(res, i, 0),
+			 a->options.raw_retention_days);
+	PQclear(res);
+}
+
+static void record_lag(struct aggregator *a)
+{
+	PGresult *res = PQexec(a->conn, "SELECT coalesce(extract(epoch FROM now() - min(marked_at)) * 1000, 0)::bigint "
+					"FROM aggregate_dirty");
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		atomic_store(&a->stats->agg_lag_ms, strtoull(PQgetvalue(res, 0, 0), NULL, 10));
+	PQclear(res);
+}
+
+static void run_once(struct aggregator *a)
+{
+	int64_t started = clock_monotonic_ms(), n;
+
+	create_partitions_ahead(a);
+	apply_retention(a, started);
+	n = aggregate_recompute_dirty(a->conn, 0, BATCH_KEYS, NULL, NULL, &a->stopping);
+	if (n < 0)
+		return; /* logged; the connection check at the next run decides what to do */
+	STATS_ADD(a->stats, agg_runs, 1);
+	STATS_ADD(a->stats, agg_buckets, (uint64_t)n);
+	atomic_store(&a->stats->agg_last_run_unix, (uint64_t)time(NULL));
+	record_lag(a);
+	if (n > 0)
+		log_info(MODULE, "recomputed %" PRId64 " bucket(s) in %" PRId64 " ms", n, clock_monotonic_ms() - started);
+}
+
+static void *aggregator_main(void *arg)
+{
+	struct aggregator *a = arg;
+
+	while (!atomic_load(&a->stopping)) {
+		struct timespec deadline;
+
+		if (ensure_connected(a)) {
+			if (!a->leader)
+				try_to_lead(a);
+			if (a->leader)
+				run_once(a);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += a->options.interval_s;
+		pthread_mutex_lock(&a->lock);
+		while (!atomic_load(&a->stopping) &&
+		       pthread_cond_timedwait(&a->wake, &a->lock, &deadline) == 0) {
+		}
+		pthread_mutex_unlock(&a->lock);
+	}
+	if (a->conn)
+		PQfinish(a->conn); /* ends the session: the leadership lock goes with it */
+	return NULL;
+}
+
+struct aggregator *aggregator_start(const struct aggregator_options *options, struct stats *stats)
+{
+	struct aggregator *a = xcalloc(1, sizeof(*a));
+	pthread_condattr_t attr;
+	int rc;
+
+	a->options = *options;
+	a->stats = stats;
+	atomic_init(&a->stopping, false);
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	rc = pthread_create(&a->thread, NULL, aggregator_main, a);
+	if (rc != 0) {
+		log_error(MODULE, "cannot start the aggregate thread: %s", strerror(rc));
+		pthread_cond_destroy(&a->wake);
+		pthread_mutex_destroy(&a->lock);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void aggregator_stop(struct aggregator *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->lock);
+	atomic_store(&a->stopping, true);
+	pthread_cond_signal(&a->wake);
+	pthread_mutex_unlock(&a->lock);
+	pthread_join(a->thread, NULL);
+	pthread_cond_destroy(&a->wake);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}

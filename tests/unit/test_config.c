@@ -1,0 +1,724 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Unit tests for config.c: the libconfig loader on temporary files. Covers the defaults, every key read with
+ * a non-default value, the shipped example file, unknown keys, type and range errors (each reported as
+ * "file:line: message", several at once), routes, password files and the environment overrides for secrets
+ * and per-replica settings.
+ */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "route.h"
+
+#define ASSERT_STR(actual, expected)                                                                        \
+	do {                                                                                                \
+		const char *got_ = (actual);                                                                \
+		if (!got_ || strcmp(got_, (expected)) != 0)                                                 \
+			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,          \
+				got_ ? got_ : "(null)", (expected));                                        \
+		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                                   \
+	} while (0)
+
+static const char *const env_names[] = {"MQTT2PG_MQTT_PASSWORD", "MQTT2PG_DB_PASSWORD", "MQTT2PG_CLIENT_ID",
+					"MQTT2PG_MQTT_URI", "MQTT2PG_DB_CONNINFO", "MQTT2PG_ADMIN_CONNINFO"};
+
+static void clear_env(void)
+{
+	for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
+		unsetenv(env_names[i]);
+}
+
+static int suite_init(void)
+{
+	clear_env();
+	return 0;
+}
+
+/* Writes text to a new temporary file whose name is stored in path (the caller unlinks it). */
+static void write_temp(char path[64], const char *text)
+{
+	int fd;
+	size_t len = strlen(text);
+
+	snprintf(path, 64, "/tmp/mqtt2pg-test-config-XXXXXX");
+	fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, text, len) == (ssize_t)len);
+	close(fd);
+}
+
+/* Loads text as a config file; *errors gets the loader's messages. */
+static struct config *load_text(const char *text, char path[64], char *errors, size_t errlen)
+{
+	struct config *cfg;
+
+	write_temp(path, text);
+	cfg = config_load(path, errors, errlen);
+	unlink(path);
+	return cfg;
+}
+
+static size_t count_lines(const char *errors)
+{
+	size_t n = 0;
+
+	for (const char *p = errors; *p; p++)
+		n += *p == '\n';
+	return n;
+}
+
+/* True when one line of errors starts with "path:line: " and contains fragment. */
+static bool has_error(const char *errors, const char *path, int line, const char *fragment)
+{
+	char prefix[128];
+	size_t prefix_len = (size_t)snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+
+	for (const char *p = errors; *p;) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (len >= prefix_len && memcmp(p, prefix, prefix_len) == 0) {
+			char one[1024];
+			snprintf(one, sizeof(one), "%.*s", (int)len, p);
+			if (strstr(one, fragment))
+				return true;
+		}
+		p += len + (eol ? 1 : 0);
+	}
+	return false;
+}
+
+#define ASSERT_ERROR_AT(errors, path, line, fragment)                                                       \
+	do {                                                                                                \
+		bool found_ = has_error((errors), (path), (line), (fragment));                              \
+		if (!found_)                                                                                \
+			fprintf(stderr, "\n  %s:%d: no error at line %d with \"%s\" in:\n%s\n", __FILE__,     \
+				__LINE__, (line), (fragment), (errors));                                    \
+		CU_ASSERT(found_);                                                                          \
+	} while (0)
+
+/* Loads text that must be refused with one error, at line, containing fragment. */
+static void expect_one_error(const char *text, int line, const char *fragment)
+{
+	char path[64], errors[4096];
+	struct config *cfg = load_text(text, path, errors, sizeof(errors));
+
+	CU_ASSERT_PTR_NULL(cfg);
+	config_free(cfg);
+	ASSERT_ERROR_AT(errors, path, line, fragment);
+	if (count_lines(errors) != 1)
+		fprintf(stderr, "\n  expected exactly one error:\n%s\n", errors);
+	CU_ASSERT_EQUAL(count_lines(errors), 1);
+}
+
+/* Loads text that must be accepted. */
+static struct config *expect_load(const char *text)
+{
+	char path[64], errors[4096];
+	struct config *cfg = load_text(text, path, errors, sizeof(errors));
+
+	if (!cfg)
+		fprintf(stderr, "\n  refused:\n%s\n", errors);
+	CU_ASSERT_PTR_NOT_NULL(cfg);
+	CU_ASSERT_STRING_EQUAL(errors, "");
+	return cfg;
+}
+
+static void assert_defaults(const struct config *cfg)
+{
+	ASSERT_STR(cfg->mqtt.uri, "tcp://127.0.0.1:1883");
+	ASSERT_STR(cfg->mqtt.client_id, "mqtt2pg");
+	CU_ASSERT_PTR_NULL(cfg->mqtt.username);
+	CU_ASSERT_PTR_NULL(cfg->mqtt.password);
+	CU_ASSERT_EQUAL(cfg->mqtt.version, 5);
+	CU_ASSERT_EQUAL(cfg->mqtt.qos, 1);
+	CU_ASSERT_FALSE(cfg->mqtt.clean_session);
+	CU_ASSERT_EQUAL(cfg->mqtt.session_expiry, 604800);
+	CU_ASSERT_EQUAL(cfg->mqtt.keepalive, 60);
+	CU_ASSERT_EQUAL(cfg->mqtt.connect_timeout, 10);
+	CU_ASSERT_EQUAL(cfg->mqtt.reconnect_min, 1);
+	CU_ASSERT_EQUAL(cfg->mqtt.reconnect_max, 30);
+	CU_ASSERT_PTR_NULL(cfg->mqtt.shared_group);
+	CU_ASSERT_PTR_NULL(cfg->mqtt.ca_file);
+	CU_ASSERT_PTR_NULL(cfg->mqtt.cert_file);
+	CU_ASSERT_PTR_NULL(cfg->mqtt.key_file);
+	CU_ASSERT_TRUE(cfg->mqtt.tls_verify);
+	ASSERT_STR(cfg->database.conninfo, "host=127.0.0.1 dbname=mqtt2pg user=mqtt2pg_writer");
+	CU_ASSERT_PTR_NULL(cfg->database.password);
+	CU_ASSERT_PTR_NULL(cfg->database.admin_conninfo);
+	CU_ASSERT_EQUAL(cfg->database.writers, 2);
+	CU_ASSERT_EQUAL(cfg->database.batch_rows, 2000);
+	CU_ASSERT_EQUAL(cfg->database.flush_interval_ms, 100);
+	CU_ASSERT_EQUAL(cfg->database.queue_messages, 50000);
+	CU_ASSERT_EQUAL(cfg->database.enqueue_timeout_ms, 5000);
+	CU_ASSERT_EQUAL(cfg->database.reconnect_max_ms, 10000);
+	CU_ASSERT_EQUAL(cfg->validation.max_payload_bytes, 65536);
+	CU_ASSERT_EQUAL(cfg->validation.max_future_skew, 300);
+	CU_ASSERT_EQUAL(cfg->validation.max_age, 604800);
+	CU_ASSERT_EQUAL(cfg->validation.unknown_points, UNKNOWN_POINT_REJECT);
+	CU_ASSERT_EQUAL(cfg->validation.max_points_per_device, 256);
+	CU_ASSERT_EQUAL(cfg->validation.reject_payload_bytes, 1024);
+	CU_ASSERT_EQUAL_FATAL(cfg->route_count, 1);
+	ASSERT_STR(cfg->routes[0].template_text, "solar/{tenant}/{serial}/telemetry");
+	ASSERT_STR(cfg->routes[0].filter, "solar/+/+/telemetry");
+	CU_ASSERT_EQUAL(cfg->routes[0].format, ROUTE_FORMAT_JSON);
+	CU_ASSERT_EQUAL(cfg->registry_refresh_interval, 60);
+	CU_ASSERT_EQUAL(cfg->stats_interval, 10);
+	CU_ASSERT_EQUAL(cfg->log_level, LOG_LEVEL_INFO);
+}
+
+static void test_defaults_when_path_null(void)
+{
+	char errors[1024] = "stale";
+	struct config *cfg = config_load(NULL, errors, sizeof(errors));
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_STRING_EQUAL(errors, "");
+	CU_ASSERT_PTR_NULL(cfg->path);
+	assert_defaults(cfg);
+	config_free(cfg);
+}
+
+static void test_empty_file_is_defaults(void)
+{
+	struct config *cfg = expect_load("# nothing but a comment\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_PTR_NOT_NULL(cfg->path);
+	assert_defaults(cfg);
+	config_free(cfg);
+}
+
+/* The example file documents every key with its default, so loading it must give exactly the defaults. */
+static void test_example_file_is_defaults(void)
+{
+	char path[512], errors[4096];
+	char *slash;
+	struct config *cfg;
+
+	snprintf(path, sizeof(path), "%s", __FILE__); /* .../tests/unit/test_config.c */
+	for (int i = 0; i < 3; i++) {
+		slash = strrchr(path, '/');
+		CU_ASSERT_PTR_NOT_NULL_FATAL(slash);
+		*slash = '\0';
+	}
+	strncat(path, "/conf/mqtt2pg.conf", sizeof(path) - strlen(path) - 1);
+	cfg = config_load(path, errors, sizeof(errors));
+	if (!cfg)
+		fprintf(stderr, "\n  %s refused:\n%s\n", path, errors);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	ASSERT_STR(cfg->path, path);
+	assert_defaults(cfg);
+	config_free(cfg);
+}
+
+static void test_every_key_read(void)
+{
+	char mqtt_pw[64], db_pw[64], text[4096];
+	struct config *cfg;
+
+	write_temp(mqtt_pw, "broker-secret\n");
+	write_temp(db_pw, "db-secret");
+	snprintf(text, sizeof(text),
+		 "mqtt = {\n"
+		 "  uri = \"ssl://broker.example:8883\";\n"
+		 "  client_id = \"bridge-1\";\n"
+		 "  username = \"bridge\";\n"
+		 "  password_file = \"%s\";\n"
+		 "  version = 4;\n"
+		 "  qos = 2;\n"
+		 "  clean_session = true;\n"
+		 "  session_expiry = 3600;\n"
+		 "  keepalive = 30;\n"
+		 "  connect_timeout = 5;\n"
+		 "  reconnect_min = 2;\n"
+		 "  reconnect_max = 60;\n"
+		 "  shared_group = \"ingest\";\n"
+		 "  ca_file = \"/etc/mqtt/ca.pem\";\n"
+		 "  cert_file = \"/etc/mqtt/cert.pem\";\n"
+		 "  key_file = \"/etc/mqtt/key.pem\";\n"
+		 "  tls_verify = false;\n"
+		 "};\n"
+		 "database = {\n"
+		 "  conninfo = \"host=db dbname=telemetry user=writer\";\n"
+		 "  password_file = \"%s\";\n"
+		 "  admin_conninfo = \"host=db dbname=telemetry user=owner\";\n"
+		 "  writers = 4;\n"
+		 "  batch_rows = 500;\n"
+		 "  flush_interval_ms = 250;\n"
+		 "  queue_messages = 1000;\n"
+		 "  enqueue_timeout_ms = 2000;\n"
+		 "  reconnect_max_ms = 30000;\n"
+		 "};\n"
+		 "routes = (\n"
+		 "  { topic = \"solar/{tenant}/{serial}/telemetry\"; format = \"json\"; },\n"
+		 "  { topic = \"site/+/{tenant}/{serial}\"; }\n"
+		 ");\n"
+		 "validation = {\n"
+		 "  max_payload_bytes = 4096;\n"
+		 "  max_future_skew = 60;\n"
+		 "  max_age = 86400;\n"
+		 "  unknown_points = \"register\";\n"
+		 "  max_points_per_device = 32;\n"
+		 "  reject_payload_bytes = 0;\n"
+		 "};\n"
+		 "registry = { refresh_interval = 120; };\n"
+		 "log = { level = \"debug\"; };\n"
+		 "stats_interval = 0;\n",
+		 mqtt_pw, db_pw);
+	cfg = expect_load(text);
+	unlink(mqtt_pw);
+	unlink(db_pw);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	ASSERT_STR(cfg->mqtt.uri, "ssl://broker.example:8883");
+	ASSERT_STR(cfg->mqtt.client_id, "bridge-1");
+	ASSERT_STR(cfg->mqtt.username, "bridge");
+	ASSERT_STR(cfg->mqtt.password, "broker-secret");
+	CU_ASSERT_EQUAL(cfg->mqtt.version, 4);
+	CU_ASSERT_EQUAL(cfg->mqtt.qos, 2);
+	CU_ASSERT_TRUE(cfg->mqtt.clean_session);
+	CU_ASSERT_EQUAL(cfg->mqtt.session_expiry, 3600);
+	CU_ASSERT_EQUAL(cfg->mqtt.keepalive, 30);
+	CU_ASSERT_EQUAL(cfg->mqtt.connect_timeout, 5);
+	CU_ASSERT_EQUAL(cfg->mqtt.reconnect_min, 2);
+	CU_ASSERT_EQUAL(cfg->mqtt.reconnect_max, 60);
+	ASSERT_STR(cfg->mqtt.shared_group, "ingest");
+	ASSERT_STR(cfg->mqtt.ca_file, "/etc/mqtt/ca.pem");
+	ASSERT_STR(cfg->mqtt.cert_file, "/etc/mqtt/cert.pem");
+	ASSERT_STR(cfg->mqtt.key_file, "/etc/mqtt/key.pem");
+	CU_ASSERT_FALSE(cfg->mqtt.tls_verify);
+	ASSERT_STR(cfg->database.conninfo, "host=db dbname=telemetry user=writer");
+	ASSERT_STR(cfg->database.password, "db-secret");
+	ASSERT_STR(cfg->database.admin_conninfo, "host=db dbname=telemetry user=owner");
+	CU_ASSERT_EQUAL(cfg->database.writers, 4);
+	CU_ASSERT_EQUAL(cfg->database.batch_rows, 500);
+	CU_ASSERT_EQUAL(cfg->database.flush_interval_ms, 250);
+	CU_ASSERT_EQUAL(cfg->database.queue_messages, 1000);
+	CU_ASSERT_EQUAL(cfg->database.enqueue_timeout_ms, 2000);
+	CU_ASSERT_EQUAL(cfg->database.reconnect_max_ms, 30000);
+	CU_ASSERT_EQUAL(cfg->validation.max_payload_bytes, 4096);
+	CU_ASSERT_EQUAL(cfg->validation.max_future_skew, 60);
+	CU_ASSERT_EQUAL(cfg->validation.max_age, 86400);
+	CU_ASSERT_EQUAL(cfg->validation.unknown_points, UNKNOWN_POINT_REGISTER);
+	CU_ASSERT_EQUAL(cfg->validation.max_points_per_device, 32);
+	CU_ASSERT_EQUAL(cfg->validation.reject_payload_bytes, 0);
+	CU_ASSERT_EQUAL_FATAL(cfg->route_count, 2);
+	ASSERT_STR(cfg->routes[0].filter, "solar/+/+/telemetry");
+	ASSERT_STR(cfg->routes[1].template_text, "site/+/{tenant}/{serial}");
+	ASSERT_STR(cfg->routes[1].filter, "site/+/+/+");
+	CU_ASSERT_EQUAL(cfg->routes[1].format, ROUTE_FORMAT_JSON);
+	CU_ASSERT_EQUAL(cfg->registry_refresh_interval, 120);
+	CU_ASSERT_EQUAL(cfg->log_level, LOG_LEVEL_DEBUG);
+	CU_ASSERT_EQUAL(cfg->stats_interval, 0);
+	config_free(cfg);
+}
+
+static void test_empty_string_means_unset(void)
+{
+	struct config *cfg = expect_load("mqtt = { username = \"\"; shared_group = \"\"; password_file = \"\"; };\n"
+					 "database = { admin_conninfo = \"\"; };\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_PTR_NULL(cfg->mqtt.username);
+	CU_ASSERT_PTR_NULL(cfg->mqtt.shared_group);
+	CU_ASSERT_PTR_NULL(cfg->mqtt.password);
+	CU_ASSERT_PTR_NULL(cfg->database.admin_conninfo);
+	config_free(cfg);
+}
+
+static void test_unknown_keys_with_line(void)
+{
+	expect_one_error("stats_interval = 5;\nfoo = 1;\n", 2, "unknown setting 'foo'");
+	expect_one_error("mqtt = {\n  uri = \"tcp://x:1\";\n  urii = \"tcp://y:1\";\n};\n", 3,
+			 "unknown setting 'mqtt.urii'");
+	expect_one_error("\n\ndatabase = {\n  batch_size = 10;\n};\n", 4, "unknown setting 'database.batch_size'");
+	expect_one_error("validation = { max_payload = 10; };\n", 1, "validation.max_payload");
+	expect_one_error("registry = {\n refresh = 10;\n};\n", 2, "registry.refresh");
+	expect_one_error("log = {\n level = \"info\";\n file = \"x\";\n};\n", 3, "log.file");
+	expect_one_error("routes = (\n  { topic = \"a/{tenant}/{serial}\";\n    qos = 1; }\n);\n", 3,
+			 "unknown setting");
+}
+
+static void test_type_errors(void)
+{
+	expect_one_error("mqtt = {\n  uri = 5;\n};\n", 2, "'uri' must be a string");
+	expect_one_error("mqtt = {\n  version = \"5\";\n};\n", 2, "'version' must be an integer");
+	expect_one_error("database = {\n  writers = 2.5;\n};\n", 2, "'writers' must be an integer");
+	expect_one_error("mqtt = {\n  clean_session = 1;\n};\n", 2, "'clean_session' must be true or false");
+	expect_one_error("mqtt = {\n  tls_verify = \"yes\";\n};\n", 2, "'tls_verify' must be true or false");
+	expect_one_error("validation = {\n  unknown_points = 1;\n};\n", 2, "'unknown_points' must be a string");
+	expect_one_error("stats_interval = \"10\";\n", 1, "'stats_interval' must be an integer");
+	expect_one_error("log = { level = true; };\n", 1, "'level' must be a string");
+}
+
+/*
+ * A group written as a scalar ("log = \"debug\";" for "log = { level = \"debug\"; };") is a typo like an
+ * unknown key: ignoring it would silently run with the defaults.
+ */
+static void test_group_of_wrong_type(void)
+{
+	char path[64], errors[4096];
+	struct config *cfg;
+
+	cfg = load_text("stats_interval = 5;\nlog = \"debug\";\n", path, errors, sizeof(errors));
+	CU_ASSERT_PTR_NULL(cfg);
+	ASSERT_ERROR_AT(errors, path, 2, "log");
+	config_free(cfg);
+	cfg = load_text("validation = 1024;\n", path, errors, sizeof(errors));
+	CU_ASSERT_PTR_NULL(cfg);
+	ASSERT_ERROR_AT(errors, path, 1, "validation");
+	config_free(cfg);
+}
+
+static void test_range_errors(void)
+{
+	expect_one_error("mqtt = {\n  qos = 3;\n};\n", 2, "'qos' = 3 is out of range [0, 2]");
+	expect_one_error("mqtt = {\n  version = 3;\n};\n", 2, "'version' = 3 is out of range [4, 5]");
+	expect_one_error("mqtt = {\n  keepalive = 4;\n};\n", 2, "'keepalive' = 4 is out of range");
+	expect_one_error("database = {\n  writers = 0;\n};\n", 2, "'writers' = 0 is out of range [1, 64]");
+	expect_one_error("database = {\n  batch_rows = 100001;\n};\n", 2, "'batch_rows' = 100001 is out of range");
+	expect_one_error("validation = {\n  max_payload_bytes = 15;\n};\n", 2, "'max_payload_bytes' = 15");
+	expect_one_error("validation = {\n  max_age = 0;\n};\n", 2, "'max_age' = 0");
+	expect_one_error("stats_interval = -1;\n", 1, "'stats_interval' = -1 is out of range [0, 86400]");
+	expect_one_error("registry = {\n  refresh_interval = 0;\n};\n", 2, "'refresh_interval' = 0");
+	/* A 64-bit value is range-checked, not truncated to its low 32 bits (2^32 + 60 would read as 60). */
+	expect_one_error("mqtt = {\n  keepalive = 4294967356L;\n};\n", 2, "'keepalive' = 4294967356 is out of range");
+}
+
+static void test_range_limits_accepted(void)
+{
+	struct config *cfg = expect_load("mqtt = { qos = 0; keepalive = 5; session_expiry = 0; };\n"
+					 "database = { writers = 64; batch_rows = 1; queue_messages = 16; };\n"
+					 "validation = { max_payload_bytes = 16; max_future_skew = 0; };\n"
+					 "stats_interval = 86400;\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->mqtt.qos, 0);
+	CU_ASSERT_EQUAL(cfg->mqtt.keepalive, 5);
+	CU_ASSERT_EQUAL(cfg->mqtt.session_expiry, 0);
+	CU_ASSERT_EQUAL(cfg->database.writers, 64);
+	CU_ASSERT_EQUAL(cfg->database.batch_rows, 1);
+	CU_ASSERT_EQUAL(cfg->database.queue_messages, 16);
+	CU_ASSERT_EQUAL(cfg->validation.max_payload_bytes, 16);
+	CU_ASSERT_EQUAL(cfg->validation.max_future_skew, 0);
+	CU_ASSERT_EQUAL(cfg->stats_interval, 86400);
+	config_free(cfg);
+}
+
+static void test_several_errors_at_once(void)
+{
+	char path[64], errors[4096];
+	struct config *cfg = load_text("mqtt = {\n"
+				       "  qos = 3;\n"
+				       "  version = \"5\";\n"
+				       "  colour = \"blue\";\n"
+				       "};\n"
+				       "database = { writers = 0; };\n"
+				       "stats_interval = 1;\n"
+				       "log = {\n"
+				       "  level = \"verbose\";\n"
+				       "};\n",
+				       path, errors, sizeof(errors));
+
+	CU_ASSERT_PTR_NULL(cfg);
+	config_free(cfg);
+	CU_ASSERT_EQUAL(count_lines(errors), 5);
+	ASSERT_ERROR_AT(errors, path, 2, "'qos' = 3");
+	ASSERT_ERROR_AT(errors, path, 3, "'version' must be an integer");
+	ASSERT_ERROR_AT(errors, path, 4, "mqtt.colour");
+	ASSERT_ERROR_AT(errors, path, 6, "'writers' = 0");
+	ASSERT_ERROR_AT(errors, path, 9, "log.level");
+}
+
+static void test_errors_buffer_is_bounded(void)
+{
+	char path[64], errors[40];
+	struct config *cfg;
+
+	memset(errors, 'x', sizeof(errors));
+	cfg = load_text("mqtt = { qos = 3; version = 9; keepalive = 1; };\n", path, errors, sizeof(errors));
+	CU_ASSERT_PTR_NULL(cfg);
+	CU_ASSERT(memchr(errors, '\0', sizeof(errors)) != NULL);
+	config_free(cfg);
+}
+
+static void test_cross_checks(void)
+{
+	expect_one_error("mqtt = {\n  reconnect_min = 10;\n  reconnect_max = 5;\n};\n", 1,
+			 "reconnect_max must be >= mqtt.reconnect_min");
+	expect_one_error("mqtt = {\n  shared_group = \"a/b\";\n};\n", 1, "shared_group may not contain");
+	expect_one_error("mqtt = {\n  shared_group = \"a+\";\n};\n", 1, "shared_group may not contain");
+	expect_one_error("mqtt = {\n  uri = \"\";\n};\n", 1, "mqtt.uri is required");
+	expect_one_error("mqtt = {\n  client_id = \"\";\n};\n", 1, "mqtt.client_id is required");
+	expect_one_error("database = {\n  conninfo = \"\";\n};\n", 1, "database.conninfo is required");
+}
+
+static void test_policies_and_levels(void)
+{
+	static const struct {
+		const char *text;
+		enum unknown_point_policy policy;
+	} policies[] = {
+		{"reject", UNKNOWN_POINT_REJECT},
+		{"drop", UNKNOWN_POINT_DROP},
+		{"register", UNKNOWN_POINT_REGISTER},
+	};
+	static const struct {
+		const char *text;
+		enum log_level level;
+	} levels[] = {
+		{"error", LOG_LEVEL_ERROR},
+		{"warn", LOG_LEVEL_WARN},
+		{"info", LOG_LEVEL_INFO},
+		{"debug", LOG_LEVEL_DEBUG},
+	};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+		struct config *cfg;
+
+		snprintf(text, sizeof(text), "validation = { unknown_points = \"%s\"; };\n", policies[i].text);
+		cfg = expect_load(text);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+		CU_ASSERT_EQUAL(cfg->validation.unknown_points, policies[i].policy);
+		ASSERT_STR(config_unknown_point_policy_name(policies[i].policy), policies[i].text);
+		config_free(cfg);
+	}
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		struct config *cfg;
+
+		snprintf(text, sizeof(text), "log = { level = \"%s\"; };\n", levels[i].text);
+		cfg = expect_load(text);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+		CU_ASSERT_EQUAL(cfg->log_level, levels[i].level);
+		config_free(cfg);
+	}
+	expect_one_error("validation = {\n  unknown_points = \"ignore\";\n};\n", 2, "unknown_points must be");
+	expect_one_error("validation = {\n  unknown_points = \"Reject\";\n};\n", 2, "unknown_points must be");
+	expect_one_error("log = {\n  level = \"verbose\";\n};\n", 2, "log.level must be");
+}
+
+static void test_routes(void)
+{
+	struct config *cfg = expect_load("routes = (\n"
+					 "  { topic = \"a/{tenant}/{serial}\"; format = \"json\"; },\n"
+					 "  { topic = \"b/{serial}/{tenant}/x\"; },\n"
+					 "  { format = \"json\"; topic = \"{tenant}/{serial}\"; }\n"
+					 ");\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL_FATAL(cfg->route_count, 3);
+	ASSERT_STR(cfg->routes[0].template_text, "a/{tenant}/{serial}");
+	ASSERT_STR(cfg->routes[0].filter, "a/+/+");
+	ASSERT_STR(cfg->routes[1].filter, "b/+/+/x");
+	CU_ASSERT_EQUAL(cfg->routes[1].levels[1].kind, ROUTE_LEVEL_SERIAL);
+	ASSERT_STR(cfg->routes[2].filter, "+/+");
+	config_free(cfg);
+}
+
+static void test_route_errors(void)
+{
+	expect_one_error("routes = (\n  { topic = \"a/{tenant}/{serial}\"; },\n  { topic = \"b/{tenant}\"; }\n);\n", 3,
+			 "routes[1]: template 'b/{tenant}' needs exactly one");
+	expect_one_error("routes = (\n  { topic = \"a/{tenant}/{serial}\"; format = \"xml\"; }\n);\n", 2,
+			 "routes[0]: unknown format 'xml'");
+	expect_one_error("routes = (\n  { format = \"json\"; }\n);\n", 2, "routes[0]: 'topic' is required");
+	expect_one_error("routes = (\n  { topic = \"a/#/{tenant}/{serial}\"; }\n);\n", 2, "wildcard");
+	expect_one_error("\nroutes = ();\n", 2, "'routes' is empty");
+	expect_one_error("routes = { topic = \"a/{tenant}/{serial}\"; };\n", 1, "'routes' must be a list");
+	expect_one_error("\nroutes = ( \"a/{tenant}/{serial}\" );\n", 2, "routes[0] must be a group");
+}
+
+static void test_password_files(void)
+{
+	char mqtt_pw[64], db_pw[64], text[512];
+	struct config *cfg;
+
+	/* First line only; "\n" and "\r\n" endings stripped. */
+	write_temp(mqtt_pw, "s3cret pass\nsecond line\n");
+	write_temp(db_pw, "db-pass\r\nmore\r\n");
+	snprintf(text, sizeof(text), "mqtt = { password_file = \"%s\"; };\ndatabase = { password_file = \"%s\"; };\n",
+		 mqtt_pw, db_pw);
+	cfg = expect_load(text);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	ASSERT_STR(cfg->mqtt.password, "s3cret pass");
+	ASSERT_STR(cfg->database.password, "db-pass");
+	config_free(cfg);
+	unlink(mqtt_pw);
+	unlink(db_pw);
+}
+
+static void test_password_file_missing(void)
+{
+	expect_one_error("mqtt = {\n  password_file = \"/nonexistent/mqtt2pg/pw\";\n};\n", 2,
+			 "cannot read password file '/nonexistent/mqtt2pg/pw'");
+	expect_one_error("database = {\n\n  password_file = \"/nonexistent/mqtt2pg/pw\";\n};\n", 3,
+			 "cannot read password file");
+}
+
+static void test_env_overrides(void)
+{
+	char mqtt_pw[64], text[512];
+	struct config *cfg;
+
+	write_temp(mqtt_pw, "from-file\n");
+	snprintf(text, sizeof(text),
+		 "mqtt = { client_id = \"from-file\"; uri = \"tcp://file:1883\"; password_file = \"%s\"; };\n"
+		 "database = { conninfo = \"host=file\"; admin_conninfo = \"host=file-admin\"; };\n",
+		 mqtt_pw);
+	setenv("MQTT2PG_MQTT_PASSWORD", "env-mqtt-pw", 1);
+	setenv("MQTT2PG_DB_PASSWORD", "env-db-pw", 1);
+	setenv("MQTT2PG_CLIENT_ID", "mqtt2pg-pod-7", 1);
+	setenv("MQTT2PG_MQTT_URI", "tcp://env:1883", 1);
+	setenv("MQTT2PG_DB_CONNINFO", "host=env", 1);
+	setenv("MQTT2PG_ADMIN_CONNINFO", "host=env-admin", 1);
+	cfg = expect_load(text);
+	CU_ASSERT_PTR_NOT_NULL(cfg);
+	if (cfg) {
+		ASSERT_STR(cfg->mqtt.password, "env-mqtt-pw");
+		ASSERT_STR(cfg->database.password, "env-db-pw");
+		ASSERT_STR(cfg->mqtt.client_id, "mqtt2pg-pod-7");
+		ASSERT_STR(cfg->mqtt.uri, "tcp://env:1883");
+		ASSERT_STR(cfg->database.conninfo, "host=env");
+		ASSERT_STR(cfg->database.admin_conninfo, "host=env-admin");
+	}
+	config_free(cfg);
+
+	/* The environment applies to the defaults as well. */
+	cfg = config_load(NULL, text, sizeof(text));
+	CU_ASSERT_PTR_NOT_NULL(cfg);
+	if (cfg) {
+		ASSERT_STR(cfg->mqtt.password, "env-mqtt-pw");
+		ASSERT_STR(cfg->database.password, "env-db-pw");
+		ASSERT_STR(cfg->mqtt.client_id, "mqtt2pg-pod-7");
+	}
+	config_free(cfg);
+	clear_env();
+	unlink(mqtt_pw);
+}
+
+static void test_env_empty_is_ignored(void)
+{
+	char errors[256];
+	struct config *cfg;
+
+	setenv("MQTT2PG_MQTT_PASSWORD", "", 1);
+	setenv("MQTT2PG_CLIENT_ID", "", 1);
+	setenv("MQTT2PG_DB_PASSWORD", "", 1);
+	cfg = config_load(NULL, errors, sizeof(errors));
+	CU_ASSERT_PTR_NOT_NULL(cfg);
+	if (cfg) {
+		CU_ASSERT_PTR_NULL(cfg->mqtt.password);
+		CU_ASSERT_PTR_NULL(cfg->database.password);
+		ASSERT_STR(cfg->mqtt.client_id, "mqtt2pg");
+	}
+	config_free(cfg);
+	clear_env();
+}
+
+static void test_env_fills_required_client_id(void)
+{
+	struct config *cfg;
+
+	/* client_id = "" in the file with the pod name from the environment: a Deployment's usual setup. */
+	setenv("MQTT2PG_CLIENT_ID", "pod-3", 1);
+	cfg = expect_load("mqtt = { client_id = \"\"; };\n");
+	CU_ASSERT_PTR_NOT_NULL(cfg);
+	if (cfg)
+		ASSERT_STR(cfg->mqtt.client_id, "pod-3");
+	config_free(cfg);
+	clear_env();
+}
+
+static void test_syntax_error_reports_file_and_line(void)
+{
+	char path[64], errors[1024];
+	char prefix[96];
+	struct config *cfg = load_text("mqtt = {\n  qos = 1;\n  uri = ;\n};\n", path, errors, sizeof(errors));
+
+	CU_ASSERT_PTR_NULL(cfg);
+	config_free(cfg);
+	snprintf(prefix, sizeof(prefix), "%s:3: ", path);
+	if (strncmp(errors, prefix, strlen(prefix)) != 0)
+		fprintf(stderr, "\n  got: %s\n", errors);
+	CU_ASSERT_EQUAL(strncmp(errors, prefix, strlen(prefix)), 0);
+	CU_ASSERT(strlen(errors) > strlen(prefix) + 1);
+}
+
+static void test_missing_file(void)
+{
+	char errors[1024];
+	struct config *cfg = config_load("/nonexistent/mqtt2pg.conf", errors, sizeof(errors));
+
+	CU_ASSERT_PTR_NULL(cfg);
+	config_free(cfg);
+	CU_ASSERT_EQUAL(strncmp(errors, "/nonexistent/mqtt2pg.conf: ", 27), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errors, "cannot read file"));
+}
+
+static void test_config_free_null(void)
+{
+	config_free(NULL);
+	CU_PASS("config_free(NULL) is a no-op");
+}
+
+#define TEST(fn) { #fn, fn }
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		CU_TestFunc fn;
+	} tests[] = {
+		TEST(test_defaults_when_path_null),
+		TEST(test_empty_file_is_defaults),
+		TEST(test_example_file_is_defaults),
+		TEST(test_every_key_read),
+		TEST(test_empty_string_means_unset),
+		TEST(test_unknown_keys_with_line),
+		TEST(test_type_errors),
+		TEST(test_group_of_wrong_type),
+		TEST(test_range_errors),
+		TEST(test_range_limits_accepted),
+		TEST(test_several_errors_at_once),
+		TEST(test_errors_buffer_is_bounded),
+		TEST(test_cross_checks),
+		TEST(test_policies_and_levels),
+		TEST(test_routes),
+		TEST(test_route_errors),
+		TEST(test_password_files),
+		TEST(test_password_file_missing),
+		TEST(test_env_overrides),
+		TEST(test_env_empty_is_ignored),
+		TEST(test_env_fills_required_client_id),
+		TEST(test_syntax_error_reports_file_and_line),
+		TEST(test_missing_file),
+		TEST(test_config_free_null),
+	};
+	CU_pSuite suite;
+	unsigned failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	suite = CU_add_suite("config", suite_init, NULL);
+	if (!suite)
+		goto error;
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
+			goto error;
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	if (CU_basic_run_tests() != CUE_SUCCESS)
+		goto error;
+	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failures > 0 ? 1 : 0;
+error:
+	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+	CU_cleanup_registry();
+	return 2;
+}

@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Unit tests for registry.c: adding and finding tenants, devices and points (by slug, serial, device + name,
+ * id; keys as unterminated slices), refusal of duplicates and dangling references, per-device point counts,
+ * a 100,000-device registry where every lookup must hit, and the reference counting of snapshots and the
+ * store's swap/acquire hand-off (including readers racing a swapper).
+ */
+#include <CUnit/Basic.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry.h"
+
+static bool find_tenant_text(const struct registry *r, const char *slug, int32_t want_id)
+{
+	const struct registry_tenant *t = registry_find_tenant(r, slug, strlen(slug));
+
+	return t && t->id == want_id && strcmp(t->slug, slug) == 0;
+}
+
+static void test_empty_registry(void)
+{
+	struct registry *r = registry_new();
+
+	CU_ASSERT_EQUAL(registry_tenant_count(r), 0);
+	CU_ASSERT_EQUAL(registry_device_count(r), 0);
+	CU_ASSERT_EQUAL(registry_point_count(r), 0);
+	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "acme", 4));
+	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "", 0));
+	CU_ASSERT_PTR_NULL(registry_find_tenant_by_id(r, 1));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-1", 5));
+	CU_ASSERT_PTR_NULL(registry_find_point(r, 1, "power", 5));
+	registry_unref(r);
+}
+
+static void test_tenants(void)
+{
+	struct registry *r = registry_new();
+	char slug[] = "acme";
+	const struct registry_tenant *t;
+
+	CU_ASSERT_TRUE(registry_add_tenant(r, 1, slug));
+	CU_ASSERT_TRUE(registry_add_tenant(r, 2, "globex"));
+	/* The registry keeps its own copy. */
+	slug[0] = 'X';
+	CU_ASSERT_TRUE(find_tenant_text(r, "acme", 1));
+	CU_ASSERT_TRUE(find_tenant_text(r, "globex", 2));
+	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "Xcme", 4));
+	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "acm", 3));
+	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "acmee", 5));
+	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "ACME", 4));
+	t = registry_find_tenant_by_id(r, 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_STRING_EQUAL(t->slug, "globex");
+	CU_ASSERT_PTR_NULL(registry_find_tenant_by_id(r, 3));
+	CU_ASSERT_PTR_NULL(registry_find_tenant_by_id(r, 0));
+	CU_ASSERT_EQUAL(registry_tenant_count(r), 2);
+	registry_unref(r);
+}
+
+static void test_keys_are_slices(void)
+{
+	static const char topic[] = "solar/acme/INV-0001/telemetry";
+	struct registry *r = registry_new();
+	const struct registry_device *d;
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 7, 1, "INV-0001", true));
+	CU_ASSERT_TRUE_FATAL(registry_add_point(r, 70, 7, "power", false, 0, false, 0));
+	CU_ASSERT_TRUE(registry_find_tenant(r, topic + 6, 4) != NULL);
+	CU_ASSERT_PTR_NULL(registry_find_tenant(r, topic + 6, 5)); /* "acme/" */
+	d = registry_find_device(r, topic + 11, 8);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(d->id, 7);
+	CU_ASSERT_PTR_NULL(registry_find_device(r, topic + 11, 7));
+	CU_ASSERT_PTR_NOT_NULL(registry_find_point(r, 7, "power_total", 5));
+	CU_ASSERT_PTR_NULL(registry_find_point(r, 7, "power_total", 6));
+	registry_unref(r);
+}
+
+static void test_devices(void)
+{
+	struct registry *r = registry_new();
+	const struct registry_device *d;
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 2, "globex"));
+	CU_ASSERT_TRUE(registry_add_device(r, 10, 1, "INV-A1", true));
+	CU_ASSERT_TRUE(registry_add_device(r, 11, 1, "INV-A2", false));
+	CU_ASSERT_TRUE(registry_add_device(r, 20, 2, "INV-B1", true));
+	d = registry_find_device(r, "INV-A2", 6);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(d->id, 11);
+	CU_ASSERT_EQUAL(d->tenant_id, 1);
+	CU_ASSERT_FALSE(d->enabled);
+	CU_ASSERT_EQUAL(d->point_count, 0);
+	CU_ASSERT_STRING_EQUAL(d->serial, "INV-A2");
+	d = registry_find_device(r, "INV-B1", 6);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(d->tenant_id, 2);
+	CU_ASSERT_TRUE(d->enabled);
+	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-A", 5));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, "inv-a1", 6));
+	CU_ASSERT_EQUAL(registry_device_count(r), 3);
+	registry_unref(r);
+}
+
+static void test_points(void)
+{
+	struct registry *r = registry_new();
+	const struct registry_point *p;
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 10, 1, "INV-A1", true));
+	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 11, 1, "INV-A2", true));
+	CU_ASSERT_TRUE(registry_add_point(r, 100, 10, "power", true, -5.5, true, 10000.0));
+	CU_ASSERT_TRUE(registry_add_point(r, 101, 10, "temp", false, 0, false, 0));
+	/* The same name on another device is another point. */
+	CU_ASSERT_TRUE(registry_add_point(r, 110, 11, "power", false, 0, true, 3.0));
+	p = registry_find_point(r, 10, "power", 5);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->id, 100);
+	CU_ASSERT_EQUAL(p->device_id, 10);
+	CU_ASSERT_TRUE(p->has_min);
+	CU_ASSERT_EQUAL(p->min, -5.5);
+	CU_ASSERT_TRUE(p->has_max);
+	CU_ASSERT_EQUAL(p->max, 10000.0);
+	CU_ASSERT_STRING_EQUAL(p->name, "power");
+	p = registry_find_point(r, 11, "power", 5);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->id, 110);
+	CU_ASSERT_FALSE(p->has_min);
+	CU_ASSERT_TRUE(p->has_max);
+	CU_ASSERT_EQUAL(p->max, 3.0);
+	p = registry_find_point(r, 10, "temp", 4);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_FALSE(p->has_min);
+	CU_ASSERT_FALSE(p->has_max);
+	CU_ASSERT_PTR_NULL(registry_find_point(r, 11, "temp", 4));
+	CU_ASSERT_PTR_NULL(registry_find_point(r, 12, "power", 5));
+	CU_ASSERT_PTR_NULL(registry_find_point(r, 10, "Power", 5));
+	CU_ASSERT_EQUAL(registry_point_count(r), 3);
+	registry_unref(r);
+}
+
+static void test_duplicates_refused(void)
+{
+	struct registry *r = registry_new();
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	CU_ASSERT_FALSE(registry_add_tenant(r, 2, "acme")); /* same slug */
+	CU_ASSERT_FALSE(registry_add_tenant(r, 1, "other")); /* same id */
+	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 10, 1, "INV-A1", true));
+	CU_ASSERT_FALSE(registry_add_device(r, 11, 1, "INV-A1", true)); /* same serial */
+	CU_ASSERT_FALSE(registry_add_device(r, 10, 1, "INV-A9", true)); /* same id */
+	CU_ASSERT_TRUE_FATAL(registry_add_point(r, 100, 10, "power", false, 0, false, 0));
+	CU_ASSERT_FALSE(registry_add_point(r, 101, 10, "power", true, 1, true, 2)); /* same device + name */
+	CU_ASSERT_EQUAL(registry_tenant_count(r), 1);
+	CU_ASSERT_EQUAL(registry_device_count(r), 1);
+	CU_ASSERT_EQUAL(registry_point_count(r), 1);
+	/* The refused entries left nothing behind. */
+	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "other", 5));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-A9", 6));
+	CU_ASSERT_EQUAL(registry_find_tenant(r, "acme", 4)->id, 1);
+	CU_ASSERT_EQUAL(registry_find_device(r, "INV-A1", 6)->id, 10);
+	CU_ASSERT_FALSE(registry_find_point(r, 10, "power", 5)->has_min);
+	CU_ASSERT_EQUAL(registry_find_device(r, "INV-A1", 6)->point_count, 1);
+	registry_unref(r);
+}
+
+static void test_dangling_refused(void)
+{
+	struct registry *r = registry_new();
+
+	CU_ASSERT_FALSE(registry_add_device(r, 10, 1, "INV-A1", true)); /* no tenant 1 yet */
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	CU_ASSERT_FALSE(registry_add_device(r, 10, 2, "INV-A1", true));
+	CU_ASSERT_FALSE(registry_add_point(r, 100, 10, "power", false, 0, false, 0)); /* no device 10 */
+	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 10, 1, "INV-A1", true));
+	CU_ASSERT_FALSE(registry_add_point(r, 100, 11, "power", false, 0, false, 0));
+	CU_ASSERT_TRUE(registry_add_point(r, 100, 10, "power", false, 0, false, 0));
+	CU_ASSERT_EQUAL(registry_device_count(r), 1);
+	CU_ASSERT_EQUAL(registry_point_count(r), 1);
+	registry_unref(r);
+}
+
+static void test_point_count_per_device(void)
+{
+	struct registry *r = registry_new();
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 10, 1, "A", true));
+	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 11, 1, "B", true));
+	CU_ASSERT_TRUE(registry_add_point(r, 1, 10, "p1", false, 0, false, 0));
+	CU_ASSERT_TRUE(registry_add_point(r, 2, 10, "p2", false, 0, false, 0));
+	CU_ASSERT_TRUE(registry_add_point(r, 3, 10, "p3", false, 0, false, 0));
+	CU_ASSERT_TRUE(registry_add_point(r, 4, 11, "p1", false, 0, false, 0));
+	CU_ASSERT_FALSE(registry_add_point(r, 5, 10, "p1", false, 0, false, 0));
+	CU_ASSERT_EQUAL(registry_find_device(r, "A", 1)->point_count, 3);
+	CU_ASSERT_EQUAL(registry_find_device(r, "B", 1)->point_count, 1);
+	CU_ASSERT_EQUAL(registry_point_count(r), 4);
+	registry_unref(r);
+}
+
+/* Sanity at the size the registry is built for; not timed. */
+static void test_hundred_thousand_devices(void)
+{
+	enum { TENANTS = 10, DEVICES = 100000, POINTS = 4 };
+	static const char *const names[POINTS] = {"total_output_power", "temp", "soc", "grid.voltage:l1"};
+	struct registry *r = registry_new();
+	char key[32];
+	size_t missing = 0, wrong = 0;
+	bool ok = true;
+
+	for (int t = 1; t <= TENANTS; t++) {
+		snprintf(key, sizeof(key), "tenant-%d", t);
+		ok = ok && registry_add_tenant(r, t, key);
+	}
+	for (int d = 1; d <= DEVICES && ok; d++) {
+		snprintf(key, sizeof(key), "INV-%06d", d);
+		ok = registry_add_device(r, d, 1 + d % TENANTS, key, d % 100 != 0);
+		for (int p = 0; p < POINTS && ok; p++)
+			ok = registry_add_point(r, d * POINTS + p, d, names[p], p == 0, 0.0, p == 0, 1e6);
+	}
+	CU_ASSERT_TRUE_FATAL(ok);
+	CU_ASSERT_EQUAL(registry_tenant_count(r), TENANTS);
+	CU_ASSERT_EQUAL(registry_device_count(r), DEVICES);
+	CU_ASSERT_EQUAL(registry_point_count(r), (size_t)DEVICES * POINTS);
+
+	for (int d = 1; d <= DEVICES; d++) {
+		const struct registry_device *dev;
+		int n = snprintf(key, sizeof(key), "INV-%06d", d);
+
+		dev = registry_find_device(r, key, (size_t)n);
+		if (!dev) {
+			missing++;
+			continue;
+		}
+		wrong += dev->id != d || dev->tenant_id != 1 + d % TENANTS || dev->enabled != (d % 100 != 0) ||
+			 dev->point_count != POINTS;
+		for (int p = 0; p < POINTS; p++) {
+			const struct registry_point *pt = registry_find_point(r, d, names[p], strlen(names[p]));
+			if (!pt)
+				missing++;
+			else
+				wrong += pt->id != d * POINTS + p || pt->device_id != d;
+		}
+	}
+	CU_ASSERT_EQUAL(missing, 0);
+	CU_ASSERT_EQUAL(wrong, 0);
+	for (int t = 1; t <= TENANTS; t++) {
+		snprintf(key, sizeof(key), "tenant-%d", t);
+		CU_ASSERT_TRUE(find_tenant_text(r, key, t));
+	}
+	/* And misses stay misses. */
+	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-000000", 10));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-100001", 10));
+	CU_ASSERT_PTR_NULL(registry_find_point(r, 1, "temp2", 5));
+	CU_ASSERT_PTR_NULL(registry_find_point(r, DEVICES + 1, "temp", 4));
+	registry_unref(r);
+}
+
+static void test_ref_unref(void)
+{
+	struct registry *r = registry_new();
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	CU_ASSERT_PTR_EQUAL(registry_ref(r), r);
+	registry_unref(r);
+	/* One reference left: still alive (ASan would report a use after free otherwise). */
+	CU_ASSERT_TRUE(find_tenant_text(r, "acme", 1));
+	registry_unref(r); /* the last one frees; LeakSanitizer checks that it did */
+	registry_unref(NULL);
+}
+
+static void test_store_swap_and_acquire(void)
+{
+	struct registry_store *store = registry_store_new();
+	struct registry *first = registry_new(), *second = registry_new(), *reader_a, *reader_b;
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(first, 1, "first"));
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(second, 2, "second"));
+	CU_ASSERT_PTR_NULL(registry_store_acquire(store));
+
+	registry_store_swap(store, first); /* the store now owns our reference */
+	reader_a = registry_store_acquire(store);
+	CU_ASSERT_PTR_EQUAL(reader_a, first);
+
+	registry_store_swap(store, second);
+	/* The reader keeps the old snapshot alive after the swap... */
+	CU_ASSERT_TRUE(find_tenant_text(reader_a, "first", 1));
+	reader_b = registry_store_acquire(store);
+	CU_ASSERT_PTR_EQUAL(reader_b, second);
+	CU_ASSERT_TRUE(find_tenant_text(reader_b, "second", 2));
+	/* ...and its unref is the last one. */
+	registry_unref(reader_a);
+	registry_unref(reader_b);
+	/* The store still holds the current snapshot. */
+	reader_b = registry_store_acquire(store);
+	CU_ASSERT_PTR_EQUAL(reader_b, second);
+	registry_unref(reader_b);
+	registry_store_free(store); /* releases "second" */
+	registry_store_free(NULL);
+}
+
+struct race {
+	struct registry_store *store;
+	atomic_bool stop;
+	atomic_long lookups;
+	atomic_long bad;
+};
+
+static void *reader_thread(void *arg)
+{
+	struct race *race = arg;
+
+	while (!atomic_load(&race->stop)) {
+		struct registry *r = registry_store_acquire(race->store);
+		const struct registry_tenant *t;
+
+		if (!r)
+			continue;
+		/* Every snapshot has tenant "t" whose id is its generation (> 0). */
+		t = registry_find_tenant(r, "t", 1);
+		if (!t || t->id <= 0)
+			atomic_fetch_add(&race->bad, 1);
+		atomic_fetch_add(&race->lookups, 1);
+		registry_unref(r);
+	}
+	return NULL;
+}
+
+static void test_store_readers_race_swapper(void)
+{
+	struct race race = {.store = registry_store_new()};
+	pthread_t readers[2];
+
+	atomic_init(&race.stop, false);
+	atomic_init(&race.lookups, 0);
+	atomic_init(&race.bad, 0);
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&readers[i], NULL, reader_thread, &race), 0);
+	/* At least 2000 swaps, and until the readers have looked up often enough to have raced them. */
+	for (int generation = 1; generation <= 2000 || (atomic_load(&race.lookups) < 2000 && generation < 1000000);
+	     generation++) {
+		struct registry *r = registry_new();
+		if (!registry_add_tenant(r, generation, "t"))
+			CU_FAIL("add_tenant");
+		registry_store_swap(race.store, r);
+	}
+	atomic_store(&race.stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(readers[i], NULL);
+	CU_ASSERT_EQUAL(atomic_load(&race.bad), 0);
+	CU_ASSERT(atomic_load(&race.lookups) >= 2000);
+	registry_store_free(race.store);
+}
+
+#define TEST(fn) { #fn, fn }
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		CU_TestFunc fn;
+	} tests[] = {
+		TEST(test_empty_registry),
+		TEST(test_tenants),
+		TEST(test_keys_are_slices),
+		TEST(test_devices),
+		TEST(test_points),
+		TEST(test_duplicates_refused),
+		TEST(test_dangling_refused),
+		TEST(test_point_count_per_device),
+		TEST(test_hundred_thousand_devices),
+		TEST(test_ref_unref),
+		TEST(test_store_swap_and_acquire),
+		TEST(test_store_readers_race_swapper),
+	};
+	CU_pSuite suite;
+	unsigned failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	suite = CU_add_suite("registry", NULL, NULL);
+	if (!suite)
+		goto error;
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
+			goto error;
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	if (CU_basic_run_tests() != CUE_SUCCESS)
+		goto error;
+	failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failures > 0 ? 1 : 0;
+error:
+	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+	CU_cleanup_registry();
+	return 2;
+}
