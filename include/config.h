@@ -72,6 +72,8 @@ struct config {
 	struct config_database database;
 	struct config_validation validation;
 	struct config_aggregates aggregates;
+	char *http_listen; /* address of /healthz, /readyz, /metrics */
+	int http_port;     /* 0 = no HTTP listener */
 	struct route *routes; /* owned array */
 	size_t route_count;
 	int registry_refresh_interval; /* seconds; the fallback poll behind LISTEN/NOTIFY */

@@ -16,6 +16,7 @@
 
 #include "aggregate.h"
 #include "clock.h"
+#include "http.h"
 #include "ingest.h"
 #include "log.h"
 #include "queue.h"
@@ -40,6 +41,8 @@ struct bridge {
 	size_t writer_count;
 	struct ingest *ingest;
 	struct aggregator *aggregator;
+	struct health health;
+	struct http_server *http;
 	int signal_fd;
 };
 
@@ -100,13 +103,27 @@ static int load_registry(struct bridge *b)
 	while (regsync_load_now(b->regsync) < 0) {
 		int sig;
 		log_warn(MODULE, "no registry yet; retrying in %d ms", backoff_ms);
+		atomic_store(&b->health.loop_heartbeat_ms, clock_monotonic_ms());
 		clock_sleep_ms(backoff_ms);
 		sig = read_signal(b->signal_fd);
 		if (sig == SIGTERM || sig == SIGINT)
 			return -1;
-		backoff_ms = backoff_ms < 10000 ? backoff_ms * 2 : 10000;
+		backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000; /* under /healthz's stall limit */
 	}
 	return 0;
+}
+
+/* Publishes the state /readyz and /metrics read. */
+static void update_health(struct bridge *b, int64_t now)
+{
+	int connected = 0;
+
+	for (size_t i = 0; i < b->writer_count; i++)
+		connected += b->writers[i] && writer_is_connected(b->writers[i]);
+	atomic_store(&b->health.loop_heartbeat_ms, now);
+	atomic_store(&b->health.writers_connected, connected);
+	atomic_store(&b->health.mqtt_connected, b->ingest && ingest_is_connected(b->ingest));
+	atomic_store(&b->health.registry_loaded, regsync_has_snapshot(b->regsync));
 }
 
 static void tick(struct bridge *b)
@@ -114,6 +131,7 @@ static void tick(struct bridge *b)
 	int64_t now = clock_monotonic_ms();
 
 	regsync_tick(b->regsync, now);
+	update_health(b, now);
 	if (b->cfg->stats_interval > 0 && now - b->stats_logged_ms >= (int64_t)b->cfg->stats_interval * 1000) {
 		stats_log(&b->stats, &b->stats_logged, (double)(now - b->stats_logged_ms) / 1000.0);
 		b->stats_logged_ms = now;
@@ -149,6 +167,7 @@ static void drain(struct bridge *b)
 {
 	bool all_done = false;
 
+	atomic_store(&b->health.mqtt_connected, false);
 	for (size_t i = 0; i < b->writer_count; i++)
 		queue_close(b->queues[i]);
 	while (!all_done) {
@@ -161,6 +180,7 @@ static void drain(struct bridge *b)
 				  strsignal(sig));
 			_exit(1);
 		}
+		atomic_store(&b->health.loop_heartbeat_ms, clock_monotonic_ms());
 		all_done = true;
 		for (size_t i = 0; i < b->writer_count; i++)
 			all_done = all_done && writer_is_finished(b->writers[i]);
@@ -182,6 +202,13 @@ int bridge_run(struct config *cfg)
 		die(MODULE, "cannot set up signal handling: %s", strerror(errno));
 	log_info(MODULE, "mqtt2pg %s starting: %d writer(s), batch %d rows / %d ms", MQTT2PG_VERSION,
 		 cfg->database.writers, cfg->database.batch_rows, cfg->database.flush_interval_ms);
+	atomic_store(&b.health.loop_heartbeat_ms, clock_monotonic_ms());
+	atomic_store(&b.health.writers_total, cfg->database.writers);
+	if (cfg->http_port > 0) {
+		b.http = http_start(cfg->http_listen, cfg->http_port, &b.health, &b.stats);
+		if (!b.http)
+			die(MODULE, "cannot start the HTTP listener (http.port = %d)", cfg->http_port);
+	}
 	b.store = registry_store_new();
 	b.regsync = regsync_new(cfg->database.conninfo, cfg->database.password, b.store, &b.stats,
 				cfg->registry_refresh_interval);
@@ -204,13 +231,16 @@ int bridge_run(struct config *cfg)
 	} else {
 		b.stats_logged_ms = clock_monotonic_ms();
 		serve(&b);
+		atomic_store(&b.health.draining, true);
 		ingest_stop(b.ingest);
+		b.ingest = NULL;
 	}
 	drain(&b);
 	aggregator_stop(b.aggregator);
 	stats_log(&b.stats, &b.stats_logged, (double)(clock_monotonic_ms() - b.stats_logged_ms) / 1000.0);
 	log_info(MODULE, "drained; exiting");
 out:
+	http_stop(b.http);
 	regsync_free(b.regsync);
 	registry_store_free(b.store);
 	free(b.queues);

@@ -197,6 +197,8 @@ static void set_defaults(struct config *cfg)
 	cfg->aggregates.interval = 30;
 	cfg->aggregates.raw_retention_days = 0;
 	cfg->aggregates.partitions_ahead_days = 3;
+	cfg->http_listen = xstrdup("0.0.0.0");
+	cfg->http_port = 9108;
 	cfg->registry_refresh_interval = 60;
 	cfg->stats_interval = 10;
 	cfg->log_level = LOG_LEVEL_INFO;
@@ -346,7 +348,9 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)
 {
 	static const char *const known[] = {"mqtt", "database", "validation", "routes", "registry", "log",
-					    "stats_interval", "aggregates", NULL};
+					    "stats_interval", "aggregates", "http", NULL};
+	static const char *const http_known[] = {"listen", "port", NULL};
+	const config_setting_t *http = config_setting_get_member(root, "http");
 	static const char *const aggregates_known[] = {"enabled", "interval", "raw_retention_days",
 						       "partitions_ahead_days", NULL};
 	const config_setting_t *aggregates = config_setting_get_member(root, "aggregates");
@@ -362,6 +366,13 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 	read_validation(rd, cfg, config_setting_get_member(root, "validation"));
 	read_routes(rd, cfg, config_setting_get_member(root, "routes"));
 	read_int(rd, root, "stats_interval", &cfg->stats_interval, 0, 86400);
+	if (http) {
+		check_known_keys(rd, http, http_known);
+		read_string(rd, http, "listen", &cfg->http_listen);
+		read_int(rd, http, "port", &cfg->http_port, 0, 65535);
+		if (!cfg->http_listen)
+			cfg->http_listen = xstrdup("0.0.0.0");
+	}
 	if (aggregates) {
 		check_known_keys(rd, aggregates, aggregates_known);
 		read_bool(rd, aggregates, "enabled", &cfg->aggregates.enabled);
@@ -419,6 +430,7 @@ void config_free(struct config *cfg)
 	if (!cfg)
 		return;
 	free(cfg->path);
+	free(cfg->http_listen);
 	free(cfg->mqtt.uri);
 	free(cfg->mqtt.client_id);
 	free(cfg->mqtt.username);

@@ -17,10 +17,10 @@ PACKAGES=(
 	# build
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	# libraries
-	libpaho-mqtt-dev libpq-dev libcjson-dev libconfig-dev libcunit1-dev
+	libpaho-mqtt-dev libpq-dev libcjson-dev libconfig-dev libcunit1-dev libmicrohttpd-dev
 	# run + integration tests
 	postgresql-15 postgresql-client-15 mosquitto mosquitto-clients
-	procps iproute2
+	procps iproute2 curl
 )
 
 # Print the packages from PACKAGES that are not fully installed.

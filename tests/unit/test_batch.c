@@ -13,13 +13,13 @@
 #include "batch.h"
 #include "message.h"
 
-#define ASSERT_STR(actual, expected)                                                                        \
-	do {                                                                                                \
-		const char *got_ = (actual);                                                                \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                                 \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,          \
-				got_ ? got_ : "(null)", (expected));                                        \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                                   \
+#define ASSERT_STR(actual, expected)                                                                \
+	do {                                                                                        \
+		const char *got_ = (actual);                                                        \
+		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
+			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
+				got_ ? got_ : "(null)", (expected));                                \
+		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
 	} while (0)
 
 /* A message of count readings; reading i has time base_us + i, value values[i], point point_base + i. */
@@ -29,8 +29,9 @@ static struct message *readings(int32_t device_id, uint32_t count, int64_t base_
 	struct message *m = message_new_readings(1, device_id, count, 0);
 
 	for (uint32_t i = 0; i < count; i++)
-		m->readings[i] = (struct reading){
-			.time_us = base_us + i, .value = values ? values[i] : (double)i, .point_id = point_base + (int32_t)i};
+		m->readings[i] = (struct reading){ .time_us = base_us + i,
+						   .value = values ? values[i] : (double)i,
+						   .point_id = point_base + (int32_t)i };
 	return m;
 }
 
@@ -150,11 +151,11 @@ static void test_take_empties_and_reopens(void)
 
 static void test_arrays_exact_text(void)
 {
-	static const double v1[] = {1.5, -2.0, 5420.0};
-	static const double v2[] = {0.1, -0.000123};
+	static const double v1[] = { 1.5, -2.0, 5420.0 };
+	static const double v2[] = { 0.1, -0.000123 };
 	struct message *m1 = readings(7, 3, INT64_C(1795257000000000), 3, v1);
 	struct message *m2 = readings(12, 2, -1500000, 40, v2);
-	struct batch_arrays a = {0};
+	struct batch_arrays a = { 0 };
 
 	m1->next = m2;
 	batch_arrays_build(&a, m1, 2);
@@ -171,7 +172,7 @@ static void test_arrays_exact_text(void)
 static void test_arrays_respect_count(void)
 {
 	struct message *m1 = readings(7, 1, 10, 3, NULL), *m2 = readings(8, 1, 20, 4, NULL);
-	struct batch_arrays a = {0};
+	struct batch_arrays a = { 0 };
 
 	m1->next = m2;
 	batch_arrays_build(&a, m1, 1);
@@ -186,7 +187,7 @@ static void test_arrays_empty(void)
 {
 	struct message *m = readings(7, 1, 10, 3, NULL);
 	struct message *none = readings(8, 0, 0, 0, NULL);
-	struct batch_arrays a = {0};
+	struct batch_arrays a = { 0 };
 
 	batch_arrays_build(&a, NULL, 0);
 	CU_ASSERT_EQUAL(a.rows, 0);
@@ -212,8 +213,9 @@ static void test_arrays_empty(void)
 
 static void test_arrays_buffers_reused(void)
 {
-	struct message *big = readings(7, 5000, 0, 1, NULL), *small = readings(9, 1, 77, 2, (const double[]){-3.25});
-	struct batch_arrays a = {0};
+	struct message *big = readings(7, 5000, 0, 1, NULL),
+		       *small = readings(9, 1, 77, 2, (const double[]){ -3.25 });
+	struct batch_arrays a = { 0 };
 
 	batch_arrays_build(&a, big, 1);
 	CU_ASSERT_EQUAL(a.rows, 5000);
@@ -250,18 +252,30 @@ static size_t parse_values(const char *text, double *out, size_t max)
 
 static void test_values_round_trip(void)
 {
-	static const double values[] = {0.1,     1e-300,  -1e-300, 1.0 / 3.0, -2.0 / 3.0, DBL_MAX, -DBL_MAX,
-					DBL_MIN, 5e-324,  -0.0,    123456789.123456789, 1e22, 0.30000000000000004};
+	static const double values[] = { 0.1,
+					 1e-300,
+					 -1e-300,
+					 1.0 / 3.0,
+					 -2.0 / 3.0,
+					 DBL_MAX,
+					 -DBL_MAX,
+					 DBL_MIN,
+					 5e-324,
+					 -0.0,
+					 123456789.123456789,
+					 1e22,
+					 0.30000000000000004 };
 	const uint32_t count = sizeof(values) / sizeof(values[0]);
 	struct message *m = readings(7, count, 0, 1, values);
-	struct batch_arrays a = {0};
+	struct batch_arrays a = { 0 };
 	double back[sizeof(values) / sizeof(values[0])];
 
 	batch_arrays_build(&a, m, 1);
 	CU_ASSERT_EQUAL_FATAL(parse_values(a.values, back, count), count);
 	for (uint32_t i = 0; i < count; i++) {
 		if (memcmp(&back[i], &values[i], sizeof(double)) != 0)
-			fprintf(stderr, "\n  value %.17g came back as %.17g from %s\n", values[i], back[i], a.values);
+			fprintf(stderr, "\n  value %.17g came back as %.17g from %s\n", values[i], back[i],
+				a.values);
 		CU_ASSERT_EQUAL(memcmp(&back[i], &values[i], sizeof(double)), 0);
 	}
 	/* The two the issue names, as text: 0.1 needs all 17 digits, 1e-300 needs none of them. */
@@ -270,7 +284,9 @@ static void test_values_round_trip(void)
 	message_free(m);
 }
 
+/* clang-format off */
 #define TEST(fn) { #fn, fn }
+/* clang-format on */
 
 int main(void)
 {

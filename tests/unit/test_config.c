@@ -15,17 +15,18 @@
 #include "log.h"
 #include "route.h"
 
-#define ASSERT_STR(actual, expected)                                                                        \
-	do {                                                                                                \
-		const char *got_ = (actual);                                                                \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                                 \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,          \
-				got_ ? got_ : "(null)", (expected));                                        \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                                   \
+#define ASSERT_STR(actual, expected)                                                                \
+	do {                                                                                        \
+		const char *got_ = (actual);                                                        \
+		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
+			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
+				got_ ? got_ : "(null)", (expected));                                \
+		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
 	} while (0)
 
-static const char *const env_names[] = {"MQTT2PG_MQTT_PASSWORD", "MQTT2PG_DB_PASSWORD", "MQTT2PG_CLIENT_ID",
-					"MQTT2PG_MQTT_URI", "MQTT2PG_DB_CONNINFO", "MQTT2PG_ADMIN_CONNINFO"};
+static const char *const env_names[] = { "MQTT2PG_MQTT_PASSWORD", "MQTT2PG_DB_PASSWORD",
+					 "MQTT2PG_CLIENT_ID",	  "MQTT2PG_MQTT_URI",
+					 "MQTT2PG_DB_CONNINFO",	  "MQTT2PG_ADMIN_CONNINFO" };
 
 static void clear_env(void)
 {
@@ -93,13 +94,13 @@ static bool has_error(const char *errors, const char *path, int line, const char
 	return false;
 }
 
-#define ASSERT_ERROR_AT(errors, path, line, fragment)                                                       \
-	do {                                                                                                \
-		bool found_ = has_error((errors), (path), (line), (fragment));                              \
-		if (!found_)                                                                                \
-			fprintf(stderr, "\n  %s:%d: no error at line %d with \"%s\" in:\n%s\n", __FILE__,     \
-				__LINE__, (line), (fragment), (errors));                                    \
-		CU_ASSERT(found_);                                                                          \
+#define ASSERT_ERROR_AT(errors, path, line, fragment)                                                     \
+	do {                                                                                              \
+		bool found_ = has_error((errors), (path), (line), (fragment));                            \
+		if (!found_)                                                                              \
+			fprintf(stderr, "\n  %s:%d: no error at line %d with \"%s\" in:\n%s\n", __FILE__, \
+				__LINE__, (line), (fragment), (errors));                                  \
+		CU_ASSERT(found_);                                                                        \
 	} while (0)
 
 /* Loads text that must be refused with one error, at line, containing fragment. */
@@ -167,6 +168,10 @@ static void assert_defaults(const struct config *cfg)
 	ASSERT_STR(cfg->routes[0].template_text, "solar/{tenant}/{serial}/telemetry");
 	ASSERT_STR(cfg->routes[0].filter, "solar/+/+/telemetry");
 	CU_ASSERT_EQUAL(cfg->routes[0].format, ROUTE_FORMAT_JSON);
+	CU_ASSERT_TRUE(cfg->aggregates.enabled);
+	CU_ASSERT_EQUAL(cfg->aggregates.interval, 30);
+	CU_ASSERT_EQUAL(cfg->aggregates.raw_retention_days, 0);
+	CU_ASSERT_EQUAL(cfg->aggregates.partitions_ahead_days, 3);
 	CU_ASSERT_EQUAL(cfg->registry_refresh_interval, 60);
 	CU_ASSERT_EQUAL(cfg->stats_interval, 10);
 	CU_ASSERT_EQUAL(cfg->log_level, LOG_LEVEL_INFO);
@@ -267,6 +272,12 @@ static void test_every_key_read(void)
 		 "  max_points_per_device = 32;\n"
 		 "  reject_payload_bytes = 0;\n"
 		 "};\n"
+		 "aggregates = {\n"
+		 "  enabled = false;\n"
+		 "  interval = 45;\n"
+		 "  raw_retention_days = 90;\n"
+		 "  partitions_ahead_days = 7;\n"
+		 "};\n"
 		 "registry = { refresh_interval = 120; };\n"
 		 "log = { level = \"debug\"; };\n"
 		 "stats_interval = 0;\n",
@@ -312,6 +323,10 @@ static void test_every_key_read(void)
 	ASSERT_STR(cfg->routes[1].template_text, "site/+/{tenant}/{serial}");
 	ASSERT_STR(cfg->routes[1].filter, "site/+/+/+");
 	CU_ASSERT_EQUAL(cfg->routes[1].format, ROUTE_FORMAT_JSON);
+	CU_ASSERT_FALSE(cfg->aggregates.enabled);
+	CU_ASSERT_EQUAL(cfg->aggregates.interval, 45);
+	CU_ASSERT_EQUAL(cfg->aggregates.raw_retention_days, 90);
+	CU_ASSERT_EQUAL(cfg->aggregates.partitions_ahead_days, 7);
 	CU_ASSERT_EQUAL(cfg->registry_refresh_interval, 120);
 	CU_ASSERT_EQUAL(cfg->log_level, LOG_LEVEL_DEBUG);
 	CU_ASSERT_EQUAL(cfg->stats_interval, 0);
@@ -320,8 +335,9 @@ static void test_every_key_read(void)
 
 static void test_empty_string_means_unset(void)
 {
-	struct config *cfg = expect_load("mqtt = { username = \"\"; shared_group = \"\"; password_file = \"\"; };\n"
-					 "database = { admin_conninfo = \"\"; };\n");
+	struct config *cfg =
+		expect_load("mqtt = { username = \"\"; shared_group = \"\"; password_file = \"\"; };\n"
+			    "database = { admin_conninfo = \"\"; };\n");
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_PTR_NULL(cfg->mqtt.username);
@@ -336,9 +352,11 @@ static void test_unknown_keys_with_line(void)
 	expect_one_error("stats_interval = 5;\nfoo = 1;\n", 2, "unknown setting 'foo'");
 	expect_one_error("mqtt = {\n  uri = \"tcp://x:1\";\n  urii = \"tcp://y:1\";\n};\n", 3,
 			 "unknown setting 'mqtt.urii'");
-	expect_one_error("\n\ndatabase = {\n  batch_size = 10;\n};\n", 4, "unknown setting 'database.batch_size'");
+	expect_one_error("\n\ndatabase = {\n  batch_size = 10;\n};\n", 4,
+			 "unknown setting 'database.batch_size'");
 	expect_one_error("validation = { max_payload = 10; };\n", 1, "validation.max_payload");
 	expect_one_error("registry = {\n refresh = 10;\n};\n", 2, "registry.refresh");
+	expect_one_error("aggregates = {\n  retention_days = 10;\n};\n", 2, "aggregates.retention_days");
 	expect_one_error("log = {\n level = \"info\";\n file = \"x\";\n};\n", 3, "log.file");
 	expect_one_error("routes = (\n  { topic = \"a/{tenant}/{serial}\";\n    qos = 1; }\n);\n", 3,
 			 "unknown setting");
@@ -351,9 +369,11 @@ static void test_type_errors(void)
 	expect_one_error("database = {\n  writers = 2.5;\n};\n", 2, "'writers' must be an integer");
 	expect_one_error("mqtt = {\n  clean_session = 1;\n};\n", 2, "'clean_session' must be true or false");
 	expect_one_error("mqtt = {\n  tls_verify = \"yes\";\n};\n", 2, "'tls_verify' must be true or false");
-	expect_one_error("validation = {\n  unknown_points = 1;\n};\n", 2, "'unknown_points' must be a string");
+	expect_one_error("validation = {\n  unknown_points = 1;\n};\n", 2,
+			 "'unknown_points' must be a string");
 	expect_one_error("stats_interval = \"10\";\n", 1, "'stats_interval' must be an integer");
 	expect_one_error("log = { level = true; };\n", 1, "'level' must be a string");
+	expect_one_error("aggregates = {\n  enabled = \"yes\";\n};\n", 2, "'enabled' must be true or false");
 }
 
 /*
@@ -381,21 +401,29 @@ static void test_range_errors(void)
 	expect_one_error("mqtt = {\n  version = 3;\n};\n", 2, "'version' = 3 is out of range [4, 5]");
 	expect_one_error("mqtt = {\n  keepalive = 4;\n};\n", 2, "'keepalive' = 4 is out of range");
 	expect_one_error("database = {\n  writers = 0;\n};\n", 2, "'writers' = 0 is out of range [1, 64]");
-	expect_one_error("database = {\n  batch_rows = 100001;\n};\n", 2, "'batch_rows' = 100001 is out of range");
+	expect_one_error("database = {\n  batch_rows = 100001;\n};\n", 2,
+			 "'batch_rows' = 100001 is out of range");
 	expect_one_error("validation = {\n  max_payload_bytes = 15;\n};\n", 2, "'max_payload_bytes' = 15");
 	expect_one_error("validation = {\n  max_age = 0;\n};\n", 2, "'max_age' = 0");
 	expect_one_error("stats_interval = -1;\n", 1, "'stats_interval' = -1 is out of range [0, 86400]");
 	expect_one_error("registry = {\n  refresh_interval = 0;\n};\n", 2, "'refresh_interval' = 0");
+	expect_one_error("aggregates = {\n  interval = 0;\n};\n", 2,
+			 "'interval' = 0 is out of range [1, 86400]");
+	expect_one_error("aggregates = {\n  partitions_ahead_days = 0;\n};\n", 2,
+			 "'partitions_ahead_days' = 0");
+	expect_one_error("aggregates = {\n  raw_retention_days = -1;\n};\n", 2, "'raw_retention_days' = -1");
 	/* A 64-bit value is range-checked, not truncated to its low 32 bits (2^32 + 60 would read as 60). */
-	expect_one_error("mqtt = {\n  keepalive = 4294967356L;\n};\n", 2, "'keepalive' = 4294967356 is out of range");
+	expect_one_error("mqtt = {\n  keepalive = 4294967356L;\n};\n", 2,
+			 "'keepalive' = 4294967356 is out of range");
 }
 
 static void test_range_limits_accepted(void)
 {
-	struct config *cfg = expect_load("mqtt = { qos = 0; keepalive = 5; session_expiry = 0; };\n"
-					 "database = { writers = 64; batch_rows = 1; queue_messages = 16; };\n"
-					 "validation = { max_payload_bytes = 16; max_future_skew = 0; };\n"
-					 "stats_interval = 86400;\n");
+	struct config *cfg =
+		expect_load("mqtt = { qos = 0; keepalive = 5; session_expiry = 0; };\n"
+			    "database = { writers = 64; batch_rows = 1; queue_messages = 16; };\n"
+			    "validation = { max_payload_bytes = 16; max_future_skew = 0; };\n"
+			    "stats_interval = 86400;\n");
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL(cfg->mqtt.qos, 0);
@@ -464,25 +492,26 @@ static void test_policies_and_levels(void)
 		const char *text;
 		enum unknown_point_policy policy;
 	} policies[] = {
-		{"reject", UNKNOWN_POINT_REJECT},
-		{"drop", UNKNOWN_POINT_DROP},
-		{"register", UNKNOWN_POINT_REGISTER},
+		{ "reject", UNKNOWN_POINT_REJECT },
+		{ "drop", UNKNOWN_POINT_DROP },
+		{ "register", UNKNOWN_POINT_REGISTER },
 	};
 	static const struct {
 		const char *text;
 		enum log_level level;
 	} levels[] = {
-		{"error", LOG_LEVEL_ERROR},
-		{"warn", LOG_LEVEL_WARN},
-		{"info", LOG_LEVEL_INFO},
-		{"debug", LOG_LEVEL_DEBUG},
+		{ "error", LOG_LEVEL_ERROR },
+		{ "warn", LOG_LEVEL_WARN },
+		{ "info", LOG_LEVEL_INFO },
+		{ "debug", LOG_LEVEL_DEBUG },
 	};
 	char text[256];
 
 	for (size_t i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
 		struct config *cfg;
 
-		snprintf(text, sizeof(text), "validation = { unknown_points = \"%s\"; };\n", policies[i].text);
+		snprintf(text, sizeof(text), "validation = { unknown_points = \"%s\"; };\n",
+			 policies[i].text);
 		cfg = expect_load(text);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 		CU_ASSERT_EQUAL(cfg->validation.unknown_points, policies[i].policy);
@@ -523,8 +552,9 @@ static void test_routes(void)
 
 static void test_route_errors(void)
 {
-	expect_one_error("routes = (\n  { topic = \"a/{tenant}/{serial}\"; },\n  { topic = \"b/{tenant}\"; }\n);\n", 3,
-			 "routes[1]: template 'b/{tenant}' needs exactly one");
+	expect_one_error(
+		"routes = (\n  { topic = \"a/{tenant}/{serial}\"; },\n  { topic = \"b/{tenant}\"; }\n);\n", 3,
+		"routes[1]: template 'b/{tenant}' needs exactly one");
 	expect_one_error("routes = (\n  { topic = \"a/{tenant}/{serial}\"; format = \"xml\"; }\n);\n", 2,
 			 "routes[0]: unknown format 'xml'");
 	expect_one_error("routes = (\n  { format = \"json\"; }\n);\n", 2, "routes[0]: 'topic' is required");
@@ -542,8 +572,9 @@ static void test_password_files(void)
 	/* First line only; "\n" and "\r\n" endings stripped. */
 	write_temp(mqtt_pw, "s3cret pass\nsecond line\n");
 	write_temp(db_pw, "db-pass\r\nmore\r\n");
-	snprintf(text, sizeof(text), "mqtt = { password_file = \"%s\"; };\ndatabase = { password_file = \"%s\"; };\n",
-		 mqtt_pw, db_pw);
+	snprintf(text, sizeof(text),
+		 "mqtt = { password_file = \"%s\"; };\ndatabase = { password_file = \"%s\"; };\n", mqtt_pw,
+		 db_pw);
 	cfg = expect_load(text);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	ASSERT_STR(cfg->mqtt.password, "s3cret pass");
@@ -667,7 +698,9 @@ static void test_config_free_null(void)
 	CU_PASS("config_free(NULL) is a no-op");
 }
 
+/* clang-format off */
 #define TEST(fn) { #fn, fn }
+/* clang-format on */
 
 int main(void)
 {

@@ -2,8 +2,8 @@
 /*
  * Unit tests for decode.c, the JSON envelope decoder: the accepted shapes (object, array of objects, RFC 3339
  * and epoch timestamps, booleans) with their exact samples, and one test per reject reason the decoder can
- * give, with the payloads devices actually get wrong. Every payload is handed over in a heap buffer of exactly
- * its length, with no terminator, so AddressSanitizer catches any read past the end.
+ * give, with the payloads devices actually get wrong. Every payload is handed over in a heap buffer of
+ * exactly its length, with no terminator, so AddressSanitizer catches any read past the end.
  */
 #include <CUnit/Basic.h>
 #include <stdbool.h>
@@ -16,23 +16,23 @@
 #include "route.h"
 
 /* 2026-11-21T10:30:00Z */
-#define T_README INT64_C(1795257000000000)
+#define T_README    INT64_C(1795257000000000)
 #define RECEIVED_US INT64_C(1700000000123456)
-#define MAX_BYTES 65536
+#define MAX_BYTES   65536
 
-#define ASSERT_STR(actual, expected)                                                                        \
-	do {                                                                                                \
-		const char *got_ = (actual);                                                                \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                                 \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,          \
-				got_ ? got_ : "(null)", (expected));                                        \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                                   \
+#define ASSERT_STR(actual, expected)                                                                \
+	do {                                                                                        \
+		const char *got_ = (actual);                                                        \
+		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
+			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
+				got_ ? got_ : "(null)", (expected));                                \
+		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
 	} while (0)
 
 /* The topic said tenant "acme", serial "INV-0001". */
 static const struct route_match topic_match = {
-	.tenant = {"acme", 4},
-	.serial = {"INV-0001", 8},
+	.tenant = { "acme", 4 },
+	.serial = { "INV-0001", 8 },
 };
 
 /* Decodes len bytes of payload from an exact-size, unterminated heap copy. */
@@ -57,7 +57,7 @@ static int decode_text(const char *payload, struct decoded_message *out, struct 
 /* Decodes a payload that must be refused for exactly this reason, with a detail a person can read. */
 static void expect_reject_bytes(const char *payload, size_t len, enum reject_reason want)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 	struct decode_error err;
 	int rc = decode_bytes(payload, len, MAX_BYTES, &out, &err);
 
@@ -82,15 +82,15 @@ static size_t expect_accept(const char *payload, struct decoded_message *out)
 	int rc = decode_text(payload, out, &err);
 
 	if (rc != 0)
-		fprintf(stderr, "\n  payload %.80s: refused as %s (%s)\n", payload, reject_reason_name(err.reason),
-			err.detail);
+		fprintf(stderr, "\n  payload %.80s: refused as %s (%s)\n", payload,
+			reject_reason_name(err.reason), err.detail);
 	CU_ASSERT_EQUAL(rc, 0);
 	return rc == 0 ? out->count : 0;
 }
 
 static void test_readme_envelope(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"serial\":\"INV-0001\",\"timestamp\":\"2026-11-21T10:30:00Z\","
 					    "\"measurements\":{\"total_output_power\":5420}}",
@@ -106,12 +106,13 @@ static void test_readme_envelope(void)
 
 static void test_measurements_keep_order_and_values(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"timestamp\":\"2026-11-21T11:30:00+01:00\",\"measurements\":"
-					    "{\"p.ac:l1/v-1\":230.5,\"temp\":-12.25,\"zero\":0,\"big\":1e300}}",
-					    &out),
-			      4);
+	CU_ASSERT_EQUAL_FATAL(
+		expect_accept("{\"timestamp\":\"2026-11-21T11:30:00+01:00\",\"measurements\":"
+			      "{\"p.ac:l1/v-1\":230.5,\"temp\":-12.25,\"zero\":0,\"big\":1e300}}",
+			      &out),
+		4);
 	ASSERT_STR(out.samples[0].point, "p.ac:l1/v-1");
 	CU_ASSERT_EQUAL(out.samples[0].value, 230.5);
 	ASSERT_STR(out.samples[1].point, "temp");
@@ -127,13 +128,14 @@ static void test_measurements_keep_order_and_values(void)
 
 static void test_array_of_objects(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(expect_accept("[{\"timestamp\":\"2026-11-21T10:30:00Z\",\"measurements\":{\"a\":1}},"
-					    " {\"serial\":\"INV-0001\",\"timestamp\":\"2026-11-21T10:31:00Z\","
-					    "\"measurements\":{\"b\":2,\"c\":3}}]",
-					    &out),
-			      3);
+	CU_ASSERT_EQUAL_FATAL(
+		expect_accept("[{\"timestamp\":\"2026-11-21T10:30:00Z\",\"measurements\":{\"a\":1}},"
+			      " {\"serial\":\"INV-0001\",\"timestamp\":\"2026-11-21T10:31:00Z\","
+			      "\"measurements\":{\"b\":2,\"c\":3}}]",
+			      &out),
+		3);
 	ASSERT_STR(out.samples[0].point, "a");
 	CU_ASSERT_EQUAL(out.samples[0].value, 1.0);
 	CU_ASSERT_EQUAL(out.samples[0].time_us, T_README);
@@ -147,7 +149,7 @@ static void test_array_of_objects(void)
 
 static void test_array_may_repeat_a_point(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
 	/* Two objects, the same point at two times: not a duplicate key. */
 	CU_ASSERT_EQUAL_FATAL(expect_accept("[{\"timestamp\":1795257000,\"measurements\":{\"a\":1}},"
@@ -162,11 +164,13 @@ static void test_array_may_repeat_a_point(void)
 
 static void test_epoch_seconds(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
-	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"timestamp\":1795257000.25,\"measurements\":{\"a\":1}}", &out), 1);
+	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"timestamp\":1795257000.25,\"measurements\":{\"a\":1}}", &out),
+			      1);
 	CU_ASSERT_EQUAL(out.samples[0].time_us, T_README + 250000);
-	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"timestamp\":1795257000,\"measurements\":{\"a\":1}}", &out), 1);
+	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"timestamp\":1795257000,\"measurements\":{\"a\":1}}", &out),
+			      1);
 	CU_ASSERT_EQUAL(out.samples[0].time_us, T_README);
 	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"timestamp\":0.5,\"measurements\":{\"a\":1}}", &out), 1);
 	CU_ASSERT_EQUAL(out.samples[0].time_us, 500000);
@@ -175,7 +179,7 @@ static void test_epoch_seconds(void)
 
 static void test_absent_timestamp_is_received_time(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"measurements\":{\"a\":1,\"b\":2}}", &out), 2);
 	CU_ASSERT_EQUAL(out.samples[0].time_us, RECEIVED_US);
@@ -185,7 +189,7 @@ static void test_absent_timestamp_is_received_time(void)
 
 static void test_booleans_count_as_one_and_zero(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"measurements\":{\"relay\":true,\"alarm\":false}}", &out), 2);
 	ASSERT_STR(out.samples[0].point, "relay");
@@ -197,7 +201,7 @@ static void test_booleans_count_as_one_and_zero(void)
 
 static void test_other_members_ignored_and_whitespace_allowed(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
 	CU_ASSERT_EQUAL_FATAL(expect_accept(" \r\n\t{\"fw\":\"1.2.3\",\"meta\":{\"x\":[1,null,\"y\"]},"
 					    "\"measurements\":{\"a\":7}} \n\t\r ",
@@ -209,7 +213,7 @@ static void test_other_members_ignored_and_whitespace_allowed(void)
 
 static void test_point_name_limits_accepted(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 	char payload[256];
 	char name[DECODE_MAX_POINT_NAME + 1];
 
@@ -226,7 +230,7 @@ static void test_point_name_limits_accepted(void)
 
 static void test_out_is_reused(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 	struct decode_error err;
 
 	CU_ASSERT_EQUAL(expect_accept("{\"measurements\":{\"a\":1,\"b\":2,\"c\":3}}", &out), 3);
@@ -242,13 +246,14 @@ static void test_out_is_reused(void)
 
 static void test_many_samples_grow(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 	char *payload = malloc(64 * 1024);
 	size_t len = 0;
 
 	len += (size_t)sprintf(payload + len, "[");
 	for (int i = 0; i < 100; i++)
-		len += (size_t)sprintf(payload + len, "%s{\"timestamp\":%d,\"measurements\":{\"a\":%d,\"b\":%d}}",
+		len += (size_t)sprintf(payload + len,
+				       "%s{\"timestamp\":%d,\"measurements\":{\"a\":%d,\"b\":%d}}",
 				       i ? "," : "", 1700000000 + i, i, -i);
 	len += (size_t)sprintf(payload + len, "]");
 	CU_ASSERT_EQUAL_FATAL(expect_accept(payload, &out), 200);
@@ -268,7 +273,7 @@ static void test_oversized_payload(void)
 {
 	static const char payload[] = "{\"measurements\":{\"a\":1}}";
 	const size_t len = sizeof(payload) - 1;
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 	struct decode_error err;
 
 	CU_ASSERT_EQUAL(decode_bytes(payload, len, len - 1, &out, &err), -1);
@@ -288,10 +293,14 @@ static void test_invalid_utf8(void)
 	static const char nul_in_string[] = "{\"fw\":\"a\0b\",\"measurements\":{\"a\":1}}";
 
 	expect_reject("{\"fw\":\"\xff\",\"measurements\":{\"a\":1}}", REJECT_INVALID_UTF8);
-	expect_reject("{\"fw\":\"\xc0\xaf\",\"measurements\":{\"a\":1}}", REJECT_INVALID_UTF8);     /* overlong '/' */
-	expect_reject("{\"fw\":\"\xe0\x80\xaf\",\"measurements\":{\"a\":1}}", REJECT_INVALID_UTF8); /* overlong */
-	expect_reject("{\"fw\":\"\xed\xa0\x80\",\"measurements\":{\"a\":1}}", REJECT_INVALID_UTF8); /* surrogate */
-	expect_reject("{\"fw\":\"\xf4\x90\x80\x80\",\"measurements\":{\"a\":1}}", REJECT_INVALID_UTF8); /* > U+10FFFF */
+	expect_reject("{\"fw\":\"\xc0\xaf\",\"measurements\":{\"a\":1}}",
+		      REJECT_INVALID_UTF8); /* overlong '/' */
+	expect_reject("{\"fw\":\"\xe0\x80\xaf\",\"measurements\":{\"a\":1}}",
+		      REJECT_INVALID_UTF8); /* overlong */
+	expect_reject("{\"fw\":\"\xed\xa0\x80\",\"measurements\":{\"a\":1}}",
+		      REJECT_INVALID_UTF8); /* surrogate */
+	expect_reject("{\"fw\":\"\xf4\x90\x80\x80\",\"measurements\":{\"a\":1}}",
+		      REJECT_INVALID_UTF8);					    /* > U+10FFFF */
 	expect_reject("{\"measurements\":{\"a\":1}}\xe2\x82", REJECT_INVALID_UTF8); /* truncated at the end */
 	expect_reject_bytes(nul_inside, sizeof(nul_inside) - 1, REJECT_INVALID_UTF8);
 	expect_reject_bytes(nul_in_string, sizeof(nul_in_string) - 1, REJECT_INVALID_UTF8);
@@ -299,7 +308,7 @@ static void test_invalid_utf8(void)
 
 static void test_valid_utf8_elsewhere_is_fine(void)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 
 	CU_ASSERT_EQUAL(expect_accept("{\"site\":\"M\xc3\xbcnchen \xe2\x82\xac \xf0\x9f\x8c\x9e\","
 				      "\"measurements\":{\"a\":1}}",
@@ -337,7 +346,8 @@ static void test_duplicate_keys(void)
 	/* Even ignored members may not repeat. */
 	expect_reject("{\"fw\":1,\"fw\":2,\"measurements\":{\"a\":1}}", REJECT_MALFORMED_JSON);
 	expect_reject("{\"measurements\":{\"a\":1,\"b\":2,\"a\":3}}", REJECT_MALFORMED_JSON);
-	expect_reject("[{\"measurements\":{\"a\":1}},{\"measurements\":{\"b\":1,\"b\":1}}]", REJECT_MALFORMED_JSON);
+	expect_reject("[{\"measurements\":{\"a\":1}},{\"measurements\":{\"b\":1,\"b\":1}}]",
+		      REJECT_MALFORMED_JSON);
 }
 
 static void test_keys_are_case_sensitive(void)
@@ -371,18 +381,23 @@ static void test_wrong_types(void)
 
 static void test_bad_timestamp(void)
 {
-	expect_reject("{\"timestamp\":\"2026-11-21T10:30:00\",\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
-	expect_reject("{\"timestamp\":\"2026-02-30T10:30:00Z\",\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
-	expect_reject("{\"timestamp\":\"2026-13-01T10:30:00Z\",\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
+	expect_reject("{\"timestamp\":\"2026-11-21T10:30:00\",\"measurements\":{\"a\":1}}",
+		      REJECT_BAD_TIMESTAMP);
+	expect_reject("{\"timestamp\":\"2026-02-30T10:30:00Z\",\"measurements\":{\"a\":1}}",
+		      REJECT_BAD_TIMESTAMP);
+	expect_reject("{\"timestamp\":\"2026-13-01T10:30:00Z\",\"measurements\":{\"a\":1}}",
+		      REJECT_BAD_TIMESTAMP);
 	expect_reject("{\"timestamp\":\"2026-11-21\",\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
 	expect_reject("{\"timestamp\":\"\",\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
 	expect_reject("{\"timestamp\":\"1795257000\",\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
-	expect_reject("{\"timestamp\":\"2026-11-21T10:30:00Z \",\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
+	expect_reject("{\"timestamp\":\"2026-11-21T10:30:00Z \",\"measurements\":{\"a\":1}}",
+		      REJECT_BAD_TIMESTAMP);
 	expect_reject("{\"timestamp\":1e300,\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
 	expect_reject("{\"timestamp\":-1e13,\"measurements\":{\"a\":1}}", REJECT_BAD_TIMESTAMP);
 	/* One bad object rejects the whole message. */
-	expect_reject("[{\"measurements\":{\"a\":1}},{\"timestamp\":\"yesterday\",\"measurements\":{\"a\":1}}]",
-		      REJECT_BAD_TIMESTAMP);
+	expect_reject(
+		"[{\"measurements\":{\"a\":1}},{\"timestamp\":\"yesterday\",\"measurements\":{\"a\":1}}]",
+		REJECT_BAD_TIMESTAMP);
 }
 
 static void test_serial_mismatch(void)
@@ -438,13 +453,14 @@ static void test_invalid_point_names(void)
  */
 static void expect_reject_either(const char *payload, enum reject_reason a, enum reject_reason b)
 {
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 	struct decode_error err;
 	int rc = decode_text(payload, &out, &err);
 
 	if (rc != -1 || (err.reason != a && err.reason != b))
 		fprintf(stderr, "\n  payload %.80s: rc %d reason %s, want %s or %s\n", payload, rc,
-			rc ? reject_reason_name(err.reason) : "(accepted)", reject_reason_name(a), reject_reason_name(b));
+			rc ? reject_reason_name(err.reason) : "(accepted)", reject_reason_name(a),
+			reject_reason_name(b));
 	CU_ASSERT_EQUAL(rc, -1);
 	CU_ASSERT(err.reason == a || err.reason == b);
 	decode_clear(&out);
@@ -454,8 +470,8 @@ static void test_escaped_nul_is_not_truncated(void)
 {
 	expect_reject_either("{\"measurements\":{\"power\\u0000; DROP\":1}}", REJECT_INVALID_POINT_NAME,
 			     REJECT_INVALID_UTF8);
-	expect_reject_either("{\"serial\":\"INV-0001\\u0000-other\",\"measurements\":{\"a\":1}}", REJECT_SERIAL_MISMATCH,
-			     REJECT_INVALID_UTF8);
+	expect_reject_either("{\"serial\":\"INV-0001\\u0000-other\",\"measurements\":{\"a\":1}}",
+			     REJECT_SERIAL_MISMATCH, REJECT_INVALID_UTF8);
 	expect_reject_either("{\"timestamp\":\"2026-11-21T10:30:00Z\\u0000junk\",\"measurements\":{\"a\":1}}",
 			     REJECT_BAD_TIMESTAMP, REJECT_INVALID_UTF8);
 }
@@ -463,7 +479,7 @@ static void test_escaped_nul_is_not_truncated(void)
 static void test_deep_nesting(void)
 {
 	const size_t depth = 100000;
-	struct decoded_message out = {0};
+	struct decoded_message out = { 0 };
 	struct decode_error err;
 	char *payload = malloc(2 * depth + 64);
 	size_t len = 0;
@@ -487,7 +503,9 @@ static void test_deep_nesting(void)
 	decode_clear(&out);
 }
 
+/* clang-format off */
 #define TEST(fn) { #fn, fn }
+/* clang-format on */
 
 int main(void)
 {

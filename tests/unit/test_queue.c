@@ -40,7 +40,7 @@ static int64_t monotonic_ms(void)
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
 }
@@ -220,7 +220,7 @@ static void *blocked_pop(void *arg)
 static void test_full_push_waits_for_pop(void)
 {
 	struct queue *q = queue_new(1);
-	struct blocked_call call = {.q = q, .m = tagged(2)};
+	struct blocked_call call = { .q = q, .m = tagged(2) };
 	struct message *chain;
 	pthread_t thread;
 	size_t count = 0;
@@ -243,7 +243,7 @@ static void test_full_push_waits_for_pop(void)
 static void test_close_wakes_blocked_push(void)
 {
 	struct queue *q = queue_new(1);
-	struct blocked_call call = {.q = q, .m = tagged(2)};
+	struct blocked_call call = { .q = q, .m = tagged(2) };
 	pthread_t thread;
 	int64_t closed_ms;
 
@@ -262,7 +262,7 @@ static void test_close_wakes_blocked_push(void)
 static void test_close_wakes_blocked_pop(void)
 {
 	struct queue *q = queue_new(4);
-	struct blocked_call call = {.q = q, .count = 99};
+	struct blocked_call call = { .q = q, .count = 99 };
 	pthread_t thread;
 	int64_t closed_ms;
 
@@ -282,8 +282,8 @@ static void test_close_wakes_blocked_pop(void)
 
 struct transfer {
 	struct queue *q;
-	long timeouts;     /* producer's -ETIMEDOUT retries */
-	long push_errors;  /* anything else */
+	long timeouts;	  /* producer's -ETIMEDOUT retries */
+	long push_errors; /* anything else */
 	long received;
 	long out_of_order; /* consumer: seq not the one expected next */
 	long bad_counts;   /* consumer: *count disagrees with the chain */
@@ -330,7 +330,7 @@ static void *consumer(void *arg)
 
 static void test_producer_consumer_none_lost(void)
 {
-	struct transfer t = {.q = queue_new(64)};
+	struct transfer t = { .q = queue_new(64) };
 	pthread_t producer_thread, consumer_thread;
 
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&consumer_thread, NULL, consumer, &t), 0);
@@ -346,7 +346,9 @@ static void test_producer_consumer_none_lost(void)
 	queue_free(t.q);
 }
 
+/* clang-format off */
 #define TEST(fn) { #fn, fn }
+/* clang-format on */
 
 int main(void)
 {

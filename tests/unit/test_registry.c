@@ -151,7 +151,7 @@ static void test_duplicates_refused(void)
 	struct registry *r = registry_new();
 
 	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
-	CU_ASSERT_FALSE(registry_add_tenant(r, 2, "acme")); /* same slug */
+	CU_ASSERT_FALSE(registry_add_tenant(r, 2, "acme"));  /* same slug */
 	CU_ASSERT_FALSE(registry_add_tenant(r, 1, "other")); /* same id */
 	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 10, 1, "INV-A1", true));
 	CU_ASSERT_FALSE(registry_add_device(r, 11, 1, "INV-A1", true)); /* same serial */
@@ -208,8 +208,12 @@ static void test_point_count_per_device(void)
 /* Sanity at the size the registry is built for; not timed. */
 static void test_hundred_thousand_devices(void)
 {
-	enum { TENANTS = 10, DEVICES = 100000, POINTS = 4 };
-	static const char *const names[POINTS] = {"total_output_power", "temp", "soc", "grid.voltage:l1"};
+	enum {
+		TENANTS = 10,
+		DEVICES = 100000,
+		POINTS = 4
+	};
+	static const char *const names[POINTS] = { "total_output_power", "temp", "soc", "grid.voltage:l1" };
 	struct registry *r = registry_new();
 	char key[32];
 	size_t missing = 0, wrong = 0;
@@ -239,10 +243,11 @@ static void test_hundred_thousand_devices(void)
 			missing++;
 			continue;
 		}
-		wrong += dev->id != d || dev->tenant_id != 1 + d % TENANTS || dev->enabled != (d % 100 != 0) ||
-			 dev->point_count != POINTS;
+		wrong += dev->id != d || dev->tenant_id != 1 + d % TENANTS ||
+			 dev->enabled != (d % 100 != 0) || dev->point_count != POINTS;
 		for (int p = 0; p < POINTS; p++) {
-			const struct registry_point *pt = registry_find_point(r, d, names[p], strlen(names[p]));
+			const struct registry_point *pt =
+				registry_find_point(r, d, names[p], strlen(names[p]));
 			if (!pt)
 				missing++;
 			else
@@ -335,7 +340,7 @@ static void *reader_thread(void *arg)
 
 static void test_store_readers_race_swapper(void)
 {
-	struct race race = {.store = registry_store_new()};
+	struct race race = { .store = registry_store_new() };
 	pthread_t readers[2];
 
 	atomic_init(&race.stop, false);
@@ -344,7 +349,8 @@ static void test_store_readers_race_swapper(void)
 	for (int i = 0; i < 2; i++)
 		CU_ASSERT_EQUAL_FATAL(pthread_create(&readers[i], NULL, reader_thread, &race), 0);
 	/* At least 2000 swaps, and until the readers have looked up often enough to have raced them. */
-	for (int generation = 1; generation <= 2000 || (atomic_load(&race.lookups) < 2000 && generation < 1000000);
+	for (int generation = 1;
+	     generation <= 2000 || (atomic_load(&race.lookups) < 2000 && generation < 1000000);
 	     generation++) {
 		struct registry *r = registry_new();
 		if (!registry_add_tenant(r, generation, "t"))
@@ -359,7 +365,9 @@ static void test_store_readers_race_swapper(void)
 	registry_store_free(race.store);
 }
 
+/* clang-format off */
 #define TEST(fn) { #fn, fn }
+/* clang-format on */
 
 int main(void)
 {

@@ -18,7 +18,9 @@ struct utf8_case {
 	const char *what;
 };
 
+/* clang-format off */
 #define CASE(literal, valid, what) { literal, sizeof(literal) - 1, valid, what }
+/* clang-format on */
 
 static void test_utf8_table(void)
 {
@@ -52,7 +54,7 @@ static void test_utf8_table(void)
 		CASE("\xfe", false, "FE"),
 		CASE("\xff", false, "FF"),
 		CASE("\x80", false, "lone continuation"),
-		CASE("a\xbf" "b", false, "continuation inside ASCII"),
+		CASE("a\xbf\x62", false, "continuation inside ASCII"),
 		CASE("\xc3", false, "truncated 2-byte"),
 		CASE("\xe2\x82", false, "truncated 3-byte"),
 		CASE("\xf0\x9f\x8c", false, "truncated 4-byte"),
@@ -110,7 +112,8 @@ static void test_escape_keeps_printable_text(void)
 {
 	EXPECT_ESCAPE("", 8, "");
 	EXPECT_ESCAPE("solar/acme/INV-0001", 64, "solar/acme/INV-0001");
-	EXPECT_ESCAPE("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\x9e", 64, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\x9e");
+	EXPECT_ESCAPE("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\x9e", 64,
+		      "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\x9e");
 	EXPECT_ESCAPE("quotes ' \" and %s stay", 64, "quotes ' \" and %s stay");
 }
 
@@ -151,8 +154,8 @@ static void test_escape_invalid_bytes(void)
  */
 static void test_escape_c1_controls(void)
 {
-	static const char nel[] = "a\xc2\x85" "b";
-	static const char csi[] = "\xc2\x9b" "31m";
+	static const char nel[] = "a\xc2\x85z"; /* U+0085 NEXT LINE */
+	static const char csi[] = "\xc2\x9bm";	/* U+009B CONTROL SEQUENCE INTRODUCER */
 	char *got = escape(nel, sizeof(nel) - 1, 64);
 
 	if (strstr(got, "\xc2\x85"))
@@ -188,7 +191,8 @@ static void test_escape_exact_fit_is_not_truncated(void)
 /* Whatever the input and capacity: NUL-terminated within cap, valid UTF-8, no C0 control characters. */
 static void test_escape_always_safe(void)
 {
-	static const char mixed[] = "t\xc3\xa9l\xc3\xa9m\xc3\xa9trie\n\\\xff\x01 \xf0\x9f\x8c\x9e end\xe2\x82";
+	static const char mixed[] =
+		"t\xc3\xa9l\xc3\xa9m\xc3\xa9trie\n\\\xff\x01 \xf0\x9f\x8c\x9e end\xe2\x82";
 	const size_t len = sizeof(mixed) - 1;
 
 	for (size_t cap = 8; cap <= 200; cap++) {
@@ -226,7 +230,9 @@ static void test_escape_truncated_output_ends_in_ellipsis(void)
 	}
 }
 
+/* clang-format off */
 #define TEST(fn) { #fn, fn }
+/* clang-format on */
 
 int main(void)
 {

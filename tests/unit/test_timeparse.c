@@ -12,9 +12,9 @@
 
 #include "timeparse.h"
 
-#define US INT64_C(1000000)
+#define US	INT64_C(1000000)
 /* 2026-11-21T10:30:00Z */
-#define T_2026 INT64_C(1795257000)
+#define T_2026	INT64_C(1795257000)
 /* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z */
 #define MIN_SEC INT64_C(-62135596800)
 #define MAX_SEC INT64_C(253402300799)
@@ -273,7 +273,8 @@ static void test_format_round_trip(void)
 		back = values[i] + 1;
 		CU_ASSERT_TRUE(parse(buf, &back));
 		if (back != values[i])
-			fprintf(stderr, "\n  %lld -> %s -> %lld\n", (long long)values[i], buf, (long long)back);
+			fprintf(stderr, "\n  %lld -> %s -> %lld\n", (long long)values[i], buf,
+				(long long)back);
 		CU_ASSERT_EQUAL(back, values[i]);
 	}
 	/* And a stride through the whole range, landing on many days of many years. */
@@ -307,7 +308,9 @@ static void test_days_from_civil(void)
 	CU_ASSERT_EQUAL(timeparse_days_from_civil(2027, 1, 1) - timeparse_days_from_civil(2026, 12, 31), 1);
 }
 
+/* clang-format off */
 #define TEST(fn) { #fn, fn }
+/* clang-format on */
 
 int main(void)
 {

@@ -17,17 +17,17 @@
 #include "route.h"
 #include "validate.h"
 
-#define US INT64_C(1000000)
+#define US	    INT64_C(1000000)
 /* The bridge's clock in these tests: 2026-11-21T10:30:00Z. */
-#define NOW_US INT64_C(1795257000000000)
+#define NOW_US	    INT64_C(1795257000000000)
 #define RECEIVED_US (NOW_US - 1234)
 
 enum {
 	TENANT_ACME = 1,
 	TENANT_GLOBEX = 2,
-	DEVICE_A1 = 10, /* acme, enabled, four points */
-	DEVICE_A2 = 11, /* acme, disabled */
-	DEVICE_B1 = 20, /* globex, enabled, one point */
+	DEVICE_A1 = 10,	      /* acme, enabled, four points */
+	DEVICE_A2 = 11,	      /* acme, disabled */
+	DEVICE_B1 = 20,	      /* globex, enabled, one point */
 	POINT_A1_POWER = 100, /* [0, 10000] */
 	POINT_A1_TEMP = 101,  /* unbounded */
 	POINT_A1_SOC = 102,   /* >= 0 */
@@ -78,22 +78,23 @@ static struct config_validation policy(enum unknown_point_policy unknown)
 
 static struct route_match topic(const char *tenant, const char *serial)
 {
-	return (struct route_match){.tenant = {tenant, strlen(tenant)}, .serial = {serial, strlen(serial)}};
+	return (struct route_match){ .tenant = { tenant, strlen(tenant) },
+				     .serial = { serial, strlen(serial) } };
 }
 
 static struct sample sample(const char *point, double value, int64_t time_us)
 {
-	struct sample s = {.value = value, .time_us = time_us};
+	struct sample s = { .value = value, .time_us = time_us };
 
 	snprintf(s.point, sizeof(s.point), "%s", point);
 	return s;
 }
 
 /* Runs validate_message on count samples; the caller checks and frees result->message. */
-static int run(const struct config_validation *pol, struct route_match m, struct sample *samples, size_t count,
-	       struct validate_result *result, struct decode_error *err)
+static int run(const struct config_validation *pol, struct route_match m, struct sample *samples,
+	       size_t count, struct validate_result *result, struct decode_error *err)
 {
-	struct decoded_message decoded = {.samples = samples, .count = count, .capacity = count};
+	struct decoded_message decoded = { .samples = samples, .count = count, .capacity = count };
 
 	memset(err, 0, sizeof(*err));
 	return validate_message(reg, pol, &m, &decoded, NOW_US, RECEIVED_US, result, err);
@@ -108,8 +109,8 @@ static void expect_reject(const struct config_validation *pol, struct route_matc
 	int rc = run(pol, m, samples, count, &result, &err);
 
 	if (rc != -1 || err.reason != want)
-		fprintf(stderr, "\n  rc %d reason %s (%s), want %s\n", rc, rc ? reject_reason_name(err.reason) : "-",
-			err.detail, reject_reason_name(want));
+		fprintf(stderr, "\n  rc %d reason %s (%s), want %s\n", rc,
+			rc ? reject_reason_name(err.reason) : "-", err.detail, reject_reason_name(want));
 	CU_ASSERT_EQUAL(rc, -1);
 	CU_ASSERT_EQUAL(err.reason, want);
 	CU_ASSERT(err.detail[0] != '\0');
@@ -133,8 +134,8 @@ static struct message *expect_accept(const struct config_validation *pol, struct
 static void test_accepts_with_identity_and_readings_in_order(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample s[] = {sample("power", 5420, NOW_US), sample("temp", -3.5, NOW_US - US),
-			     sample("soc", 80.25, NOW_US - 2 * US)};
+	struct sample s[] = { sample("power", 5420, NOW_US), sample("temp", -3.5, NOW_US - US),
+			      sample("soc", 80.25, NOW_US - 2 * US) };
 	struct validate_result result;
 	struct message *m = expect_accept(&pol, topic("acme", "INV-A1"), s, 3, &result);
 
@@ -163,7 +164,7 @@ static void test_accepts_with_identity_and_readings_in_order(void)
 static void test_same_point_name_on_other_tenant(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample s[] = {sample("power", 1, NOW_US)};
+	struct sample s[] = { sample("power", 1, NOW_US) };
 	struct validate_result result;
 	struct message *m = expect_accept(&pol, topic("globex", "INV-B1"), s, 1, &result);
 
@@ -178,8 +179,8 @@ static void test_topic_slices_need_no_terminator(void)
 {
 	static const char topic_text[] = "solar/acmeX/INV-A1Y/telemetry";
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample s[] = {sample("power", 1, NOW_US)};
-	struct route_match m = {.tenant = {topic_text + 6, 4}, .serial = {topic_text + 12, 6}};
+	struct sample s[] = { sample("power", 1, NOW_US) };
+	struct route_match m = { .tenant = { topic_text + 6, 4 }, .serial = { topic_text + 12, 6 } };
 	struct validate_result result;
 	struct message *msg = expect_accept(&pol, m, s, 1, &result);
 
@@ -191,19 +192,19 @@ static void test_topic_slices_need_no_terminator(void)
 static void test_unknown_tenant(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample s[] = {sample("power", 1, NOW_US)};
+	struct sample s[] = { sample("power", 1, NOW_US) };
 
 	expect_reject(&pol, topic("initech", "INV-A1"), s, 1, REJECT_UNKNOWN_TENANT);
 	expect_reject(&pol, topic("acm", "INV-A1"), s, 1, REJECT_UNKNOWN_TENANT);
 	expect_reject(&pol, topic("ACME", "INV-A1"), s, 1, REJECT_UNKNOWN_TENANT);
-	/* The tenant is checked first, so an unknown serial on an unknown tenant is still "unknown_tenant". */
+	/* The tenant is checked first: an unknown serial on an unknown tenant is "unknown_tenant". */
 	expect_reject(&pol, topic("initech", "NOPE"), s, 1, REJECT_UNKNOWN_TENANT);
 }
 
 static void test_unknown_device(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample s[] = {sample("power", 1, NOW_US)};
+	struct sample s[] = { sample("power", 1, NOW_US) };
 
 	expect_reject(&pol, topic("acme", "INV-ZZ"), s, 1, REJECT_UNKNOWN_DEVICE);
 	expect_reject(&pol, topic("acme", "INV-A"), s, 1, REJECT_UNKNOWN_DEVICE);
@@ -214,7 +215,7 @@ static void test_unknown_device(void)
 static void test_tenant_mismatch(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample s[] = {sample("power", 1, NOW_US)};
+	struct sample s[] = { sample("power", 1, NOW_US) };
 
 	/* acme's device publishing in globex's tree, and the other way round: spoofing. */
 	expect_reject(&pol, topic("globex", "INV-A1"), s, 1, REJECT_TENANT_MISMATCH);
@@ -226,7 +227,7 @@ static void test_tenant_mismatch(void)
 static void test_device_disabled(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample s[] = {sample("power", 1, NOW_US)};
+	struct sample s[] = { sample("power", 1, NOW_US) };
 
 	expect_reject(&pol, topic("acme", "INV-A2"), s, 1, REJECT_DEVICE_DISABLED);
 }
@@ -234,8 +235,9 @@ static void test_device_disabled(void)
 static void test_timestamp_future_bound(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample at_bound[] = {sample("power", 1, NOW_US + 300 * US)};
-	struct sample past_bound[] = {sample("power", 1, NOW_US), sample("power", 1, NOW_US + 300 * US + 1)};
+	struct sample at_bound[] = { sample("power", 1, NOW_US + 300 * US) };
+	struct sample past_bound[] = { sample("power", 1, NOW_US),
+				       sample("power", 1, NOW_US + 300 * US + 1) };
 	struct validate_result result;
 	struct message *m = expect_accept(&pol, topic("acme", "INV-A1"), at_bound, 1, &result);
 
@@ -254,8 +256,8 @@ static void test_timestamp_future_bound(void)
 static void test_timestamp_stale_bound(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample at_bound[] = {sample("power", 1, NOW_US - 3600 * US)};
-	struct sample past_bound[] = {sample("power", 1, NOW_US - 3600 * US - 1)};
+	struct sample at_bound[] = { sample("power", 1, NOW_US - 3600 * US) };
+	struct sample past_bound[] = { sample("power", 1, NOW_US - 3600 * US - 1) };
 	struct validate_result result;
 	struct message *m = expect_accept(&pol, topic("acme", "INV-A1"), at_bound, 1, &result);
 
@@ -269,10 +271,10 @@ static void test_timestamp_stale_bound(void)
 static void test_value_range_inclusive(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample edges[] = {sample("power", 0.0, NOW_US),     sample("power", 10000.0, NOW_US),
-				 sample("soc", 1e12, NOW_US),      sample("delta", -1e12, NOW_US),
-				 sample("delta", 5.0, NOW_US),     sample("temp", -1e300, NOW_US),
-				 sample("temp", 1e300, NOW_US)};
+	struct sample edges[] = { sample("power", 0.0, NOW_US), sample("power", 10000.0, NOW_US),
+				  sample("soc", 1e12, NOW_US),	sample("delta", -1e12, NOW_US),
+				  sample("delta", 5.0, NOW_US), sample("temp", -1e300, NOW_US),
+				  sample("temp", 1e300, NOW_US) };
 	struct validate_result result;
 	struct message *m = expect_accept(&pol, topic("acme", "INV-A1"), edges, 7, &result);
 
@@ -284,12 +286,12 @@ static void test_value_range_inclusive(void)
 static void test_value_out_of_range(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample below[] = {sample("power", -0.001, NOW_US)};
-	struct sample above[] = {sample("power", 10000.5, NOW_US)};
-	struct sample below_min_only[] = {sample("soc", -1, NOW_US)};
-	struct sample above_max_only[] = {sample("delta", 5.0001, NOW_US)};
+	struct sample below[] = { sample("power", -0.001, NOW_US) };
+	struct sample above[] = { sample("power", 10000.5, NOW_US) };
+	struct sample below_min_only[] = { sample("soc", -1, NOW_US) };
+	struct sample above_max_only[] = { sample("delta", 5.0001, NOW_US) };
 	/* One bad sample rejects the whole message. */
-	struct sample mixed[] = {sample("temp", 20, NOW_US), sample("power", 20000, NOW_US)};
+	struct sample mixed[] = { sample("temp", 20, NOW_US), sample("power", 20000, NOW_US) };
 
 	expect_reject(&pol, topic("acme", "INV-A1"), below, 1, REJECT_VALUE_OUT_OF_RANGE);
 	expect_reject(&pol, topic("acme", "INV-A1"), above, 1, REJECT_VALUE_OUT_OF_RANGE);
@@ -301,9 +303,9 @@ static void test_value_out_of_range(void)
 static void test_unknown_point_reject(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
-	struct sample s[] = {sample("power", 1, NOW_US), sample("mystery", 1, NOW_US)};
+	struct sample s[] = { sample("power", 1, NOW_US), sample("mystery", 1, NOW_US) };
 	/* "temp" is acme's INV-A1's point, not globex's INV-B1's: points belong to a device. */
-	struct sample other_device[] = {sample("temp", 1, NOW_US)};
+	struct sample other_device[] = { sample("temp", 1, NOW_US) };
 
 	expect_reject(&pol, topic("acme", "INV-A1"), s, 2, REJECT_UNKNOWN_POINT);
 	expect_reject(&pol, topic("globex", "INV-B1"), other_device, 1, REJECT_UNKNOWN_POINT);
@@ -312,8 +314,8 @@ static void test_unknown_point_reject(void)
 static void test_unknown_point_drop(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_DROP);
-	struct sample s[] = {sample("power", 1, NOW_US), sample("mystery", 2, NOW_US), sample("temp", 3, NOW_US),
-			     sample("other", 4, NOW_US)};
+	struct sample s[] = { sample("power", 1, NOW_US), sample("mystery", 2, NOW_US),
+			      sample("temp", 3, NOW_US), sample("other", 4, NOW_US) };
 	struct validate_result result;
 	struct message *m = expect_accept(&pol, topic("acme", "INV-A1"), s, 4, &result);
 
@@ -332,7 +334,7 @@ static void test_unknown_point_drop(void)
 static void test_unknown_point_drop_everything(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_DROP);
-	struct sample s[] = {sample("mystery", 2, NOW_US), sample("other", 4, NOW_US)};
+	struct sample s[] = { sample("mystery", 2, NOW_US), sample("other", 4, NOW_US) };
 	struct validate_result result;
 	struct decode_error err;
 
@@ -347,7 +349,7 @@ static void test_unknown_point_drop_everything(void)
 static void test_unknown_point_drop_still_checks_known_points(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_DROP);
-	struct sample s[] = {sample("mystery", 2, NOW_US), sample("power", -5, NOW_US)};
+	struct sample s[] = { sample("mystery", 2, NOW_US), sample("power", -5, NOW_US) };
 
 	expect_reject(&pol, topic("acme", "INV-A1"), s, 2, REJECT_VALUE_OUT_OF_RANGE);
 }
@@ -355,8 +357,8 @@ static void test_unknown_point_drop_still_checks_known_points(void)
 static void test_unknown_point_register(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REGISTER);
-	struct sample s[] = {sample("power", 1, NOW_US), sample("new_a", 2, NOW_US), sample("new_b", 3, NOW_US),
-			     sample("new_a", 4, NOW_US - US)};
+	struct sample s[] = { sample("power", 1, NOW_US), sample("new_a", 2, NOW_US),
+			      sample("new_b", 3, NOW_US), sample("new_a", 4, NOW_US - US) };
 	struct validate_result result;
 	struct message *m = expect_accept(&pol, topic("acme", "INV-A1"), s, 4, &result);
 
@@ -385,9 +387,9 @@ static void test_unknown_point_register_cap(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REGISTER);
 	/* INV-A1 has 4 points and the cap is 6: two new points fit, a third does not. */
-	struct sample fits[] = {sample("n1", 1, NOW_US), sample("n2", 2, NOW_US), sample("n1", 3, NOW_US),
-				sample("n2", 4, NOW_US)};
-	struct sample over[] = {sample("n1", 1, NOW_US), sample("n2", 2, NOW_US), sample("n3", 3, NOW_US)};
+	struct sample fits[] = { sample("n1", 1, NOW_US), sample("n2", 2, NOW_US), sample("n1", 3, NOW_US),
+				 sample("n2", 4, NOW_US) };
+	struct sample over[] = { sample("n1", 1, NOW_US), sample("n2", 2, NOW_US), sample("n3", 3, NOW_US) };
 	struct validate_result result;
 	struct message *m = expect_accept(&pol, topic("acme", "INV-A1"), fits, 4, &result);
 
@@ -399,7 +401,8 @@ static void test_unknown_point_register_cap(void)
 	/* A device already at the cap may register nothing, but its known points still pass. */
 	pol.max_points_per_device = 4;
 	expect_reject(&pol, topic("acme", "INV-A1"), over, 1, REJECT_POINT_LIMIT);
-	m = expect_accept(&pol, topic("acme", "INV-A1"), (struct sample[]){sample("power", 1, NOW_US)}, 1, &result);
+	m = expect_accept(&pol, topic("acme", "INV-A1"), (struct sample[]){ sample("power", 1, NOW_US) }, 1,
+			  &result);
 	CU_ASSERT_PTR_NOT_NULL(m);
 	message_free(m);
 }
@@ -407,12 +410,14 @@ static void test_unknown_point_register_cap(void)
 static void test_register_still_checks_time(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REGISTER);
-	struct sample s[] = {sample("n1", 1, NOW_US), sample("n2", 1, NOW_US + 301 * US)};
+	struct sample s[] = { sample("n1", 1, NOW_US), sample("n2", 1, NOW_US + 301 * US) };
 
 	expect_reject(&pol, topic("acme", "INV-A1"), s, 2, REJECT_TIMESTAMP_FUTURE);
 }
 
+/* clang-format off */
 #define TEST(fn) { #fn, fn }
+/* clang-format on */
 
 int main(void)
 {

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * http: the operator's endpoints, served by libmicrohttpd on its own thread (a well-kept HTTP server is
+ * better than one we would write): /healthz (the main loop is alive), /readyz (connected to the broker, at
+ * least one database connection usable, registry loaded, not draining) and /metrics (Prometheus text).
+ *
+ * The server only reads: struct health (atomics the bridge's main thread updates every tick) and struct
+ * stats (counters every stage updates). It never calls into the pipeline.
+ */
+#ifndef MQTT2PG_HTTP_H
+#define MQTT2PG_HTTP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+struct health {
+	atomic_int_fast64_t loop_heartbeat_ms; /* monotonic ms of the main loop's last tick */
+	atomic_bool mqtt_connected;
+	atomic_int writers_connected;
+	atomic_int writers_total;
+	atomic_bool registry_loaded;
+	atomic_bool draining;
+};
+
+struct http_server;
+
+/*
+ * Listens on listen_address:port (borrowed strings). health and stats are borrowed for the server's
+ * lifetime. Returns NULL after logging if the port cannot be bound.
+ */
+struct http_server *http_start(const char *listen_address, int port, struct health *health, struct stats *stats);
+
+/* Stops serving and frees the server. NULL is a no-op. */
+void http_stop(struct http_server *server);
+
+/* Renders the Prometheus exposition into buf (cap bytes); returns the length (truncated output ends at a
+ * line boundary). Exposed for tests. */
+size_t http_render_metrics(const struct health *health, struct stats *stats, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# it_http.sh - the operator's endpoints against a running bridge: /healthz and /readyz answer as
+# documented (not ready while the broker is away, ready again after it returns), and /metrics counters move
+# exactly as the messages published say they should.
+set -euo pipefail
+here=$(dirname "${BASH_SOURCE[0]}")
+. "$here/lib.sh"
+. "$here/bridge.sh"
+
+it_setup http
+pg_start
+mosq_start
+db_prepare
+m2p_admin tenant add acme >/dev/null
+m2p_admin device add INV-1 --tenant acme --point p:W --point q:V >/dev/null
+port=$(free_port)
+conf=$IT_DIR/bridge.conf
+bridge_config "$conf" "http = { listen = \"127.0.0.1\"; port = $port; };" 'aggregates = { interval = 1; };'
+bridge_start "$conf"
+url=http://127.0.0.1:$port
+
+status() { curl -s -o /dev/null -w '%{http_code}' "$url$1"; }
+metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric_is() { test "$(metric "$1")" = "$2"; }
+metric_ge() { test "$(metric "$1")" -ge "$2"; }
+status_is() { test "$(status "$1")" = "$2"; }
+
+assert_eq 200 "$(status /healthz)" "/healthz is 200 while the loop runs"
+wait_until 10 status_is /readyz 200 || fail "/readyz never became ready: $(curl -s "$url/readyz")"
+echo "ok: /readyz is 200 when connected to broker and database with a registry"
+assert_eq 404 "$(status /nope)" "unknown path is 404"
+assert_eq 0 "$(metric mqtt2pg_messages_received_total)" "nothing received yet"
+
+for i in 1 2 3 4 5; do publish solar/acme/INV-1/telemetry "{\"measurements\":{\"p\":$i,\"q\":230}}"; done
+publish solar/acme/INV-1/telemetry '{"measurements":{"zzz":1}}'
+publish solar/acme/INV-1/telemetry '{"measurements":'
+wait_until 10 metric_is mqtt2pg_rows_inserted_total 10 || fail "rows_inserted_total is $(metric mqtt2pg_rows_inserted_total)"
+assert_eq 7 "$(metric mqtt2pg_messages_received_total)" "received counts every message"
+assert_eq 5 "$(metric mqtt2pg_messages_accepted_total)" "accepted counts the valid ones"
+assert_eq 1 "$(metric 'mqtt2pg_messages_rejected_total{reason="unknown_point"}')" "rejected by reason: unknown_point"
+assert_eq 1 "$(metric 'mqtt2pg_messages_rejected_total{reason="malformed_json"}')" "rejected by reason: malformed_json"
+wait_until 10 metric_is mqtt2pg_rejects_recorded_total 2 || fail "rejects not recorded"
+assert_eq 1 "$(metric mqtt2pg_mqtt_connected)" "mqtt_connected gauge"
+assert_eq 2 "$(metric mqtt2pg_db_writers_connected)" "both writers connected"
+wait_until 10 metric_is mqtt2pg_aggregate_leader 1 || fail "not aggregate leader"
+wait_until 10 metric_ge mqtt2pg_aggregate_buckets_total 1 || fail "no aggregate buckets counted"
+echo "ok: aggregate leader and buckets exported"
+curl -s "$url/metrics" | grep -q '^mqtt2pg_build_info{version="' || fail "no build_info"
+
+mosq_stop
+wait_until 15 status_is /readyz 503 || fail "/readyz stayed ready without a broker"
+grep -q "broker not connected" <(curl -s "$url/readyz") || fail "/readyz does not say why"
+echo "ok: /readyz is 503 (broker not connected) while the broker is down"
+assert_eq 200 "$(status /healthz)" "/healthz stays 200 (the process is alive)"
+mosq_start_again
+wait_until 40 status_is /readyz 200 || fail "/readyz did not recover after the broker returned"
+echo "ok: /readyz recovers when the broker returns"
+test "$(metric mqtt2pg_mqtt_connection_lost_total)" -ge 1 || fail "connection loss not counted"
+bridge_stop
+assert_eq 0 "$BRIDGE_RC" "clean exit"
+echo "PASS it_http"
