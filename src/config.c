@@ -354,6 +354,8 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 	static const char *const aggregates_known[] = {"enabled", "interval", "raw_retention_days",
 						       "partitions_ahead_days", NULL};
 	const config_setting_t *aggregates = config_setting_get_member(root, "aggregates");
+	static const char *const groups[] = {"mqtt", "database", "validation", "registry", "log", "aggregates",
+					     "http", NULL};
 	static const char *const registry_known[] = {"refresh_interval", NULL};
 	static const char *const log_known[] = {"level", NULL};
 	const config_setting_t *registry = config_setting_get_member(root, "registry");
@@ -361,6 +363,13 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 	char *level = NULL;
 
 	check_known_keys(rd, root, known);
+	for (const char *const *name = groups; *name; name++) {
+		const config_setting_t *g = config_setting_get_member(root, *name);
+		if (g && !config_setting_is_group(g))
+			reader_error(rd, g, "'%s' must be a group: %s = { ... };", *name, *name);
+	}
+	if (rd->error_count > 0)
+		return; /* reading members of a non-group would only add confusing errors */
 	read_mqtt(rd, cfg, config_setting_get_member(root, "mqtt"));
 	read_database(rd, cfg, config_setting_get_member(root, "database"));
 	read_validation(rd, cfg, config_setting_get_member(root, "validation"));

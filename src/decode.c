@@ -160,6 +160,23 @@ static int decode_object(const cJSON *obj, const struct route_match *m, int64_t 
 	return decode_measurements(measurements, time_us, out, err);
 }
 
+/*
+ * True if a JSON string in payload holds the escape \u0000. cJSON would turn it into a real NUL, and every C
+ * string after that would silently end early ("power\u0000; DROP" read as "power"). Escapes occur only
+ * inside strings, so a scan that skips each escaped character is exact.
+ */
+static bool has_escaped_nul(const char *payload, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (payload[i] != '\\')
+			continue;
+		if (payload[i + 1] == 'u' && i + 5 < len && memcmp(payload + i + 2, "0000", 4) == 0)
+			return true;
+		i++; /* skip the escaped character (it may be another backslash) */
+	}
+	return false;
+}
+
 /* True when only JSON whitespace is left in [p, end). */
 static bool only_whitespace(const char *p, const char *end)
 {
@@ -182,7 +199,7 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 	if (len > max_bytes)
 		return fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu", len,
 			    max_bytes);
-	if (!text_is_utf8(payload, len))
+	if (!text_is_utf8(payload, len) || has_escaped_nul(payload, len))
 		return fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
 	root = cJSON_ParseWithLengthOpts(payload, len, &parse_end, false);
 	if (!root || !parse_end || !only_whitespace(parse_end, payload + len)) {

@@ -55,31 +55,46 @@ bool text_is_utf8(const char *buf, size_t len)
 	return true;
 }
 
+/* The escaped form of the character at s (len bytes left) into piece (>= 9 bytes); returns its length and
+ * sets *consumed to the bytes of s it stands for. */
+static size_t escape_one(const unsigned char *s, size_t len, char piece[9], size_t *consumed)
+{
+	size_t n = utf8_sequence_length(s, len);
+
+	if (n == 0 || (n == 1 && (s[0] < 0x20 || s[0] == 0x7f))) {
+		*consumed = 1;
+		snprintf(piece, 9, "\\x%02x", s[0]);
+		return 4;
+	}
+	if (n == 1 && s[0] == '\\') {
+		*consumed = 1;
+		memcpy(piece, "\\\\", 2);
+		return 2;
+	}
+	if (n == 2 && s[0] == 0xc2 && s[1] < 0xa0) {
+		/* C1 controls (U+0080..U+009F): NEL and CSI move cursors and break lines too. */
+		*consumed = 2;
+		snprintf(piece, 9, "\\x%02x\\x%02x", s[0], s[1]);
+		return 8;
+	}
+	*consumed = n;
+	memcpy(piece, s, n);
+	return n;
+}
+
 char *text_escape(char *dst, size_t cap, const char *src, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)src;
-	size_t out = 0, i = 0;
-	const size_t room = cap - 4; /* keep space for "..." and NUL */
+	size_t out = 0, i = 0, total = 0, consumed;
+	char piece[9];
 
-	while (i < len) {
-		char piece[5];
-		size_t piece_len;
-		size_t n = utf8_sequence_length(s + i, len - i);
+	/* First the full length, so that "..." appears only when the text really does not fit. */
+	for (i = 0; i < len; i += consumed)
+		total += escape_one(s + i, len - i, piece, &consumed);
+	const size_t room = total < cap ? cap - 1 : cap - 4;
 
-		if (n == 1 && (s[i] < 0x20 || s[i] == 0x7f)) {
-			snprintf(piece, sizeof(piece), "\\x%02x", s[i]);
-			piece_len = 4;
-		} else if (n == 1 && s[i] == '\\') {
-			memcpy(piece, "\\\\", 2);
-			piece_len = 2;
-		} else if (n == 0) {
-			snprintf(piece, sizeof(piece), "\\x%02x", s[i]);
-			piece_len = 4;
-			n = 1;
-		} else {
-			memcpy(piece, s + i, n);
-			piece_len = n;
-		}
+	for (i = 0; i < len; i += consumed) {
+		size_t piece_len = escape_one(s + i, len - i, piece, &consumed);
 		if (out + piece_len > room) {
 			memcpy(dst + out, "...", 3);
 			out += 3;
@@ -87,7 +102,6 @@ char *text_escape(char *dst, size_t cap, const char *src, size_t len)
 		}
 		memcpy(dst + out, piece, piece_len);
 		out += piece_len;
-		i += n;
 	}
 	dst[out] = '\0';
 	return dst;

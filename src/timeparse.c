@@ -61,6 +61,12 @@ static bool expect(const char **p, const char *end, char c1, char c2)
 	return true;
 }
 
+/* The date-time separator: 'T', 't', or a space (RFC 3339 section 5.6 allows it). */
+static bool expect_separator(const char **p, const char *end)
+{
+	return expect(p, end, 'T', 't') || expect(p, end, ' ', ' ');
+}
+
 bool timeparse_rfc3339(const char *s, size_t len, int64_t *out_us)
 {
 	const char *p = s, *end = s + len;
@@ -68,7 +74,7 @@ bool timeparse_rfc3339(const char *s, size_t len, int64_t *out_us)
 	int64_t offset_sec = 0;
 
 	if (!read_digits(&p, end, 4, &year) || !expect(&p, end, '-', '-') || !read_digits(&p, end, 2, &month) ||
-	    !expect(&p, end, '-', '-') || !read_digits(&p, end, 2, &day) || !expect(&p, end, 'T', 't') ||
+	    !expect(&p, end, '-', '-') || !read_digits(&p, end, 2, &day) || !expect_separator(&p, end) ||
 	    !read_digits(&p, end, 2, &hour) || !expect(&p, end, ':', ':') || !read_digits(&p, end, 2, &minute) ||
 	    !expect(&p, end, ':', ':') || !read_digits(&p, end, 2, &second))
 		return false;
