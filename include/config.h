@@ -59,6 +59,14 @@ struct config_validation {
 	int reject_payload_bytes; /* payload bytes kept in rejected_messages */
 };
 
+struct config_spool {
+	bool durable;            /* "disk" (default): durable spool; "memory": in-memory queues only */
+	char *directory;
+	long long max_bytes;
+	long long segment_bytes;
+	int fsync_interval_ms;   /* 0 = fdatasync every append */
+};
+
 struct config_aggregates {
 	bool enabled;              /* run the job (the leader among replicas does the work) */
 	int interval;              /* seconds between runs; also how soon a replica takes over a dead leader */
@@ -72,6 +80,7 @@ struct config {
 	struct config_database database;
 	struct config_validation validation;
 	struct config_aggregates aggregates;
+	struct config_spool spool;
 	char *http_listen; /* address of /healthz, /readyz, /metrics */
 	int http_port;     /* 0 = no HTTP listener */
 	struct route *routes; /* owned array */

@@ -4,9 +4,10 @@
  * message, on Paho's receive thread: route -> decode -> validate -> hand to a writer queue.
  *
  * Paho sends the QoS 1 PUBACK after the message callback returns, whatever it returns, and then the broker
- * forgets the message. So the callback returns only once the message is in a writer queue (or recorded as
- * rejected there). When the queue stays full past database.enqueue_timeout_ms, the callback returns 0 and
- * Paho hands the same message to it again later: it is kept, and the broker is slowed by TCP back-pressure.
+ * forgets the message. So the callback returns only once the message is durably in the spool (disk mode) or
+ * in a writer queue (memory mode). When the spool or queue stays full past database.enqueue_timeout_ms, the
+ * callback returns 0 and Paho hands the same message to it again later: it is kept, and the broker is
+ * slowed by TCP back-pressure.
  */
 #ifndef MQTT2PG_INGEST_H
 #define MQTT2PG_INGEST_H
@@ -17,17 +18,20 @@
 #include "config.h"
 #include "queue.h"
 #include "registry.h"
+#include "spool.h"
 #include "stats.h"
 
 struct ingest;
 
 /*
- * Creates the client and starts connecting (asynchronously; reconnects forever). Borrows cfg, store,
- * queues (queue_count of them, readings are spread by device) and stats for its lifetime.
+ * Creates the client and starts connecting (asynchronously; reconnects forever). Borrows cfg, store, spool,
+ * queues and stats for its lifetime. With a spool (disk mode) every message is appended to it before the
+ * callback returns; without one (memory mode) it goes to the writer queues (queue_count of them, readings
+ * spread by device).
  * Returns NULL after logging why if the client cannot be created.
  */
-struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct queue **queues,
-			    size_t queue_count, struct stats *stats);
+struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct spool *spool,
+			    struct queue **queues, size_t queue_count, struct stats *stats);
 
 /* True while connected to the broker with the subscriptions in place. */
 bool ingest_is_connected(const struct ingest *in);

@@ -39,6 +39,7 @@ struct rejection {
 
 struct message {
 	struct message *next; /* queue link, owned by whoever holds the message */
+	uint64_t spool_seq;   /* the spool record it came from; 0 when not spooled (memory mode) */
 	enum message_kind kind;
 	int64_t received_us;
 	int32_t tenant_id; /* 0 for rejections */
@@ -65,6 +66,24 @@ struct message *message_new_reject(enum reject_reason reason, const char *detail
 
 /* Appends an owned copy of name to m->new_points and returns the point_id that refers to it (negative). */
 int32_t message_add_new_point(struct message *m, const char *name);
+
+/*
+ * Serialises m (not its next/spool_seq) into *buf (grown as needed; *cap is its size) and returns the length.
+ * The format is the spool's record payload: native byte order, the same machine reads it back.
+ */
+size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap);
+
+/* Decodes what message_encode wrote; returns an owned message, or NULL if the bytes are not well-formed. */
+struct message *message_decode(const unsigned char *buf, size_t len);
+
+/*
+ * Which of n writers takes m: readings by device (so one device's readings stay in order on one connection),
+ * rejections round-robin through *next_rejection.
+ */
+static inline size_t message_shard(const struct message *m, size_t n, size_t *next_rejection)
+{
+	return m->kind == MESSAGE_READINGS ? (size_t)m->device_id % n : (*next_rejection)++ % n;
+}
 
 /* Frees m and everything it owns; NULL is a no-op. Does not follow m->next. */
 void message_free(struct message *m);

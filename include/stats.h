@@ -29,6 +29,11 @@ struct stats {
 	atomic_uint_fast64_t mqtt_connects;
 	atomic_uint_fast64_t mqtt_connection_lost;
 	atomic_uint_fast64_t queue_depth;        /* messages waiting across all writer queues */
+	atomic_uint_fast64_t spool_bytes;        /* bytes in the spool's segments */
+	atomic_uint_fast64_t spool_backlog;      /* records appended but not yet committed */
+	atomic_uint_fast64_t spool_full_waits;   /* appends refused because the spool was full */
+	atomic_uint_fast64_t spool_write_errors;
+	atomic_uint_fast64_t spool_torn_records; /* torn records dropped at recovery */
 	atomic_uint_fast64_t agg_leader;         /* 1 while this replica runs the aggregate job */
 	atomic_uint_fast64_t agg_runs;
 	atomic_uint_fast64_t agg_buckets;        /* buckets recomputed */

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 #include "queue.h"
+#include "spool.h"
 #include "stats.h"
 
 struct writer_options {
@@ -26,6 +27,8 @@ struct writer_options {
 	int flush_interval_ms;
 	int reconnect_max_ms;
 	int max_points_per_device;
+	struct spool *spool;  /* borrowed; NULL in memory mode. Committed records are reported to it. */
+	const char *origin;   /* borrowed; names this bridge in rejected_messages.origin (its client id) */
 };
 
 struct writer;

@@ -16,12 +16,14 @@
 
 #include "aggregate.h"
 #include "clock.h"
+#include "dispatch.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
 #include "queue.h"
 #include "registry.h"
 #include "regsync.h"
+#include "spool.h"
 #include "stats.h"
 #include "writer.h"
 #include "xalloc.h"
@@ -40,6 +42,8 @@ struct bridge {
 	struct writer **writers;
 	size_t writer_count;
 	struct ingest *ingest;
+	struct spool *spool;           /* NULL in memory mode */
+	struct dispatcher *dispatcher; /* spool -> queues, disk mode only */
 	struct aggregator *aggregator;
 	struct health health;
 	struct http_server *http;
@@ -82,6 +86,8 @@ static void start_writers(struct bridge *b)
 		.flush_interval_ms = db->flush_interval_ms,
 		.reconnect_max_ms = db->reconnect_max_ms,
 		.max_points_per_device = b->cfg->validation.max_points_per_device,
+		.spool = b->spool,
+		.origin = b->cfg->mqtt.client_id,
 	};
 
 	b->writer_count = (size_t)db->writers;
@@ -131,6 +137,8 @@ static void tick(struct bridge *b)
 	int64_t now = clock_monotonic_ms();
 
 	regsync_tick(b->regsync, now);
+	if (b->spool)
+		spool_tick(b->spool, now);
 	update_health(b, now);
 	if (b->cfg->stats_interval > 0 && now - b->stats_logged_ms >= (int64_t)b->cfg->stats_interval * 1000) {
 		stats_log(&b->stats, &b->stats_logged, (double)(now - b->stats_logged_ms) / 1000.0);
@@ -162,12 +170,18 @@ static void serve(struct bridge *b)
 	}
 }
 
-/* Closes the queues and waits for the writers to commit what they hold; a second signal exits at once. */
+/*
+ * Hands out what the spool still holds, closes the queues and waits for the writers to commit everything;
+ * the spool keeps ticking meanwhile so its checkpoint follows. A second signal exits at once (in disk mode
+ * nothing is lost by that: the spool replays at the next start).
+ */
 static void drain(struct bridge *b)
 {
 	bool all_done = false;
 
 	atomic_store(&b->health.mqtt_connected, false);
+	dispatch_finish(b->dispatcher);
+	b->dispatcher = NULL;
 	for (size_t i = 0; i < b->writer_count; i++)
 		queue_close(b->queues[i]);
 	while (!all_done) {
@@ -175,12 +189,14 @@ static void drain(struct bridge *b)
 		int sig;
 
 		if (poll(&pfd, 1, TICK_MS) > 0 && ((sig = read_signal(b->signal_fd)) == SIGTERM || sig == SIGINT)) {
-			log_error(MODULE, "second %s: exiting without draining; queued messages are lost unless "
-					  "the broker redelivers them",
-				  strsignal(sig));
+			log_error(MODULE, "second %s: exiting without draining; %s", strsignal(sig),
+				  b->spool ? "the spool replays what was not committed at the next start"
+					   : "queued messages are lost unless the broker redelivers them");
 			_exit(1);
 		}
 		atomic_store(&b->health.loop_heartbeat_ms, clock_monotonic_ms());
+		if (b->spool)
+			spool_tick(b->spool, clock_monotonic_ms());
 		all_done = true;
 		for (size_t i = 0; i < b->writer_count; i++)
 			all_done = all_done && writer_is_finished(b->writers[i]);
@@ -212,9 +228,29 @@ int bridge_run(struct config *cfg)
 	b.store = registry_store_new();
 	b.regsync = regsync_new(cfg->database.conninfo, cfg->database.password, b.store, &b.stats,
 				cfg->registry_refresh_interval);
+	if (cfg->spool.durable) {
+		struct spool_options so = {
+			.directory = cfg->spool.directory,
+			.max_bytes = (uint64_t)cfg->spool.max_bytes,
+			.segment_bytes = (uint64_t)cfg->spool.segment_bytes,
+			.fsync_interval_ms = cfg->spool.fsync_interval_ms,
+		};
+		b.spool = spool_open(&so, &b.stats);
+		if (!b.spool)
+			die(MODULE, "cannot open the spool in %s (spool.directory); set spool.mode = \"memory\" "
+				    "to run without one",
+			    cfg->spool.directory);
+	} else {
+		log_warn(MODULE, "spool.mode = memory: a crash or SIGKILL loses what was acknowledged and not committed");
+	}
 	if (load_registry(&b) < 0)
 		goto out;
 	start_writers(&b);
+	if (b.spool) {
+		b.dispatcher = dispatch_start(b.spool, b.queues, b.writer_count, &b.stats);
+		if (!b.dispatcher)
+			die(MODULE, "cannot start the dispatcher");
+	}
 	if (cfg->aggregates.enabled) {
 		struct aggregator_options agg = {
 			.conninfo = cfg->database.conninfo,
@@ -225,7 +261,7 @@ int bridge_run(struct config *cfg)
 		};
 		b.aggregator = aggregator_start(&agg, &b.stats);
 	}
-	b.ingest = ingest_start(cfg, b.store, b.queues, b.writer_count, &b.stats);
+	b.ingest = ingest_start(cfg, b.store, b.spool, b.queues, b.writer_count, &b.stats);
 	if (!b.ingest) {
 		rc = 1;
 	} else {
@@ -237,9 +273,12 @@ int bridge_run(struct config *cfg)
 	}
 	drain(&b);
 	aggregator_stop(b.aggregator);
+	spool_close(b.spool);
+	b.spool = NULL;
 	stats_log(&b.stats, &b.stats_logged, (double)(clock_monotonic_ms() - b.stats_logged_ms) / 1000.0);
 	log_info(MODULE, "drained; exiting");
 out:
+	spool_close(b.spool);
 	http_stop(b.http);
 	regsync_free(b.regsync);
 	registry_store_free(b.store);

@@ -109,6 +109,26 @@ static void read_int(struct config_reader *rd, const config_setting_t *group, co
 	*dst = (int)v;
 }
 
+static void read_int64(struct config_reader *rd, const config_setting_t *group, const char *name, long long *dst,
+		       long long min, long long max)
+{
+	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
+	long long v;
+
+	if (!s)
+		return;
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+		reader_error(rd, s, "'%s' must be an integer", name);
+		return;
+	}
+	v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		reader_error(rd, s, "'%s' = %lld is out of range [%lld, %lld]", name, v, min, max);
+		return;
+	}
+	*dst = v;
+}
+
 static void read_bool(struct config_reader *rd, const config_setting_t *group, const char *name, bool *dst)
 {
 	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
@@ -199,6 +219,11 @@ static void set_defaults(struct config *cfg)
 	cfg->aggregates.partitions_ahead_days = 3;
 	cfg->http_listen = xstrdup("0.0.0.0");
 	cfg->http_port = 9108;
+	cfg->spool.durable = true;
+	cfg->spool.directory = xstrdup("/var/lib/mqtt2pg/spool");
+	cfg->spool.max_bytes = 1024LL * 1024 * 1024;
+	cfg->spool.segment_bytes = 16LL * 1024 * 1024;
+	cfg->spool.fsync_interval_ms = 1000;
 	cfg->registry_refresh_interval = 60;
 	cfg->stats_interval = 10;
 	cfg->log_level = LOG_LEVEL_INFO;
@@ -348,14 +373,17 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)
 {
 	static const char *const known[] = {"mqtt", "database", "validation", "routes", "registry", "log",
-					    "stats_interval", "aggregates", "http", NULL};
+					    "stats_interval", "aggregates", "http", "spool", NULL};
+	static const char *const spool_known[] = {"mode", "directory", "max_bytes", "segment_bytes",
+						  "fsync_interval_ms", NULL};
+	const config_setting_t *spool = config_setting_get_member(root, "spool");
 	static const char *const http_known[] = {"listen", "port", NULL};
 	const config_setting_t *http = config_setting_get_member(root, "http");
 	static const char *const aggregates_known[] = {"enabled", "interval", "raw_retention_days",
 						       "partitions_ahead_days", NULL};
 	const config_setting_t *aggregates = config_setting_get_member(root, "aggregates");
 	static const char *const groups[] = {"mqtt", "database", "validation", "registry", "log", "aggregates",
-					     "http", NULL};
+					     "http", "spool", NULL};
 	static const char *const registry_known[] = {"refresh_interval", NULL};
 	static const char *const log_known[] = {"level", NULL};
 	const config_setting_t *registry = config_setting_get_member(root, "registry");
@@ -375,6 +403,24 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 	read_validation(rd, cfg, config_setting_get_member(root, "validation"));
 	read_routes(rd, cfg, config_setting_get_member(root, "routes"));
 	read_int(rd, root, "stats_interval", &cfg->stats_interval, 0, 86400);
+	if (spool) {
+		char *mode = NULL;
+		check_known_keys(rd, spool, spool_known);
+		read_string(rd, spool, "mode", &mode);
+		if (mode && strcmp(mode, "disk") == 0)
+			cfg->spool.durable = true;
+		else if (mode && strcmp(mode, "memory") == 0)
+			cfg->spool.durable = false;
+		else if (mode)
+			reader_error(rd, config_setting_get_member(spool, "mode"), "spool.mode must be \"disk\" or \"memory\"");
+		free(mode);
+		read_string(rd, spool, "directory", &cfg->spool.directory);
+		read_int64(rd, spool, "max_bytes", &cfg->spool.max_bytes, 1024 * 1024, 1LL << 50);
+		read_int64(rd, spool, "segment_bytes", &cfg->spool.segment_bytes, 64 * 1024, 1LL << 32);
+		read_int(rd, spool, "fsync_interval_ms", &cfg->spool.fsync_interval_ms, 0, 600000);
+		if (cfg->spool.durable && !cfg->spool.directory)
+			reader_error(rd, spool, "spool.directory is required in disk mode");
+	}
 	if (http) {
 		check_known_keys(rd, http, http_known);
 		read_string(rd, http, "listen", &cfg->http_listen);
@@ -440,6 +486,7 @@ void config_free(struct config *cfg)
 		return;
 	free(cfg->path);
 	free(cfg->http_listen);
+	free(cfg->spool.directory);
 	free(cfg->mqtt.uri);
 	free(cfg->mqtt.client_id);
 	free(cfg->mqtt.username);

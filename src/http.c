@@ -106,6 +106,12 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	      (double)STATS_GET(s, agg_last_run_unix));
 	gauge(&w, "aggregate_lag_seconds", "Age of the oldest dirty bucket after the last run.",
 	      (double)STATS_GET(s, agg_lag_ms) / 1000.0);
+	gauge(&w, "spool_bytes", "Bytes in the durable spool.", (double)STATS_GET(s, spool_bytes));
+	gauge(&w, "spool_backlog", "Spooled records not yet committed to the database.", (double)STATS_GET(s, spool_backlog));
+	counter(&w, "spool_full_total", "Appends refused because the spool was full (intake paused).",
+		STATS_GET(s, spool_full_waits));
+	counter(&w, "spool_write_errors_total", "Spool writes that failed (disk errors).", STATS_GET(s, spool_write_errors));
+	counter(&w, "spool_torn_records_total", "Torn records dropped at recovery.", STATS_GET(s, spool_torn_records));
 	gauge(&w, "draining", "1 while shutting down.", atomic_load(&health->draining) ? 1 : 0);
 	return w.len;
 }
@@ -131,6 +137,16 @@ static void readiness(const struct health *h, char *why, size_t cap)
 		strncat(why, "main loop stalled,", cap - strlen(why) - 1);
 	if (why[0])
 		why[strlen(why) - 1] = '\0';
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	log_warn(MODULE, "%s", line);
 }
 
 static enum MHD_Result respond(struct MHD_Connection *connection, unsigned status, const char *type, char *body,
@@ -194,7 +210,7 @@ struct http_server *http_start(const char *listen_address, int port, struct heal
 	server->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
 					  NULL, handle, server, MHD_OPTION_SOCK_ADDR, &addr,
 					  MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT, 64u,
-					  MHD_OPTION_END);
+					  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!server->daemon) {
 		log_error(MODULE, "cannot listen on %s:%d for /healthz, /readyz, /metrics", listen_address, port);
 		free(server);

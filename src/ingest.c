@@ -25,6 +25,7 @@
 struct ingest {
 	const struct config *cfg;
 	struct registry_store *store;
+	struct spool *spool; /* NULL in memory mode */
 	struct queue **queues;
 	size_t queue_count;
 	struct stats *stats;
@@ -92,29 +93,45 @@ static struct message *process(struct ingest *in, const char *topic, size_t topi
 	return result.message;
 }
 
-/* Hands m to its writer's queue, blocking at most enqueue_timeout_ms. Takes ownership on 0. */
-static int dispatch(struct ingest *in, struct message *m)
+/*
+ * Makes m safe before Paho acknowledges it: appended to the spool (disk mode; m is freed here) or handed to
+ * its writer's queue (memory mode; taken over on success). Blocks at most enqueue_timeout_ms when full.
+ */
+static int hand_over(struct ingest *in, struct message *m)
 {
-	size_t index = m->kind == MESSAGE_READINGS ? (size_t)m->device_id % in->queue_count
-						   : in->next_reject_queue++ % in->queue_count;
-	int rc = queue_push(in->queues[index], m, 0);
+	size_t index;
+	int rc;
 
+	if (in->spool) {
+		rc = spool_append(in->spool, m, 0);
+		if (rc == -ETIMEDOUT) {
+			STATS_ADD(in->stats, enqueue_waits, 1);
+			rc = spool_append(in->spool, m, in->cfg->database.enqueue_timeout_ms);
+		}
+		message_free(m);
+		return rc;
+	}
+	index = message_shard(m, in->queue_count, &in->next_reject_queue);
+	rc = queue_push(in->queues[index], m, 0);
 	if (rc == -ETIMEDOUT) {
 		STATS_ADD(in->stats, enqueue_waits, 1);
 		rc = queue_push(in->queues[index], m, in->cfg->database.enqueue_timeout_ms);
 	}
+	if (rc == 0)
+		STATS_ADD(in->stats, queue_depth, 1);
+	else
+		message_free(m);
 	return rc;
 }
 
-static void count(struct ingest *in, const struct message *m, uint32_t dropped)
+static void count(struct ingest *in, enum reject_reason reason, uint32_t dropped)
 {
 	STATS_ADD(in->stats, messages_received, 1);
 	STATS_ADD(in->stats, points_dropped, dropped);
-	STATS_ADD(in->stats, queue_depth, m ? 1 : 0);
-	if (!m || m->kind == MESSAGE_READINGS)
+	if (reason == REJECT_NONE)
 		STATS_ADD(in->stats, messages_accepted, 1);
 	else
-		STATS_ADD(in->stats, messages_rejected[m->rejection->reason], 1);
+		STATS_ADD(in->stats, messages_rejected[reason], 1);
 }
 
 static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
@@ -123,19 +140,20 @@ static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsy
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	uint32_t dropped = 0;
 	struct message *m = process(in, topic, len, msg->payload, (size_t)msg->payloadlen, &dropped);
+	enum reject_reason reason = m && m->kind == MESSAGE_REJECT ? m->rejection->reason : REJECT_NONE;
 
 	if (m) {
-		int rc = dispatch(in, m);
+		int rc = hand_over(in, m);
 		if (rc < 0) {
 			/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost. */
-			log_warn(MODULE, "writer queue full for %d ms (%s); the message will be delivered again",
-				 in->cfg->database.enqueue_timeout_ms, rc == -EPIPE ? "closing" : "database slow or down");
+			log_warn(MODULE, "%s full for %d ms (%s); the message will be delivered again",
+				 in->spool ? "spool" : "writer queue", in->cfg->database.enqueue_timeout_ms,
+				 rc == -EIO ? "disk error" : "database slow or down");
 			STATS_ADD(in->stats, redeliveries, 1);
-			message_free(m);
 			return 0;
 		}
 	}
-	count(in, m, dropped);
+	count(in, reason, dropped);
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
 	return 1;
@@ -315,8 +333,8 @@ static int start_connect(struct ingest *in)
 	return 0;
 }
 
-struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct queue **queues,
-			    size_t queue_count, struct stats *stats)
+struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct spool *spool,
+			    struct queue **queues, size_t queue_count, struct stats *stats)
 {
 	MQTTAsync_createOptions create = MQTTAsync_createOptions_initializer;
 	struct ingest *in = xcalloc(1, sizeof(*in));
@@ -324,6 +342,7 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 
 	in->cfg = cfg;
 	in->store = store;
+	in->spool = spool;
 	in->queues = queues;
 	in->queue_count = queue_count;
 	in->stats = stats;

@@ -84,3 +84,169 @@ void message_free(struct message *m)
 	}
 	free(m);
 }
+
+/* --- encoding (spool records) ------------------------------------------------------------------------ */
+
+struct encoder {
+	unsigned char **buf;
+	size_t *cap;
+	size_t len;
+};
+
+static void put(struct encoder *e, const void *data, size_t n)
+{
+	if (e->len + n > *e->cap) {
+		*e->cap = *e->cap ? *e->cap * 2 : 512;
+		while (e->len + n > *e->cap)
+			*e->cap *= 2;
+		*e->buf = xrealloc(*e->buf, *e->cap);
+	}
+	memcpy(*e->buf + e->len, data, n);
+	e->len += n;
+}
+
+#define NULL_STRING 0xffffffffu
+
+static void put_string(struct encoder *e, const char *s)
+{
+	uint32_t n = s ? (uint32_t)strlen(s) : NULL_STRING;
+
+	put(e, &n, sizeof(n));
+	if (s)
+		put(e, s, n);
+}
+
+size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap)
+{
+	struct encoder e = {buf, cap, 0};
+	uint8_t kind = (uint8_t)m->kind;
+
+	put(&e, &kind, 1);
+	put(&e, &m->received_us, sizeof(m->received_us));
+	put(&e, &m->tenant_id, sizeof(m->tenant_id));
+	put(&e, &m->device_id, sizeof(m->device_id));
+	put(&e, &m->reading_count, sizeof(m->reading_count));
+	put(&e, &m->new_point_count, sizeof(m->new_point_count));
+	for (uint32_t i = 0; i < m->reading_count; i++) {
+		put(&e, &m->readings[i].time_us, sizeof(int64_t));
+		put(&e, &m->readings[i].value, sizeof(double));
+		put(&e, &m->readings[i].point_id, sizeof(int32_t));
+	}
+	for (uint32_t i = 0; i < m->new_point_count; i++)
+		put_string(&e, m->new_points[i]);
+	if (m->kind == MESSAGE_REJECT) {
+		const struct rejection *r = m->rejection;
+		uint8_t reason = (uint8_t)r->reason;
+		uint32_t payload_len = (uint32_t)r->payload_len;
+
+		put(&e, &reason, 1);
+		put_string(&e, r->detail);
+		put_string(&e, r->topic);
+		put_string(&e, r->tenant_slug);
+		put_string(&e, r->serial);
+		put(&e, &payload_len, sizeof(payload_len));
+		if (payload_len)
+			put(&e, r->payload, payload_len);
+	}
+	return e.len;
+}
+
+struct decoder {
+	const unsigned char *p, *end;
+	bool ok;
+};
+
+static void get(struct decoder *d, void *out, size_t n)
+{
+	if (!d->ok || (size_t)(d->end - d->p) < n) {
+		d->ok = false;
+		memset(out, 0, n);
+		return;
+	}
+	memcpy(out, d->p, n);
+	d->p += n;
+}
+
+static char *get_string(struct decoder *d)
+{
+	uint32_t n;
+	char *s;
+
+	get(d, &n, sizeof(n));
+	if (!d->ok || n == NULL_STRING)
+		return NULL;
+	if ((size_t)(d->end - d->p) < n) {
+		d->ok = false;
+		return NULL;
+	}
+	s = xstrndup((const char *)d->p, n);
+	d->p += n;
+	return s;
+}
+
+struct message *message_decode(const unsigned char *buf, size_t len)
+{
+	struct decoder d = {buf, buf + len, true};
+	struct message *m;
+	uint8_t kind;
+	int64_t received_us;
+	int32_t tenant_id, device_id;
+	uint32_t reading_count, new_point_count;
+
+	get(&d, &kind, 1);
+	get(&d, &received_us, sizeof(received_us));
+	get(&d, &tenant_id, sizeof(tenant_id));
+	get(&d, &device_id, sizeof(device_id));
+	get(&d, &reading_count, sizeof(reading_count));
+	get(&d, &new_point_count, sizeof(new_point_count));
+	/* Each reading takes 20 bytes: a count the bytes cannot hold is corruption, not an allocation size. */
+	if (!d.ok || kind > MESSAGE_REJECT || reading_count > len / 20 || new_point_count > len / 4)
+		return NULL;
+	m = message_new_readings(tenant_id, device_id, reading_count, received_us);
+	m->kind = (enum message_kind)kind;
+	for (uint32_t i = 0; i < reading_count; i++) {
+		get(&d, &m->readings[i].time_us, sizeof(int64_t));
+		get(&d, &m->readings[i].value, sizeof(double));
+		get(&d, &m->readings[i].point_id, sizeof(int32_t));
+	}
+	for (uint32_t i = 0; i < new_point_count && d.ok; i++) {
+		char *name = get_string(&d);
+		if (!name) {
+			d.ok = false;
+			break;
+		}
+		m->new_points = xrealloc(m->new_points, (m->new_point_count + 1) * sizeof(*m->new_points));
+		m->new_points[m->new_point_count++] = name;
+	}
+	if (d.ok && m->kind == MESSAGE_REJECT) {
+		struct rejection *r = xcalloc(1, sizeof(*r));
+		uint8_t reason;
+		uint32_t payload_len;
+
+		m->rejection = r;
+		get(&d, &reason, 1);
+		r->reason = reason < REJECT_REASON_COUNT ? (enum reject_reason)reason : REJECT_NONE;
+		r->detail = get_string(&d);
+		r->topic = get_string(&d);
+		r->tenant_slug = get_string(&d);
+		r->serial = get_string(&d);
+		get(&d, &payload_len, sizeof(payload_len));
+		if (d.ok && payload_len > 0) {
+			if ((size_t)(d.end - d.p) < payload_len) {
+				d.ok = false;
+			} else {
+				r->payload = xmalloc(payload_len);
+				memcpy(r->payload, d.p, payload_len);
+				r->payload_len = payload_len;
+				d.p += payload_len;
+			}
+		}
+		if (!r->detail)
+			r->detail = xstrdup("");
+	}
+	if (!d.ok || d.p != d.end) {
+		message_free(m);
+		return NULL;
+	}
+	return m;
+}

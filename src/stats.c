@@ -47,10 +47,12 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 		strcat(reasons, ")");
 	log_info("stats",
 		 "received=%llu accepted=%llu rejected=%llu%s rows_inserted=%llu rows_duplicate=%llu "
-		 "queued=%llu msgs/s=%.0f rows/s=%.0f aggregate_leader=%llu buckets_recomputed=%llu aggregate_lag_ms=%llu",
+		 "queued=%llu spool_backlog=%llu spool_bytes=%llu msgs/s=%.0f rows/s=%.0f aggregate_leader=%llu "
+		 "buckets_recomputed=%llu aggregate_lag_ms=%llu",
 		 (unsigned long long)received, (unsigned long long)accepted, (unsigned long long)rejected, reasons,
 		 (unsigned long long)inserted, (unsigned long long)duplicate,
-		 (unsigned long long)STATS_GET(s, queue_depth),
+		 (unsigned long long)STATS_GET(s, queue_depth), (unsigned long long)STATS_GET(s, spool_backlog),
+		 (unsigned long long)STATS_GET(s, spool_bytes),
 		 seconds > 0 ? (double)(received - prev_received) / seconds : 0.0,
 		 seconds > 0 ? (double)(inserted - prev_inserted) / seconds : 0.0,
 		 (unsigned long long)STATS_GET(s, agg_leader), (unsigned long long)STATS_GET(s, agg_buckets),

@@ -47,10 +47,12 @@ static const char *const insert_readings_sql =
 	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
 	"SELECT count(*) FROM ins";
 
+/* Idempotent through (origin, origin_seq): a replayed spool record is not recorded twice. */
 static const char *const insert_rejection_sql =
 	"INSERT INTO rejected_messages (received_at, topic, tenant_slug, serial, tenant_id, device_id, reason, "
-	"detail, payload) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2, $3, $4, "
-	"$5::integer, $6::integer, $7, $8, $9::bytea)";
+	"detail, payload, origin, origin_seq) VALUES (timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
+	"$2, $3, $4, $5::integer, $6::integer, $7, $8, $9::bytea, $10, $11::bigint) "
+	"ON CONFLICT (origin, origin_seq) DO NOTHING";
 
 enum write_outcome {
 	WRITE_OK,
@@ -274,19 +276,28 @@ static enum write_outcome insert_rejections(struct writer *w, int32_t tenant_id,
 		goto fail;
 	for (size_t i = 0; i < count; i++, m = m->next) {
 		const struct rejection *r = m->rejection;
-		char received[24], tenant_id_text[16], device_id_text[16];
-		const char *params[9] = {received, r->topic, r->tenant_slug, r->serial,
-					 m->tenant_id ? tenant_id_text : NULL, m->device_id ? device_id_text : NULL,
-					 reject_reason_name(r->reason), r->detail, (const char *)r->payload};
-		const int lengths[9] = {0, 0, 0, 0, 0, 0, 0, 0, (int)r->payload_len};
-		const int formats[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+		char received[24], tenant_id_text[16], device_id_text[16], seq_text[24];
+		const char *params[11] = {received,
+					  r->topic,
+					  r->tenant_slug,
+					  r->serial,
+					  m->tenant_id ? tenant_id_text : NULL,
+					  m->device_id ? device_id_text : NULL,
+					  reject_reason_name(r->reason),
+					  r->detail,
+					  (const char *)r->payload,
+					  w->options.origin,
+					  m->spool_seq ? seq_text : NULL};
+		const int lengths[11] = {0, 0, 0, 0, 0, 0, 0, 0, (int)r->payload_len, 0, 0};
+		const int formats[11] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
 
 		snprintf(received, sizeof(received), "%" PRId64, m->received_us);
 		snprintf(tenant_id_text, sizeof(tenant_id_text), "%d", (int)m->tenant_id);
 		snprintf(device_id_text, sizeof(device_id_text), "%d", (int)m->device_id);
+		snprintf(seq_text, sizeof(seq_text), "%" PRIu64, m->spool_seq);
 		if (!r->payload)
 			params[8] = NULL;
-		outcome = exec_checked(w, PQexecPrepared(w->conn, "insert_rejection", 9, params, lengths, formats, 0),
+		outcome = exec_checked(w, PQexecPrepared(w->conn, "insert_rejection", 11, params, lengths, formats, 0),
 				       "record rejected message");
 		if (outcome != WRITE_OK)
 			goto fail;
@@ -332,6 +343,16 @@ static enum write_outcome create_partitions(struct writer *w, const struct messa
 			    "create partitions");
 }
 
+/* Tells the spool these messages are in the database, so its checkpoint can move past them. */
+static void commit_spooled(struct writer *w, const struct message *first, size_t count)
+{
+	if (!w->options.spool)
+		return;
+	for (const struct message *m = first; m && count > 0; m = m->next, count--)
+		if (m->spool_seq)
+			spool_commit(w->options.spool, m->spool_seq);
+}
+
 /*
  * Writes count messages from first with fn, retrying transient failures forever and isolating permanent
  * ones by bisection: a refused single message goes to refused(). The messages stay owned by the caller.
@@ -346,8 +367,10 @@ static void write_isolating(struct writer *w, write_fn fn, refused_fn refused, i
 
 		ensure_connected(w);
 		outcome = fn(w, tenant_id, first, count);
-		if (outcome == WRITE_OK)
+		if (outcome == WRITE_OK) {
+			commit_spooled(w, first, count);
 			return;
+		}
 		if (outcome == WRITE_TRANSIENT) {
 			backoff(w);
 			continue;
@@ -385,6 +408,9 @@ static void readings_refused(struct writer *w, struct message *m)
 	rejection = message_new_reject(REJECT_DATABASE, detail, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, m->received_us);
 	rejection->tenant_id = m->tenant_id;
 	rejection->device_id = m->device_id;
+	/* The spool record is done when its rejection is recorded. */
+	rejection->spool_seq = m->spool_seq;
+	m->spool_seq = 0;
 	batch_add(&w->rejections, rejection, clock_monotonic_ms());
 	STATS_ADD(w->stats, messages_rejected[REJECT_DATABASE], 1);
 }
@@ -393,6 +419,7 @@ static void rejection_refused(struct writer *w, struct message *m)
 {
 	log_error(w->name, "could not record a rejected message (reason %s): %s", reject_reason_name(m->rejection->reason),
 		  w->error);
+	commit_spooled(w, m, 1); /* counted and logged; retrying a refused record forever would stall the spool */
 }
 
 /*

@@ -32,7 +32,8 @@ db_prepare()
 
 # bridge_config FILE [EXTRA LINES...]: extra lines are appended at top level (libconfig allows a group
 # only once, so tests that change a group pass the whole group). $BRIDGE_MQTT_EXTRA is added inside mqtt;
-# $BRIDGE_CLIENT_ID replaces the client id (mqtt2pg-$IT_NAME) for a second bridge.
+# $BRIDGE_CLIENT_ID replaces the client id (mqtt2pg-$IT_NAME) for a second bridge. The spool lives in
+# $IT_DIR/spool.<client id> unless $BRIDGE_SPOOL replaces the whole spool group.
 bridge_config()
 {
 	local file=$1
@@ -42,7 +43,17 @@ bridge_config()
 		echo "database = { conninfo = \"host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=mqtt2pg_writer\";"
 		echo "  writers = 2; flush_interval_ms = 50; };"
 		echo "log = { level = \"info\"; };"
+		if [ -n "${BRIDGE_SPOOL:-}" ]; then
+			echo "$BRIDGE_SPOOL"
+		else
+			echo "spool = { directory = \"$IT_DIR/spool.${BRIDGE_CLIENT_ID:-mqtt2pg-$IT_NAME}\"; };"
+		fi
 		echo "stats_interval = 1;"
+		# Each bridge its own HTTP port, unless the test configures http itself.
+		case " $* " in
+		*"http = "*) ;;
+		*) echo "http = { listen = \"127.0.0.1\"; port = $(free_port); };" ;;
+		esac
 		printf '%s\n' "$@"
 	} >"$file"
 }

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dispatch: in disk-spool mode, the thread that reads records from the spool in order and hands each to
+ * its writer's queue (readings by device, rejections round-robin), blocking when a queue is full. It is
+ * the only reader of the spool, so the writers see messages in spool order per device.
+ */
+#ifndef MQTT2PG_DISPATCH_H
+#define MQTT2PG_DISPATCH_H
+
+#include <stddef.h>
+
+#include "queue.h"
+#include "spool.h"
+#include "stats.h"
+
+struct dispatcher;
+
+/* Borrows spool, queues and stats for its lifetime. NULL after logging if the thread cannot start. */
+struct dispatcher *dispatch_start(struct spool *spool, struct queue **queues, size_t queue_count,
+				  struct stats *stats);
+
+/* Once nothing more is appended: hands out every remaining record, then returns and frees. NULL: no-op. */
+void dispatch_finish(struct dispatcher *d);
+
+#endif

@@ -1,0 +1,631 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * spool: segment files, the append path (Paho's thread), the read path (the dispatcher), the commit
+ * ring (writers) and the checkpoint (main thread). See spool.h for the design. One mutex guards the
+ * in-memory state; file writes happen under it (one write per record), fdatasync does not.
+ */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define MODULE "spool"
+#define HEADER_BYTES 16
+#define MAX_RECORD_BYTES (64u * 1024 * 1024)
+#define RING_SIZE (1u << 20) /* records in flight between dispatch and commit */
+
+struct record_header {
+	uint32_t length; /* payload bytes */
+	uint32_t crc;    /* CRC-32C of seq and payload */
+	uint64_t seq;
+};
+
+struct segment {
+	uint64_t first_seq; /* 0 while empty */
+	uint64_t last_seq;
+	uint64_t bytes;
+	char *path;
+};
+
+struct spool {
+	struct spool_options options;
+	char *directory;
+	struct stats *stats;
+	pthread_mutex_t lock;
+	pthread_cond_t space;   /* signalled when segments are deleted */
+	pthread_cond_t records; /* signalled on append and on commit progress */
+	/* append side */
+	struct segment *segments; /* oldest first; the last one is appended to */
+	size_t segment_count;
+	int append_fd;
+	uint64_t next_seq;
+	uint64_t total_bytes;
+	unsigned char *encoded;
+	size_t encoded_cap;
+	bool unsynced;
+	int64_t last_sync_ms;
+	bool full_logged;
+	/* read side (dispatcher) */
+	size_t read_segment;
+	uint64_t read_offset;
+	uint64_t read_seq;
+	int read_fd;
+	size_t read_fd_segment;
+	unsigned char *read_buf;
+	size_t read_cap;
+	/* commit side */
+	uint8_t *done; /* RING_SIZE flags */
+	uint64_t checkpoint; /* every seq <= checkpoint is committed */
+	uint64_t persisted_checkpoint;
+};
+
+/* --- CRC-32C ---------------------------------------------------------------------------------------- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+uint32_t spool_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	pthread_once(&crc_once, crc_init);
+	crc = ~crc;
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static uint32_t record_crc(uint64_t seq, const void *payload, uint32_t length)
+{
+	return spool_crc32c(spool_crc32c(0, &seq, sizeof(seq)), payload, length);
+}
+
+/* --- files ------------------------------------------------------------------------------------------- */
+
+static char *segment_path(const struct spool *s, uint64_t first_seq)
+{
+	size_t n = strlen(s->directory) + 32;
+	char *path = xmalloc(n);
+
+	snprintf(path, n, "%s/%016" PRIx64 ".seg", s->directory, first_seq);
+	return path;
+}
+
+static int write_all(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct iovec v[2];
+	int count = iovcnt;
+
+	memcpy(v, iov, sizeof(*iov) * (size_t)iovcnt);
+	while (count > 0) {
+		ssize_t n = writev(fd, v + (iovcnt - count), count);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (int i = iovcnt - count; i < iovcnt && n > 0; i++) {
+			size_t take = (size_t)n < v[i].iov_len ? (size_t)n : v[i].iov_len;
+			v[i].iov_base = (char *)v[i].iov_base + take;
+			v[i].iov_len -= take;
+			n -= (ssize_t)take;
+			if (v[i].iov_len == 0)
+				count--;
+		}
+	}
+	return 0;
+}
+
+static int read_exact(int fd, void *buf, size_t len, uint64_t offset)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(offset + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static void sync_directory(const struct spool *s)
+{
+	int fd = open(s->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/* Starts a new segment for appends; the caller holds the lock (or is opening). */
+static int start_segment(struct spool *s)
+{
+	struct segment seg = {.path = segment_path(s, s->next_seq)};
+	int fd = open(seg.path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		log_error(MODULE, "cannot create segment %s: %s", seg.path, strerror(errno));
+		free(seg.path);
+		return -1;
+	}
+	if (s->append_fd >= 0) {
+		fdatasync(s->append_fd); /* a closed segment is complete on disk */
+		close(s->append_fd);
+	}
+	s->append_fd = fd;
+	s->segments = xrealloc(s->segments, (s->segment_count + 1) * sizeof(*s->segments));
+	s->segments[s->segment_count++] = seg;
+	sync_directory(s);
+	return 0;
+}
+
+/* --- checkpoint -------------------------------------------------------------------------------------- */
+
+static uint64_t read_checkpoint(const struct spool *s)
+{
+	char path[4096], text[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/checkpoint", s->directory);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(text, sizeof(text), f))
+		text[0] = '\0';
+	fclose(f);
+	return strtoull(text, NULL, 10);
+}
+
+static int write_checkpoint(const struct spool *s, uint64_t checkpoint, bool durable)
+{
+	char path[4096], tmp[4096], text[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/checkpoint", s->directory);
+	snprintf(tmp, sizeof(tmp), "%s/checkpoint.tmp", s->directory);
+	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", checkpoint);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, (size_t)n) != n || (durable && fdatasync(fd) < 0)) {
+		log_error(MODULE, "cannot write the checkpoint %s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		log_error(MODULE, "cannot rename the checkpoint into place: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- recovery ---------------------------------------------------------------------------------------- */
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists *.seg names in the directory, sorted (their names are zero-padded hex sequence numbers). */
+static char **list_segments(const char *directory, size_t *count)
+{
+	DIR *dir = opendir(directory);
+	struct dirent *e;
+	char **names = NULL;
+
+	*count = 0;
+	if (!dir)
+		return NULL;
+	while ((e = readdir(dir)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (len == 20 && strcmp(e->d_name + 16, ".seg") == 0) {
+			names = xrealloc(names, (*count + 1) * sizeof(*names));
+			names[(*count)++] = xstrdup(e->d_name);
+		}
+	}
+	closedir(dir);
+	if (*count)
+		qsort(names, *count, sizeof(*names), compare_names);
+	return names;
+}
+
+/*
+ * Scans one segment, keeping the valid prefix: on a bad length, short read, bad CRC or a sequence gap the
+ * rest is a torn write, truncated away and reported. Fills seg and the replay start if it lies here.
+ */
+static void recover_segment(struct spool *s, struct segment *seg, uint64_t checkpoint, bool *start_found)
+{
+	int fd = open(seg->path, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	uint64_t offset = 0;
+	unsigned char *payload = NULL;
+	size_t cap = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		log_error(MODULE, "cannot read segment %s: %s", seg->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while (offset < (uint64_t)st.st_size) {
+		struct record_header h;
+		bool ok = read_exact(fd, &h, HEADER_BYTES, offset) == 0 && h.length <= MAX_RECORD_BYTES &&
+			  offset + HEADER_BYTES + h.length <= (uint64_t)st.st_size &&
+			  (seg->last_seq == 0 ? h.seq >= s->next_seq : h.seq == seg->last_seq + 1);
+		if (ok) {
+			if (h.length > cap) {
+				cap = h.length;
+				payload = xrealloc(payload, cap);
+			}
+			ok = read_exact(fd, payload, h.length, offset + HEADER_BYTES) == 0 &&
+			     record_crc(h.seq, payload, h.length) == h.crc;
+		}
+		if (!ok) {
+			log_warn(MODULE,
+				 "segment %s: torn or corrupt record at offset %" PRIu64 "; dropping its last %" PRIu64
+				 " bytes (a write cut short by a crash), keeping the %s records before it",
+				 seg->path, offset, (uint64_t)st.st_size - offset, seg->last_seq ? "valid" : "(no)");
+			if (ftruncate(fd, (off_t)offset) < 0)
+				log_error(MODULE, "cannot truncate %s: %s", seg->path, strerror(errno));
+			STATS_ADD(s->stats, spool_torn_records, 1);
+			break;
+		}
+		if (seg->first_seq == 0)
+			seg->first_seq = h.seq;
+		seg->last_seq = h.seq;
+		if (!*start_found && h.seq > checkpoint) {
+			*start_found = true;
+			s->read_segment = (size_t)(seg - s->segments);
+			s->read_offset = offset;
+			s->read_seq = h.seq;
+		}
+		offset += HEADER_BYTES + h.length;
+		s->next_seq = h.seq + 1;
+	}
+	seg->bytes = offset;
+	s->total_bytes += offset;
+	free(payload);
+	close(fd);
+}
+
+static int recover(struct spool *s)
+{
+	uint64_t checkpoint = read_checkpoint(s);
+	size_t count;
+	char **names = list_segments(s->directory, &count);
+	bool start_found = false;
+
+	s->next_seq = 1;
+	for (size_t i = 0; i < count; i++) {
+		struct segment seg = {0};
+		size_t n = strlen(s->directory) + strlen(names[i]) + 2;
+
+		seg.path = xmalloc(n);
+		snprintf(seg.path, n, "%s/%s", s->directory, names[i]);
+		free(names[i]);
+		s->segments = xrealloc(s->segments, (s->segment_count + 1) * sizeof(*s->segments));
+		s->segments[s->segment_count++] = seg;
+		recover_segment(s, &s->segments[s->segment_count - 1], checkpoint, &start_found);
+	}
+	free(names);
+	if (s->next_seq <= checkpoint)
+		s->next_seq = checkpoint + 1;
+	if (!start_found) {
+		s->read_segment = s->segment_count; /* the new segment started below */
+		s->read_offset = 0;
+		s->read_seq = s->next_seq;
+	}
+	s->checkpoint = s->read_seq - 1;
+	s->persisted_checkpoint = checkpoint;
+	log_info(MODULE, "%s: %zu segment(s), %" PRIu64 " bytes; checkpoint %" PRIu64 "; %" PRIu64
+			 " record(s) to replay",
+		 s->directory, count, s->total_bytes, checkpoint, s->next_seq - s->read_seq);
+	return start_segment(s);
+}
+
+struct spool *spool_open(const struct spool_options *options, struct stats *stats)
+{
+	struct spool *s = xcalloc(1, sizeof(*s));
+	pthread_condattr_t attr;
+
+	s->options = *options;
+	s->directory = xstrdup(options->directory);
+	s->stats = stats;
+	s->append_fd = -1;
+	s->read_fd = -1;
+	s->done = xcalloc(RING_SIZE, 1);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->space, &attr);
+	pthread_cond_init(&s->records, &attr);
+	pthread_condattr_destroy(&attr);
+	if (mkdir(s->directory, 0700) < 0 && errno != EEXIST) {
+		log_error(MODULE, "cannot create the spool directory %s: %s", s->directory, strerror(errno));
+		spool_close(s);
+		return NULL;
+	}
+	if (recover(s) < 0) {
+		spool_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* --- append ------------------------------------------------------------------------------------------ */
+
+static struct timespec deadline_after(int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+int spool_append(struct spool *s, const struct message *m, int timeout_ms)
+{
+	struct timespec deadline = deadline_after(timeout_ms);
+	struct segment *seg;
+	struct record_header h;
+	struct iovec iov[2];
+	size_t length;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	length = message_encode(m, &s->encoded, &s->encoded_cap);
+	while (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes && rc == 0)
+		rc = pthread_cond_timedwait(&s->space, &s->lock, &deadline);
+	if (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes) {
+		if (!s->full_logged)
+			log_warn(MODULE, "spool full (%" PRIu64 " of %" PRIu64 " bytes in %s): the database is not keeping "
+					 "up; holding messages back at the broker until it does",
+				 s->total_bytes, s->options.max_bytes, s->directory);
+		s->full_logged = true;
+		STATS_ADD(s->stats, spool_full_waits, 1);
+		pthread_mutex_unlock(&s->lock);
+		return -ETIMEDOUT;
+	}
+	if (s->full_logged) {
+		log_info(MODULE, "spool has room again (%" PRIu64 " bytes)", s->total_bytes);
+		s->full_logged = false;
+	}
+	seg = &s->segments[s->segment_count - 1];
+	if (seg->bytes >= s->options.segment_bytes && start_segment(s) == 0)
+		seg = &s->segments[s->segment_count - 1];
+	h.length = (uint32_t)length;
+	h.seq = s->next_seq;
+	h.crc = record_crc(h.seq, s->encoded, h.length);
+	iov[0] = (struct iovec){.iov_base = &h, .iov_len = HEADER_BYTES};
+	iov[1] = (struct iovec){.iov_base = s->encoded, .iov_len = length};
+	rc = write_all(s->append_fd, iov, 2);
+	if (rc < 0) {
+		log_error(MODULE, "cannot append to %s: %s; the message goes back to the broker", seg->path,
+			  strerror(-rc));
+		/* Leave no half record behind for recovery to trip over. */
+		if (ftruncate(s->append_fd, (off_t)seg->bytes) < 0)
+			log_error(MODULE, "cannot truncate %s after a failed write: %s", seg->path, strerror(errno));
+		STATS_ADD(s->stats, spool_write_errors, 1);
+		pthread_mutex_unlock(&s->lock);
+		return -EIO;
+	}
+	if (seg->first_seq == 0)
+		seg->first_seq = h.seq;
+	seg->last_seq = h.seq;
+	seg->bytes += HEADER_BYTES + length;
+	s->total_bytes += HEADER_BYTES + length;
+	s->next_seq++;
+	s->unsynced = true;
+	if (s->options.fsync_interval_ms == 0) {
+		fdatasync(s->append_fd);
+		s->unsynced = false;
+	}
+	pthread_cond_signal(&s->records);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* --- read (dispatcher) ------------------------------------------------------------------------------- */
+
+struct message *spool_next(struct spool *s, int timeout_ms)
+{
+	struct timespec deadline = deadline_after(timeout_ms);
+	struct record_header h;
+	struct message *m = NULL;
+	uint64_t offset;
+	size_t index;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while ((s->read_seq >= s->next_seq || s->read_seq - s->checkpoint >= RING_SIZE) && rc == 0)
+		rc = pthread_cond_timedwait(&s->records, &s->lock, &deadline);
+	if (s->read_seq >= s->next_seq || s->read_seq - s->checkpoint >= RING_SIZE) {
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	while (s->read_offset >= s->segments[s->read_segment].bytes) {
+		s->read_segment++;
+		s->read_offset = 0;
+	}
+	index = s->read_segment;
+	offset = s->read_offset;
+	if (s->read_fd < 0 || s->read_fd_segment != index) {
+		if (s->read_fd >= 0)
+			close(s->read_fd);
+		s->read_fd = open(s->segments[index].path, O_RDONLY | O_CLOEXEC);
+		s->read_fd_segment = index;
+	}
+	/* Reading under the lock keeps the segment from being deleted meanwhile; it comes from the page cache. */
+	if (s->read_fd < 0 || read_exact(s->read_fd, &h, HEADER_BYTES, offset) < 0 || h.seq != s->read_seq) {
+		log_error(MODULE, "cannot read record %" PRIu64 " back from %s", s->read_seq, s->segments[index].path);
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	if (h.length > s->read_cap) {
+		s->read_cap = h.length;
+		s->read_buf = xrealloc(s->read_buf, s->read_cap);
+	}
+	if (read_exact(s->read_fd, s->read_buf, h.length, offset + HEADER_BYTES) == 0)
+		m = message_decode(s->read_buf, h.length);
+	s->read_offset += HEADER_BYTES + h.length;
+	s->read_seq++;
+	pthread_mutex_unlock(&s->lock);
+	if (!m) {
+		/* Our own bytes, CRC-checked at recovery: this is a bug, not input. Skip it, loudly. */
+		log_error(MODULE, "record %" PRIu64 " in %s does not decode; skipping it", h.seq,
+			  s->segments[index].path);
+		spool_commit(s, h.seq);
+		return NULL;
+	}
+	m->spool_seq = h.seq;
+	return m;
+}
+
+bool spool_drained(struct spool *s)
+{
+	bool drained;
+
+	pthread_mutex_lock(&s->lock);
+	drained = s->read_seq >= s->next_seq;
+	pthread_mutex_unlock(&s->lock);
+	return drained;
+}
+
+/* --- commit ------------------------------------------------------------------------------------------ */
+
+void spool_commit(struct spool *s, uint64_t seq)
+{
+	bool advanced = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (seq > s->checkpoint) {
+		s->done[seq % RING_SIZE] = 1;
+		while (s->done[(s->checkpoint + 1) % RING_SIZE] && s->checkpoint + 1 < s->read_seq) {
+			s->done[(s->checkpoint + 1) % RING_SIZE] = 0;
+			s->checkpoint++;
+			advanced = true;
+		}
+	}
+	if (advanced)
+		pthread_cond_broadcast(&s->records);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* --- tick ---------------------------------------------------------------------------------------------- */
+
+static void delete_committed_segments(struct spool *s)
+{
+	size_t deleted = 0;
+
+	while (deleted + 1 < s->segment_count && s->segments[deleted].last_seq <= s->checkpoint &&
+	       deleted < s->read_segment) {
+		struct segment *seg = &s->segments[deleted];
+		if (unlink(seg->path) < 0 && errno != ENOENT)
+			log_error(MODULE, "cannot delete %s: %s", seg->path, strerror(errno));
+		s->total_bytes -= seg->bytes;
+		free(seg->path);
+		deleted++;
+	}
+	if (deleted == 0)
+		return;
+	memmove(s->segments, s->segments + deleted, (s->segment_count - deleted) * sizeof(*s->segments));
+	s->segment_count -= deleted;
+	s->read_segment -= deleted;
+	if (s->read_fd >= 0 && s->read_fd_segment >= deleted)
+		s->read_fd_segment -= deleted;
+	else if (s->read_fd >= 0) {
+		close(s->read_fd);
+		s->read_fd = -1;
+	}
+	pthread_cond_broadcast(&s->space);
+}
+
+void spool_tick(struct spool *s, int64_t now_ms)
+{
+	int sync_fd = -1;
+	uint64_t checkpoint;
+	bool persist;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->unsynced && now_ms - s->last_sync_ms >= s->options.fsync_interval_ms) {
+		sync_fd = dup(s->append_fd); /* sync outside the lock: appends go on meanwhile */
+		s->unsynced = false;
+		s->last_sync_ms = now_ms;
+	}
+	checkpoint = s->checkpoint;
+	persist = checkpoint != s->persisted_checkpoint;
+	pthread_mutex_unlock(&s->lock);
+	if (sync_fd >= 0) {
+		fdatasync(sync_fd);
+		close(sync_fd);
+	}
+	/* The checkpoint may trail what is durable; never lead it: a replayed record is only a duplicate. */
+	if (persist && write_checkpoint(s, checkpoint, false) == 0) {
+		pthread_mutex_lock(&s->lock);
+		s->persisted_checkpoint = checkpoint;
+		delete_committed_segments(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_lock(&s->lock);
+	atomic_store(&s->stats->spool_bytes, s->total_bytes);
+	atomic_store(&s->stats->spool_backlog, s->next_seq - 1 - s->checkpoint);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void spool_close(struct spool *s)
+{
+	if (!s)
+		return;
+	if (s->append_fd >= 0) {
+		fdatasync(s->append_fd);
+		close(s->append_fd);
+	}
+	if (s->read_fd >= 0)
+		close(s->read_fd);
+	if (s->segments && s->checkpoint != s->persisted_checkpoint)
+		write_checkpoint(s, s->checkpoint, true);
+	for (size_t i = 0; i < s->segment_count; i++)
+		free(s->segments[i].path);
+	free(s->segments);
+	free(s->encoded);
+	free(s->read_buf);
+	free(s->done);
+	free(s->directory);
+	pthread_cond_destroy(&s->space);
+	pthread_cond_destroy(&s->records);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
