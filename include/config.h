@@ -87,6 +87,7 @@ struct config {
 	size_t route_count;
 	int registry_refresh_interval; /* seconds; the fallback poll behind LISTEN/NOTIFY */
 	int stats_interval;            /* seconds between throughput log lines; 0 = off */
+	int shutdown_timeout;          /* seconds SIGTERM may take to drain before we exit anyway */
 	enum log_level log_level;
 };
 

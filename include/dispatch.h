@@ -7,6 +7,7 @@
 #ifndef MQTT2PG_DISPATCH_H
 #define MQTT2PG_DISPATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "queue.h"
@@ -19,7 +20,13 @@ struct dispatcher;
 struct dispatcher *dispatch_start(struct spool *spool, struct queue **queues, size_t queue_count,
 				  struct stats *stats);
 
-/* Once nothing more is appended: hands out every remaining record, then returns and frees. NULL: no-op. */
-void dispatch_finish(struct dispatcher *d);
+/* Once nothing more is appended: asks the thread to hand out every remaining record and then stop. */
+void dispatch_request_finish(struct dispatcher *d);
+
+/* True once the thread has handed out everything and stopped. */
+bool dispatch_is_finished(struct dispatcher *d);
+
+/* Joins the (finished) thread and frees. NULL is a no-op. */
+void dispatch_join(struct dispatcher *d);
 
 #endif

@@ -170,37 +170,62 @@ static void serve(struct bridge *b)
 	}
 }
 
-/*
- * Hands out what the spool still holds, closes the queues and waits for the writers to commit everything;
- * the spool keeps ticking meanwhile so its checkpoint follows. A second signal exits at once (in disk mode
- * nothing is lost by that: the spool replays at the next start).
- */
-static void drain(struct bridge *b)
+static bool writers_finished(struct bridge *b)
 {
-	bool all_done = false;
-
-	atomic_store(&b->health.mqtt_connected, false);
-	dispatch_finish(b->dispatcher);
-	b->dispatcher = NULL;
 	for (size_t i = 0; i < b->writer_count; i++)
-		queue_close(b->queues[i]);
-	while (!all_done) {
+		if (!writer_is_finished(b->writers[i]))
+			return false;
+	return true;
+}
+
+static bool dispatcher_finished(struct bridge *b)
+{
+	return !b->dispatcher || dispatch_is_finished(b->dispatcher);
+}
+
+/*
+ * Waits until done(b) while the spool keeps ticking (its checkpoint follows the commits). Past the
+ * shutdown deadline, or on a second SIGTERM/SIGINT, exits at once: in disk mode nothing is lost by that,
+ * the spool replays what was not committed at the next start.
+ */
+static void wait_draining(struct bridge *b, bool (*done)(struct bridge *), int64_t deadline)
+{
+	while (!done(b)) {
 		struct pollfd pfd = {.fd = b->signal_fd, .events = POLLIN};
+		const char *why = NULL;
 		int sig;
 
-		if (poll(&pfd, 1, TICK_MS) > 0 && ((sig = read_signal(b->signal_fd)) == SIGTERM || sig == SIGINT)) {
-			log_error(MODULE, "second %s: exiting without draining; %s", strsignal(sig),
-				  b->spool ? "the spool replays what was not committed at the next start"
-					   : "queued messages are lost unless the broker redelivers them");
-			_exit(1);
-		}
+		if (clock_monotonic_ms() > deadline)
+			why = "drain did not finish within shutdown_timeout";
+		else if (poll(&pfd, 1, TICK_MS) > 0 && ((sig = read_signal(b->signal_fd)) == SIGTERM || sig == SIGINT))
+			why = "second signal";
 		atomic_store(&b->health.loop_heartbeat_ms, clock_monotonic_ms());
 		if (b->spool)
 			spool_tick(b->spool, clock_monotonic_ms());
-		all_done = true;
-		for (size_t i = 0; i < b->writer_count; i++)
-			all_done = all_done && writer_is_finished(b->writers[i]);
+		if (why) {
+			log_error(MODULE, "%s: exiting without draining; %s", why,
+				  b->spool ? "the spool replays what was not committed at the next start"
+					   : "uncommitted messages are lost unless the broker redelivers them");
+			_exit(1);
+		}
 	}
+}
+
+/* Hands out what the spool still holds, closes the queues and waits for the writers to commit it all. */
+static void drain(struct bridge *b)
+{
+	int64_t deadline = clock_monotonic_ms() + (int64_t)b->cfg->shutdown_timeout * 1000;
+
+	atomic_store(&b->health.mqtt_connected, false);
+	if (b->dispatcher) {
+		dispatch_request_finish(b->dispatcher);
+		wait_draining(b, dispatcher_finished, deadline);
+		dispatch_join(b->dispatcher);
+		b->dispatcher = NULL;
+	}
+	for (size_t i = 0; i < b->writer_count; i++)
+		queue_close(b->queues[i]);
+	wait_draining(b, writers_finished, deadline);
 	for (size_t i = 0; i < b->writer_count; i++) {
 		writer_join(b->writers[i]);
 		queue_free(b->queues[i]);

@@ -226,6 +226,7 @@ static void set_defaults(struct config *cfg)
 	cfg->spool.fsync_interval_ms = 1000;
 	cfg->registry_refresh_interval = 60;
 	cfg->stats_interval = 10;
+	cfg->shutdown_timeout = 50;
 	cfg->log_level = LOG_LEVEL_INFO;
 }
 
@@ -373,7 +374,7 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)
 {
 	static const char *const known[] = {"mqtt", "database", "validation", "routes", "registry", "log",
-					    "stats_interval", "aggregates", "http", "spool", NULL};
+					    "stats_interval", "aggregates", "http", "spool", "shutdown_timeout", NULL};
 	static const char *const spool_known[] = {"mode", "directory", "max_bytes", "segment_bytes",
 						  "fsync_interval_ms", NULL};
 	const config_setting_t *spool = config_setting_get_member(root, "spool");
@@ -403,6 +404,7 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 	read_validation(rd, cfg, config_setting_get_member(root, "validation"));
 	read_routes(rd, cfg, config_setting_get_member(root, "routes"));
 	read_int(rd, root, "stats_interval", &cfg->stats_interval, 0, 86400);
+	read_int(rd, root, "shutdown_timeout", &cfg->shutdown_timeout, 1, 86400);
 	if (spool) {
 		char *mode = NULL;
 		check_known_keys(rd, spool, spool_known);

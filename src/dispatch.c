@@ -23,6 +23,7 @@ struct dispatcher {
 	struct stats *stats;
 	pthread_t thread;
 	atomic_bool finishing;
+	atomic_bool finished;
 	size_t next_rejection;
 };
 
@@ -48,6 +49,7 @@ static void *dispatch_main(void *arg)
 		if (rc < 0) /* closed: only at teardown after a failed start; the record stays in the spool */
 			message_free(m);
 	}
+	atomic_store(&d->finished, true);
 	return NULL;
 }
 
@@ -62,6 +64,7 @@ struct dispatcher *dispatch_start(struct spool *spool, struct queue **queues, si
 	d->queue_count = queue_count;
 	d->stats = stats;
 	atomic_init(&d->finishing, false);
+	atomic_init(&d->finished, false);
 	rc = pthread_create(&d->thread, NULL, dispatch_main, d);
 	if (rc != 0) {
 		log_error(MODULE, "cannot start the dispatcher thread: %s", strerror(rc));
@@ -71,7 +74,17 @@ struct dispatcher *dispatch_start(struct spool *spool, struct queue **queues, si
 	return d;
 }
 
-void dispatch_finish(struct dispatcher *d)
+void dispatch_request_finish(struct dispatcher *d)
+{
+	atomic_store(&d->finishing, true);
+}
+
+bool dispatch_is_finished(struct dispatcher *d)
+{
+	return atomic_load(&d->finished);
+}
+
+void dispatch_join(struct dispatcher *d)
 {
 	if (!d)
 		return;

@@ -31,7 +31,8 @@ db_prepare()
 }
 
 # bridge_config FILE [EXTRA LINES...]: extra lines are appended at top level (libconfig allows a group
-# only once, so tests that change a group pass the whole group). $BRIDGE_MQTT_EXTRA is added inside mqtt;
+# only once, so tests that change a group pass the whole group). $BRIDGE_MQTT_EXTRA is added inside mqtt,
+# $BRIDGE_DB_EXTRA inside database;
 # $BRIDGE_CLIENT_ID replaces the client id (mqtt2pg-$IT_NAME) for a second bridge. The spool lives in
 # $IT_DIR/spool.<client id> unless $BRIDGE_SPOOL replaces the whole spool group.
 bridge_config()
@@ -41,7 +42,7 @@ bridge_config()
 	{
 		echo "mqtt = { uri = \"$MQTT_URI\"; client_id = \"${BRIDGE_CLIENT_ID:-mqtt2pg-$IT_NAME}\"; keepalive = 30; ${BRIDGE_MQTT_EXTRA:-} };"
 		echo "database = { conninfo = \"host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=mqtt2pg_writer\";"
-		echo "  writers = 2; flush_interval_ms = 50; };"
+		echo "  writers = 2; flush_interval_ms = 50; ${BRIDGE_DB_EXTRA:-} };"
 		echo "log = { level = \"info\"; };"
 		if [ -n "${BRIDGE_SPOOL:-}" ]; then
 			echo "$BRIDGE_SPOOL"
