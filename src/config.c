@@ -205,7 +205,7 @@ static void set_defaults(struct config *cfg)
 	cfg->database.batch_rows = 2000;
 	cfg->database.flush_interval_ms = 100;
 	cfg->database.queue_messages = 50000;
-	cfg->database.enqueue_timeout_ms = 5000;
+	cfg->database.enqueue_timeout_ms = 20000;
 	cfg->database.reconnect_max_ms = 10000;
 	cfg->validation.max_payload_bytes = 65536;
 	cfg->validation.max_future_skew = 300;

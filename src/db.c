@@ -9,6 +9,12 @@
 
 #include "log.h"
 
+/* libpq prints notices (and a server's FATAL on a killed session) to stderr raw; route them to our log. */
+static void notice_to_log(void *module, const char *message)
+{
+	log_warn((const char *)module, "database notice: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 PGconn *db_connect(const char *module, const char *conninfo, const char *password, const char *application_name)
 {
 	const char *keys[5], *values[5];
@@ -33,6 +39,7 @@ PGconn *db_connect(const char *module, const char *conninfo, const char *passwor
 		PQfinish(conn);
 		return NULL;
 	}
+	PQsetNoticeProcessor(conn, notice_to_log, (void *)module);
 	return conn;
 }
 

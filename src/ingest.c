@@ -103,11 +103,7 @@ static int hand_over(struct ingest *in, struct message *m)
 	int rc;
 
 	if (in->spool) {
-		rc = spool_append(in->spool, m, 0);
-		if (rc == -ETIMEDOUT) {
-			STATS_ADD(in->stats, enqueue_waits, 1);
-			rc = spool_append(in->spool, m, in->cfg->database.enqueue_timeout_ms);
-		}
+		rc = spool_append(in->spool, m, in->cfg->database.enqueue_timeout_ms);
 		message_free(m);
 		return rc;
 	}

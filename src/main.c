@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "admin.h"
 #include "bridge.h"
 #include "config.h"
@@ -33,6 +34,7 @@ static void print_usage(FILE *out)
 		"  point list [--device SERIAL]\n"
 		"  aggregate rebuild --from T1 --to T2 [--tenant SLUG]\n"
 		"                               recompute the 5-minute aggregates of a range (RFC 3339 times)\n"
+		"  acl export|check ...         broker ACL from the registry / lint an acl_file (mqtt2pg acl for usage)\n"
 		"  version\n"
 		"\n"
 		"  -c FILE        configuration (default $MQTT2PG_CONFIG or " DEFAULT_CONFIG ")\n"
@@ -145,6 +147,8 @@ int main(int argc, char **argv)
 		rc = admin_point(db_arg, argc - i, argv + i);
 	} else if (strcmp(command, "aggregate") == 0) {
 		rc = admin_aggregate(db_arg, argc - i, argv + i);
+	} else if (strcmp(command, "acl") == 0) {
+		rc = acl_command(db_arg, argc - i, argv + i);
 	} else {
 		fprintf(stderr, "mqtt2pg: unknown command '%s'\n", command);
 		print_usage(stderr);

@@ -407,20 +407,22 @@ int spool_append(struct spool *s, const struct message *m, int timeout_ms)
 
 	pthread_mutex_lock(&s->lock);
 	length = message_encode(m, &s->encoded, &s->encoded_cap);
-	while (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes && rc == 0)
-		rc = pthread_cond_timedwait(&s->space, &s->lock, &deadline);
 	if (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes) {
 		if (!s->full_logged)
 			log_warn(MODULE, "spool full (%" PRIu64 " of %" PRIu64 " bytes in %s): the database is not keeping "
-					 "up; holding messages back at the broker until it does",
+					 "up; intake waits, and the broker holds what arrives meanwhile",
 				 s->total_bytes, s->options.max_bytes, s->directory);
 		s->full_logged = true;
 		STATS_ADD(s->stats, spool_full_waits, 1);
+	}
+	while (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes && rc == 0)
+		rc = pthread_cond_timedwait(&s->space, &s->lock, &deadline);
+	if (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes) {
 		pthread_mutex_unlock(&s->lock);
 		return -ETIMEDOUT;
 	}
 	if (s->full_logged) {
-		log_info(MODULE, "spool has room again (%" PRIu64 " bytes)", s->total_bytes);
+		log_info(MODULE, "spool has room again (%" PRIu64 " bytes used)", s->total_bytes);
 		s->full_logged = false;
 	}
 	seg = &s->segments[s->segment_count - 1];

@@ -30,7 +30,7 @@ SUMMARY=$IT_DIR/summary.txt
 conf=$IT_DIR/bridge.conf
 make_conf()
 {
-	BRIDGE_DB_EXTRA="enqueue_timeout_ms = 500; reconnect_max_ms = 1000;" bridge_config "$conf" "$@"
+	BRIDGE_DB_EXTRA="reconnect_max_ms = 1000;" bridge_config "$conf" "$@"
 }
 
 # gen SCENARIO PER_DEVICE: one file of messages per device; scenario s uses its own hour of time.

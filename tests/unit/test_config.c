@@ -156,7 +156,7 @@ static void assert_defaults(const struct config *cfg)
 	CU_ASSERT_EQUAL(cfg->database.batch_rows, 2000);
 	CU_ASSERT_EQUAL(cfg->database.flush_interval_ms, 100);
 	CU_ASSERT_EQUAL(cfg->database.queue_messages, 50000);
-	CU_ASSERT_EQUAL(cfg->database.enqueue_timeout_ms, 5000);
+	CU_ASSERT_EQUAL(cfg->database.enqueue_timeout_ms, 20000);
 	CU_ASSERT_EQUAL(cfg->database.reconnect_max_ms, 10000);
 	CU_ASSERT_EQUAL(cfg->validation.max_payload_bytes, 65536);
 	CU_ASSERT_EQUAL(cfg->validation.max_future_skew, 300);
