@@ -57,6 +57,10 @@ struct config_validation {
 	enum unknown_point_policy unknown_points;
 	int max_points_per_device;
 	int reject_payload_bytes; /* payload bytes kept in rejected_messages */
+	double device_rate;       /* messages/s per device; 0 = unlimited */
+	double device_burst;
+	double tenant_rate;       /* messages/s per tenant; 0 = unlimited */
+	double tenant_burst;
 };
 
 struct config_spool {

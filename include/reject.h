@@ -31,6 +31,7 @@ enum reject_reason {
 	REJECT_NO_MEASUREMENTS,     /* no readings in the message */
 	REJECT_INVALID_POINT_NAME,  /* empty, too long, or characters outside [A-Za-z0-9_.:/-] */
 	REJECT_DATABASE,            /* PostgreSQL refused the row permanently (constraint, policy) */
+	REJECT_RATE_LIMITED,        /* over the device's or the tenant's configured rate */
 	REJECT_REASON_COUNT
 };
 

@@ -129,6 +129,29 @@ static void read_int64(struct config_reader *rd, const config_setting_t *group, 
 	*dst = v;
 }
 
+static void read_double(struct config_reader *rd, const config_setting_t *group, const char *name, double *dst,
+			double min, double max)
+{
+	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
+	double v;
+
+	if (!s)
+		return;
+	if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
+		v = config_setting_get_float(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64)
+		v = (double)config_setting_get_int64(s);
+	else {
+		reader_error(rd, s, "'%s' must be a number", name);
+		return;
+	}
+	if (!(v >= min && v <= max)) {
+		reader_error(rd, s, "'%s' = %g is out of range [%g, %g]", name, v, min, max);
+		return;
+	}
+	*dst = v;
+}
+
 static void read_bool(struct config_reader *rd, const config_setting_t *group, const char *name, bool *dst)
 {
 	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
@@ -213,6 +236,8 @@ static void set_defaults(struct config *cfg)
 	cfg->validation.unknown_points = UNKNOWN_POINT_REJECT;
 	cfg->validation.max_points_per_device = 256;
 	cfg->validation.reject_payload_bytes = 1024;
+	cfg->validation.device_burst = 100;
+	cfg->validation.tenant_burst = 10000;
 	cfg->aggregates.enabled = true;
 	cfg->aggregates.interval = 30;
 	cfg->aggregates.raw_retention_days = 0;
@@ -298,7 +323,8 @@ static void read_database(struct config_reader *rd, struct config *cfg, const co
 static void read_validation(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
 {
 	static const char *const known[] = {"max_payload_bytes", "max_future_skew", "max_age", "unknown_points",
-					    "max_points_per_device", "reject_payload_bytes", NULL};
+					    "max_points_per_device", "reject_payload_bytes", "device_rate",
+					    "device_burst", "tenant_rate", "tenant_burst", NULL};
 	struct config_validation *v = &cfg->validation;
 	char *policy = NULL;
 
@@ -310,6 +336,10 @@ static void read_validation(struct config_reader *rd, struct config *cfg, const 
 	read_int(rd, g, "max_age", &v->max_age, 1, 0x7fffffff);
 	read_int(rd, g, "max_points_per_device", &v->max_points_per_device, 1, 100000);
 	read_int(rd, g, "reject_payload_bytes", &v->reject_payload_bytes, 0, 1024 * 1024);
+	read_double(rd, g, "device_rate", &v->device_rate, 0, 1e9);
+	read_double(rd, g, "device_burst", &v->device_burst, 1, 1e9);
+	read_double(rd, g, "tenant_rate", &v->tenant_rate, 0, 1e9);
+	read_double(rd, g, "tenant_burst", &v->tenant_burst, 1, 1e9);
 	read_string(rd, g, "unknown_points", &policy);
 	if (policy) {
 		if (strcmp(policy, "reject") == 0)

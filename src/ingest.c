@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "decode.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "text.h"
 #include "validate.h"
 #include "xalloc.h"
@@ -36,6 +37,8 @@ struct ingest {
 	atomic_bool disconnected; /* set by the disconnect callbacks during stop */
 	size_t next_reject_queue;
 	struct decoded_message decoded; /* reused; receive thread only */
+	struct ratelimit *device_limit; /* receive thread only; NULL = unlimited */
+	struct ratelimit *tenant_limit;
 	MQTTAsync_SSLOptions ssl;
 };
 
@@ -65,9 +68,44 @@ static struct message *make_rejection(const struct ingest *in, const struct deco
 				  payload_len, (size_t)in->cfg->validation.reject_payload_bytes, received_us);
 }
 
-/* Turns one MQTT message into an owned pipeline message (readings or rejection); NULL if nothing to write. */
+/*
+ * Over a device's or tenant's rate: the message is refused. The refusal is recorded (at most once a second
+ * per device or tenant, saying how many were not) or only counted: returns the rejection or NULL.
+ */
+static struct message *rate_limited(struct ingest *in, struct message *accepted, const char *topic,
+				    size_t topic_len, const struct route_match *m, const void *payload,
+				    size_t payload_len, int64_t received_us)
+{
+	bool device_over = !ratelimit_allow(in->device_limit, accepted->device_id, received_us);
+	struct ratelimit *rl = device_over ? in->device_limit : in->tenant_limit;
+	int32_t key = device_over ? accepted->device_id : accepted->tenant_id;
+	const struct config_validation *v = &in->cfg->validation;
+	struct decode_error err = {REJECT_RATE_LIMITED, ""};
+	uint32_t suppressed = 0;
+	struct message *rejection;
+
+	if (!device_over && ratelimit_allow(in->tenant_limit, accepted->tenant_id, received_us))
+		return accepted;
+	if (!ratelimit_should_record(rl, key, received_us, &suppressed)) {
+		message_free(accepted);
+		return NULL;
+	}
+	snprintf(err.detail, sizeof(err.detail), "%s over %g messages/s (burst %g); %u more refused since the last record",
+		 device_over ? "device" : "tenant", device_over ? v->device_rate : v->tenant_rate,
+		 device_over ? v->device_burst : v->tenant_burst, suppressed);
+	rejection = make_rejection(in, &err, topic, topic_len, m, payload, payload_len, received_us);
+	rejection->tenant_id = accepted->tenant_id;
+	rejection->device_id = accepted->device_id;
+	message_free(accepted);
+	return rejection;
+}
+
+/*
+ * Turns one MQTT message into an owned pipeline message (readings or rejection), and says in *reason why it
+ * was refused (REJECT_NONE when accepted). NULL when there is nothing to write.
+ */
 static struct message *process(struct ingest *in, const char *topic, size_t topic_len, const void *payload,
-			       size_t payload_len, uint32_t *dropped)
+			       size_t payload_len, uint32_t *dropped, enum reject_reason *reason)
 {
 	int64_t received_us = clock_realtime_us();
 	struct decode_error err = {REJECT_NONE, ""};
@@ -76,20 +114,32 @@ static struct message *process(struct ingest *in, const char *topic, size_t topi
 	struct registry *reg;
 	int rc;
 
+	*reason = REJECT_NONE;
 	if (!match_route(in, topic, topic_len, &m)) {
-		err.reason = REJECT_NO_ROUTE;
+		*reason = err.reason = REJECT_NO_ROUTE;
 		snprintf(err.detail, sizeof(err.detail), "topic matches no configured route");
 		return make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us);
 	}
 	if (decode_json(payload, payload_len, &m, received_us, (size_t)in->cfg->validation.max_payload_bytes,
-			&in->decoded, &err) < 0)
+			&in->decoded, &err) < 0) {
+		*reason = err.reason;
 		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
+	}
 	reg = registry_store_acquire(in->store);
 	rc = validate_message(reg, &in->cfg->validation, &m, &in->decoded, received_us, received_us, &result, &err);
 	registry_unref(reg);
-	if (rc < 0)
+	if (rc < 0) {
+		*reason = err.reason;
 		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
+	}
 	*dropped = result.dropped_points;
+	if (result.message && (in->device_limit || in->tenant_limit)) {
+		struct message *limited = rate_limited(in, result.message, topic, topic_len, &m, payload, payload_len,
+						       received_us);
+		if (limited != result.message)
+			*reason = REJECT_RATE_LIMITED;
+		return limited;
+	}
 	return result.message;
 }
 
@@ -135,8 +185,8 @@ static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsy
 	struct ingest *in = context;
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	uint32_t dropped = 0;
-	struct message *m = process(in, topic, len, msg->payload, (size_t)msg->payloadlen, &dropped);
-	enum reject_reason reason = m && m->kind == MESSAGE_REJECT ? m->rejection->reason : REJECT_NONE;
+	enum reject_reason reason;
+	struct message *m = process(in, topic, len, msg->payload, (size_t)msg->payloadlen, &dropped, &reason);
 
 	if (m) {
 		int rc = hand_over(in, m);
@@ -345,6 +395,8 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 	atomic_init(&in->connected, false);
 	atomic_init(&in->disconnected, false);
 	build_filters(in);
+	in->device_limit = ratelimit_new(cfg->validation.device_rate, cfg->validation.device_burst);
+	in->tenant_limit = ratelimit_new(cfg->validation.tenant_rate, cfg->validation.tenant_burst);
 	MQTTAsync_setTraceCallback(on_trace);
 	MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
 	create.MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
@@ -436,5 +488,7 @@ void ingest_stop(struct ingest *in)
 	free(in->filters);
 	free(in->qos);
 	decode_clear(&in->decoded);
+	ratelimit_free(in->device_limit);
+	ratelimit_free(in->tenant_limit);
 	free(in);
 }

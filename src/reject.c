@@ -29,6 +29,7 @@ static const char *const reason_names[REJECT_REASON_COUNT] = {
 	[REJECT_NO_MEASUREMENTS] = "no_measurements",
 	[REJECT_INVALID_POINT_NAME] = "invalid_point_name",
 	[REJECT_DATABASE] = "database_refused",
+	[REJECT_RATE_LIMITED] = "rate_limited",
 };
 
 const char *reject_reason_name(enum reject_reason reason)

@@ -58,4 +58,30 @@ echo "ok: /readyz recovers when the broker returns"
 test "$(metric mqtt2pg_mqtt_connection_lost_total)" -ge 1 || fail "connection loss not counted"
 bridge_stop
 assert_eq 0 "$BRIDGE_RC" "clean exit"
+
+# Rate limits: a device bursting past its limit is refused with its own reason, counted, never silently
+# dropped, and another device of the same tenant is unaffected.
+m2p_admin device add INV-2 --tenant acme --point p:W >/dev/null
+port=$(free_port)
+url=http://127.0.0.1:$port
+bridge_config "$conf" "http = { listen = \"127.0.0.1\"; port = $port; };" \
+	'validation = { device_rate = 1; device_burst = 5; };'
+bridge_start "$conf"
+rows_before=$(rows)
+for ((i = 0; i < 30; i++)); do echo "{\"timestamp\":$(( $(date +%s) - 100 + i)),\"measurements\":{\"p\":$i}}"; done >"$IT_DIR/burst.jsonl"
+publish_lines solar/acme/INV-1/telemetry "$IT_DIR/burst.jsonl"
+for i in 1 2 3; do publish solar/acme/INV-2/telemetry "{\"measurements\":{\"p\":$i}}"; done
+received_is() { metric_is mqtt2pg_messages_received_total 33; }
+wait_until 10 received_is || fail "not all 33 messages received"
+limited=$(metric 'mqtt2pg_messages_rejected_total{reason="rate_limited"}')
+accepted=$(metric mqtt2pg_messages_accepted_total)
+assert_eq 33 "$((limited + accepted))" "every message accepted or rate_limited: none silently dropped"
+test "$limited" -ge 20 || fail "only $limited of 30 burst messages rate-limited"
+echo "ok: $limited of the 30-message burst refused as rate_limited (limit 1/s, burst 5)"
+wait_until 10 rows_ge $((rows_before + accepted)) || fail "accepted messages did not land"
+assert_eq 3 "$(rows "device_id = (SELECT id FROM devices WHERE serial = 'INV-2')")" "the other device is unaffected"
+recorded=$(rejected "reason = 'rate_limited'")
+test "$recorded" -ge 1 && test "$recorded" -le 3 || fail "$recorded rate_limited records (want 1-3: one per second)"
+echo "ok: refusals recorded $recorded time(s), with the count of the others: $(psql_super "SELECT detail FROM rejected_messages WHERE reason = 'rate_limited' LIMIT 1")"
+bridge_stop
 echo "PASS it_http"
