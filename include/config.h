@@ -93,6 +93,7 @@ struct config {
 	int stats_interval;            /* seconds between throughput log lines; 0 = off */
 	int shutdown_timeout;          /* seconds SIGTERM may take to drain before we exit anyway */
 	enum log_level log_level;
+	bool log_json; /* log.format = "json" */
 };
 
 /*

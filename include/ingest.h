@@ -33,6 +33,13 @@ struct ingest;
 struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct spool *spool,
 			    struct queue **queues, size_t queue_count, struct stats *stats);
 
+/*
+ * Replaces the validation policy the callback applies from the next message on (SIGHUP reload). Borrows
+ * policy, which must stay valid until ingest_stop (the bridge keeps every policy it handed over). Rate
+ * limits are read at start only.
+ */
+void ingest_set_policy(struct ingest *in, const struct config_validation *policy);
+
 /* True while connected to the broker with the subscriptions in place. */
 bool ingest_is_connected(const struct ingest *in);
 

@@ -19,6 +19,9 @@ enum log_level {
 /* Parses "error" | "warn" | "info" | "debug"; returns false on anything else. */
 bool log_level_parse(const char *name, enum log_level *out);
 void log_set_level(enum log_level level);
+
+/* Text lines for humans (default) or JSON lines {"time","level","module","msg"} for log collectors. */
+void log_set_json(bool json);
 bool log_enabled(enum log_level level);
 
 void log_write(enum log_level level, const char *module, const char *fmt, ...)

@@ -45,6 +45,8 @@ struct bridge {
 	struct spool *spool;           /* NULL in memory mode */
 	struct dispatcher *dispatcher; /* spool -> queues, disk mode only */
 	struct aggregator *aggregator;
+	struct config_validation **policies; /* every policy handed to ingest by a reload; freed at exit */
+	size_t policy_count;
 	struct health health;
 	struct http_server *http;
 	int signal_fd;
@@ -146,6 +148,94 @@ static void tick(struct bridge *b)
 	}
 }
 
+/* Logs "X changed: restart required" for a key whose new value cannot be applied to the running bridge. */
+static int restart_required(const char *key, bool changed)
+{
+	if (changed)
+		log_warn(MODULE, "reload: %s changed: restart required (the running value stays in effect)", key);
+	return changed ? 1 : 0;
+}
+
+static bool differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static int count_restart_keys(const struct config *old, const struct config *new)
+{
+	const struct config_mqtt *a = &old->mqtt, *b = &new->mqtt;
+	const struct config_validation *va = &old->validation, *vb = &new->validation;
+	int n = 0;
+	bool routes = old->route_count != new->route_count;
+
+	for (size_t i = 0; !routes && i < old->route_count; i++)
+		routes = strcmp(old->routes[i].template_text, new->routes[i].template_text) != 0 ||
+			 old->routes[i].format != new->routes[i].format;
+	n += restart_required("mqtt (uri, client_id, credentials, version, qos, session, TLS, shared_group)",
+			      differ(a->uri, b->uri) || differ(a->client_id, b->client_id) ||
+				      differ(a->username, b->username) || differ(a->password, b->password) ||
+				      a->version != b->version || a->qos != b->qos || a->clean_session != b->clean_session ||
+				      a->keepalive != b->keepalive || differ(a->shared_group, b->shared_group) ||
+				      differ(a->ca_file, b->ca_file) || differ(a->cert_file, b->cert_file) ||
+				      differ(a->key_file, b->key_file));
+	n += restart_required("routes", routes);
+	n += restart_required("database", differ(old->database.conninfo, new->database.conninfo) ||
+						  differ(old->database.password, new->database.password) ||
+						  old->database.writers != new->database.writers ||
+						  old->database.batch_rows != new->database.batch_rows ||
+						  old->database.flush_interval_ms != new->database.flush_interval_ms ||
+						  old->database.queue_messages != new->database.queue_messages);
+	n += restart_required("spool", old->spool.durable != new->spool.durable ||
+					       differ(old->spool.directory, new->spool.directory) ||
+					       old->spool.max_bytes != new->spool.max_bytes ||
+					       old->spool.fsync_interval_ms != new->spool.fsync_interval_ms);
+	n += restart_required("http", differ(old->http_listen, new->http_listen) || old->http_port != new->http_port);
+	n += restart_required("aggregates", memcmp(&old->aggregates, &new->aggregates, sizeof(old->aggregates)) != 0);
+	n += restart_required("validation rate limits", va->device_rate != vb->device_rate ||
+								va->device_burst != vb->device_burst ||
+								va->tenant_rate != vb->tenant_rate ||
+								va->tenant_burst != vb->tenant_burst);
+	return n;
+}
+
+/*
+ * SIGHUP: parse the file again into a new snapshot; if it is valid, apply what can change at run time (log
+ * level, validation policy, stats interval) and report every other changed key as "restart required"; if it
+ * is not, keep the running configuration and say why. Then refresh the registry.
+ */
+static void reload(struct bridge *b)
+{
+	char errors[4096];
+	struct config *fresh = config_load(b->cfg->path, errors, sizeof(errors));
+	struct config_validation *policy;
+	int pending;
+
+	if (!fresh) {
+		char *saveptr = NULL;
+		for (char *line = strtok_r(errors, "\n", &saveptr); line; line = strtok_r(NULL, "\n", &saveptr))
+			log_error(MODULE, "reload failed, keeping the running configuration: %s", line);
+		regsync_load_now(b->regsync);
+		return;
+	}
+	pending = count_restart_keys(b->cfg, fresh);
+	policy = xmalloc(sizeof(*policy));
+	*policy = fresh->validation;
+	b->policies = xrealloc(b->policies, (b->policy_count + 1) * sizeof(*b->policies));
+	b->policies[b->policy_count++] = policy;
+	if (b->ingest)
+		ingest_set_policy(b->ingest, policy);
+	/* b->cfg->validation stays as started: ingest may still be reading it, and the rate limits it holds
+	 * are what the running limiters use, so later reloads compare against it. */
+	b->cfg->log_level = fresh->log_level;
+	log_set_level(fresh->log_level);
+	log_set_json(fresh->log_json);
+	b->cfg->stats_interval = fresh->stats_interval;
+	log_info(MODULE, "configuration reloaded from %s (log level, validation policy, stats interval applied%s)",
+		 b->cfg->path ? b->cfg->path : "(defaults)", pending ? "; see the restart-required lines" : "");
+	config_free(fresh);
+	regsync_load_now(b->regsync);
+}
+
 /* Serves until the first SIGTERM/SIGINT. */
 static void serve(struct bridge *b)
 {
@@ -161,10 +251,10 @@ static void serve(struct bridge *b)
 				log_info(MODULE, "%s received: stop consuming, drain, exit", strsignal(sig));
 				return;
 			}
-			if (sig == SIGHUP)
-				log_info(MODULE, "SIGHUP: refreshing the registry (configuration reload needs a restart)");
-			/* An immediate registry reload is cheap and what an operator means by SIGHUP today. */
-			regsync_load_now(b->regsync);
+			if (sig == SIGHUP) {
+				log_info(MODULE, "SIGHUP: reloading the configuration and the registry");
+				reload(b);
+			}
 		}
 		tick(b);
 	}
@@ -238,6 +328,7 @@ int bridge_run(struct config *cfg)
 	int rc = 0;
 
 	log_set_level(cfg->log_level);
+	log_set_json(cfg->log_json);
 	b.signal_fd = open_signal_fd();
 	if (b.signal_fd < 0)
 		die(MODULE, "cannot set up signal handling: %s", strerror(errno));
@@ -309,6 +400,9 @@ out:
 	registry_store_free(b.store);
 	free(b.queues);
 	free(b.writers);
+	for (size_t i = 0; i < b.policy_count; i++)
+		free(b.policies[i]);
+	free(b.policies);
 	close(b.signal_fd);
 	config_free(cfg);
 	return rc;

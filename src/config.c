@@ -416,7 +416,7 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 	static const char *const groups[] = {"mqtt", "database", "validation", "registry", "log", "aggregates",
 					     "http", "spool", NULL};
 	static const char *const registry_known[] = {"refresh_interval", NULL};
-	static const char *const log_known[] = {"level", NULL};
+	static const char *const log_known[] = {"level", "format", NULL};
 	const config_setting_t *registry = config_setting_get_member(root, "registry");
 	const config_setting_t *logg = config_setting_get_member(root, "log");
 	char *level = NULL;
@@ -477,6 +477,13 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 		if (level && !log_level_parse(level, &cfg->log_level))
 			reader_error(rd, config_setting_get_member(logg, "level"),
 				     "log.level must be error, warn, info or debug");
+		free(level);
+		level = NULL;
+		read_string(rd, logg, "format", &level);
+		if (level && strcmp(level, "json") == 0)
+			cfg->log_json = true;
+		else if (level && strcmp(level, "text") != 0)
+			reader_error(rd, config_setting_get_member(logg, "format"), "log.format must be \"text\" or \"json\"");
 		free(level);
 	}
 }

@@ -37,6 +37,7 @@ struct ingest {
 	atomic_bool disconnected; /* set by the disconnect callbacks during stop */
 	size_t next_reject_queue;
 	struct decoded_message decoded; /* reused; receive thread only */
+	_Atomic(const struct config_validation *) policy; /* swapped by reload, read once per message */
 	struct ratelimit *device_limit; /* receive thread only; NULL = unlimited */
 	struct ratelimit *tenant_limit;
 	MQTTAsync_SSLOptions ssl;
@@ -65,7 +66,7 @@ static struct message *make_rejection(const struct ingest *in, const struct deco
 	}
 	return message_new_reject(err->reason, err->detail, topic, topic_len, m ? m->tenant.ptr : NULL,
 				  m ? m->tenant.len : 0, m ? m->serial.ptr : NULL, m ? m->serial.len : 0, payload,
-				  payload_len, (size_t)in->cfg->validation.reject_payload_bytes, received_us);
+				  payload_len, (size_t)atomic_load(&in->policy)->reject_payload_bytes, received_us);
 }
 
 /*
@@ -109,6 +110,7 @@ static struct message *process(struct ingest *in, const char *topic, size_t topi
 {
 	int64_t received_us = clock_realtime_us();
 	struct decode_error err = {REJECT_NONE, ""};
+	const struct config_validation *policy = atomic_load(&in->policy);
 	struct validate_result result;
 	struct route_match m;
 	struct registry *reg;
@@ -120,13 +122,13 @@ static struct message *process(struct ingest *in, const char *topic, size_t topi
 		snprintf(err.detail, sizeof(err.detail), "topic matches no configured route");
 		return make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us);
 	}
-	if (decode_json(payload, payload_len, &m, received_us, (size_t)in->cfg->validation.max_payload_bytes,
-			&in->decoded, &err) < 0) {
+	if (decode_json(payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes, &in->decoded,
+			&err) < 0) {
 		*reason = err.reason;
 		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
 	}
 	reg = registry_store_acquire(in->store);
-	rc = validate_message(reg, &in->cfg->validation, &m, &in->decoded, received_us, received_us, &result, &err);
+	rc = validate_message(reg, policy, &m, &in->decoded, received_us, received_us, &result, &err);
 	registry_unref(reg);
 	if (rc < 0) {
 		*reason = err.reason;
@@ -394,6 +396,7 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 	in->stats = stats;
 	atomic_init(&in->connected, false);
 	atomic_init(&in->disconnected, false);
+	atomic_init(&in->policy, &cfg->validation);
 	build_filters(in);
 	in->device_limit = ratelimit_new(cfg->validation.device_rate, cfg->validation.device_burst);
 	in->tenant_limit = ratelimit_new(cfg->validation.tenant_rate, cfg->validation.tenant_burst);
@@ -421,6 +424,11 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 fail:
 	ingest_stop(in);
 	return NULL;
+}
+
+void ingest_set_policy(struct ingest *in, const struct config_validation *policy)
+{
+	atomic_store(&in->policy, policy);
 }
 
 bool ingest_is_connected(const struct ingest *in)

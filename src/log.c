@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 static atomic_int current_level = LOG_LEVEL_INFO;
+static atomic_bool json_lines = false;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -33,6 +34,27 @@ void log_set_level(enum log_level level)
 	atomic_store(&current_level, (int)level);
 }
 
+void log_set_json(bool json)
+{
+	atomic_store(&json_lines, json);
+}
+
+/* Appends s to line[*len..cap) as a JSON string body (quotes not included). */
+static void append_json_escaped(char *line, size_t *len, size_t cap, const char *s)
+{
+	for (; *s && *len + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			line[(*len)++] = '\\';
+			line[(*len)++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f) {
+			*len += (size_t)snprintf(line + *len, cap - *len, "\\u%04x", c);
+		} else {
+			line[(*len)++] = (char)c;
+		}
+	}
+}
+
 bool log_enabled(enum log_level level)
 {
 	return (int)level <= atomic_load_explicit(&current_level, memory_order_relaxed);
@@ -40,7 +62,7 @@ bool log_enabled(enum log_level level)
 
 static void log_vwrite(enum log_level level, const char *module, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[2048], msg[1800], stamp[40];
 	struct timespec ts;
 	struct tm tm;
 	size_t len;
@@ -48,20 +70,27 @@ static void log_vwrite(enum log_level level, const char *module, const char *fmt
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = snprintf(line + len, sizeof(line) - len, ".%03ldZ %-5s %s: ", ts.tv_nsec / 1000000, level_names[level],
-		     module);
-	if (n > 0)
-		len += (size_t)n;
-	if (len < sizeof(line)) {
-		n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
-		if (n > 0)
-			len += (size_t)n;
-	}
-	if (len >= sizeof(line) - 1) {
-		len = sizeof(line) - 5;
-		memcpy(line + len, "...", 3);
-		len += 3;
+	len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + len, sizeof(stamp) - len, ".%03ldZ", ts.tv_nsec / 1000000);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		msg[0] = '\0';
+	else if ((size_t)n >= sizeof(msg))
+		memcpy(msg + sizeof(msg) - 4, "...", 4);
+	if (atomic_load_explicit(&json_lines, memory_order_relaxed)) {
+		len = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"",
+				       stamp, level_names[level], module);
+		append_json_escaped(line, &len, sizeof(line) - 3, msg);
+		line[len++] = '"';
+		line[len++] = '}';
+	} else {
+		len = (size_t)snprintf(line, sizeof(line) - 1, "%s %-5s %s: %s", stamp, level_names[level], module, msg);
+		if (len >= sizeof(line) - 1)
+			len = sizeof(line) - 2;
+		/* A line is one event: a newline inside (from a library's message) must not start a forged one. */
+		for (size_t i = 0; i < len; i++)
+			if (line[i] == '\n' || line[i] == '\r')
+				line[i] = ' ';
 	}
 	line[len++] = '\n';
 	/* One write per line: the kernel keeps it whole against other threads' lines. */

@@ -83,5 +83,24 @@ assert_eq 3 "$(rows "device_id = (SELECT id FROM devices WHERE serial = 'INV-2')
 recorded=$(rejected "reason = 'rate_limited'")
 test "$recorded" -ge 1 && test "$recorded" -le 3 || fail "$recorded rate_limited records (want 1-3: one per second)"
 echo "ok: refusals recorded $recorded time(s), with the count of the others: $(psql_super "SELECT detail FROM rejected_messages WHERE reason = 'rate_limited' LIMIT 1")"
+
+# SIGHUP reload: a valid change applies at once (a smaller max_payload_bytes), a key that cannot change at
+# run time is reported "restart required", and a broken file keeps the running configuration.
+sed -i 's/validation = { device_rate = 1; device_burst = 5; };/validation = { device_rate = 1; device_burst = 5; max_payload_bytes = 40; };/; s/keepalive = 30;/keepalive = 45;/' "$conf"
+kill -HUP "$BRIDGE_PID"
+wait_until 10 grep -q "configuration reloaded" "$BRIDGE_LOG" || fail "no reload line"
+grep -q "reload: mqtt .* changed: restart required" "$BRIDGE_LOG" || fail "keepalive change not reported as restart required"
+echo "ok: SIGHUP applied the new validation policy and reported the mqtt change as restart required"
+publish solar/acme/INV-2/telemetry '{"measurements":{"p":1},"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+wait_until 10 rejected_ge 1 "reason = 'oversized_payload'" || fail "reloaded max_payload_bytes not applied"
+echo "ok: the reloaded max_payload_bytes took effect without a restart"
+echo 'validation = { max_payload_bytes = "big"; };' >>"$conf"
+kill -HUP "$BRIDGE_PID"
+wait_until 10 grep -q "reload failed, keeping the running configuration" "$BRIDGE_LOG" || fail "broken reload not reported"
+publish solar/acme/INV-2/telemetry '{"measurements":{"p":2}}'
+wait_until 10 rows_ge 1 "value = 2 AND device_id = (SELECT id FROM devices WHERE serial = 'INV-2')" ||
+	fail "bridge stopped serving after a failed reload"
+echo "ok: a broken file is refused with its errors and the bridge keeps serving"
 bridge_stop
+assert_eq 0 "$BRIDGE_RC" "clean exit after reloads"
 echo "PASS it_http"

@@ -64,7 +64,7 @@ expect_refused "update of a reading" "permission denied" \
 	"BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" "UPDATE measurements SET value = 9"
 expect_refused "delete of a reading" "permission denied" \
 	"BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" "DELETE FROM measurements"
-expect_refused "reading rejected messages" "permission denied" "SELECT count(*) FROM rejected_messages"
+expect_refused "reading rejected messages" "permission denied" "SELECT detail, payload FROM rejected_messages"
 expect_refused "registering a device" "permission denied" "INSERT INTO devices (tenant_id, serial) VALUES ($A, 'X')"
 assert_eq 1 "$(psql_as "$READER_DB" "BEGIN" "SELECT set_config('app.tenant_id', '$B', true)" \
 	"SELECT count(*) FROM measurements WHERE tenant_id = $B" "COMMIT" | tail -1)" "reader sees its tenant's row"
