@@ -208,9 +208,9 @@ struct http_server *http_start(const char *listen_address, int port, struct heal
 	server->health = health;
 	server->stats = stats;
 	server->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
-					  NULL, handle, server, MHD_OPTION_SOCK_ADDR, &addr,
-					  MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT, 64u,
-					  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+					  NULL, handle, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+					  MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+					  MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
 	if (!server->daemon) {
 		log_error(MODULE, "cannot listen on %s:%d for /healthz, /readyz, /metrics", listen_address, port);
 		free(server);

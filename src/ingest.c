@@ -223,15 +223,13 @@ static void on_subscribe_success5(void *context, MQTTAsync_successData5 *respons
 	struct ingest *in = context;
 	int count = response->alt.sub.reasonCodeCount;
 
-	/* Paho fills reasonCodes only for several filters; with one, the code is in reasonCode. */
-	for (int i = 0; i < count || (i == 0 && count <= 1); i++) {
-		enum MQTTReasonCodes code = response->alt.sub.reasonCodes && i < count ? response->alt.sub.reasonCodes[i]
-											 : response->reasonCode;
+	/* Paho fills reasonCodes only for several filters (and leaves it uninitialised otherwise); with one
+	 * filter the code is in reasonCode. */
+	for (int i = 0; i < (count > 1 ? count : 1); i++) {
+		enum MQTTReasonCodes code = count > 1 ? response->alt.sub.reasonCodes[i] : response->reasonCode;
 		if (code >= MQTTREASONCODE_UNSPECIFIED_ERROR)
 			log_error(MODULE, "broker refused subscription %s: %s", in->filters[i],
 				  MQTTReasonCode_toString(code));
-		if (count <= 1)
-			break;
 	}
 	on_subscribe_success(context, NULL);
 }
