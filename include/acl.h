@@ -16,6 +16,15 @@
  * topic of every class the file's filters can tell apart, and asks the same decision of each. A client id
  * (%c) is chosen by the client, so a pattern level holding %c counts as "any one or more levels".
  *
+ * Patterns apply to every client. %u is the username the broker authenticated, i.e. the device's serial, so
+ * a level "%u" can pin the serial level; but no substitution names the tenant, and %c is whatever client id
+ * the client sends. The rule: a pattern that grants write is accepted only if, for every enabled device, what
+ * it grants that device inside the route tree stays inside the device's own subtree. So
+ * `pattern write solar/+/%u/#` is reported (each device may publish its own serial into every tenant's tree:
+ * the bridge rejects that as tenant_mismatch, but other subscribers of that tenant's tree receive it),
+ * `pattern write solar/acme/%u/#` is accepted while acme is the only tenant with devices, and a pattern whose
+ * serial or tenant level holds %c never confines anything.
+ *
  * Only the route tree <prefix>/{tenant}/{serial}/... is understood (the default route); routes with other
  * templates are not.
  *
@@ -53,9 +62,9 @@ enum {
 };
 
 struct acl_rule {
-	unsigned line;   /* 1-based line in the file */
-	bool pattern;    /* a `pattern` line: applies to every client, %u and %c substituted */
-	char *user;      /* owner of a `topic` line; NULL: anonymous (before any `user` line), and for patterns */
+	unsigned line; /* 1-based line in the file */
+	bool pattern;  /* a `pattern` line: applies to every client, %u and %c substituted */
+	char *user; /* owner of a `topic` line; NULL: anonymous (before any `user` line), and for patterns */
 	unsigned access; /* ACL_ACCESS_READ | ACL_ACCESS_WRITE, or ACL_ACCESS_DENY */
 	char *filter;
 	char *text; /* the line as written, for messages */
@@ -77,7 +86,8 @@ struct acl_file {
 	size_t rule_count;
 	struct acl_user_line *users; /* every `user` line */
 	size_t user_count;
-	struct acl_syntax_error *errors; /* lines Mosquitto 2.0 refuses (it would not start), and lines it reads
+	struct acl_syntax_error
+		*errors; /* lines Mosquitto 2.0 refuses (it would not start), and lines it reads
 					    differently than they look */
 	size_t error_count;
 };
@@ -99,7 +109,8 @@ struct acl_decision {
  * ACL_ACCESS_WRITE) to topic: the user's deny rules, then its grants, then deny patterns, then patterns.
  * A %c level in a pattern matches any levels (the client picks its id); deny patterns with %c are skipped
  * (a client picks an id they do not match). */
-struct acl_decision acl_decide(const struct acl_file *f, const char *username, const char *topic, unsigned access);
+struct acl_decision acl_decide(const struct acl_file *f, const char *username, const char *topic,
+			       unsigned access);
 
 /* ---- The registry and the lint ---- */
 
@@ -123,19 +134,19 @@ struct acl_policy {
 };
 
 enum acl_finding_kind {
-	ACL_FINDING_SYNTAX,             /* Mosquitto refuses the line, or reads it otherwise than it looks */
+	ACL_FINDING_SYNTAX,		/* Mosquitto refuses the line, or reads it otherwise than it looks */
 	ACL_FINDING_CROSS_TENANT_WRITE, /* a device may publish into another tenant's tree */
 	ACL_FINDING_CROSS_DEVICE_WRITE, /* a device may publish into another device's subtree of its tenant */
-	ACL_FINDING_PATTERN_WRITE,      /* a pattern lets some device publish outside its own subtree */
-	ACL_FINDING_WILDCARD_WRITE,     /* a write grant with a wildcard at the tenant level or above */
-	ACL_FINDING_CROSS_TENANT_READ,  /* a device may read another tenant's tree */
-	ACL_FINDING_BRIDGE_WRITE,       /* the bridge user may publish into the route tree (it only reads) */
-	ACL_FINDING_ANONYMOUS,          /* a rule for anonymous clients */
-	ACL_FINDING_UNKNOWN_USER,       /* rules for a user that is neither a device nor the bridge */
-	ACL_FINDING_DISABLED_DEVICE,    /* rules for a disabled device */
-	ACL_FINDING_NO_WRITE_RULE,      /* an enabled device cannot publish its own telemetry */
+	ACL_FINDING_PATTERN_WRITE,	/* a pattern lets some device publish outside its own subtree */
+	ACL_FINDING_WILDCARD_WRITE,	/* a write grant with a wildcard at the tenant level or above */
+	ACL_FINDING_CROSS_TENANT_READ,	/* a device may read another tenant's tree */
+	ACL_FINDING_BRIDGE_WRITE,	/* the bridge user may publish into the route tree (it only reads) */
+	ACL_FINDING_ANONYMOUS,		/* a rule for anonymous clients */
+	ACL_FINDING_UNKNOWN_USER,	/* rules for a user that is neither a device nor the bridge */
+	ACL_FINDING_DISABLED_DEVICE,	/* rules for a disabled device */
+	ACL_FINDING_NO_WRITE_RULE,	/* an enabled device cannot publish its own telemetry */
 	ACL_FINDING_BRIDGE_CANNOT_READ, /* the bridge cannot read some device's telemetry */
-	ACL_FINDING_UNANALYSED,         /* too many distinct topics to analyse a user completely */
+	ACL_FINDING_UNANALYSED,		/* too many distinct topics to analyse a user completely */
 };
 
 struct acl_finding {
@@ -167,8 +178,8 @@ enum acl_format {
  * a message in err (an unusable prefix or bridge user, a device named like the bridge user, a name the broker
  * would read as a wildcard).
  */
-int acl_export(const struct acl_registry *reg, const struct acl_policy *pol, enum acl_format format, char **out,
-	       char *err, size_t errlen);
+int acl_export(const struct acl_registry *reg, const struct acl_policy *pol, enum acl_format format,
+	       char **out, char *err, size_t errlen);
 
 /* ---- The command ---- */
 

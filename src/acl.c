@@ -34,9 +34,9 @@
 #include "text.h"
 #include "xalloc.h"
 
-#define ACL_TOPIC_MAX_LEVELS 200  /* Mosquitto's TOPIC_HIERARCHY_LIMIT */
+#define ACL_TOPIC_MAX_LEVELS 200    /* Mosquitto's TOPIC_HIERARCHY_LIMIT */
 #define ACL_WALK_NODE_BUDGET 200000 /* topics visited per user and access before we give up on completeness */
-#define ACL_PROBE_LEAF "telemetry" /* the default route's last level: what a device must be able to publish */
+#define ACL_PROBE_LEAF	     "telemetry" /* the default route's last level: what a device must be able to publish */
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                                           */
@@ -326,7 +326,8 @@ bool acl_topic_matches(const char *filter, const char *topic)
 }
 
 /* Can one topic consume tokens a[i..] and b[j..] both? memo: 0 unknown, 1 yes, 2 no. */
-static bool overlap_from(const struct filter *a, const struct filter *b, size_t i, size_t j, unsigned char *memo)
+static bool overlap_from(const struct filter *a, const struct filter *b, size_t i, size_t j,
+			 unsigned char *memo)
 {
 	unsigned char *m = &memo[i * (b->n + 1) + j];
 	const struct tok *ta, *tb;
@@ -347,8 +348,8 @@ static bool overlap_from(const struct filter *a, const struct filter *b, size_t 
 		if (!(ta->kind == TOK_STAR && tb->kind == TOK_STAR) &&
 		    !(ta->kind == TOK_LIT && tb->kind == TOK_LIT &&
 		      (ta->len != tb->len || memcmp(ta->text, tb->text, ta->len) != 0)))
-			result = overlap_from(a, b, ta->kind == TOK_STAR ? i : i + 1, tb->kind == TOK_STAR ? j : j + 1,
-					      memo);
+			result = overlap_from(a, b, ta->kind == TOK_STAR ? i : i + 1,
+					      tb->kind == TOK_STAR ? j : j + 1, memo);
 	}
 	*m = result ? 1 : 2;
 	return result;
@@ -473,7 +474,9 @@ static void parse_rule(struct acl_file *f, unsigned line, bool pattern, const ch
 	struct acl_rule *r;
 
 	if (!access_word) {
-		add_error(f, line, format("'%s' has no topic: mosquitto refuses to start", pattern ? "pattern" : "topic"));
+		add_error(f, line,
+			  format("'%s' has no topic: mosquitto refuses to start",
+				 pattern ? "pattern" : "topic"));
 		return;
 	}
 	rest = strtok_r(NULL, "", &save);
@@ -481,10 +484,11 @@ static void parse_rule(struct acl_file *f, unsigned line, bool pattern, const ch
 		filter = trim_blanks(rest);
 		if (!parse_access(access_word, &access)) {
 			shown = printable(access_word);
-			add_error(f, line,
-				  format("invalid access type '%s' (read, write, readwrite or deny): mosquitto refuses "
-					 "to start",
-					 shown));
+			add_error(
+				f, line,
+				format("invalid access type '%s' (read, write, readwrite or deny): mosquitto refuses "
+				       "to start",
+				       shown));
 			free(shown);
 			return;
 		}
@@ -492,11 +496,15 @@ static void parse_rule(struct acl_file *f, unsigned line, bool pattern, const ch
 		/* One word: it is the topic, and the access is readwrite. "topic read" grants readwrite on a
 		 * topic named "read", which is surely not what was meant. */
 		filter = access_word;
-		if (parse_access(filter, &(unsigned){ 0 }))
-			add_error(f, line,
-				  format("'%s' has no topic: mosquitto reads it as readwrite access to the topic "
-					 "named '%s'",
-					 text, filter));
+		if (parse_access(filter, &(unsigned){ 0 })) {
+			shown = printable(text);
+			add_error(
+				f, line,
+				format("'%s' has no topic: mosquitto reads it as readwrite access to the topic "
+				       "named '%s'",
+				       shown, filter));
+			free(shown);
+		}
 	}
 	if (!acl_filter_valid(filter)) {
 		shown = printable(filter);
@@ -545,10 +553,11 @@ static void parse_line(struct acl_file *f, unsigned line, char *buf, char **curr
 		}
 	} else {
 		shown = printable(text);
-		add_error(f, line,
-			  format("invalid line '%s' (a comment needs '#' in the first column; words are separated "
-				 "by spaces, not tabs): mosquitto refuses to start",
-				 shown));
+		add_error(
+			f, line,
+			format("invalid line '%s' (a comment needs '#' in the first column; words are separated "
+			       "by spaces, not tabs): mosquitto refuses to start",
+			       shown));
 		free(shown);
 	}
 	free(text);
@@ -612,11 +621,6 @@ struct ruleset {
 	size_t max_tokens;
 };
 
-static bool same_user(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 static void ruleset_add(struct crule **list, size_t *count, const struct acl_rule *r, const char *username,
 			size_t *max_tokens)
 {
@@ -631,17 +635,76 @@ static void ruleset_add(struct crule **list, size_t *count, const struct acl_rul
 		*max_tokens = c->f.n;
 }
 
-static void ruleset_build(struct ruleset *rs, const struct acl_file *f, const char *username)
+/* The file's rules sorted for lookups by user: `topic` rules by (user, line), then the patterns in order.
+ * Borrows the file. */
+struct rule_index {
+	const struct acl_rule **by_user;
+	size_t by_user_count;
+	const struct acl_rule **patterns;
+	size_t pattern_count;
+};
+
+static int compare_rules_by_user(const void *a, const void *b)
 {
-	memset(rs, 0, sizeof(*rs));
+	const struct acl_rule *x = *(const struct acl_rule *const *)a,
+			      *y = *(const struct acl_rule *const *)b;
+	int c = strcmp(x->user, y->user);
+
+	return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+static void rule_index_build(struct rule_index *ix, const struct acl_file *f)
+{
+	memset(ix, 0, sizeof(*ix));
+	ix->by_user = xcalloc(f->rule_count + 1, sizeof(*ix->by_user));
+	ix->patterns = xcalloc(f->rule_count + 1, sizeof(*ix->patterns));
 	for (size_t i = 0; i < f->rule_count; i++) {
-		const struct acl_rule *r = &f->rules[i];
-		if (!r->pattern && same_user(r->user, username))
-			ruleset_add(&rs->user_rules, &rs->user_count, r, username, &rs->max_tokens);
-		/* A pattern with %u does not apply to a client without a username. */
-		else if (r->pattern && (username || !strstr(r->filter, "%u")))
-			ruleset_add(&rs->patterns, &rs->pattern_count, r, username, &rs->max_tokens);
+		if (f->rules[i].pattern)
+			ix->patterns[ix->pattern_count++] = &f->rules[i];
+		else if (f->rules[i].user)
+			ix->by_user[ix->by_user_count++] = &f->rules[i];
 	}
+	if (ix->by_user_count > 1)
+		qsort(ix->by_user, ix->by_user_count, sizeof(*ix->by_user), compare_rules_by_user);
+}
+
+static void rule_index_clear(struct rule_index *ix)
+{
+	free(ix->by_user);
+	free(ix->patterns);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/* The rules that apply to username (NULL: anonymous), in file order within each list. */
+static void ruleset_build(struct ruleset *rs, const struct acl_file *f, const struct rule_index *ix,
+			  const char *username)
+{
+	size_t lo = 0, hi = ix->by_user_count;
+
+	memset(rs, 0, sizeof(*rs));
+	if (!username) {
+		for (size_t i = 0; i < f->rule_count; i++)
+			if (!f->rules[i].pattern && !f->rules[i].user)
+				ruleset_add(&rs->user_rules, &rs->user_count, &f->rules[i], NULL,
+					    &rs->max_tokens);
+	} else {
+		/* The first rule of username, by bisection. */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (strcmp(ix->by_user[mid]->user, username) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t i = lo; i < ix->by_user_count && strcmp(ix->by_user[i]->user, username) == 0; i++)
+			ruleset_add(&rs->user_rules, &rs->user_count, ix->by_user[i], username,
+				    &rs->max_tokens);
+	}
+	/* A pattern with %u does not apply to a client without a username. */
+	for (size_t i = 0; i < ix->pattern_count; i++)
+		if (username || !strstr(ix->patterns[i]->filter, "%u"))
+			ruleset_add(&rs->patterns, &rs->pattern_count, ix->patterns[i], username,
+				    &rs->max_tokens);
 }
 
 static void ruleset_clear(struct ruleset *rs)
@@ -684,20 +747,24 @@ static struct acl_decision ruleset_decide(const struct ruleset *rs, const struct
 	return d;
 }
 
-struct acl_decision acl_decide(const struct acl_file *f, const char *username, const char *topic, unsigned access)
+struct acl_decision acl_decide(const struct acl_file *f, const char *username, const char *topic,
+			       unsigned access)
 {
 	struct ruleset rs;
 	struct level *levels;
 	size_t n;
 	struct acl_decision d = { .allowed = false, .line = 0 };
+	struct rule_index ix;
 
 	if (!topic || !topic[0] || strpbrk(topic, "+#"))
 		return d;
-	ruleset_build(&rs, f, username);
+	rule_index_build(&ix, f);
+	ruleset_build(&rs, f, &ix, username);
 	n = topic_split(topic, &levels);
 	d = ruleset_decide(&rs, levels, n, access);
 	free(levels);
 	ruleset_clear(&rs);
+	rule_index_clear(&ix);
 	return d;
 }
 
@@ -720,12 +787,15 @@ struct hit {
 	const struct subject *last;  /* to count each subject once */
 	const struct subject *first; /* the example's subject */
 	char *username, *tenant;     /* the first subject's */
-	char *witness;              /* the shortest example topic */
+	char *witness;		     /* the shortest example topic */
 	size_t witness_depth;
 };
 
 struct lint {
 	const struct acl_file *f;
+	struct rule_index ix;
+	const struct acl_device **by_serial; /* the registry's devices sorted by serial */
+	const struct acl_user_line **users_by_name;
 	const struct acl_registry *reg;
 	const struct acl_policy *pol;
 	char **prefix; /* the prefix's levels */
@@ -745,12 +815,19 @@ static void add_finding(struct lint *lt, unsigned line, enum acl_finding_kind ki
 	lt->finding_count++;
 }
 
+/* The rule on line (rules are in file order, so by ascending line); NULL if none. */
 static const struct acl_rule *rule_at(const struct acl_file *f, unsigned line)
 {
-	for (size_t i = 0; i < f->rule_count; i++)
-		if (f->rules[i].line == line)
-			return &f->rules[i];
-	return NULL;
+	size_t lo = 0, hi = f->rule_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->rules[mid].line < line)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->rule_count && f->rules[lo].line == line ? &f->rules[lo] : NULL;
 }
 
 /* A registered tenant other than own that no rule names: it stands for "any other tenant" in examples. */
@@ -760,8 +837,8 @@ static const char *other_tenant(const struct lint *lt, const struct ruleset *rs,
 		const char *slug = lt->reg->tenants[t];
 		bool named = own && strcmp(slug, own) == 0;
 		for (size_t i = 0; i < rs->user_count + rs->pattern_count && !named; i++) {
-			const struct filter *fl =
-				i < rs->user_count ? &rs->user_rules[i].f : &rs->patterns[i - rs->user_count].f;
+			const struct filter *fl = i < rs->user_count ? &rs->user_rules[i].f :
+								       &rs->patterns[i - rs->user_count].f;
 			for (size_t k = 0; k < fl->n && !named; k++)
 				named = fl->toks[k].kind == TOK_LIT && strcmp(fl->toks[k].text, slug) == 0;
 		}
@@ -841,8 +918,8 @@ static bool grant_alive(const struct walk *w, size_t depth)
 	bool alive = false;
 
 	for (size_t i = 0; i < w->rs->user_count + w->rs->pattern_count && !alive; i++) {
-		const struct crule *c =
-			i < w->rs->user_count ? &w->rs->user_rules[i] : &w->rs->patterns[i - w->rs->user_count];
+		const struct crule *c = i < w->rs->user_count ? &w->rs->user_rules[i] :
+								&w->rs->patterns[i - w->rs->user_count];
 		if (!(c->rule->access & w->access))
 			continue;
 		set = c->f.n + 1 <= 64 ? stack_set : xmalloc(c->f.n + 1);
@@ -871,8 +948,8 @@ static size_t next_literals(const struct walk *w, size_t depth, const char *extr
 		lits[count++] = extra;
 	}
 	for (size_t i = 0; i < w->rs->user_count + w->rs->pattern_count; i++) {
-		const struct crule *c =
-			i < w->rs->user_count ? &w->rs->user_rules[i] : &w->rs->patterns[i - w->rs->user_count];
+		const struct crule *c = i < w->rs->user_count ? &w->rs->user_rules[i] :
+								&w->rs->patterns[i - w->rs->user_count];
 		set = c->f.n + 1 <= 64 ? stack_set : xmalloc(c->f.n + 1);
 		if (nfa_run(&c->f, w->topic, depth, set))
 			for (size_t k = 0; k < c->f.n; k++)
@@ -911,17 +988,21 @@ static void walk_node(struct walk *w, size_t depth)
 		return;
 	if (depth < p) {
 		/* Inside the prefix: only the route tree is of interest. */
-		w->topic[depth] = (struct level){ .text = w->lt->prefix[depth], .len = strlen(w->lt->prefix[depth]) };
+		w->topic[depth] =
+			(struct level){ .text = w->lt->prefix[depth], .len = strlen(w->lt->prefix[depth]) };
 		if (grant_alive(w, depth + 1))
 			walk_node(w, depth + 1);
 		return;
 	}
 	count = next_literals(w, depth,
-			      depth == p ? w->who->tenant : depth == p + 1 ? w->who->serial : NULL, &lits);
+			      depth == p     ? w->who->tenant :
+			      depth == p + 1 ? w->who->serial :
+					       NULL,
+			      &lits);
 	for (size_t i = 0; i <= count && !w->truncated; i++) {
 		/* Every literal the rules could compare with, then one value equal to none of them. */
-		w->topic[depth] = i < count ? (struct level){ .text = lits[i], .len = strlen(lits[i]) }
-					    : (struct level){ .text = NULL, .len = 0 };
+		w->topic[depth] = i < count ? (struct level){ .text = lits[i], .len = strlen(lits[i]) } :
+					      (struct level){ .text = NULL, .len = 0 };
 		if (grant_alive(w, depth + 1))
 			walk_node(w, depth + 1);
 	}
@@ -956,11 +1037,12 @@ static bool in_own_subtree(const struct walk *w, size_t depth)
 
 static void visit_device_write(struct walk *w, size_t depth, struct acl_decision d)
 {
-	const struct acl_rule *r = rule_at(w->lt->f, d.line);
+	const struct acl_rule *r;
 	enum acl_finding_kind kind;
 
 	if (in_own_subtree(w, depth))
 		return;
+	r = rule_at(w->lt->f, d.line);
 	if (r && r->pattern)
 		kind = ACL_FINDING_PATTERN_WRITE;
 	else if (level_is(&w->topic[w->lt->prefix_n], w->who->tenant))
@@ -977,9 +1059,13 @@ static void visit_device_read(struct walk *w, size_t depth, struct acl_decision 
 	record_hit(w->lt, w->rs, w->who, d.line, ACL_FINDING_CROSS_TENANT_READ, w->topic, depth);
 }
 
+/* The bridge's own grants only: what patterns give every user is judged by what they give devices. */
 static void visit_bridge_write(struct walk *w, size_t depth, struct acl_decision d)
 {
-	record_hit(w->lt, w->rs, w->who, d.line, ACL_FINDING_BRIDGE_WRITE, w->topic, depth);
+	const struct acl_rule *r = rule_at(w->lt->f, d.line);
+
+	if (r && !r->pattern)
+		record_hit(w->lt, w->rs, w->who, d.line, ACL_FINDING_BRIDGE_WRITE, w->topic, depth);
 }
 
 /* The device's own telemetry topic under the default route. Owned. */
@@ -988,20 +1074,46 @@ static char *probe_topic(const struct acl_policy *pol, const struct acl_device *
 	return format("%s/%s/%s/%s", pol->topic_prefix, dev->tenant, dev->serial, ACL_PROBE_LEAF);
 }
 
-static const struct acl_device *find_device(const struct acl_registry *reg, const char *serial)
+static int compare_devices_by_serial(const void *a, const void *b)
 {
-	for (size_t i = 0; i < reg->device_count; i++)
-		if (strcmp(reg->devices[i].serial, serial) == 0)
-			return &reg->devices[i];
-	return NULL;
+	return strcmp((*(const struct acl_device *const *)a)->serial,
+		      (*(const struct acl_device *const *)b)->serial);
 }
 
-static unsigned first_user_line(const struct acl_file *f, const char *name)
+static const struct acl_device *find_device(const struct lint *lt, const char *serial)
 {
-	for (size_t i = 0; i < f->user_count; i++)
-		if (strcmp(f->users[i].name, name) == 0)
-			return f->users[i].line;
-	return 0;
+	struct acl_device key = { .serial = serial };
+	const struct acl_device *keyp = &key, **found;
+
+	found = bsearch(&keyp, lt->by_serial, lt->reg->device_count, sizeof(*lt->by_serial),
+			compare_devices_by_serial);
+	return found ? *found : NULL;
+}
+
+static int compare_user_lines(const void *a, const void *b)
+{
+	const struct acl_user_line *x = *(const struct acl_user_line *const *)a;
+	const struct acl_user_line *y = *(const struct acl_user_line *const *)b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* The first `user NAME` line, 0 if none. */
+static unsigned first_user_line(const struct lint *lt, const char *name)
+{
+	size_t lo = 0, hi = lt->f->user_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(lt->users_by_name[mid]->name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < lt->f->user_count && strcmp(lt->users_by_name[lo]->name, name) == 0 ?
+		       lt->users_by_name[lo]->line :
+		       0;
 }
 
 /* Lines that name users: devices that are disabled, and names nobody registered. */
@@ -1009,21 +1121,23 @@ static void lint_users(struct lint *lt)
 {
 	for (size_t i = 0; i < lt->f->user_count; i++) {
 		const struct acl_user_line *u = &lt->f->users[i];
-		const struct acl_device *dev = find_device(lt->reg, u->name);
+		const struct acl_device *dev = find_device(lt, u->name);
 		char *name;
 
 		if (strcmp(u->name, lt->pol->bridge_user) == 0 || (dev && dev->enabled))
 			continue;
 		name = printable(u->name);
 		if (dev)
-			add_finding(lt, u->line, ACL_FINDING_DISABLED_DEVICE,
-				    format("user '%s' is a disabled device (tenant %s): remove its rules and its "
-					   "password",
-					   name, dev->tenant));
+			add_finding(
+				lt, u->line, ACL_FINDING_DISABLED_DEVICE,
+				format("user '%s' is a disabled device (tenant %s): remove its rules and its "
+				       "password",
+				       name, dev->tenant));
 		else
-			add_finding(lt, u->line, ACL_FINDING_UNKNOWN_USER,
-				    format("user '%s' is neither a registered device nor the bridge user '%s'", name,
-					   lt->pol->bridge_user));
+			add_finding(
+				lt, u->line, ACL_FINDING_UNKNOWN_USER,
+				format("user '%s' is neither a registered device nor the bridge user '%s'",
+				       name, lt->pol->bridge_user));
 		free(name);
 	}
 }
@@ -1042,8 +1156,10 @@ static void lint_rules(struct lint *lt)
 		size_t first_wild = SIZE_MAX;
 
 		if (!r->pattern && !r->user)
-			add_finding(lt, r->line, ACL_FINDING_ANONYMOUS,
-				    format("'%s' applies to anonymous clients (it comes before any 'user' line)", text));
+			add_finding(
+				lt, r->line, ACL_FINDING_ANONYMOUS,
+				format("'%s' applies to anonymous clients (it comes before any 'user' line)",
+				       text));
 		if (r->access & ACL_ACCESS_WRITE) {
 			/* %u stands for one literal level here: what matters is where the wildcards are. */
 			filter_compile(&fl, r->filter, r->pattern, r->pattern ? "%u" : NULL);
@@ -1051,10 +1167,11 @@ static void lint_rules(struct lint *lt)
 				if (fl.toks[k].kind != TOK_LIT)
 					first_wild = k;
 			if (first_wild <= lt->prefix_n && filters_overlap(&fl, &tree))
-				add_finding(lt, r->line, ACL_FINDING_WILDCARD_WRITE,
-					    format("'%s' grants write with a wildcard at the tenant level or above: it "
-						   "spans every tenant's tree %s",
-						   text, tree_text));
+				add_finding(
+					lt, r->line, ACL_FINDING_WILDCARD_WRITE,
+					format("'%s' grants write with a wildcard at the tenant level or above: it "
+					       "spans every tenant's tree %s",
+					       text, tree_text));
 			filter_clear(&fl);
 		}
 		free(text);
@@ -1084,18 +1201,21 @@ static void lint_subjects(struct lint *lt)
 		if (!dev->enabled || strcmp(dev->serial, lt->pol->bridge_user) == 0)
 			continue;
 		enabled++;
-		*who = (struct subject){ .username = dev->serial, .tenant = dev->tenant, .serial = dev->serial };
-		ruleset_build(&rs, lt->f, dev->serial);
+		*who = (struct subject){ .username = dev->serial,
+					 .tenant = dev->tenant,
+					 .serial = dev->serial };
+		ruleset_build(&rs, lt->f, &lt->ix, dev->serial);
 		walk(lt, &rs, who, ACL_ACCESS_WRITE, visit_device_write);
 		walk(lt, &rs, who, ACL_ACCESS_READ, visit_device_read);
 		probe = probe_topic(lt->pol, dev);
 		n = topic_split(probe, &levels);
 		d = ruleset_decide(&rs, levels, n, ACL_ACCESS_WRITE);
 		if (!d.allowed) {
-			char *why = d.line ? format("line %u denies it", d.line) : xstrdup("no rule grants it");
-			add_finding(lt, first_user_line(lt->f, dev->serial), ACL_FINDING_NO_WRITE_RULE,
-				    format("device %s (tenant %s) cannot publish %s: %s", dev->serial, dev->tenant,
-					   probe, why));
+			char *why =
+				d.line ? format("line %u denies it", d.line) : xstrdup("no rule grants it");
+			add_finding(lt, first_user_line(lt, dev->serial), ACL_FINDING_NO_WRITE_RULE,
+				    format("device %s (tenant %s) cannot publish %s: %s", dev->serial,
+					   dev->tenant, probe, why));
 			free(why);
 		}
 		free(levels);
@@ -1105,7 +1225,7 @@ static void lint_subjects(struct lint *lt)
 
 	struct subject *bridge = &subjects[reg->device_count];
 	*bridge = (struct subject){ .username = lt->pol->bridge_user };
-	ruleset_build(&rs, lt->f, lt->pol->bridge_user);
+	ruleset_build(&rs, lt->f, &lt->ix, lt->pol->bridge_user);
 	walk(lt, &rs, bridge, ACL_ACCESS_WRITE, visit_bridge_write);
 	for (size_t i = 0; i < reg->device_count; i++) {
 		const struct acl_device *dev = &reg->devices[i];
@@ -1124,10 +1244,11 @@ static void lint_subjects(struct lint *lt)
 	}
 	if (unreadable) {
 		char *user = printable(lt->pol->bridge_user);
-		add_finding(lt, first_user_line(lt->f, lt->pol->bridge_user), ACL_FINDING_BRIDGE_CANNOT_READ,
-			    format("the bridge user '%s' cannot read %s (%zu of %zu enabled device(s)): their "
-				   "readings would never reach the bridge",
-				   user, unreadable_example, unreadable, enabled));
+		add_finding(
+			lt, first_user_line(lt, lt->pol->bridge_user), ACL_FINDING_BRIDGE_CANNOT_READ,
+			format("the bridge user '%s' cannot read %s (%zu of %zu enabled device(s)): their "
+			       "readings would never reach the bridge",
+			       user, unreadable_example, unreadable, enabled));
 		free(user);
 	}
 	free(unreadable_example);
@@ -1138,38 +1259,53 @@ static void lint_subjects(struct lint *lt)
 		struct hit *h = &lt->hits[i];
 		const struct acl_rule *r = rule_at(lt->f, h->line);
 		char *text = printable(r ? r->text : "?");
-		char *more = h->subjects > 1 ? format(" (and %zu more device(s))", h->subjects - 1) : xstrdup("");
+		char *more =
+			h->subjects > 1 ? format(" (and %zu more device(s))", h->subjects - 1) : xstrdup("");
 		char *message = NULL;
+		bool implied = false;
 
-		switch (h->kind) {
+		/* A rule that reaches other tenants reaches the device's neighbours too: say the worse once. */
+		for (size_t j = 0; j < lt->hit_count && h->kind == ACL_FINDING_CROSS_DEVICE_WRITE; j++)
+			implied = implied || (lt->hits[j].line == h->line &&
+					      lt->hits[j].kind == ACL_FINDING_CROSS_TENANT_WRITE);
+
+		switch (implied ? ACL_FINDING_UNANALYSED : h->kind) {
+		case ACL_FINDING_UNANALYSED:
+			break; /* implied by another hit */
 		case ACL_FINDING_CROSS_TENANT_WRITE:
-			message = format("'%s' lets device %s (tenant %s) publish into another tenant's tree, e.g. %s",
-					 text, h->username, h->tenant, h->witness);
+			message = format(
+				"'%s' lets device %s (tenant %s) publish into another tenant's tree, e.g. %s",
+				text, h->username, h->tenant, h->witness);
 			break;
 		case ACL_FINDING_CROSS_DEVICE_WRITE:
-			message = format("'%s' lets device %s publish into another device's subtree of tenant %s, "
-					 "e.g. %s",
-					 text, h->username, h->tenant, h->witness);
+			message = format(
+				"'%s' lets device %s publish into another device's subtree of tenant %s, "
+				"e.g. %s",
+				text, h->username, h->tenant, h->witness);
 			break;
 		case ACL_FINDING_PATTERN_WRITE:
-			message = format("'%s' applies to every user and does not confine each device to its own "
-					 "subtree: %zu device(s) may publish outside it, e.g. %s (tenant %s) to %s",
-					 text, h->subjects, h->username, h->tenant, h->witness);
+			message = format(
+				"'%s' applies to every user and does not confine each device to its own "
+				"subtree: %zu device(s) may publish outside it, e.g. %s (tenant %s) to %s",
+				text, h->subjects, h->username, h->tenant, h->witness);
 			break;
 		case ACL_FINDING_CROSS_TENANT_READ:
-			message = format("'%s' lets device %s (tenant %s)%s read another tenant's tree, e.g. %s", text,
-					 h->username, h->tenant, more, h->witness);
+			message = format(
+				"'%s' lets device %s (tenant %s)%s read another tenant's tree, e.g. %s", text,
+				h->username, h->tenant, more, h->witness);
 			break;
 		case ACL_FINDING_BRIDGE_WRITE:
-			message = format("'%s' lets the bridge user '%s' publish into the route tree, e.g. %s (it "
-					 "only needs to read)",
-					 text, h->username, h->witness);
+			message = format(
+				"'%s' lets the bridge user '%s' publish into the route tree, e.g. %s (it "
+				"only needs to read)",
+				text, h->username, h->witness);
 			break;
 		default:
-			message = format("'%s': %s", text, h->witness);
+			message = format("'%s': e.g. %s", text, h->witness);
 			break;
 		}
-		add_finding(lt, h->line, h->kind, message);
+		if (message)
+			add_finding(lt, h->line, h->kind, message);
 		free(more);
 		free(text);
 		free(h->username);
@@ -1214,6 +1350,17 @@ size_t acl_lint(const struct acl_file *f, const struct acl_registry *reg, const 
 	struct lint lt = { .f = f, .reg = reg, .pol = pol };
 
 	lt.prefix_n = split_prefix(pol->topic_prefix, &lt.prefix);
+	rule_index_build(&lt.ix, f);
+	lt.by_serial = xcalloc(reg->device_count + 1, sizeof(*lt.by_serial));
+	for (size_t i = 0; i < reg->device_count; i++)
+		lt.by_serial[i] = &reg->devices[i];
+	if (reg->device_count > 1)
+		qsort(lt.by_serial, reg->device_count, sizeof(*lt.by_serial), compare_devices_by_serial);
+	lt.users_by_name = xcalloc(f->user_count + 1, sizeof(*lt.users_by_name));
+	for (size_t i = 0; i < f->user_count; i++)
+		lt.users_by_name[i] = &f->users[i];
+	if (f->user_count > 1)
+		qsort(lt.users_by_name, f->user_count, sizeof(*lt.users_by_name), compare_user_lines);
 	for (size_t i = 0; i < f->error_count; i++)
 		add_finding(&lt, f->errors[i].line, ACL_FINDING_SYNTAX, xstrdup(f->errors[i].message));
 	lint_users(&lt);
@@ -1224,6 +1371,9 @@ size_t acl_lint(const struct acl_file *f, const struct acl_registry *reg, const 
 	for (size_t i = 0; i < lt.prefix_n; i++)
 		free(lt.prefix[i]);
 	free(lt.prefix);
+	free(lt.by_serial);
+	free(lt.users_by_name);
+	rule_index_clear(&lt.ix);
 	*out = lt.findings;
 	return lt.finding_count;
 }
@@ -1304,7 +1454,8 @@ static bool safe_prefix(const char *prefix)
 
 static int compare_devices(const void *a, const void *b)
 {
-	const struct acl_device *x = *(const struct acl_device *const *)a, *y = *(const struct acl_device *const *)b;
+	const struct acl_device *x = *(const struct acl_device *const *)a,
+				*y = *(const struct acl_device *const *)b;
 	int c = strcmp(x->tenant, y->tenant);
 
 	return c ? c : strcmp(x->serial, y->serial);
@@ -1318,8 +1469,10 @@ static int export_devices(const struct acl_registry *reg, const struct acl_polic
 	size_t n = 0;
 
 	if (!safe_prefix(pol->topic_prefix)) {
-		snprintf(err, errlen, "topic prefix '%s' is not usable: it needs one or more non-empty levels without "
-			 "wildcards, '%%', white space or a leading '$'", pol->topic_prefix ? pol->topic_prefix : "");
+		snprintf(err, errlen,
+			 "topic prefix '%s' is not usable: it needs one or more non-empty levels without "
+			 "wildcards, '%%', white space or a leading '$'",
+			 pol->topic_prefix ? pol->topic_prefix : "");
 		goto fail;
 	}
 	if (!safe_name(pol->bridge_user)) {
@@ -1332,12 +1485,14 @@ static int export_devices(const struct acl_registry *reg, const struct acl_polic
 		if (!dev->enabled)
 			continue;
 		if (!safe_name(dev->serial) || !safe_name(dev->tenant)) {
-			snprintf(err, errlen, "device '%s' of tenant '%s' has a name the broker would misread", dev->serial,
-				 dev->tenant);
+			snprintf(err, errlen,
+				 "device '%s' of tenant '%s' has a name the broker would misread",
+				 dev->serial, dev->tenant);
 			goto fail;
 		}
 		if (strcmp(dev->serial, pol->bridge_user) == 0) {
-			snprintf(err, errlen, "device '%s' has the bridge user's name: choose another --bridge-user",
+			snprintf(err, errlen,
+				 "device '%s' has the bridge user's name: choose another --bridge-user",
 				 dev->serial);
 			goto fail;
 		}
@@ -1362,23 +1517,24 @@ static char *export_mosquitto(const struct acl_policy *pol, const struct acl_dev
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || strcmp(devs[i]->tenant, devs[i - 1]->tenant) != 0)
 			tenants++;
-	sb_printf(&sb,
-		  "# Mosquitto acl_file for mqtt2pg, written by `mqtt2pg acl export` from the device registry.\n"
-		  "# Regenerate it after registry changes and reload mosquitto (SIGHUP); edits here are lost.\n"
-		  "# Each enabled device logs in with its serial as username and may publish only into its own\n"
-		  "# subtree %s/<tenant>/<serial>/#. The bridge user may read the route tree. Nothing else is\n"
-		  "# granted: no anonymous rules, no patterns. %zu device(s) in %zu tenant(s).\n"
-		  "\n"
-		  "user %s\n"
-		  "topic read %s/+/+/#\n",
-		  pol->topic_prefix, n, tenants, pol->bridge_user, pol->topic_prefix);
+	sb_printf(
+		&sb,
+		"# Mosquitto acl_file for mqtt2pg, written by `mqtt2pg acl export` from the device registry.\n"
+		"# Regenerate it after registry changes and reload mosquitto (SIGHUP); edits here are lost.\n"
+		"# Each enabled device logs in with its serial as username and may publish only into its own\n"
+		"# subtree %s/<tenant>/<serial>/#. The bridge user may read the route tree. Nothing else is\n"
+		"# granted: no anonymous rules, no patterns. %zu device(s) in %zu tenant(s).\n"
+		"\n"
+		"user %s\n"
+		"topic read %s/+/+/#\n",
+		pol->topic_prefix, n, tenants, pol->bridge_user, pol->topic_prefix);
 	for (size_t i = 0; i < n; i++) {
 		if (!tenant || strcmp(tenant, devs[i]->tenant) != 0) {
 			tenant = devs[i]->tenant;
 			sb_printf(&sb, "\n# tenant %s\n", tenant);
 		}
-		sb_printf(&sb, "user %s\ntopic write %s/%s/%s/#\n", devs[i]->serial, pol->topic_prefix, devs[i]->tenant,
-			  devs[i]->serial);
+		sb_printf(&sb, "user %s\ntopic write %s/%s/%s/#\n", devs[i]->serial, pol->topic_prefix,
+			  devs[i]->tenant, devs[i]->serial);
 	}
 	return sb.buf;
 }
@@ -1399,7 +1555,7 @@ static void dynsec_client(cJSON *clients, const char *username, const char *text
 	cJSON *client = cJSON_CreateObject(), *roles = cJSON_CreateArray(), *ref = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(client, "username", username);
-	cJSON_AddStringToObject(client, "textname", textname);
+	cJSON_AddStringToObject(client, "textName", textname);
 	cJSON_AddStringToObject(ref, "rolename", role);
 	cJSON_AddItemToArray(roles, ref);
 	cJSON_AddItemToObject(client, "roles", roles);
@@ -1416,7 +1572,8 @@ static char *export_dynsec(const struct acl_policy *pol, const struct acl_device
 {
 	cJSON *root = cJSON_CreateObject(), *defaults = cJSON_CreateObject();
 	cJSON *clients = cJSON_CreateArray(), *roles = cJSON_CreateArray(), *role, *acls;
-	char *tree = format("%s/+/+/#", pol->topic_prefix), *shared = format("$share/+/%s/+/+/#", pol->topic_prefix);
+	char *tree = format("%s/+/+/#", pol->topic_prefix),
+	     *shared = format("$share/+/%s/+/+/#", pol->topic_prefix);
 	char *text;
 
 	cJSON_AddBoolToObject(defaults, "publishClientSend", false);
@@ -1429,7 +1586,7 @@ static char *export_dynsec(const struct acl_policy *pol, const struct acl_device
 	role = cJSON_CreateObject();
 	acls = cJSON_CreateArray();
 	cJSON_AddStringToObject(role, "rolename", "mqtt2pg-bridge");
-	cJSON_AddStringToObject(role, "textname", "reads the route tree");
+	cJSON_AddStringToObject(role, "textName", "reads the route tree");
 	cJSON_AddItemToArray(acls, dynsec_acl("subscribePattern", tree));
 	cJSON_AddItemToArray(acls, dynsec_acl("subscribePattern", shared));
 	cJSON_AddItemToArray(acls, dynsec_acl("publishClientReceive", tree));
@@ -1445,7 +1602,7 @@ static char *export_dynsec(const struct acl_policy *pol, const struct acl_device
 		role = cJSON_CreateObject();
 		acls = cJSON_CreateArray();
 		cJSON_AddStringToObject(role, "rolename", rolename);
-		cJSON_AddStringToObject(role, "textname", textname);
+		cJSON_AddStringToObject(role, "textName", textname);
 		cJSON_AddItemToArray(acls, dynsec_acl("publishClientSend", subtree));
 		cJSON_AddItemToObject(role, "acls", acls);
 		cJSON_AddItemToArray(roles, role);
@@ -1477,7 +1634,8 @@ int acl_export(const struct acl_registry *reg, const struct acl_policy *pol, enu
 
 	if (rc < 0)
 		return rc;
-	*out = format_kind == ACL_FORMAT_DYNSEC ? export_dynsec(pol, devs, n) : export_mosquitto(pol, devs, n);
+	*out = format_kind == ACL_FORMAT_DYNSEC ? export_dynsec(pol, devs, n) :
+						  export_mosquitto(pol, devs, n);
 	free(devs);
 	return 0;
 }
@@ -1486,8 +1644,8 @@ int acl_export(const struct acl_registry *reg, const struct acl_policy *pol, enu
 /* The command                                                                                             */
 /* ------------------------------------------------------------------------------------------------------ */
 
-#define ACL_USAGE                                                                                          \
-	"acl export [--format mosquitto|dynsec] [--bridge-user NAME] [--topic-prefix PREFIX] [-o FILE]\n"     \
+#define ACL_USAGE                                                                                         \
+	"acl export [--format mosquitto|dynsec] [--bridge-user NAME] [--topic-prefix PREFIX] [-o FILE]\n" \
 	"       mqtt2pg acl check FILE [--bridge-user NAME] [--topic-prefix PREFIX]"
 
 /* The registry as read from the database; strings borrow res. */
@@ -1515,8 +1673,9 @@ static int load_registry(const char *conninfo, struct loaded_registry *lr)
 
 	memset(lr, 0, sizeof(*lr));
 	if (!conninfo) {
-		fprintf(stderr, "mqtt2pg: no admin database: pass --db CONNINFO, set $MQTT2PG_ADMIN_CONNINFO, "
-				"or database.admin_conninfo in the config\n");
+		fprintf(stderr,
+			"mqtt2pg: no admin database: pass --db CONNINFO, set $MQTT2PG_ADMIN_CONNINFO, "
+			"or database.admin_conninfo in the config\n");
 		return -1;
 	}
 	if (!(conn = db_connect("acl", conninfo, NULL, "mqtt2pg-acl")))
@@ -1524,7 +1683,8 @@ static int load_registry(const char *conninfo, struct loaded_registry *lr)
 	lr->res = PQexec(conn, "SELECT t.slug, d.serial, d.enabled FROM tenants t "
 			       "LEFT JOIN devices d ON d.tenant_id = t.id ORDER BY t.slug, d.serial");
 	if (PQresultStatus(lr->res) != PGRES_TUPLES_OK) {
-		fprintf(stderr, "mqtt2pg: reading the registry: %s\n", db_error_line(conn, lr->res, err, sizeof(err)));
+		fprintf(stderr, "mqtt2pg: reading the registry: %s\n",
+			db_error_line(conn, lr->res, err, sizeof(err)));
 		PQfinish(conn);
 		loaded_registry_clear(lr);
 		return -1;
@@ -1651,7 +1811,8 @@ static bool parse_args(int argc, char **argv, struct acl_args *a)
 		} else if (!slot && argv[i][0] != '-' && !a->file) {
 			a->file = argv[i];
 		} else {
-			fprintf(stderr, "mqtt2pg: acl: unexpected '%s'\nusage: mqtt2pg " ACL_USAGE "\n", argv[i]);
+			fprintf(stderr, "mqtt2pg: acl: unexpected '%s'\nusage: mqtt2pg " ACL_USAGE "\n",
+				argv[i]);
 			return false;
 		}
 	}
@@ -1671,11 +1832,13 @@ static int acl_export_command(const char *conninfo, const struct acl_args *a)
 	} else if (strcmp(a->format, "dynsec") == 0) {
 		fmt = ACL_FORMAT_DYNSEC;
 	} else {
-		fprintf(stderr, "mqtt2pg: acl export: unknown format '%s' (mosquitto or dynsec)\n", a->format);
+		fprintf(stderr, "mqtt2pg: acl export: unknown format '%s' (mosquitto or dynsec)\n",
+			a->format);
 		return 2;
 	}
 	if (a->file) {
-		fprintf(stderr, "mqtt2pg: acl export: unexpected '%s' (write to a file with -o FILE)\n", a->file);
+		fprintf(stderr, "mqtt2pg: acl export: unexpected '%s' (write to a file with -o FILE)\n",
+			a->file);
 		return 2;
 	}
 	if (load_registry(conninfo, &lr) < 0)
@@ -1688,7 +1851,8 @@ static int acl_export_command(const char *conninfo, const struct acl_args *a)
 		if (write_file_atomically(a->output, text) < 0)
 			goto out;
 	} else if (fputs(text, stdout) == EOF || fflush(stdout) == EOF) {
-		fprintf(stderr, "mqtt2pg: acl export: cannot write to standard output: %s\n", strerror(errno));
+		fprintf(stderr, "mqtt2pg: acl export: cannot write to standard output: %s\n",
+			strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -1727,16 +1891,18 @@ static int acl_check_command(const char *conninfo, const struct acl_args *a)
 	path = printable(a->file);
 	for (size_t i = 0; i < count; i++) {
 		if (findings[i].line)
-			printf("%s:%u: %s: %s\n", path, findings[i].line, acl_finding_kind_name(findings[i].kind),
-			       findings[i].message);
+			printf("%s:%u: %s: %s\n", path, findings[i].line,
+			       acl_finding_kind_name(findings[i].kind), findings[i].message);
 		else
-			printf("%s: %s: %s\n", path, acl_finding_kind_name(findings[i].kind), findings[i].message);
+			printf("%s: %s: %s\n", path, acl_finding_kind_name(findings[i].kind),
+			       findings[i].message);
 	}
 	for (size_t i = 0; i < lr.reg.device_count; i++)
 		enabled += lr.reg.devices[i].enabled;
 	fflush(stdout);
-	fprintf(stderr, "mqtt2pg: acl check %s: %zu finding(s) in %zu rule(s), against %zu enabled device(s) of %zu "
-			"tenant(s)\n",
+	fprintf(stderr,
+		"mqtt2pg: acl check %s: %zu finding(s) in %zu rule(s), against %zu enabled device(s) of %zu "
+		"tenant(s)\n",
 		path, count, f->rule_count, enabled, lr.reg.tenant_count);
 	free(path);
 	acl_findings_free(findings, count);

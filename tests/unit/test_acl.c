@@ -39,8 +39,8 @@ static size_t lint(const char *text, struct acl_finding **out)
 
 	if (getenv("ACL_TEST_VERBOSE"))
 		for (size_t i = 0; i < n; i++)
-			fprintf(stderr, "\n  %u: %s: %s", (*out)[i].line, acl_finding_kind_name((*out)[i].kind),
-				(*out)[i].message);
+			fprintf(stderr, "\n  %u: %s: %s", (*out)[i].line,
+				acl_finding_kind_name((*out)[i].kind), (*out)[i].message);
 	acl_file_free(f);
 	return n;
 }
@@ -50,7 +50,8 @@ static bool has(const struct acl_finding *fs, size_t n, unsigned line, enum acl_
 		const char *fragment)
 {
 	for (size_t i = 0; i < n; i++)
-		if (fs[i].line == line && fs[i].kind == kind && (!fragment || strstr(fs[i].message, fragment)))
+		if (fs[i].line == line && fs[i].kind == kind &&
+		    (!fragment || strstr(fs[i].message, fragment)))
 			return true;
 	fprintf(stderr, "\n  no %s finding at line %u%s%s", acl_finding_kind_name(kind), line,
 		fragment ? " mentioning " : "", fragment ? fragment : "");
@@ -77,14 +78,14 @@ static void test_topic_matches(void)
 	CU_ASSERT_TRUE(acl_topic_matches("solar/+/+/#", "solar/acme/INV-1/telemetry"));
 	CU_ASSERT_TRUE(acl_topic_matches("solar/+/+/#", "solar/acme/INV-1")); /* '#' matches the parent too */
 	CU_ASSERT_FALSE(acl_topic_matches("solar/+/+/#", "solar/acme"));
-	CU_ASSERT_TRUE(acl_topic_matches("solar/+/x", "solar//x"));           /* '+' matches an empty level */
+	CU_ASSERT_TRUE(acl_topic_matches("solar/+/x", "solar//x")); /* '+' matches an empty level */
 	CU_ASSERT_FALSE(acl_topic_matches("solar/+", "solar/a/b"));
 	CU_ASSERT_TRUE(acl_topic_matches("#", "anything/at/all"));
-	CU_ASSERT_FALSE(acl_topic_matches("#", "$SYS/broker/uptime"));       /* '$' topics need a literal */
+	CU_ASSERT_FALSE(acl_topic_matches("#", "$SYS/broker/uptime")); /* '$' topics need a literal */
 	CU_ASSERT_FALSE(acl_topic_matches("+/broker/uptime", "$SYS/broker/uptime"));
 	CU_ASSERT_TRUE(acl_topic_matches("$SYS/#", "$SYS/broker/uptime"));
 	CU_ASSERT_FALSE(acl_topic_matches("solar/acme/#", "solar/acmeX/1"));
-	CU_ASSERT_FALSE(acl_topic_matches("solar/#", "solar/+/x"));          /* not a topic name */
+	CU_ASSERT_FALSE(acl_topic_matches("solar/#", "solar/+/x")); /* not a topic name */
 }
 
 static void test_filters_overlap(void)
@@ -95,8 +96,8 @@ static void test_filters_overlap(void)
 	CU_ASSERT_TRUE(acl_filters_overlap("solar/acme/+/x", "solar/+/INV-1/#"));
 	CU_ASSERT_TRUE(acl_filters_overlap("solar/acme/INV-1/#", "solar/acme/INV-1")); /* at the parent */
 	CU_ASSERT_FALSE(acl_filters_overlap("solar/acme/#", "solar/beta/#"));
-	CU_ASSERT_FALSE(acl_filters_overlap("solar/+", "solar/+/+/#"));           /* too short */
-	CU_ASSERT_FALSE(acl_filters_overlap("solar/+/+", "solar/+/+/+/+"));       /* lengths differ */
+	CU_ASSERT_FALSE(acl_filters_overlap("solar/+", "solar/+/+/#"));	    /* too short */
+	CU_ASSERT_FALSE(acl_filters_overlap("solar/+/+", "solar/+/+/+/+")); /* lengths differ */
 	CU_ASSERT_FALSE(acl_filters_overlap("other/#", "solar/+/+/#"));
 	CU_ASSERT_FALSE(acl_filters_overlap("#", "$SYS/#"));
 	CU_ASSERT_TRUE(acl_filters_overlap("$SYS/#", "$SYS/broker/+"));
@@ -111,7 +112,7 @@ static void test_filter_covers(void)
 	CU_ASSERT_TRUE(acl_filter_covers("a/+", "a/b"));
 	CU_ASSERT_FALSE(acl_filter_covers("solar/acme/INV-1/#", "solar/acme/+/telemetry"));
 	CU_ASSERT_FALSE(acl_filter_covers("solar/acme/INV-1/#", "solar/#"));
-	CU_ASSERT_FALSE(acl_filter_covers("a/+", "a/#"));       /* a/# also matches a and a/b/c */
+	CU_ASSERT_FALSE(acl_filter_covers("a/+", "a/#")); /* a/# also matches a and a/b/c */
 	CU_ASSERT_FALSE(acl_filter_covers("a/b/#", "a"));
 	CU_ASSERT_FALSE(acl_filter_covers("#", "$SYS/x"));
 }
@@ -119,20 +120,20 @@ static void test_filter_covers(void)
 static void test_parse(void)
 {
 	struct acl_file *f = parse("# comment\n"
-				   "topic read $SYS/#\n"         /* 2: anonymous */
+				   "topic read $SYS/#\n" /* 2: anonymous */
 				   "\n"
-				   "user INV-A1\n"               /* 4 */
+				   "user INV-A1\n" /* 4 */
 				   "topic write solar/acme/INV-A1/#\n"
-				   "topic   solar/x  \n"         /* 6: readwrite by default, blanks trimmed */
+				   "topic   solar/x  \n" /* 6: readwrite by default, blanks trimmed */
 				   "pattern deny solar/%u/secret\n"
-				   "  # indented comment\n"      /* 8: mosquitto refuses */
-				   "user\n"                      /* 9: no name */
-				   "topic\twrite\tsolar/#\n"     /* 10: tabs are not separators */
-				   "topic read\n"                /* 11: the topic named "read" */
-				   "topic rw solar/#\n"          /* 12: unknown access */
-				   "topic write solar/#/x\n"     /* 13: invalid filter */
-				   "user   two words  \r\n"      /* 14: a user name may hold a space */
-				   "topic deny a/b");             /* 15: no final newline */
+				   "  # indented comment\n"  /* 8: mosquitto refuses */
+				   "user\n"		     /* 9: no name */
+				   "topic\twrite\tsolar/#\n" /* 10: tabs are not separators */
+				   "topic read\n"	     /* 11: the topic named "read" */
+				   "topic rw solar/#\n"	     /* 12: unknown access */
+				   "topic write solar/#/x\n" /* 13: invalid filter */
+				   "user   two words  \r\n"  /* 14: a user name may hold a space */
+				   "topic deny a/b");	     /* 15: no final newline */
 
 	CU_ASSERT_EQUAL_FATAL(f->rule_count, 6);
 	CU_ASSERT_EQUAL(f->rules[0].line, 2);
@@ -211,10 +212,12 @@ static void test_export_is_clean(void)
 	char *text = NULL, err[256];
 	size_t n;
 
-	CU_ASSERT_EQUAL_FATAL(acl_export(&registry, &policy, ACL_FORMAT_MOSQUITTO, &text, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(acl_export(&registry, &policy, ACL_FORMAT_MOSQUITTO, &text, err, sizeof(err)),
+			      0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "user mqtt2pg\ntopic read solar/+/+/#\n"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(text, "# tenant acme\nuser INV-A1\ntopic write solar/acme/INV-A1/#\n"
-					    "user INV-A2\ntopic write solar/acme/INV-A2/#\n\n# tenant beta\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text,
+				      "# tenant acme\nuser INV-A1\ntopic write solar/acme/INV-A1/#\n"
+				      "user INV-A2\ntopic write solar/acme/INV-A2/#\n\n# tenant beta\n"));
 	CU_ASSERT_PTR_NULL(strstr(text, "INV-A3")); /* disabled: nothing granted */
 	CU_ASSERT_PTR_NULL(strstr(text, "\npattern "));
 	n = lint(text, &fs);
@@ -227,9 +230,13 @@ static void test_export_deterministic_and_checked(void)
 {
 	/* The same registry in another order gives the same bytes. */
 	const struct acl_device shuffled[] = { devices[3], devices[1], devices[2], devices[0] };
-	const struct acl_registry reg2 = { .devices = shuffled, .device_count = 4, .tenants = tenants, .tenant_count = 3 };
+	const struct acl_registry reg2 = {
+		.devices = shuffled, .device_count = 4, .tenants = tenants, .tenant_count = 3
+	};
 	const struct acl_device clash[] = { { .serial = "mqtt2pg", .tenant = "acme", .enabled = true } };
-	const struct acl_registry reg3 = { .devices = clash, .device_count = 1, .tenants = tenants, .tenant_count = 1 };
+	const struct acl_registry reg3 = {
+		.devices = clash, .device_count = 1, .tenants = tenants, .tenant_count = 1
+	};
 	const struct acl_policy bad_prefix = { .topic_prefix = "solar/+", .bridge_user = "mqtt2pg" };
 	const struct acl_policy bad_user = { .topic_prefix = "solar", .bridge_user = "a b" };
 	char *a = NULL, *b = NULL, *c = NULL, err[256];
@@ -254,18 +261,22 @@ static void test_export_dynsec(void)
 	CU_ASSERT_EQUAL_FATAL(acl_export(&registry, &policy, ACL_FORMAT_DYNSEC, &text, err, sizeof(err)), 0);
 	root = cJSON_Parse(text);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-	CU_ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "defaultACLAccess"),
-							 "publishClientSend")));
+	CU_ASSERT_TRUE(cJSON_IsFalse(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(root, "defaultACLAccess"), "publishClientSend")));
 	clients = cJSON_GetObjectItem(root, "clients");
 	roles = cJSON_GetObjectItem(root, "roles");
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(clients), 4); /* the bridge and three enabled devices */
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(roles), 4);
-	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(clients, 1), "username")->valuestring, "INV-A1");
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(clients, 1), "username")->valuestring,
+			       "INV-A1");
 	CU_ASSERT_PTR_NULL(cJSON_GetObjectItem(cJSON_GetArrayItem(clients, 1), "password"));
+	/* The bridge may subscribe to the tree, also as a shared subscription, and receive from it. */
+	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(roles, 0), "acls")), 3);
 	role = cJSON_GetArrayItem(roles, 1);
 	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(role, "rolename")->valuestring, "mqtt2pg-device-INV-A1");
 	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(role, "acls"), 0), "topic")->valuestring,
+		cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(role, "acls"), 0), "topic")
+			->valuestring,
 		"solar/acme/INV-A1/#");
 	cJSON_Delete(root);
 	free(text);
@@ -278,15 +289,15 @@ static void test_lint_loose(void)
 	size_t n = lint("user mqtt2pg\n"
 			"topic read solar/+/+/#\n"
 			"user INV-A1\n"
-			"topic write solar/#\n"                 /* 4 */
+			"topic write solar/#\n" /* 4 */
 			"user INV-A2\n"
-			"topic solar/acme/+/#\n"                /* 6: readwrite counts as write */
+			"topic solar/acme/+/#\n" /* 6: readwrite counts as write */
 			"user INV-B1\n"
 			"topic write solar/beta/INV-B1/#\n"
-			"topic read solar/acme/#\n"             /* 9 */
-			"user INV-A3\n"                         /* 10: disabled */
+			"topic read solar/acme/#\n" /* 9 */
+			"user INV-A3\n"		    /* 10: disabled */
 			"topic write solar/acme/INV-A3/#\n"
-			"user mallory\n"                        /* 12 */
+			"user mallory\n" /* 12 */
 			"topic write solar/beta/INV-B1/#\n",
 			&fs);
 
@@ -309,22 +320,26 @@ static void test_lint_patterns(void)
 	n = lint("user mqtt2pg\ntopic read solar/+/+/#\npattern write solar/+/%u/#\n", &fs);
 	CU_ASSERT_TRUE(has(fs, n, 3, ACL_FINDING_PATTERN_WRITE, "3 device(s)"));
 	CU_ASSERT_TRUE(has(fs, n, 3, ACL_FINDING_WILDCARD_WRITE, NULL));
-	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(n, 2); /* the bridge gets solar/+/mqtt2pg/# too, but patterns are judged by devices */
 	acl_findings_free(fs, n);
 
 	/* A pattern without %u or %c applies to every user alike. */
-	n = lint("user mqtt2pg\ntopic read solar/+/+/#\npattern write solar/acme/#\npattern write solar/beta/#\n", &fs);
+	n = lint(
+		"user mqtt2pg\ntopic read solar/+/+/#\npattern write solar/acme/#\npattern write solar/beta/#\n",
+		&fs);
 	CU_ASSERT_TRUE(has(fs, n, 3, ACL_FINDING_PATTERN_WRITE, "INV-"));
 	CU_ASSERT_TRUE(has(fs, n, 4, ACL_FINDING_PATTERN_WRITE, NULL));
-	CU_ASSERT_FALSE(n > 0 && fs[0].kind == ACL_FINDING_WILDCARD_WRITE); /* no wildcard at the tenant level */
+	CU_ASSERT_FALSE(n > 0 &&
+			fs[0].kind == ACL_FINDING_WILDCARD_WRITE); /* no wildcard at the tenant level */
 	acl_findings_free(fs, n);
 
 	/* The client id is the client's choice: %c at the serial level confines nothing. */
-	n = lint("user mqtt2pg\ntopic read solar/+/+/#\n"
-		 "user INV-A1\ntopic write solar/acme/INV-A1/#\nuser INV-A2\ntopic write solar/acme/INV-A2/#\n"
-		 "user INV-B1\ntopic write solar/beta/INV-B1/#\n"
-		 "pattern write solar/acme/%c/#\n",
-		 &fs);
+	n = lint(
+		"user mqtt2pg\ntopic read solar/+/+/#\n"
+		"user INV-A1\ntopic write solar/acme/INV-A1/#\nuser INV-A2\ntopic write solar/acme/INV-A2/#\n"
+		"user INV-B1\ntopic write solar/beta/INV-B1/#\n"
+		"pattern write solar/acme/%c/#\n",
+		&fs);
 	CU_ASSERT_TRUE(has(fs, n, 9, ACL_FINDING_PATTERN_WRITE, NULL));
 	acl_findings_free(fs, n);
 }
@@ -334,7 +349,9 @@ static void test_lint_patterns(void)
 static void test_lint_confined(void)
 {
 	const struct acl_device one_tenant[] = { devices[0], devices[1] };
-	const struct acl_registry reg = { .devices = one_tenant, .device_count = 2, .tenants = tenants, .tenant_count = 1 };
+	const struct acl_registry reg = {
+		.devices = one_tenant, .device_count = 2, .tenants = tenants, .tenant_count = 1
+	};
 	const char *text = "user mqtt2pg\ntopic read solar/+/+/#\npattern write solar/acme/%u/#\n";
 	struct acl_file *f = parse(text);
 	struct acl_finding *fs = NULL;
@@ -344,11 +361,12 @@ static void test_lint_confined(void)
 	acl_findings_free(fs, n);
 	acl_file_free(f);
 
-	n = lint("user mqtt2pg\ntopic read solar/+/+/#\n"
-		 "user INV-A1\ntopic deny solar/beta/#\ntopic deny solar/gamma/#\ntopic deny solar/+/INV-A2/#\n"
-		 "topic deny solar/+/INV-B1/#\ntopic write solar/+/INV-A1/#\n"
-		 "user INV-A2\ntopic write solar/acme/INV-A2/#\nuser INV-B1\ntopic write solar/beta/INV-B1/#\n",
-		 &fs);
+	n = lint(
+		"user mqtt2pg\ntopic read solar/+/+/#\n"
+		"user INV-A1\ntopic deny solar/beta/#\ntopic deny solar/gamma/#\ntopic deny solar/+/INV-A2/#\n"
+		"topic deny solar/+/INV-B1/#\ntopic write solar/+/INV-A1/#\n"
+		"user INV-A2\ntopic write solar/acme/INV-A2/#\nuser INV-B1\ntopic write solar/beta/INV-B1/#\n",
+		&fs);
 	/* solar/<any other tenant>/INV-A1 is still open: the denies name only the tenants known today. */
 	CU_ASSERT_TRUE(has(fs, n, 8, ACL_FINDING_CROSS_TENANT_WRITE, "<other-tenant>"));
 	CU_ASSERT_TRUE(has(fs, n, 8, ACL_FINDING_WILDCARD_WRITE, NULL));
@@ -359,12 +377,12 @@ static void test_lint_confined(void)
 static void test_lint_reachability(void)
 {
 	struct acl_finding *fs = NULL;
-	size_t n = lint("topic read $SYS/#\n"                             /* 1: anonymous */
+	size_t n = lint("topic read $SYS/#\n" /* 1: anonymous */
 			"user mqtt2pg\n"
-			"topic readwrite solar/acme/+/#\n"               /* 3: the bridge may write; misses beta */
+			"topic readwrite solar/acme/+/#\n" /* 3: the bridge may write; misses beta */
 			"user INV-A1\n"
 			"topic write solar/acme/INV-A1/#\n"
-			"topic deny solar/acme/INV-A1/telemetry\n"       /* 6 */
+			"topic deny solar/acme/INV-A1/telemetry\n" /* 6 */
 			"user INV-B1\n"
 			"topic write solar/beta/INV-B1/#\n",
 			&fs);
