@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * batch: one tenant's accepted messages waiting to be written in one transaction, and the formatting of
+ * batch: one tenant's accepted messages waiting to be written in one transaction, and the encoding of
  * their readings into the four array parameters of the insert statement (see writer.c):
- *   times (bigint microseconds since the epoch), device ids, point ids, values (float8, exact round-trip).
+ *   times (bigint microseconds since the epoch), device ids, point ids, values (float8).
  * Pure: no I/O, so it is unit-tested without a database.
  */
 #ifndef MQTT2PG_BATCH_H
@@ -33,16 +33,32 @@ bool batch_due(const struct batch *b, size_t max_rows, int64_t max_age_ms, int64
 /* Hands the messages to the caller (the chain, ->next linked) and empties the batch. */
 struct message *batch_take(struct batch *b, size_t *message_count);
 
-/* Reusable text buffers for the array parameters. */
+/*
+ * The four array parameters in PostgreSQL's binary array format (what array_recv reads: a header, then per
+ * element its length and its value in network byte order), reusable from one flush to the next. Binary,
+ * not text: no number formatting on our side and no number parsing on the server's, and a double arrives
+ * bit for bit.
+ */
+struct batch_array {
+	unsigned char *bytes;
+	size_t len, cap;
+};
+
 struct batch_arrays {
-	char *times, *devices, *points, *values;
-	size_t times_cap, devices_cap, points_cap, values_cap;
+	struct batch_array times;   /* int8[]: microseconds since the Unix epoch */
+	struct batch_array devices; /* int4[] */
+	struct batch_array points;  /* int4[] */
+	struct batch_array values;  /* float8[] */
 	size_t rows;
 };
 
+#define BATCH_OID_INT8 20
+#define BATCH_OID_INT4 23
+#define BATCH_OID_FLOAT8 701
+
 /*
- * Formats the readings of count messages starting at first as PostgreSQL array literals ("{1,2,3}").
- * Every reading must already have a registered point (point_id > 0).
+ * Fills the arrays with the readings of count messages starting at first. Every reading must already have a
+ * registered point (point_id > 0).
  */
 void batch_arrays_build(struct batch_arrays *a, const struct message *first, size_t count);
 

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * batch: accumulation per tenant and array formatting. Formatting is on the hot path (every reading
- * passes through it once), so it appends into buffers that are reused from one flush to the next.
+ * batch: accumulation per tenant and array encoding. Encoding is on the hot path (every reading passes
+ * through it once), so it writes into buffers that are reused from one flush to the next, sized once.
  */
 #include "batch.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,60 +48,94 @@ struct message *batch_take(struct batch *b, size_t *message_count)
 	return chain;
 }
 
-/* Appends text to a growing buffer at *len. */
-static void append(char **buf, size_t *cap, size_t *len, const char *text, size_t n)
+static void reserve(struct batch_array *a, size_t bytes)
 {
-	if (*len + n + 1 > *cap) {
-		*cap = *cap ? *cap * 2 : 4096;
-		while (*len + n + 1 > *cap)
-			*cap *= 2;
-		*buf = xrealloc(*buf, *cap);
-	}
-	memcpy(*buf + *len, text, n);
-	*len += n;
-	(*buf)[*len] = '\0';
+	if (bytes <= a->cap)
+		return;
+	a->cap = a->cap ? a->cap : 4096;
+	while (a->cap < bytes)
+		a->cap *= 2;
+	a->bytes = xrealloc(a->bytes, a->cap);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+	put_u32(p, (uint32_t)(v >> 32));
+	put_u32(p + 4, (uint32_t)v);
+}
+
+/* The 20-byte header of a one-dimensional array without NULLs. Returns the room its elements need. */
+static void start_array(struct batch_array *a, uint32_t element_oid, size_t rows, size_t element_bytes)
+{
+	reserve(a, 20 + rows * (4 + element_bytes));
+	put_u32(a->bytes, 1);            /* dimensions */
+	put_u32(a->bytes + 4, 0);        /* no NULLs */
+	put_u32(a->bytes + 8, element_oid);
+	put_u32(a->bytes + 12, (uint32_t)rows);
+	put_u32(a->bytes + 16, 1);       /* lower bound */
+	a->len = 20;
+}
+
+static void put_int8(struct batch_array *a, int64_t v)
+{
+	put_u32(a->bytes + a->len, 8);
+	put_u64(a->bytes + a->len + 4, (uint64_t)v);
+	a->len += 12;
+}
+
+static void put_int4(struct batch_array *a, int32_t v)
+{
+	put_u32(a->bytes + a->len, 4);
+	put_u32(a->bytes + a->len + 4, (uint32_t)v);
+	a->len += 8;
+}
+
+static void put_float8(struct batch_array *a, double v)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &v, sizeof(bits));
+	put_u32(a->bytes + a->len, 8);
+	put_u64(a->bytes + a->len + 4, bits);
+	a->len += 12;
 }
 
 void batch_arrays_build(struct batch_arrays *a, const struct message *first, size_t count)
 {
-	size_t tl = 0, dl = 0, pl = 0, vl = 0;
 	const struct message *m = first;
-	char num[40];
-	int n;
+	size_t rows = 0;
 
-	a->rows = 0;
-	append(&a->times, &a->times_cap, &tl, "{", 1);
-	append(&a->devices, &a->devices_cap, &dl, "{", 1);
-	append(&a->points, &a->points_cap, &pl, "{", 1);
-	append(&a->values, &a->values_cap, &vl, "{", 1);
+	for (size_t i = 0; i < count && m; i++, m = m->next)
+		rows += m->reading_count;
+	start_array(&a->times, BATCH_OID_INT8, rows, 8);
+	start_array(&a->devices, BATCH_OID_INT4, rows, 4);
+	start_array(&a->points, BATCH_OID_INT4, rows, 4);
+	start_array(&a->values, BATCH_OID_FLOAT8, rows, 8);
+	m = first;
 	for (size_t i = 0; i < count && m; i++, m = m->next) {
 		for (uint32_t r = 0; r < m->reading_count; r++) {
-			const struct reading *rd = &m->readings[r];
-			const char *sep = a->rows ? "," : "";
-
-			n = snprintf(num, sizeof(num), "%s%lld", sep, (long long)rd->time_us);
-			append(&a->times, &a->times_cap, &tl, num, (size_t)n);
-			n = snprintf(num, sizeof(num), "%s%d", sep, (int)m->device_id);
-			append(&a->devices, &a->devices_cap, &dl, num, (size_t)n);
-			n = snprintf(num, sizeof(num), "%s%d", sep, (int)rd->point_id);
-			append(&a->points, &a->points_cap, &pl, num, (size_t)n);
-			/* %.17g round-trips every finite double exactly. */
-			n = snprintf(num, sizeof(num), "%s%.17g", sep, rd->value);
-			append(&a->values, &a->values_cap, &vl, num, (size_t)n);
-			a->rows++;
+			put_int8(&a->times, m->readings[r].time_us);
+			put_int4(&a->devices, m->device_id);
+			put_int4(&a->points, m->readings[r].point_id);
+			put_float8(&a->values, m->readings[r].value);
 		}
 	}
-	append(&a->times, &a->times_cap, &tl, "}", 1);
-	append(&a->devices, &a->devices_cap, &dl, "}", 1);
-	append(&a->points, &a->points_cap, &pl, "}", 1);
-	append(&a->values, &a->values_cap, &vl, "}", 1);
+	a->rows = rows;
 }
 
 void batch_arrays_free(struct batch_arrays *a)
 {
-	free(a->times);
-	free(a->devices);
-	free(a->points);
-	free(a->values);
+	free(a->times.bytes);
+	free(a->devices.bytes);
+	free(a->points.bytes);
+	free(a->values.bytes);
 	memset(a, 0, sizeof(*a));
 }

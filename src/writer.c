@@ -238,15 +238,18 @@ static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, s
 
 	batch_arrays_build(&w->arrays, first, count);
 	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
-	params[0] = w->arrays.times;
-	params[1] = w->arrays.devices;
-	params[2] = w->arrays.points;
-	params[3] = w->arrays.values;
+	const int lengths[5] = {(int)w->arrays.times.len, (int)w->arrays.devices.len, (int)w->arrays.points.len,
+				(int)w->arrays.values.len, 0};
+	const int formats[5] = {1, 1, 1, 1, 0};
+	params[0] = (const char *)w->arrays.times.bytes;
+	params[1] = (const char *)w->arrays.devices.bytes;
+	params[2] = (const char *)w->arrays.points.bytes;
+	params[3] = (const char *)w->arrays.values.bytes;
 	params[4] = tenant;
 	outcome = begin_tenant(w, tenant_id);
 	if (outcome != WRITE_OK)
 		goto fail;
-	res = PQexecPrepared(w->conn, "insert_readings", 5, params, NULL, NULL, 0);
+	res = PQexecPrepared(w->conn, "insert_readings", 5, params, lengths, formats, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		outcome = classify(w, res, "insert readings");
 		PQclear(res);
