@@ -37,7 +37,7 @@ m2p_admin device add OTHER-1 --tenant other --point total_output_power:W >/dev/n
 m2p_admin device list
 
 conf=$IT_DIR/mqtt2pg.conf
-bridge_config "$conf"
+bridge_config "$conf" 'aggregates = { interval = 2; };'
 bridge_start "$conf"
 it_log "bridge running (log: $BRIDGE_LOG); publishing one hour of telemetry, one message a minute per inverter"
 
@@ -60,9 +60,12 @@ publish solar/demo/INV-0003/telemetry '{"measurements":{"total_output_power":'
 
 wait_until 30 rows_ge 720 || fail "only $(rows) of 720 rows arrived"
 wait_until 10 rejected_ge 4 || fail "only $(rejected) of 4 rejections recorded"
+aggregates_done() { test "$(psql_super "SELECT count(*) FROM aggregate_dirty")" -eq 0 && test "$(psql_super "SELECT count(*) FROM measurements_5m")" -gt 0; }
+wait_until 20 aggregates_done || fail "aggregates not computed"
 
 echo
-echo "== rows per device (as the dashboard role, tenant 'demo' context: RLS in action) =="
+echo "== rows per device, latest values, and energy from the 5-minute aggregates =="
+echo "   (read as the dashboard role mqtt2pg_reader in tenant 'demo''s RLS context)"
 psql -X -v ON_ERROR_STOP=1 "$READER_DB" -q <<SQL
 BEGIN;
 SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'demo'), true) \\g /dev/null
@@ -71,6 +74,10 @@ SELECT d.serial, count(*) AS rows, min(m.time) AS first, max(m.time) AS last
 SELECT d.serial, p.name AS point, m.value, p.unit, m.time
   FROM measurements m JOIN devices d ON d.id = m.device_id JOIN points p ON p.id = m.point_id
  WHERE m.time = (SELECT max(time) FROM measurements) ORDER BY d.serial, p.name;
+SELECT d.serial, count(*) AS buckets, round(avg(a.avg)::numeric, 1) AS avg_power_w,
+       round(sum(a.integral)::numeric / 1000, 2) AS energy_kwh
+  FROM measurements_5m a JOIN devices d ON d.id = a.device_id JOIN points p ON p.id = a.point_id
+ WHERE p.name = 'total_output_power' GROUP BY d.serial ORDER BY d.serial;
 COMMIT;
 SQL
 echo "== rejected messages, by reason =="
