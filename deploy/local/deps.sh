@@ -20,7 +20,11 @@ PACKAGES=(
 	libpaho-mqtt-dev libpq-dev libcjson-dev libconfig-dev libcunit1-dev libmicrohttpd-dev
 	# run + integration tests
 	postgresql-15 postgresql-client-15 mosquitto mosquitto-clients
-	procps iproute2 curl
+	procps iproute2 curl jq
+	# deploy checks (tests/deploy/helm_check.sh): Go and the libraries its chart renderer builds
+	# against offline from /usr/share/gocode; apt brings sprig's own dependencies along
+	golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v3-dev
+	golang-github-xeipuuv-gojsonschema-dev
 )
 
 # Print the packages from PACKAGES that are not fully installed.
