@@ -11,6 +11,17 @@
 
 #include "reject.h"
 
+/* Upper bounds (seconds) of the latency histograms' buckets; the last bucket is +Inf. */
+#define STATS_LATENCY_BUCKETS 14
+extern const double stats_latency_bounds[STATS_LATENCY_BUCKETS - 1];
+
+/* A Prometheus-style histogram: cumulative counts are derived when exported. */
+struct stats_histogram {
+	atomic_uint_fast64_t buckets[STATS_LATENCY_BUCKETS]; /* non-cumulative */
+	atomic_uint_fast64_t count;
+	atomic_uint_fast64_t sum_us;
+};
+
 struct stats {
 	atomic_uint_fast64_t messages_received;
 	atomic_uint_fast64_t messages_accepted;
@@ -39,12 +50,17 @@ struct stats {
 	atomic_uint_fast64_t agg_buckets;        /* buckets recomputed */
 	atomic_uint_fast64_t agg_last_run_unix;
 	atomic_uint_fast64_t agg_lag_ms;         /* age of the oldest dirty bucket after the last run */
+	struct stats_histogram batch_seconds;    /* a batch transaction, BEGIN to COMMIT */
+	struct stats_histogram lag_seconds;      /* a message, received to committed */
 };
 
 #define STATS_ADD(stats, field, n) atomic_fetch_add_explicit(&(stats)->field, (n), memory_order_relaxed)
 #define STATS_GET(stats, field) atomic_load_explicit(&(stats)->field, memory_order_relaxed)
 
 uint64_t stats_rejected_total(struct stats *s);
+
+/* Records one observation of us microseconds (thread-safe, lock-free). */
+void stats_observe(struct stats_histogram *h, int64_t us);
 
 /* Logs one line with totals and rates since the previous call (prev is the caller's copy). */
 void stats_log(struct stats *s, struct stats *prev, double seconds);

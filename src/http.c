@@ -63,6 +63,23 @@ static void gauge(struct writer_buf *w, const char *name, const char *help, doub
 	emit(w, "# HELP mqtt2pg_%s %s\n# TYPE mqtt2pg_%s gauge\nmqtt2pg_%s %.17g\n", name, help, name, name, value);
 }
 
+static void histogram(struct writer_buf *w, const char *name, const char *help, struct stats_histogram *h)
+{
+	uint64_t cumulative = 0;
+
+	emit(w, "# HELP mqtt2pg_%s %s\n# TYPE mqtt2pg_%s histogram\n", name, help, name);
+	for (int i = 0; i < STATS_LATENCY_BUCKETS; i++) {
+		cumulative += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+		if (i < STATS_LATENCY_BUCKETS - 1)
+			emit(w, "mqtt2pg_%s_bucket{le=\"%g\"} %llu\n", name, stats_latency_bounds[i],
+			     (unsigned long long)cumulative);
+		else
+			emit(w, "mqtt2pg_%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+	}
+	emit(w, "mqtt2pg_%s_sum %.6f\nmqtt2pg_%s_count %llu\n", name,
+	     (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name, (unsigned long long)cumulative);
+}
+
 size_t http_render_metrics(const struct health *health, struct stats *s, char *buf, size_t cap)
 {
 	struct writer_buf w = {buf, cap, 0};
@@ -83,6 +100,8 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	counter(&w, "rows_duplicate_total", "Readings that already existed (redelivery, replay).",
 		STATS_GET(s, rows_duplicate));
 	counter(&w, "batches_committed_total", "Batch transactions committed.", STATS_GET(s, batches_committed));
+	histogram(&w, "batch_duration_seconds", "A batch transaction, BEGIN to COMMIT.", &s->batch_seconds);
+	histogram(&w, "end_to_end_lag_seconds", "A message, received from the broker to committed.", &s->lag_seconds);
 	counter(&w, "rejects_recorded_total", "Rows committed to rejected_messages.", STATS_GET(s, rejects_recorded));
 	emit(&w, "# HELP mqtt2pg_db_errors_total Database errors, by kind.\n# TYPE mqtt2pg_db_errors_total counter\n"
 		 "mqtt2pg_db_errors_total{kind=\"transient\"} %llu\nmqtt2pg_db_errors_total{kind=\"permanent\"} %llu\n",

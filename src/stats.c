@@ -9,6 +9,22 @@
 
 #include "log.h"
 
+const double stats_latency_bounds[STATS_LATENCY_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+								   0.25, 0.5, 1, 2.5, 10, 60};
+
+void stats_observe(struct stats_histogram *h, int64_t us)
+{
+	int i = 0;
+
+	if (us < 0)
+		us = 0;
+	while (i < STATS_LATENCY_BUCKETS - 1 && (double)us > stats_latency_bounds[i] * 1e6)
+		i++;
+	atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_us, (uint64_t)us, memory_order_relaxed);
+}
+
 uint64_t stats_rejected_total(struct stats *s)
 {
 	uint64_t total = 0;

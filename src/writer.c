@@ -228,6 +228,16 @@ static enum write_outcome commit(struct writer *w)
 	return exec_checked(w, PQexec(w->conn, "COMMIT"), "COMMIT");
 }
 
+/* The batch's duration and, per message, how long it took from the broker to the database. */
+static void record_latency(struct writer *w, const struct message *first, size_t count, int64_t started_us)
+{
+	int64_t now = clock_realtime_us();
+
+	stats_observe(&w->stats->batch_seconds, now - started_us);
+	for (const struct message *m = first; m && count > 0; m = m->next, count--)
+		stats_observe(&w->stats->lag_seconds, now - m->received_us);
+}
+
 static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, struct message *first, size_t count)
 {
 	char tenant[16];
@@ -235,6 +245,8 @@ static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, s
 	enum write_outcome outcome;
 	PGresult *res;
 	uint64_t inserted;
+
+	int64_t started_us = clock_realtime_us();
 
 	batch_arrays_build(&w->arrays, first, count);
 	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
@@ -263,6 +275,7 @@ static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, s
 	STATS_ADD(w->stats, rows_inserted, inserted);
 	STATS_ADD(w->stats, rows_duplicate, w->arrays.rows - inserted);
 	STATS_ADD(w->stats, batches_committed, 1);
+	record_latency(w, first, count, started_us);
 	return WRITE_OK;
 fail:
 	rollback(w);

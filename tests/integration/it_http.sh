@@ -46,6 +46,10 @@ wait_until 10 metric_is mqtt2pg_aggregate_leader 1 || fail "not aggregate leader
 wait_until 10 metric_ge mqtt2pg_aggregate_buckets_total 1 || fail "no aggregate buckets counted"
 echo "ok: aggregate leader and buckets exported"
 curl -s "$url/metrics" | grep -q '^mqtt2pg_build_info{version="' || fail "no build_info"
+assert_eq 5 "$(metric mqtt2pg_end_to_end_lag_seconds_count)" "end-to-end lag observed once per committed message"
+assert_eq 5 "$(metric 'mqtt2pg_end_to_end_lag_seconds_bucket{le="+Inf"}')" "lag histogram's +Inf bucket counts them all"
+test "$(metric mqtt2pg_batch_duration_seconds_count)" -ge 1 || fail "no batch duration observed"
+echo "ok: batch duration and end-to-end lag histograms exported"
 
 mosq_stop
 wait_until 15 status_is /readyz 503 || fail "/readyz stayed ready without a broker"
