@@ -2,8 +2,9 @@
 # it_rls.sh - Row-Level Security is enforced by PostgreSQL itself, for the roles the bridge and dashboards
 # use: as mqtt2pg_writer, a transaction with tenant A's context can neither read nor insert tenant B's
 # rows; without a context nothing is visible; a context never outlives its transaction on a pooled
-# session; the writer cannot update or delete readings nor read rejected messages; the roles are not
-# owner, superuser or BYPASSRLS.
+# session (a writer connection carries no tenant's context into the next batch); the writer cannot read
+# reading values at all (even with a context it forged), nor update or delete readings, nor read rejected
+# messages; the roles are not owner, superuser or BYPASSRLS.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/lib.sh"
@@ -49,9 +50,13 @@ assert_eq "t|t" "$(psql_super "SELECT relrowsecurity || '|' || relforcerowsecuri
 	"RLS enabled and forced on measurements"
 
 assert_eq 0 "$(as_writer "SELECT count(*) FROM measurements")" "no tenant context: no rows visible"
-assert_eq "1|$A" "$(as_writer "BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" \
-	"SELECT count(*) || '|' || min(tenant_id) FROM measurements" "COMMIT" | tail -1)" \
+assert_eq "1|$DA" "$(as_writer "BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" \
+	"SELECT count(*) || '|' || min(device_id) FROM measurements" "COMMIT" | tail -1)" \
 	"tenant A's context sees only tenant A's row"
+expect_refused "the writer reading values, even under a tenant context it could forge" "permission denied" \
+	"BEGIN" "SELECT set_config('app.tenant_id', '$B', true)" "SELECT value FROM measurements"
+expect_refused "the writer reading aggregates" "permission denied" \
+	"BEGIN" "SELECT set_config('app.tenant_id', '$B', true)" "SELECT avg FROM measurements_5m"
 expect_refused "insert of tenant B's row under tenant A's context" "row-level security" \
 	"BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" \
 	"INSERT INTO measurements VALUES (now() + interval '1 second', $B, $DB, $PB, 3)"
