@@ -5,6 +5,7 @@
  */
 #include "regsync.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,8 @@ out:
 	PQclear(tenants);
 	PQclear(devices);
 	PQclear(points);
+	/* A large registry's query results are freed here; give the pages back rather than keep them as RSS. */
+	malloc_trim(0);
 	if (db_exec(MODULE, rs->conn, rc == 0 ? "COMMIT" : "ROLLBACK", "end registry read") < 0)
 		rc = -1;
 	return rc;

@@ -588,7 +588,11 @@ static void *writer_main(void *arg)
 			flush_due(w, true);
 			break;
 		}
-		flush_due(w, false);
+		/*
+		 * Nothing more waiting: write now, waiting longer would only add latency. Under load the queue
+		 * refills while a batch is being written, so batches grow by themselves (up to batch_rows).
+		 */
+		flush_due(w, queue_depth(w->queue) == 0);
 	}
 	log_info(w->name, "queue drained, writer stops");
 	disconnect(w);

@@ -35,16 +35,16 @@
 
 #include <libpq-fe.h>
 
-#define POINTS 4
-#define MAX_CONNS 16
+#define POINTS		   4
+#define MAX_CONNS	   16
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
-#define OID_INT4 23
-#define OID_FLOAT8 701
-#define OID_TIMESTAMPTZ 1184
+#define OID_INT4	   23
+#define OID_FLOAT8	   701
+#define OID_TIMESTAMPTZ	   1184
 
 static const char *const point_names[POINTS] = { "total_output_power", "grid_voltage", "grid_frequency",
-						  "daily_energy" };
+						 "daily_energy" };
 
 static const char *const bridge_sql =
 	"WITH ins AS ("
@@ -61,7 +61,11 @@ static const char *const bridge_sql =
 	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
 	"SELECT count(*) FROM ins";
 
-enum mode { MODE_VALUES, MODE_COPY, MODE_BRIDGE_SQL };
+enum mode {
+	MODE_VALUES,
+	MODE_COPY,
+	MODE_BRIDGE_SQL
+};
 
 struct dbref_options {
 	const char *conninfo;
@@ -173,11 +177,12 @@ static bool prepare_values(struct connection *c, int n)
 	Oid *types = xcalloc((size_t)n * 5, sizeof(Oid));
 	bool ok;
 
-	len = (size_t)snprintf(sql, cap, "INSERT INTO measurements (time, tenant_id, device_id, point_id, value) VALUES ");
+	len = (size_t)snprintf(
+		sql, cap, "INSERT INTO measurements (time, tenant_id, device_id, point_id, value) VALUES ");
 	for (int r = 0; r < n; r++) {
 		int p = r * 5;
-		len += (size_t)snprintf(sql + len, cap - len, "%s($%d,$%d,$%d,$%d,$%d)", r ? "," : "", p + 1, p + 2,
-					p + 3, p + 4, p + 5);
+		len += (size_t)snprintf(sql + len, cap - len, "%s($%d,$%d,$%d,$%d,$%d)", r ? "," : "", p + 1,
+					p + 2, p + 3, p + 4, p + 5);
 		types[p] = OID_TIMESTAMPTZ;
 		types[p + 1] = types[p + 2] = types[p + 3] = OID_INT4;
 		types[p + 4] = OID_FLOAT8;
@@ -241,10 +246,11 @@ static bool write_copy(struct connection *c, const struct tenant_batch *b)
 	buf_reserve(c, (size_t)b->count * 80);
 	for (int r = 0; r < b->count; r++) {
 		const struct row *row = &b->rows[r];
-		len += (size_t)snprintf(c->buf + len, c->buf_cap - len, "%" PRId64 "\t%d\t%d\t%.17g\n", row->t_us,
-					(int)row->device_id, (int)row->point_id, row->value);
+		len += (size_t)snprintf(c->buf + len, c->buf_cap - len, "%" PRId64 "\t%d\t%d\t%.17g\n",
+					row->t_us, (int)row->device_id, (int)row->point_id, row->value);
 	}
-	if (!exec_ok(c, PQexec(c->conn, "COPY bench_staging (t, device_id, point_id, value) FROM STDIN"), "copy"))
+	if (!exec_ok(c, PQexec(c->conn, "COPY bench_staging (t, device_id, point_id, value) FROM STDIN"),
+		     "copy"))
 		return false;
 	if (PQputCopyData(c->conn, c->buf, (int)len) != 1 || PQputCopyEnd(c->conn, NULL) != 1) {
 		fprintf(stderr, "dbref[%d]: copy data: %s", c->index, PQerrorMessage(c->conn));
@@ -278,7 +284,8 @@ static bool write_bridge_sql(struct connection *c, const struct tenant_batch *b)
 		const struct row *row = &b->rows[r];
 		const char *sep = r ? "," : "";
 		len[0] += (size_t)snprintf(arrays[0] + len[0], cap - len[0], "%s%" PRId64, sep, row->t_us);
-		len[1] += (size_t)snprintf(arrays[1] + len[1], cap - len[1], "%s%d", sep, (int)row->device_id);
+		len[1] +=
+			(size_t)snprintf(arrays[1] + len[1], cap - len[1], "%s%d", sep, (int)row->device_id);
 		len[2] += (size_t)snprintf(arrays[2] + len[2], cap - len[2], "%s%d", sep, (int)row->point_id);
 		len[3] += (size_t)snprintf(arrays[3] + len[3], cap - len[3], "%s%.17g", sep, row->value);
 	}
@@ -305,8 +312,9 @@ static bool flush(struct connection *c, struct tenant_batch *b)
 		return true;
 	snprintf(tenant, sizeof(tenant), "%d", (int)b->tenant_id);
 	if (!exec_ok(c, PQexec(c->conn, "BEGIN"), "BEGIN") ||
-	    !exec_ok(c, PQexecParams(c->conn, "SELECT set_config('app.tenant_id', $1, true)", 1, NULL, params, NULL,
-				     NULL, 0),
+	    !exec_ok(c,
+		     PQexecParams(c->conn, "SELECT set_config('app.tenant_id', $1, true)", 1, NULL, params,
+				  NULL, NULL, 0),
 		     "set_config"))
 		return false;
 	switch (c->o->mode) {
@@ -345,8 +353,9 @@ static bool setup_connection(struct connection *c)
 		return prepare_values(c, o->batch_rows - o->batch_rows % POINTS);
 	if (o->mode == MODE_COPY)
 		return exec_ok(c,
-			       PQexec(c->conn, "CREATE TEMP TABLE bench_staging (t bigint, device_id integer, "
-					       "point_id integer, value double precision) ON COMMIT DELETE ROWS"),
+			       PQexec(c->conn,
+				      "CREATE TEMP TABLE bench_staging (t bigint, device_id integer, "
+				      "point_id integer, value double precision) ON COMMIT DELETE ROWS"),
 			       "create staging");
 	return exec_ok(c, PQprepare(c->conn, "bridge_insert", bridge_sql, 0, NULL), "prepare");
 }
@@ -373,8 +382,10 @@ static void *connection_main(void *arg)
 		b = &c->batches[j % o->tenants];
 		b->tenant_id = d->tenant_id;
 		for (int p = 0; p < POINTS; p++)
-			b->rows[b->count++] =
-				(struct row){ .t_us = t, .device_id = d->id, .point_id = d->point_ids[p], .value = point_value(p, t) };
+			b->rows[b->count++] = (struct row){ .t_us = t,
+							    .device_id = d->id,
+							    .point_id = d->point_ids[p],
+							    .value = point_value(p, t) };
 		if (b->count + POINTS > o->batch_rows)
 			flush(c, b);
 	}
@@ -427,7 +438,8 @@ static bool load_devices(const struct dbref_options *o, struct device *devices)
 			if (devices[j].point_ids[p] == 0)
 				devices[j].id = -1;
 		if (devices[j].id < 0) {
-			fprintf(stderr, "dbref: device %d (B-%d-%04d) or one of its points is not registered\n", j,
+			fprintf(stderr,
+				"dbref: device %d (B-%d-%04d) or one of its points is not registered\n", j,
 				j % o->tenants + 1, j / o->tenants);
 			ok = false;
 			break;
@@ -441,21 +453,30 @@ done:
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: dbref -d CONNINFO [-n messages] [-m devices] [-t tenants] [-c connections]\n"
-		     "             [-b batch_rows] [--mode values|copy|bridge-sql] [--base-us MICROSECONDS]\n");
+	fprintf(out,
+		"usage: dbref -d CONNINFO [-n messages] [-m devices] [-t tenants] [-c connections]\n"
+		"             [-b batch_rows] [--mode values|copy|bridge-sql] [--base-us MICROSECONDS]\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, 'd' },	     { "messages", required_argument, NULL, 'n' },
-		{ "devices", required_argument, NULL, 'm' }, { "tenants", required_argument, NULL, 't' },
-		{ "conns", required_argument, NULL, 'c' },   { "batch", required_argument, NULL, 'b' },
-		{ "mode", required_argument, NULL, 'M' },    { "base-us", required_argument, NULL, 'B' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "messages", required_argument, NULL, 'n' },
+		{ "devices", required_argument, NULL, 'm' },
+		{ "tenants", required_argument, NULL, 't' },
+		{ "conns", required_argument, NULL, 'c' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "mode", required_argument, NULL, 'M' },
+		{ "base-us", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct dbref_options o = { .messages = 200000, .devices = 1000, .tenants = 10, .conns = 1,
-				   .batch_rows = 1000, .mode = MODE_VALUES };
+	struct dbref_options o = { .messages = 200000,
+				   .devices = 1000,
+				   .tenants = 10,
+				   .conns = 1,
+				   .batch_rows = 1000,
+				   .mode = MODE_VALUES };
 	struct connection conns[MAX_CONNS];
 	pthread_barrier_t start;
 	struct device *devices;
@@ -511,7 +532,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!o.base_us)
-		o.base_us = realtime_us() - INT64_C(600) * 1000000; /* inside today's or yesterday's partition */
+		o.base_us =
+			realtime_us() - INT64_C(600) * 1000000; /* inside today's or yesterday's partition */
 
 	devices = xcalloc((size_t)o.devices, sizeof(*devices));
 	if (!load_devices(&o, devices))
@@ -537,10 +559,14 @@ int main(int argc, char **argv)
 		failed |= conns[i].failed;
 		PQfinish(conns[i].conn);
 	}
-	printf("dbref: mode=%s conns=%d rows=%ld inserted=%" PRIu64 " elapsed_s=%.3f rows_per_s=%.0f base_us=%" PRId64
-	       " start=%" PRId64 ".%06" PRId64 " end=%" PRId64 ".%06" PRId64 "\n",
-	       o.mode == MODE_VALUES ? "values" : o.mode == MODE_COPY ? "copy" : "bridge-sql", o.conns,
-	       o.messages * POINTS, inserted, (double)(t1 - t0) / 1e6, (double)inserted * 1e6 / (double)(t1 - t0),
-	       o.base_us, t0 / 1000000, t0 % 1000000, t1 / 1000000, t1 % 1000000);
+	printf("dbref: mode=%s conns=%d rows=%ld inserted=%" PRIu64
+	       " elapsed_s=%.3f rows_per_s=%.0f base_us=%" PRId64 " start=%" PRId64 ".%06" PRId64
+	       " end=%" PRId64 ".%06" PRId64 "\n",
+	       o.mode == MODE_VALUES ? "values" :
+	       o.mode == MODE_COPY   ? "copy" :
+				       "bridge-sql",
+	       o.conns, o.messages * POINTS, inserted, (double)(t1 - t0) / 1e6,
+	       (double)inserted * 1e6 / (double)(t1 - t0), o.base_us, t0 / 1000000, t0 % 1000000,
+	       t1 / 1000000, t1 % 1000000);
 	return failed || inserted != (uint64_t)o.messages * POINTS ? 1 : 0;
 }

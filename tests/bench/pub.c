@@ -2,7 +2,8 @@
 /*
  * pub: the benchmark's publisher. Publishes N telemetry messages of the contract's shape
  * (solar/t<k>/B-<k>-<dddd>/telemetry, the ~170-byte JSON envelope with 4 measurements) from M devices over
- * T tenants, at full speed or paced to a rate, with at most W messages in flight, through Paho MQTTAsync.
+ * T tenants, at full speed or paced to a rate, with at most W messages in flight, through Paho MQTTAsync
+ * (pub) or MQTTClient (pub-client, the same file built with -DPUB_MQTTCLIENT).
  *
  * Every message carries the time it was handed to Paho (epoch seconds with microseconds), distinct per
  * device, and its values are a function of that time (see format_message), so the bench can check every
@@ -10,8 +11,10 @@
  * latency as pg_xact_commit_timestamp(xmin) - time. With -o, each process writes the (serial, time) of
  * every message it sent to PREFIX.<process>, one "serial<TAB>microseconds" line each: the expected set.
  *
- * One Paho client costs ~30-37 us of CPU per QoS 1 message, so -P forks several publisher processes (each
- * its own client id and its own share of the devices) when one cannot saturate the pipeline.
+ * Measured on the 2-core machine, QoS 1: MQTTAsync costs ~28-36 us of CPU per message (more with larger
+ * windows: Paho walks its lists per message), MQTTClient ~14-29 us; one process reaches ~30k and ~35-50k
+ * msgs/s. -P forks several publisher processes (each its own client id and its own share of the devices)
+ * when one cannot saturate the pipeline.
  *
  * Output: one line on stdout, "pub: sent=... acked=... failed=... elapsed_s=... msgs_per_s=...
  * cpu_us_per_msg=... start=<epoch> end=<epoch>", start = first hand-off, end = last acknowledgement
@@ -114,8 +117,9 @@ static int format_message(char *buf, size_t size, const char *serial, int64_t t)
 
 	return snprintf(buf, size,
 			"{\"serial\":\"%s\",\"timestamp\":%" PRId64 ".%06" PRId64 ",\"measurements\":{"
-			"\"total_output_power\":%" PRId64 ".%02" PRId64 ",\"grid_voltage\":%" PRId64 ".%02" PRId64
-			",\"grid_frequency\":%" PRId64 ".%03" PRId64 ",\"daily_energy\":%" PRId64 ".%03" PRId64 "}}",
+			"\"total_output_power\":%" PRId64 ".%02" PRId64 ",\"grid_voltage\":%" PRId64
+			".%02" PRId64 ",\"grid_frequency\":%" PRId64 ".%03" PRId64
+			",\"daily_energy\":%" PRId64 ".%03" PRId64 "}}",
 			serial, t / 1000000, t % 1000000, power / 100, power % 100, volt / 100, volt % 100,
 			freq / 1000, freq % 1000, energy / 1000, energy % 1000);
 }
@@ -371,8 +375,9 @@ static void session_close(struct session *s)
 static int publish_share(const struct pub_options *o, int index, long messages, struct device *devices,
 			 int device_count, struct result *res)
 {
-	struct session s = { .o = o,
-			     .f = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER } };
+	struct session s = {
+		.o = o, .f = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER }
+	};
 	struct flight *f = &s.f;
 	FILE *expected = NULL;
 	char payload[256];
@@ -411,7 +416,8 @@ static int publish_share(const struct pub_options *o, int index, long messages, 
 				sleep_until_ns(due);
 		}
 		if (!wait_window(f, o->window - 1, deadline_us)) {
-			fprintf(stderr, "pub: timed out after %d s with %ld messages sent\n", o->timeout_s, res->sent);
+			fprintf(stderr, "pub: timed out after %d s with %ld messages sent\n", o->timeout_s,
+				res->sent);
 			break;
 		}
 		t = realtime_us();
@@ -422,7 +428,7 @@ static int publish_share(const struct pub_options *o, int index, long messages, 
 		pthread_mutex_lock(&f->lock);
 		f->outstanding++;
 		pthread_mutex_unlock(&f->lock);
-		while ((src = session_send(&s, d->topic, payload, len)) == 1) {
+		while ((src = session_send(&s, d->topic, payload, len)) == 1 && realtime_us() < deadline_us) {
 			struct timespec pause = { .tv_nsec = 100000 };
 			nanosleep(&pause, NULL);
 		}
@@ -458,38 +464,43 @@ cleanup:
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: pub [options]\n"
-		"  -u, --uri URI          broker (tcp://127.0.0.1:1883)\n"
-		"  -n, --messages N       messages in total (10000)\n"
-		"  -m, --devices M        devices (1000): serials B-<tenant>-<dddd>\n"
-		"  -t, --tenants T        tenants (10): topics solar/t<tenant>/<serial>/telemetry\n"
-		"  -q, --qos Q            0 or 1 (1)\n"
-		"  -r, --rate R           messages/s over all processes, 0 = as fast as possible (0)\n"
-		"  -w, --window W         max messages in flight per process (1000)\n"
-		"  -P, --processes P      publisher processes, each with its share of the devices (1)\n"
-		"  -o, --expected PREFIX  write each sent (serial, time) to PREFIX.<process>\n"
-		"  -c, --client-id ID     client id prefix (mqtt2pg-bench-pub)\n"
-		"      --timeout S        give up after S seconds (600)\n"
-		"  -V, --version          print the Paho version and exit\n");
+	fprintf(out, "usage: pub [options]\n"
+		     "  -u, --uri URI          broker (tcp://127.0.0.1:1883)\n"
+		     "  -n, --messages N       messages in total (10000)\n"
+		     "  -m, --devices M        devices (1000): serials B-<tenant>-<dddd>\n"
+		     "  -t, --tenants T        tenants (10): topics solar/t<tenant>/<serial>/telemetry\n"
+		     "  -q, --qos Q            0 or 1 (1)\n"
+		     "  -r, --rate R           messages/s over all processes, 0 = as fast as possible (0)\n"
+		     "  -w, --window W         max messages in flight per process (1000)\n"
+		     "  -P, --processes P      publisher processes, each with its share of the devices (1)\n"
+		     "  -o, --expected PREFIX  write each sent (serial, time) to PREFIX.<process>\n"
+		     "  -c, --client-id ID     client id prefix (mqtt2pg-bench-pub)\n"
+		     "      --timeout S        give up after S seconds (600)\n"
+		     "  -V, --version          print the Paho version and exit\n");
 }
 
 static bool parse_options(int argc, char **argv, struct pub_options *o)
 {
 	static const struct option longopts[] = {
-		{ "uri", required_argument, NULL, 'u' },	  { "messages", required_argument, NULL, 'n' },
-		{ "devices", required_argument, NULL, 'm' },	  { "tenants", required_argument, NULL, 't' },
-		{ "qos", required_argument, NULL, 'q' },	  { "rate", required_argument, NULL, 'r' },
-		{ "window", required_argument, NULL, 'w' },	  { "processes", required_argument, NULL, 'P' },
-		{ "expected", required_argument, NULL, 'o' },	  { "client-id", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 'T' },	  { "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },		  { NULL, 0, NULL, 0 },
+		{ "uri", required_argument, NULL, 'u' },      { "messages", required_argument, NULL, 'n' },
+		{ "devices", required_argument, NULL, 'm' },  { "tenants", required_argument, NULL, 't' },
+		{ "qos", required_argument, NULL, 'q' },      { "rate", required_argument, NULL, 'r' },
+		{ "window", required_argument, NULL, 'w' },   { "processes", required_argument, NULL, 'P' },
+		{ "expected", required_argument, NULL, 'o' }, { "client-id", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 'T' },  { "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },	      { NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	*o = (struct pub_options){ .uri = "tcp://127.0.0.1:1883", .client_prefix = "mqtt2pg-bench-pub",
-				   .messages = 10000, .devices = 1000, .tenants = 10, .qos = 1, .window = 1000,
-				   .processes = 1, .timeout_s = 600 };
+	*o = (struct pub_options){ .uri = "tcp://127.0.0.1:1883",
+				   .client_prefix = "mqtt2pg-bench-pub",
+				   .messages = 10000,
+				   .devices = 1000,
+				   .tenants = 10,
+				   .qos = 1,
+				   .window = 1000,
+				   .processes = 1,
+				   .timeout_s = 600 };
 	while ((c = getopt_long(argc, argv, "u:n:m:t:q:r:w:P:o:c:Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
@@ -544,9 +555,9 @@ static bool parse_options(int argc, char **argv, struct pub_options *o)
 			return false;
 		}
 	}
-	if (optind != argc || o->messages < 1 || o->devices < 1 || o->tenants < 1 || o->tenants > o->devices ||
-	    (o->qos != 0 && o->qos != 1) || o->rate < 0 || o->window < 1 || o->processes < 1 ||
-	    o->processes > o->devices || o->processes > 64 || o->timeout_s < 1) {
+	if (optind != argc || o->messages < 1 || o->devices < 1 || o->tenants < 1 ||
+	    o->tenants > o->devices || (o->qos != 0 && o->qos != 1) || o->rate < 0 || o->window < 1 ||
+	    o->processes < 1 || o->processes > o->devices || o->processes > 64 || o->timeout_s < 1) {
 		usage(stderr);
 		return false;
 	}
@@ -564,7 +575,8 @@ static int devices_of(const struct pub_options *o, int index, struct device **ou
 	for (int j = index; j < o->devices; j += o->processes) {
 		int tenant = j % o->tenants + 1;
 		snprintf(list[n].serial, sizeof(list[n].serial), "B-%d-%04d", tenant, j / o->tenants);
-		snprintf(list[n].topic, sizeof(list[n].topic), "solar/t%d/%s/telemetry", tenant, list[n].serial);
+		snprintf(list[n].topic, sizeof(list[n].topic), "solar/t%d/%s/telemetry", tenant,
+			 list[n].serial);
 		n++;
 	}
 	*out = list;
