@@ -52,6 +52,171 @@ static struct sample *append_sample(struct decoded_message *out)
 	return &out->samples[out->count++];
 }
 
+/* --- strict JSON (RFC 8259) ------------------------------------------------------------------------ */
+/*
+ * cJSON is lenient: it takes leading zeros ("01"), any byte <= 0x20 as whitespace, and raw control
+ * characters inside strings. A device that sends such bytes is not speaking JSON, and what it meant is a
+ * guess; so the payload is checked against the grammar first, in one pass, and only then parsed.
+ */
+#define JSON_MAX_DEPTH 64
+
+struct json_scan {
+	const unsigned char *p, *end;
+};
+
+static void skip_ws(struct json_scan *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static bool scan_value(struct json_scan *j, int depth);
+
+static bool scan_string(struct json_scan *j)
+{
+	if (j->p >= j->end || *j->p != '"')
+		return false;
+	for (j->p++; j->p < j->end; j->p++) {
+		unsigned char c = *j->p;
+		if (c == '"') {
+			j->p++;
+			return true;
+		}
+		if (c < 0x20)
+			return false; /* raw control character */
+		if (c == '\\') {
+			if (++j->p >= j->end)
+				return false;
+			if (*j->p == 'u') {
+				for (int i = 0; i < 4; i++) {
+					if (++j->p >= j->end || !((*j->p >= '0' && *j->p <= '9') ||
+								  (*j->p >= 'a' && *j->p <= 'f') ||
+								  (*j->p >= 'A' && *j->p <= 'F')))
+						return false;
+				}
+			} else if (!strchr("\"\\/bfnrt", *j->p) || *j->p == '\0') {
+				return false;
+			}
+		}
+	}
+	return false;
+}
+
+static bool scan_digits(struct json_scan *j)
+{
+	const unsigned char *start = j->p;
+
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++;
+	return j->p > start;
+}
+
+static bool scan_number(struct json_scan *j)
+{
+	if (j->p < j->end && *j->p == '-')
+		j->p++;
+	if (j->p < j->end && *j->p == '0')
+		j->p++; /* a leading zero stands alone */
+	else if (!scan_digits(j))
+		return false;
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (!scan_digits(j))
+			return false;
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+			j->p++;
+		if (!scan_digits(j))
+			return false;
+	}
+	return true;
+}
+
+static bool scan_literal(struct json_scan *j, const char *word)
+{
+	size_t n = strlen(word);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+		return false;
+	j->p += n;
+	return true;
+}
+
+static bool scan_members(struct json_scan *j, int depth, bool object)
+{
+	char close = object ? '}' : ']';
+
+	j->p++;
+	skip_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return true;
+	}
+	for (;;) {
+		if (object) {
+			if (!scan_string(j))
+				return false;
+			skip_ws(j);
+			if (j->p >= j->end || *j->p != ':')
+				return false;
+			j->p++;
+		}
+		if (!scan_value(j, depth + 1))
+			return false;
+		skip_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			skip_ws(j);
+			continue;
+		}
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return true;
+		}
+		return false;
+	}
+}
+
+static bool scan_value(struct json_scan *j, int depth)
+{
+	if (depth > JSON_MAX_DEPTH)
+		return false;
+	skip_ws(j);
+	if (j->p >= j->end)
+		return false;
+	switch (*j->p) {
+	case '{':
+		return scan_members(j, depth, true);
+	case '[':
+		return scan_members(j, depth, false);
+	case '"':
+		return scan_string(j);
+	case 't':
+		return scan_literal(j, "true");
+	case 'f':
+		return scan_literal(j, "false");
+	case 'n':
+		return scan_literal(j, "null");
+	default:
+		return scan_number(j);
+	}
+}
+
+/* True when payload is exactly one JSON value (RFC 8259), optionally after one UTF-8 byte order mark. */
+static bool json_is_strict(const char *payload, size_t len)
+{
+	struct json_scan j = {(const unsigned char *)payload, (const unsigned char *)payload + len};
+
+	if (len >= 3 && memcmp(payload, "\xef\xbb\xbf", 3) == 0)
+		j.p += 3; /* RFC 8259 section 8.1: a parser may ignore a BOM */
+	if (!scan_value(&j, 0))
+		return false;
+	skip_ws(&j);
+	return j.p == j.end;
+}
+
 /* Point names become database keys and log text: keep them to a plain, printable alphabet. */
 static bool point_name_ok(const char *name)
 {
@@ -68,14 +233,38 @@ static bool point_name_ok(const char *name)
 	return true;
 }
 
-/* cJSON keeps duplicate members; JSON leaves their meaning open, so we refuse them. */
-static const char *find_duplicate_key(const cJSON *object)
+static int compare_keys(const void *a, const void *b)
 {
-	for (const cJSON *a = object->child; a; a = a->next)
-		for (const cJSON *b = a->next; b; b = b->next)
-			if (strcmp(a->string, b->string) == 0)
-				return a->string;
-	return NULL;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * cJSON keeps duplicate members; JSON leaves their meaning open, so we refuse them, at any depth. Sorting
+ * the keys keeps a hostile object of thousands of members at n log n.
+ */
+static const char *find_duplicate_key(const cJSON *node)
+{
+	const char *dup = NULL;
+
+	if (cJSON_IsObject(node) && node->child && node->child->next) {
+		size_t n = 0, i = 0;
+		const char **keys;
+
+		for (const cJSON *c = node->child; c; c = c->next)
+			n++;
+		keys = xmalloc(n * sizeof(*keys));
+		for (const cJSON *c = node->child; c; c = c->next)
+			keys[i++] = c->string;
+		qsort(keys, n, sizeof(*keys), compare_keys);
+		for (i = 1; i < n && !dup; i++)
+			if (strcmp(keys[i - 1], keys[i]) == 0)
+				dup = keys[i];
+		free(keys);
+	}
+	for (const cJSON *c = node->child; c && !dup; c = c->next)
+		if (cJSON_IsObject(c) || cJSON_IsArray(c))
+			dup = find_duplicate_key(c);
+	return dup;
 }
 
 static int decode_timestamp(const cJSON *ts, int64_t received_us, int64_t *out_us, struct decode_error *err)
@@ -101,13 +290,8 @@ static int decode_timestamp(const cJSON *ts, int64_t received_us, int64_t *out_u
 static int decode_measurements(const cJSON *measurements, int64_t time_us, struct decoded_message *out,
 			       struct decode_error *err)
 {
-	const char *dup;
-
 	if (!cJSON_IsObject(measurements))
 		return fail(err, REJECT_WRONG_TYPE, "measurements must be an object of point: number");
-	dup = find_duplicate_key(measurements);
-	if (dup)
-		return fail(err, REJECT_MALFORMED_JSON, "duplicate measurement '%.64s'", dup);
 	for (const cJSON *m = measurements->child; m; m = m->next) {
 		struct sample *s;
 		double value;
@@ -136,14 +320,10 @@ static int decode_object(const cJSON *obj, const struct route_match *m, int64_t 
 			 struct decoded_message *out, struct decode_error *err)
 {
 	const cJSON *serial, *measurements;
-	const char *dup;
 	int64_t time_us;
 
 	if (!cJSON_IsObject(obj))
 		return fail(err, REJECT_WRONG_TYPE, "payload must be an object or an array of objects");
-	dup = find_duplicate_key(obj);
-	if (dup)
-		return fail(err, REJECT_MALFORMED_JSON, "duplicate member '%.64s'", dup);
 	serial = cJSON_GetObjectItemCaseSensitive(obj, "serial");
 	if (serial) {
 		if (!cJSON_IsString(serial))
@@ -201,10 +381,19 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 			    max_bytes);
 	if (!text_is_utf8(payload, len) || has_escaped_nul(payload, len))
 		return fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
+	if (!json_is_strict(payload, len))
+		return fail(err, REJECT_MALFORMED_JSON, "not valid JSON (RFC 8259)");
 	root = cJSON_ParseWithLengthOpts(payload, len, &parse_end, false);
 	if (!root || !parse_end || !only_whitespace(parse_end, payload + len)) {
 		rc = fail(err, REJECT_MALFORMED_JSON, "%s", root ? "trailing data after the JSON value" : "not valid JSON");
 		goto out;
+	}
+	{
+		const char *dup = find_duplicate_key(root);
+		if (dup) {
+			rc = fail(err, REJECT_MALFORMED_JSON, "duplicate key '%.64s'", dup);
+			goto out;
+		}
 	}
 	if (cJSON_IsArray(root)) {
 		if (!root->child) {

@@ -59,10 +59,12 @@ static struct message *make_rejection(const struct ingest *in, const struct deco
 				      size_t payload_len, int64_t received_us)
 {
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
-		char safe_topic[256];
+		/* Both may hold device text (a topic level, a JSON key): escaped, or it could paint the log. */
+		char safe_topic[256], safe_detail[400];
 		text_escape(safe_topic, sizeof(safe_topic), topic, topic_len);
+		text_escape(safe_detail, sizeof(safe_detail), err->detail, strlen(err->detail));
 		log_debug(MODULE, "rejected message on topic %s: %s (%s)", safe_topic, reject_reason_name(err->reason),
-			  err->detail);
+			  safe_detail);
 	}
 	return message_new_reject(err->reason, err->detail, topic, topic_len, m ? m->tenant.ptr : NULL,
 				  m ? m->tenant.len : 0, m ? m->serial.ptr : NULL, m ? m->serial.len : 0, payload,

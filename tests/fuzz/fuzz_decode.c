@@ -8,7 +8,8 @@
  *  - The payload is decoded against a fixed match (tenant "acme", serial "INV-0001"); when the topic matches
  *    solar/{tenant}/{serial}/telemetry it is decoded again with the topic's own match, reusing the output.
  *  - Every failure carries a reason the decoder may give and a NUL-terminated detail; empty, oversized and
- *    non-UTF-8 payloads get their own reasons (checked with the independent UTF-8 reader of fuzz_util.h).
+ *    non-UTF-8 payloads get their own reasons (checked with the independent UTF-8 reader of fuzz_util.h), and
+ *    a \u0000 escape counts as a NUL byte: never accepted (it would cut names and serials short).
  *  - Every success has at least one sample, each with a point name of 1..64 characters of the README's
  *    alphabet, a finite value and a time in years 1..9999 (or the receive time).
  *  - Decoding is deterministic: the same input decodes to the same samples twice.
@@ -33,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_BYTES    4096
 #define RECEIVED_US  INT64_C(1795000000000000)
-#define MIN_US       (INT64_C(-62135596800) * 1000000)
-#define MAX_US       (INT64_C(253402300799) * 1000000 + 999999)
+#define MIN_US	     (INT64_C(-62135596800) * 1000000)
+#define MAX_US	     (INT64_C(253402300799) * 1000000 + 999999)
 #define REJECT_BYTES 256
 
 static bool reason_from_decoder(enum reject_reason r)
@@ -68,14 +69,31 @@ static bool point_name_ok(const char *name)
 	return true;
 }
 
+/* True when payload holds the JSON escape \u0000: "u0000" after an odd run of backslashes (an even run is
+ * escaped backslashes followed by plain text). cJSON would decode it to a NUL that cuts C strings short. */
+static bool has_escaped_nul(const char *payload, size_t len)
+{
+	for (size_t i = 0; i + 5 <= len; i++) {
+		size_t run = 0;
+
+		if (memcmp(payload + i, "u0000", 5) != 0)
+			continue;
+		while (run < i && payload[i - 1 - run] == '\\')
+			run++;
+		if (run % 2 == 1)
+			return true;
+	}
+	return false;
+}
+
 static bool printable(const char *s)
 {
 	return s == NULL || ref_is_printable_utf8(s, strlen(s));
 }
 
 /* Decodes and checks every property of one result. Returns rc; out and err hold the result. */
-static int decode_checked(const char *payload, size_t len, const struct route_match *m, struct decoded_message *out,
-			  struct decode_error *err)
+static int decode_checked(const char *payload, size_t len, const struct route_match *m,
+			  struct decoded_message *out, struct decode_error *err)
 {
 	int rc;
 
@@ -84,22 +102,27 @@ static int decode_checked(const char *payload, size_t len, const struct route_ma
 	rc = decode_json(payload, len, m, RECEIVED_US, MAX_BYTES, out, err);
 	FUZZ_CHECK(rc == 0 || rc == -1, "decode_json returned %d", rc);
 	if (rc < 0) {
-		FUZZ_CHECK(reason_from_decoder(err->reason), "reason %d (%s) is not a decoder's", (int)err->reason,
-			   reject_reason_name(err->reason));
-		FUZZ_CHECK(memchr(err->detail, '\0', sizeof(err->detail)) != NULL, "detail not NUL-terminated");
+		FUZZ_CHECK(reason_from_decoder(err->reason), "reason %d (%s) is not a decoder's",
+			   (int)err->reason, reject_reason_name(err->reason));
+		FUZZ_CHECK(memchr(err->detail, '\0', sizeof(err->detail)) != NULL,
+			   "detail not NUL-terminated");
 		if (len == 0)
 			FUZZ_CHECK(err->reason == REJECT_EMPTY_PAYLOAD, "empty payload rejected as %s",
 				   reject_reason_name(err->reason));
 		else if (len > MAX_BYTES)
-			FUZZ_CHECK(err->reason == REJECT_OVERSIZED_PAYLOAD, "oversized payload rejected as %s",
-				   reject_reason_name(err->reason));
+			FUZZ_CHECK(err->reason == REJECT_OVERSIZED_PAYLOAD,
+				   "oversized payload rejected as %s", reject_reason_name(err->reason));
 		else if (!ref_is_utf8(payload, len))
 			FUZZ_CHECK(err->reason == REJECT_INVALID_UTF8, "non-UTF-8 payload rejected as %s",
 				   reject_reason_name(err->reason));
+		else if (err->reason == REJECT_INVALID_UTF8)
+			FUZZ_CHECK(has_escaped_nul(payload, len),
+				   "UTF-8 payload without NUL rejected as invalid_utf8");
 		return rc;
 	}
 	FUZZ_CHECK(len > 0 && len <= MAX_BYTES && ref_is_utf8(payload, len),
 		   "accepted a payload that is empty, oversized or not UTF-8");
+	FUZZ_CHECK(!has_escaped_nul(payload, len), "accepted a payload holding a \\u0000 escape");
 	FUZZ_CHECK(out->count > 0 && out->count <= out->capacity, "accepted with %zu samples (capacity %zu)",
 		   out->count, out->capacity);
 	for (size_t i = 0; i < out->count; i++) {
@@ -133,14 +156,16 @@ static void check_same(int rc_a, const struct decoded_message *a, const struct d
 static void check_rejection(const struct decode_error *err, const char *topic, size_t topic_len,
 			    const struct route_match *m, const char *payload, size_t len)
 {
-	struct message *msg = message_new_reject(err->reason, err->detail, topic, topic_len, m ? m->tenant.ptr : NULL,
-						 m ? m->tenant.len : 0, m ? m->serial.ptr : NULL, m ? m->serial.len : 0,
-						 payload, len, REJECT_BYTES, RECEIVED_US);
+	struct message *msg = message_new_reject(
+		err->reason, err->detail, topic, topic_len, m ? m->tenant.ptr : NULL, m ? m->tenant.len : 0,
+		m ? m->serial.ptr : NULL, m ? m->serial.len : 0, payload, len, REJECT_BYTES, RECEIVED_US);
 	const struct rejection *r = msg->rejection;
 	size_t kept = len < REJECT_BYTES ? len : REJECT_BYTES;
 
-	FUZZ_CHECK(msg->kind == MESSAGE_REJECT && r && r->reason == err->reason, "rejection record lost its reason");
-	FUZZ_CHECK(printable(r->detail) && printable(r->topic) && printable(r->tenant_slug) && printable(r->serial),
+	FUZZ_CHECK(msg->kind == MESSAGE_REJECT && r && r->reason == err->reason,
+		   "rejection record lost its reason");
+	FUZZ_CHECK(printable(r->detail) && printable(r->topic) && printable(r->tenant_slug) &&
+			   printable(r->serial),
 		   "rejection record holds non-printable text");
 	FUZZ_CHECK(r->payload_len == kept && (kept == 0 || memcmp(r->payload, payload, kept) == 0),
 		   "rejection record payload is not the first %zu raw bytes", kept);
@@ -165,12 +190,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ready) {
 		char err[128];
-		if (!route_parse("solar/{tenant}/{serial}/telemetry", ROUTE_FORMAT_JSON, &standard, err, sizeof(err)))
+		if (!route_parse("solar/{tenant}/{serial}/telemetry", ROUTE_FORMAT_JSON, &standard, err,
+				 sizeof(err)))
 			abort();
 		ready = true;
 	}
 	/* The fixed match: slices into an exact-size topic buffer, so the serial is not NUL-terminated either. */
-	FUZZ_CHECK(route_match(&standard, fixed, sizeof(fixed_topic) - 1, &fixed_match), "fixed topic must match");
+	FUZZ_CHECK(route_match(&standard, fixed, sizeof(fixed_topic) - 1, &fixed_match),
+		   "fixed topic must match");
 
 	rc_a = decode_checked(payload, len, &fixed_match, &a, &ea);
 	rc_b = decode_checked(payload, len, &fixed_match, &b, &eb);
@@ -184,7 +211,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (decode_checked(payload, len, &topic_match, &a, &ea) < 0)
 				check_rejection(&ea, topic, topic_len, &topic_match, payload, len);
 		} else {
-			struct decode_error no_route = { REJECT_NO_ROUTE, "topic matches no configured route" };
+			struct decode_error no_route = { REJECT_NO_ROUTE,
+							 "topic matches no configured route" };
 			check_rejection(&no_route, topic, topic_len, NULL, payload, len);
 		}
 	}

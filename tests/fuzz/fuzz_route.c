@@ -24,7 +24,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum ref_kind { REF_LITERAL, REF_TENANT, REF_SERIAL, REF_ANY };
+enum ref_kind {
+	REF_LITERAL,
+	REF_TENANT,
+	REF_SERIAL,
+	REF_ANY
+};
 
 struct ref_level {
 	enum ref_kind kind;
@@ -56,7 +61,8 @@ static bool ref_parse(const char *tpl, struct ref_level *levels, size_t *count)
 			l.kind = REF_SERIAL;
 		else if (len == 1 && p[0] == '+')
 			l.kind = REF_ANY;
-		else if (memchr(p, '{', len) || memchr(p, '}', len) || memchr(p, '+', len) || memchr(p, '#', len))
+		else if (memchr(p, '{', len) || memchr(p, '}', len) || memchr(p, '+', len) ||
+			 memchr(p, '#', len))
 			return false;
 		tenants += l.kind == REF_TENANT;
 		serials += l.kind == REF_SERIAL;
@@ -86,14 +92,16 @@ static bool ref_match(const struct ref_level *levels, size_t count, const char *
 		level_len = slash ? (size_t)(slash - (topic + start)) : len - start;
 		switch (levels[i].kind) {
 		case REF_LITERAL:
-			if (level_len != levels[i].len || memcmp(topic + start, levels[i].text, level_len) != 0)
+			if (level_len != levels[i].len ||
+			    memcmp(topic + start, levels[i].text, level_len) != 0)
 				return false;
 			break;
 		case REF_TENANT:
 		case REF_SERIAL:
 			if (level_len == 0)
 				return false;
-			*(levels[i].kind == REF_TENANT ? tenant : serial) = (struct topic_slice){ topic + start, level_len };
+			*(levels[i].kind == REF_TENANT ? tenant : serial) =
+				(struct topic_slice){ topic + start, level_len };
 			break;
 		case REF_ANY:
 			break;
@@ -108,16 +116,16 @@ static bool slice_eq(struct topic_slice a, struct topic_slice b)
 	return a.len == b.len && a.ptr == b.ptr;
 }
 
-static void check_match(const struct route *r, const struct ref_level *levels, size_t count, const char *topic,
-			size_t len)
+static void check_match(const struct route *r, const struct ref_level *levels, size_t count,
+			const char *topic, size_t len)
 {
 	struct route_match m;
 	struct topic_slice tenant = { NULL, 0 }, serial = { NULL, 0 };
 	bool got = route_match(r, topic, len, &m);
 	bool want = ref_match(levels, count, topic, len, &tenant, &serial);
 
-	FUZZ_CHECK(got == want, "route_match(\"%s\", \"%.*s\") = %d, reference %d", r->template_text, (int)len, topic,
-		   (int)got, (int)want);
+	FUZZ_CHECK(got == want, "route_match(\"%s\", \"%.*s\") = %d, reference %d", r->template_text,
+		   (int)len, topic, (int)got, (int)want);
 	if (!got)
 		return;
 	FUZZ_CHECK(m.tenant.ptr >= topic && m.tenant.len > 0 && m.tenant.ptr + m.tenant.len <= topic + len &&
@@ -146,8 +154,8 @@ static void check_parsed(const struct route *r, const struct ref_level *levels, 
 			filter[f++] = '/';
 			topic[t++] = '/';
 		}
-		FUZZ_CHECK((int)r->levels[i].kind == (int)levels[i].kind, "level %zu kind %d, reference %d", i,
-			   (int)r->levels[i].kind, (int)levels[i].kind);
+		FUZZ_CHECK((int)r->levels[i].kind == (int)levels[i].kind, "level %zu kind %d, reference %d",
+			   i, (int)r->levels[i].kind, (int)levels[i].kind);
 		switch (levels[i].kind) {
 		case REF_LITERAL:
 			FUZZ_CHECK(r->levels[i].literal && strlen(r->levels[i].literal) == levels[i].len &&
@@ -177,9 +185,10 @@ static void check_parsed(const struct route *r, const struct ref_level *levels, 
 		   r->filter ? r->filter : "(null)", filter);
 	{
 		char *exact = fuzz_copy((const uint8_t *)topic, t);
-		FUZZ_CHECK(route_match(r, exact, t, &m), "\"%.*s\" does not match its own template \"%s\"", (int)t, exact,
-			   r->template_text);
-		FUZZ_CHECK(m.tenant.len == 1 && m.tenant.ptr[0] == 'T' && m.serial.len == 1 && m.serial.ptr[0] == 'S',
+		FUZZ_CHECK(route_match(r, exact, t, &m), "\"%.*s\" does not match its own template \"%s\"",
+			   (int)t, exact, r->template_text);
+		FUZZ_CHECK(m.tenant.len == 1 && m.tenant.ptr[0] == 'T' && m.serial.len == 1 &&
+				   m.serial.ptr[0] == 'S',
 			   "wrong slices for \"%.*s\"", (int)t, exact);
 		free(exact);
 	}
@@ -201,7 +210,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ready) {
 		char err[128];
-		if (!route_parse("solar/{tenant}/{serial}/telemetry", ROUTE_FORMAT_JSON, &standard, err, sizeof(err)) ||
+		if (!route_parse("solar/{tenant}/{serial}/telemetry", ROUTE_FORMAT_JSON, &standard, err,
+				 sizeof(err)) ||
 		    !ref_parse(standard.template_text, standard_levels, &standard_count))
 			abort();
 		ready = true;
@@ -226,7 +236,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_parsed(&r, levels, count);
 			check_match(&r, levels, count, topic, topic_len);
 		} else {
-			FUZZ_CHECK(r.levels == NULL && r.filter == NULL && r.template_text == NULL && r.level_count == 0,
+			FUZZ_CHECK(r.levels == NULL && r.filter == NULL && r.template_text == NULL &&
+					   r.level_count == 0,
 				   "a refused template left state in the route");
 			FUZZ_CHECK(memchr(err, '\0', errlen) != NULL && (errlen == 1 || err[0] != '\0'),
 				   "refusal without a NUL-terminated message in err[%zu]", errlen);

@@ -23,7 +23,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct reference {
-	char *text;        /* the full escaped form, NUL-terminated */
+	char *text; /* the full escaped form, NUL-terminated */
 	size_t len;
 	size_t *piece_end; /* piece_end[k]: offset in text where the k-th escaped character ends */
 	size_t pieces;
@@ -86,32 +86,34 @@ static void check_escape(const unsigned char *src, size_t len, size_t cap, const
 	FUZZ_CHECK(text_escape(dst, cap, (const char *)src, len) == dst, "text_escape must return dst");
 	n = strnlen(dst, cap);
 	FUZZ_CHECK(n < cap, "no NUL within cap %zu", cap);
-	FUZZ_CHECK(ref_is_printable_utf8(dst, n), "escaped text (cap %zu, %zu bytes) is not printable UTF-8: %s",
-		   cap, n, dst);
+	FUZZ_CHECK(ref_is_printable_utf8(dst, n),
+		   "escaped text (cap %zu, %zu bytes) is not printable UTF-8: %s", cap, n, dst);
 	if (ref->len < cap) {
 		/* Fits: exactly the reference, never cut. */
 		FUZZ_CHECK(n == ref->len && memcmp(dst, ref->text, n) == 0,
-			   "cap %zu: got \"%s\" (%zu bytes), reference \"%s\" (%zu bytes)", cap, dst, n, ref->text,
-			   ref->len);
+			   "cap %zu: got \"%s\" (%zu bytes), reference \"%s\" (%zu bytes)", cap, dst, n,
+			   ref->text, ref->len);
 	} else {
 		size_t prefix, k = 0;
 
 		FUZZ_CHECK(n >= 3 && memcmp(dst + n - 3, "...", 3) == 0,
-			   "cap %zu: %zu-byte reference does not fit but output \"%s\" lacks the \"...\"", cap,
-			   ref->len, dst);
+			   "cap %zu: %zu-byte reference does not fit but output \"%s\" lacks the \"...\"",
+			   cap, ref->len, dst);
 		prefix = n - 3;
-		FUZZ_CHECK(memcmp(dst, ref->text, prefix) == 0, "cap %zu: \"%s\" is not a prefix of \"%s\"", cap, dst,
-			   ref->text);
+		FUZZ_CHECK(memcmp(dst, ref->text, prefix) == 0, "cap %zu: \"%s\" is not a prefix of \"%s\"",
+			   cap, dst, ref->text);
 		/* The cut lies between two escaped characters ... */
 		while (k < ref->pieces && ref->piece_end[k] < prefix)
 			k++;
 		FUZZ_CHECK(prefix == 0 || (k < ref->pieces && ref->piece_end[k] == prefix),
-			   "cap %zu: cut at %zu splits an escaped character of \"%s\"", cap, prefix, ref->text);
+			   "cap %zu: cut at %zu splits an escaped character of \"%s\"", cap, prefix,
+			   ref->text);
 		/* ... and the next one would not have fit together with "..." and the NUL. */
 		if (prefix > 0)
 			k++;
 		FUZZ_CHECK(k < ref->pieces && ref->piece_end[k] + 3 + 1 > cap,
-			   "cap %zu: cut at %zu of \"%s\" although the next character fits", cap, prefix, ref->text);
+			   "cap %zu: cut at %zu of \"%s\" although the next character fits", cap, prefix,
+			   ref->text);
 	}
 	free(dst);
 }
@@ -122,8 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct reference ref;
 	size_t caps[4];
 
-	FUZZ_CHECK(text_is_utf8(src, size) == ref_is_utf8(src, size), "text_is_utf8 = %d, reference = %d (%zu bytes)",
-		   (int)text_is_utf8(src, size), (int)ref_is_utf8(src, size), size);
+	FUZZ_CHECK(text_is_utf8(src, size) == ref_is_utf8(src, size),
+		   "text_is_utf8 = %d, reference = %d (%zu bytes)", (int)text_is_utf8(src, size),
+		   (int)ref_is_utf8(src, size), size);
 
 	ref_escape(&ref, (const unsigned char *)src, size);
 	caps[0] = 8;

@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define US_PER_SEC    INT64_C(1000000)
 #define MIN_EPOCH_SEC INT64_C(-62135596800) /* 0001-01-01T00:00:00Z */
 #define MAX_EPOCH_SEC INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
-#define MIN_US        (MIN_EPOCH_SEC * US_PER_SEC)
-#define MAX_US        (MAX_EPOCH_SEC * US_PER_SEC + 999999)
+#define MIN_US	      (MIN_EPOCH_SEC * US_PER_SEC)
+#define MAX_US	      (MAX_EPOCH_SEC * US_PER_SEC + 999999)
 
 struct fields {
 	int year, month, day, hour, minute, second;
@@ -68,8 +68,9 @@ static bool ref_grammar(const char *s, size_t len, struct fields *f)
 
 	memset(f, 0, sizeof(*f));
 	if (!digits(s, len, &pos, 4, &f->year) || !one_of(s, len, &pos, "-") ||
-	    !digits(s, len, &pos, 2, &f->month) || !one_of(s, len, &pos, "-") || !digits(s, len, &pos, 2, &f->day) ||
-	    !one_of(s, len, &pos, "Tt ") || !digits(s, len, &pos, 2, &f->hour) || !one_of(s, len, &pos, ":") ||
+	    !digits(s, len, &pos, 2, &f->month) || !one_of(s, len, &pos, "-") ||
+	    !digits(s, len, &pos, 2, &f->day) || !one_of(s, len, &pos, "Tt ") ||
+	    !digits(s, len, &pos, 2, &f->hour) || !one_of(s, len, &pos, ":") ||
 	    !digits(s, len, &pos, 2, &f->minute) || !one_of(s, len, &pos, ":") ||
 	    !digits(s, len, &pos, 2, &f->second))
 		return false;
@@ -89,7 +90,8 @@ static bool ref_grammar(const char *s, size_t len, struct fields *f)
 	} else if (pos < len && (s[pos] == '+' || s[pos] == '-')) {
 		int sign = s[pos] == '-' ? -1 : 1;
 		pos++;
-		if (!digits(s, len, &pos, 2, &oh) || !one_of(s, len, &pos, ":") || !digits(s, len, &pos, 2, &om))
+		if (!digits(s, len, &pos, 2, &oh) || !one_of(s, len, &pos, ":") ||
+		    !digits(s, len, &pos, 2, &om))
 			return false;
 		if (oh > 23 || om > 59)
 			return false;
@@ -147,7 +149,8 @@ static void check_round_trip(int64_t us)
 	n = strnlen(buf, sizeof(buf));
 	FUZZ_CHECK(n == 27, "format(%lld) = \"%.64s\" (%zu characters, want 27)", (long long)us, buf, n);
 	copy = fuzz_copy((const uint8_t *)buf, n);
-	FUZZ_CHECK(timeparse_rfc3339(copy, n, &again), "format(%lld) = \"%s\" does not parse", (long long)us, buf);
+	FUZZ_CHECK(timeparse_rfc3339(copy, n, &again), "format(%lld) = \"%s\" does not parse", (long long)us,
+		   buf);
 	FUZZ_CHECK(again == us, "format(%lld) = \"%s\" parses as %lld", (long long)us, buf, (long long)again);
 	free(copy);
 }
@@ -162,8 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(ok == want_ok, "timeparse_rfc3339(\"%.*s\") = %d, reference %d", (int)size, text, (int)ok,
 		   (int)want_ok);
 	if (ok) {
-		FUZZ_CHECK(us == want, "\"%.*s\" parsed as %lld, reference %lld", (int)size, text, (long long)us,
-			   (long long)want);
+		FUZZ_CHECK(us == want, "\"%.*s\" parsed as %lld, reference %lld", (int)size, text,
+			   (long long)us, (long long)want);
 		FUZZ_CHECK(us >= MIN_US && us <= MAX_US, "%lld out of range", (long long)us);
 		check_round_trip(us);
 	}
@@ -180,13 +183,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		memcpy(&seconds, data, 8);
 		ok = timeparse_epoch_seconds(seconds, &from_epoch);
-		want_ok = isfinite(seconds) && seconds >= (double)MIN_EPOCH_SEC && seconds <= (double)MAX_EPOCH_SEC;
+		want_ok = isfinite(seconds) && seconds >= (double)MIN_EPOCH_SEC &&
+			  seconds <= (double)MAX_EPOCH_SEC;
 		FUZZ_CHECK(ok == want_ok, "timeparse_epoch_seconds(%.17g) = %d", seconds, (int)ok);
 		if (ok) {
-			FUZZ_CHECK(from_epoch >= MIN_US && from_epoch <= MAX_US, "epoch %.17g -> %lld out of range",
-				   seconds, (long long)from_epoch);
-			FUZZ_CHECK(llabs(from_epoch - (int64_t)llround(seconds * 1e6)) <= 1, "epoch %.17g -> %lld",
-				   seconds, (long long)from_epoch);
+			FUZZ_CHECK(from_epoch >= MIN_US && from_epoch <= MAX_US,
+				   "epoch %.17g -> %lld out of range", seconds, (long long)from_epoch);
+			FUZZ_CHECK(llabs(from_epoch - (int64_t)llround(seconds * 1e6)) <= 1,
+				   "epoch %.17g -> %lld", seconds, (long long)from_epoch);
 			check_round_trip(from_epoch);
 		}
 	}

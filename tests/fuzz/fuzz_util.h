@@ -16,14 +16,14 @@
 #include <string.h>
 
 /* A property that must hold for every input: print what broke and abort, which libFuzzer reports as a crash. */
-#define FUZZ_CHECK(cond, ...)                                                                   \
-	do {                                                                                    \
-		if (!(cond)) {                                                                  \
+#define FUZZ_CHECK(cond, ...)                                                                          \
+	do {                                                                                           \
+		if (!(cond)) {                                                                         \
 			fprintf(stderr, "\nPROPERTY FAILED %s:%d: %s\n  ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                           \
-			fprintf(stderr, "\n");                                                  \
-			abort();                                                                \
-		}                                                                               \
+			fprintf(stderr, __VA_ARGS__);                                                  \
+			fprintf(stderr, "\n");                                                         \
+			abort();                                                                       \
+		}                                                                                      \
 	} while (0)
 
 /* An owned copy of exactly n bytes, not NUL-terminated: reading s[n] is a heap overflow ASan reports. */
