@@ -45,6 +45,7 @@ struct config_database {
 	int writers;          /* connections == writer threads */
 	int batch_rows;       /* flush a tenant's batch at this many rows */
 	int flush_interval_ms; /* ... or when its oldest row waited this long */
+	int linger_ms;         /* ... or, once nothing more is queued, this long */
 	int queue_messages;   /* capacity of each writer's queue, in messages */
 	int enqueue_timeout_ms; /* how long the MQTT callback may block on a full queue before handing back */
 	int reconnect_max_ms; /* cap of the reconnect back-off */

@@ -5,7 +5,8 @@
  * It groups messages per tenant and writes each tenant's batch in one transaction that first sets the
  * tenant's RLS context (transaction-local, so a pooled connection can never carry it into another batch)
  * and then inserts all rows with ON CONFLICT DO NOTHING (redelivered messages do not duplicate rows).
- * A batch is written when it reaches batch_rows or its oldest message waited flush_interval_ms.
+ * A batch is written when it reaches batch_rows, when its oldest message waited flush_interval_ms, or, once
+ * the queue is empty, linger_ms.
  *
  * Failures: a transient one (connection lost, shutdown, serialization) is retried with back-off, forever,
  * reconnecting as needed; a permanent one (a row the database refuses) is isolated by bisecting the batch,
@@ -24,7 +25,8 @@ struct writer_options {
 	const char *conninfo;  /* borrowed for the writer's lifetime */
 	const char *password;  /* may be NULL */
 	int batch_rows;
-	int flush_interval_ms;
+	int flush_interval_ms; /* a batch waits at most this long while more messages keep coming */
+	int linger_ms;         /* ... and this long once the queue is empty */
 	int reconnect_max_ms;
 	int max_points_per_device;
 	struct spool *spool;  /* borrowed; NULL in memory mode. Committed records are reported to it. */

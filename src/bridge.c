@@ -86,6 +86,7 @@ static void start_writers(struct bridge *b)
 		.password = db->password,
 		.batch_rows = db->batch_rows,
 		.flush_interval_ms = db->flush_interval_ms,
+		.linger_ms = db->linger_ms < db->flush_interval_ms ? db->linger_ms : db->flush_interval_ms,
 		.reconnect_max_ms = db->reconnect_max_ms,
 		.max_points_per_device = b->cfg->validation.max_points_per_device,
 		.spool = b->spool,

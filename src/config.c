@@ -227,6 +227,7 @@ static void set_defaults(struct config *cfg)
 	cfg->database.writers = 2;
 	cfg->database.batch_rows = 2000;
 	cfg->database.flush_interval_ms = 100;
+	cfg->database.linger_ms = 10;
 	cfg->database.queue_messages = 50000;
 	cfg->database.enqueue_timeout_ms = 20000;
 	cfg->database.reconnect_max_ms = 10000;
@@ -298,7 +299,7 @@ static void read_mqtt(struct config_reader *rd, struct config *cfg, const config
 static void read_database(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
 {
 	static const char *const known[] = {"conninfo", "password_file", "admin_conninfo", "writers",
-					    "batch_rows", "flush_interval_ms", "queue_messages",
+					    "batch_rows", "flush_interval_ms", "linger_ms", "queue_messages",
 					    "enqueue_timeout_ms", "reconnect_max_ms", NULL};
 	struct config_database *d = &cfg->database;
 
@@ -309,6 +310,7 @@ static void read_database(struct config_reader *rd, struct config *cfg, const co
 		read_int(rd, g, "writers", &d->writers, 1, 64);
 		read_int(rd, g, "batch_rows", &d->batch_rows, 1, 100000);
 		read_int(rd, g, "flush_interval_ms", &d->flush_interval_ms, 1, 60000);
+		read_int(rd, g, "linger_ms", &d->linger_ms, 0, 60000);
 		read_int(rd, g, "queue_messages", &d->queue_messages, 16, 10000000);
 		read_int(rd, g, "enqueue_timeout_ms", &d->enqueue_timeout_ms, 1, 60000);
 		read_int(rd, g, "reconnect_max_ms", &d->reconnect_max_ms, 100, 600000);

@@ -46,8 +46,9 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 	char reasons[512] = "";
 	size_t len = 0;
 
-	if (received == prev_received && inserted == prev_inserted && seconds < 300)
-		return; /* nothing moved: keep the log quiet, but say we are alive every few minutes */
+	if (received == prev_received && inserted == prev_inserted && duplicate == STATS_GET(prev, rows_duplicate) &&
+	    STATS_GET(s, rejects_recorded) == STATS_GET(prev, rejects_recorded))
+		return; /* nothing moved: keep the log quiet */
 
 	for (int i = 1; i < REJECT_REASON_COUNT; i++) {
 		uint64_t n = STATS_GET(s, messages_rejected[i]);
@@ -75,4 +76,6 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 		 (unsigned long long)STATS_GET(s, agg_lag_ms));
 	atomic_store(&prev->messages_received, received);
 	atomic_store(&prev->rows_inserted, inserted);
+	atomic_store(&prev->rows_duplicate, duplicate);
+	atomic_store(&prev->rejects_recorded, STATS_GET(s, rejects_recorded));
 }

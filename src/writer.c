@@ -539,15 +539,19 @@ static void route_messages(struct writer *w, struct message *chain, int64_t now_
 	}
 }
 
-/* Writes every batch that is due (all of them when everything must go). */
+/*
+ * Writes every batch that is due: full (batch_rows), old (flush_interval_ms), or, when nothing more is
+ * waiting in the queue, older than linger_ms: waiting longer would only add latency, while under load the
+ * queue refills during each write so batches grow by themselves. All of them when everything must go.
+ */
 static void flush_due(struct writer *w, bool everything)
 {
 	int64_t now = clock_monotonic_ms();
+	int64_t max_age = queue_depth(w->queue) == 0 ? w->options.linger_ms : w->options.flush_interval_ms;
 
 	for (size_t i = 0; i < w->batch_count; i++)
 		if (w->batches[i].message_count > 0 &&
-		    (everything || batch_due(&w->batches[i], (size_t)w->options.batch_rows,
-					     w->options.flush_interval_ms, now)))
+		    (everything || batch_due(&w->batches[i], (size_t)w->options.batch_rows, max_age, now)))
 			flush_batch(w, &w->batches[i]);
 	/* Rejections flush after the readings: a refused reading adds to them. */
 	if (w->rejections.message_count > 0 &&
@@ -555,7 +559,7 @@ static void flush_due(struct writer *w, bool everything)
 		flush_batch(w, &w->rejections);
 }
 
-/* How long the loop may wait for more messages before some batch is due. */
+/* How long the loop may wait for more messages before some batch is due (it wakes early for a message). */
 static int wait_budget_ms(struct writer *w)
 {
 	int64_t now = clock_monotonic_ms(), budget = 1000;
@@ -563,7 +567,7 @@ static int wait_budget_ms(struct writer *w)
 	for (size_t i = 0; i <= w->batch_count; i++) {
 		const struct batch *b = i < w->batch_count ? &w->batches[i] : &w->rejections;
 		if (b->message_count > 0) {
-			int64_t left = b->opened_ms + w->options.flush_interval_ms - now;
+			int64_t left = b->opened_ms + w->options.linger_ms - now;
 			if (left < budget)
 				budget = left;
 		}
@@ -588,11 +592,7 @@ static void *writer_main(void *arg)
 			flush_due(w, true);
 			break;
 		}
-		/*
-		 * Nothing more waiting: write now, waiting longer would only add latency. Under load the queue
-		 * refills while a batch is being written, so batches grow by themselves (up to batch_rows).
-		 */
-		flush_due(w, queue_depth(w->queue) == 0);
+		flush_due(w, false);
 	}
 	log_info(w->name, "queue drained, writer stops");
 	disconnect(w);
