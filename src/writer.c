@@ -413,7 +413,7 @@ static void write_isolating(struct writer *w, write_fn fn, refused_fn refused, i
 }
 
 /* A message of readings that PostgreSQL refused becomes a rejection record carrying the database's reason. */
-static void readings_refused(struct writer *w, struct message *m)
+static void refuse_readings(struct writer *w, struct message *m, enum reject_reason reason)
 {
 	char detail[640];
 	struct message *rejection;
@@ -421,14 +421,19 @@ static void readings_refused(struct writer *w, struct message *m)
 	snprintf(detail, sizeof(detail), "%s", w->error);
 	log_warn(w->name, "database refused a message of device id %d (tenant id %d): %s", (int)m->device_id,
 		 (int)m->tenant_id, w->error);
-	rejection = message_new_reject(REJECT_DATABASE, detail, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, m->received_us);
+	rejection = message_new_reject(reason, detail, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, m->received_us);
 	rejection->tenant_id = m->tenant_id;
 	rejection->device_id = m->device_id;
 	/* The spool record is done when its rejection is recorded. */
 	rejection->spool_seq = m->spool_seq;
 	m->spool_seq = 0;
 	batch_add(&w->rejections, rejection, clock_monotonic_ms());
-	STATS_ADD(w->stats, messages_rejected[REJECT_DATABASE], 1);
+	STATS_ADD(w->stats, messages_rejected[reason], 1);
+}
+
+static void readings_refused(struct writer *w, struct message *m)
+{
+	refuse_readings(w, m, REJECT_DATABASE);
 }
 
 static void rejection_refused(struct writer *w, struct message *m)
@@ -448,7 +453,7 @@ static void register_new_points(struct writer *w, struct message **chain, size_t
 
 	while (*link) {
 		struct message *m = *link;
-		bool refused = false;
+		bool refused = false, over_cap = false;
 
 		for (uint32_t i = 0; i < m->new_point_count && !refused; i++) {
 			char device[16], cap[16];
@@ -466,6 +471,7 @@ static void register_new_points(struct writer *w, struct message **chain, size_t
 					break;
 				}
 				enum write_outcome outcome = classify(w, res, "register point");
+				over_cap = strcmp(db_sqlstate(res), "MQ001") == 0; /* sql/006_point_limit_code.sql */
 				PQclear(res);
 				if (outcome != WRITE_TRANSIENT) {
 					refused = true;
@@ -483,7 +489,8 @@ static void register_new_points(struct writer *w, struct message **chain, size_t
 		if (refused) {
 			*link = m->next;
 			(*count)--;
-			readings_refused(w, m);
+			/* Over the cap: another message took the last free point before our snapshot knew. */
+			refuse_readings(w, m, over_cap ? REJECT_POINT_LIMIT : REJECT_DATABASE);
 			message_free(m);
 			continue;
 		}
