@@ -89,26 +89,7 @@ static void read_string(struct config_reader *rd, const config_setting_t *group,
 	*dst = *config_setting_get_string(s) ? xstrdup(config_setting_get_string(s)) : NULL;
 }
 
-static void read_int(struct config_reader *rd, const config_setting_t *group, const char *name, int *dst, int min,
-		     int max)
-{
-	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
-	long long v;
-
-	if (!s)
-		return;
-	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
-		reader_error(rd, s, "'%s' must be an integer", name);
-		return;
-	}
-	v = config_setting_get_int64(s);
-	if (v < min || v > max) {
-		reader_error(rd, s, "'%s' = %lld is out of range [%d, %d]", name, v, min, max);
-		return;
-	}
-	*dst = (int)v;
-}
-
+/* Reads an integer setting within [min, max] into *dst; leaves *dst alone (and reports) otherwise. */
 static void read_int64(struct config_reader *rd, const config_setting_t *group, const char *name, long long *dst,
 		       long long min, long long max)
 {
@@ -127,6 +108,15 @@ static void read_int64(struct config_reader *rd, const config_setting_t *group, 
 		return;
 	}
 	*dst = v;
+}
+
+static void read_int(struct config_reader *rd, const config_setting_t *group, const char *name, int *dst, int min,
+		     int max)
+{
+	long long v = *dst;
+
+	read_int64(rd, group, name, &v, min, max);
+	*dst = (int)v;
 }
 
 static void read_double(struct config_reader *rd, const config_setting_t *group, const char *name, double *dst,
