@@ -30,6 +30,9 @@
 #   bash tests/integration/it_replicas.sh --measure    throughput of 1, 2, 3 replicas for deploy/SCALING.md
 #        (MEASURE_N messages per drain/live run [100000], MEASURE_RUNS rounds [3], MEASURE_RATE of the paced
 #        runs [5000 msgs/s for 10 s], MEASURE_OUT file for the table; ~8 min with MEASURE_N=200000)
+#   bash tests/integration/it_replicas.sh --measure-aggregates   how far one aggregate leader keeps up:
+#        MEASURE_DEVICES [20000] devices, each one message every 10 s for MEASURE_SECONDS [180], one bridge
+#        with the default aggregates.interval (30 s); prints the job's passes and aggregate_lag_seconds
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)  # draft: lives in tests/integration/draft until it joins the suite
 # shellcheck source=tests/integration/lib.sh
@@ -40,13 +43,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)  # draft: lives in tests/i
 MODE="test"
 case "${1:-}" in
 --measure) MODE=measure ;;
+--measure-aggregates) MODE=aggregates ;;
 "") ;;
-*) echo "usage: $0 [--measure]" >&2; exit 2 ;;
+*) echo "usage: $0 [--measure | --measure-aggregates]" >&2; exit 2 ;;
 esac
 
 it_setup replicas
 START_S=$SECONDS
 DEVICES=1000
+[[ $MODE == aggregates ]] && DEVICES=${MEASURE_DEVICES:-20000}
 TENANTS=10
 GROUP=g1
 
@@ -522,6 +527,30 @@ if [[ $MODE == measure ]]; then
 		{ echo "$table"; echo; cat "$TSV"; } >"$MEASURE_OUT"
 	fi
 	echo "measured in $((SECONDS - START_S)) s"
+	exit 0
+fi
+
+# ======================================================================================================
+# --measure-aggregates: one leader's aggregate job against a fleet of DEVICES sending every 10 s
+# ======================================================================================================
+if [[ $MODE == aggregates ]]; then
+	SECS=${MEASURE_SECONDS:-180}
+	rep_config a1 ""
+	rep_start a1
+	"$PUB" -u "$MQTT_URI" -n $((DEVICES * SECS / 10)) -m "$DEVICES" -t "$TENANTS" -q 1 -r $((DEVICES / 10)) -w 100 \
+		-c it-pub-agg --timeout $((SECS * 3)) >"$IT_DIR/pub.agg.out" 2>&1 &
+	pub=$!
+	it_track_pid "$pub"
+	for ((s = 15; s <= SECS + 90; s += 15)); do
+		sleep 15
+		echo "t=${s}s rows=$(rmetric a1 rows_inserted_total) dirty_keys=$(psql_super "SELECT count(*) FROM aggregate_dirty")" \
+			"runs=$(rmetric a1 aggregate_runs_total) buckets=$(rmetric a1 aggregate_buckets_total) lag_s=$(rmetric a1 aggregate_lag_seconds)"
+	done
+	wait "$pub" || fail "publisher failed: $(cat "$IT_DIR/pub.agg.out")"
+	it_untrack_pid "$pub"
+	echo "$DEVICES devices, one message (4 readings) every 10 s each, for ${SECS} s; the job's passes:"
+	grep -h "aggregate: recomputed" "${R_LOG[a1]}" | awk '{ n = $5; ms = $8; printf "%s  %s device-buckets in %s ms = %.3f ms each\n", $1, n, ms, (n ? ms / n : 0) }'
+	rep_stop a1 TERM
 	exit 0
 fi
 
