@@ -26,15 +26,15 @@
 # Prints one summary line per phase: messages sent, rows expected, found, missing, duplicates, share per
 # replica, time.
 #
-#   bash tests/integration/it_replicas.sh              the test (~3 minutes on 2 cores)
+#   bash tests/integration/it_replicas.sh              the test (~1.5 minutes on 2 cores)
 #   bash tests/integration/it_replicas.sh --measure    throughput of 1, 2, 3 replicas for deploy/SCALING.md
 #        (MEASURE_N messages per drain/live run [100000], MEASURE_RUNS rounds [3], MEASURE_RATE of the paced
-#        runs [5000 msgs/s for 10 s], MEASURE_OUT file for the table; ~8 min with MEASURE_N=200000)
+#        runs [5000 msgs/s for 10 s], MEASURE_OUT file for the table; ~6 min with MEASURE_N=200000)
 #   bash tests/integration/it_replicas.sh --measure-aggregates   how far one aggregate leader keeps up:
 #        MEASURE_DEVICES [20000] devices, each one message every 10 s for MEASURE_SECONDS [180], one bridge
 #        with the default aggregates.interval (30 s); prints the job's passes and aggregate_lag_seconds
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)  # draft: lives in tests/integration/draft until it joins the suite
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/integration/lib.sh
 . "$here/lib.sh"
 # shellcheck source=tests/integration/bridge.sh
@@ -620,7 +620,10 @@ since=$(now_us)
 pub_run 2 "$N2" 10000 &
 pub=$!
 it_track_pid "$pub"
-wait_until 60 rows_since_ge "$since" $((N2 * 4 / 5)) || fail "phase 2 did not start"
+# 1 s into the 4 s stream (by the clock, not by rows: a slow, sanitized bridge must still be hit mid-stream)
+wait_until 60 rows_since_ge "$since" 4 || fail "phase 2 did not start"
+sleep 1
+_it_alive "$pub" || fail "phase 2: the publisher finished before the kill (not mid-stream)"
 share_bank "$victim"
 rep_stop "$victim" KILL
 it_log "phase 2: SIGKILLed $victim (the aggregate leader) with $(rows_since "$since") of $((N2 * 4)) rows in"
@@ -679,7 +682,8 @@ since=$(now_us)
 pub_run 3 "$N3" 10000 &
 pub=$!
 it_track_pid "$pub"
-wait_until 60 rows_since_ge "$since" $((N3 * 4 / 5)) || fail "phase 3 did not start"
+wait_until 60 rows_since_ge "$since" 4 || fail "phase 3 did not start"
+sleep 1
 rep_start r4
 _it_alive "$pub" || fail "phase 3: the publisher finished before r4 subscribed (not mid-stream)"
 wait "$pub" || fail "phase 3: publisher failed"
@@ -754,7 +758,8 @@ since=$(now_us)
 pub_run 6 "$N6" 10000 &
 pub=$!
 it_track_pid "$pub"
-wait_until 60 rows_since_ge "$since" $((N6 * 4 / 3)) || fail "phase 6 did not start"
+wait_until 60 rows_since_ge "$since" 4 || fail "phase 6 did not start"
+sleep 1
 echo "$(utc_ms) STOP r7" >>"$EVENTS"
 kill -TERM "${R_PID[r7]}"
 for ((i = 0; i < 1000; i++)); do
@@ -764,6 +769,7 @@ done
 t_disc=$EPOCHREALTIME
 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -i mqtt2pg-replicas-r7 -t it/retire -E
 gap_ms=$(awk -v a="$t_disc" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
+_it_alive "$pub" || fail "phase 6: the publisher finished before r7 was retired (not mid-stream)"
 share_bank r7 # still draining: its counters are final (it no longer receives) and its HTTP port still answers
 BRIDGE_RC=0
 wait "${R_PID[r7]}" 2>/dev/null || BRIDGE_RC=$?
