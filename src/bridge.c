@@ -354,8 +354,7 @@ int bridge_run(struct config *cfg)
 		};
 		b.spool = spool_open(&so, &b.stats);
 		if (!b.spool)
-			die(MODULE, "cannot open the spool in %s (spool.directory); set spool.mode = \"memory\" "
-				    "to run without one",
+			die(MODULE, "cannot open the spool in %s (spool.directory; the reason is logged above)",
 			    cfg->spool.directory);
 	} else {
 		log_warn(MODULE, "spool.mode = memory: a crash or SIGKILL loses what was acknowledged and not committed");

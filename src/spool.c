@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -44,6 +46,7 @@ struct segment {
 struct spool {
 	struct spool_options options;
 	char *directory;
+	int lock_fd; /* holds the directory's exclusive flock for as long as the spool is open */
 	struct stats *stats;
 	pthread_mutex_t lock;
 	pthread_cond_t space;   /* signalled when segments are deleted */
@@ -351,6 +354,32 @@ static int recover(struct spool *s)
 	return start_segment(s);
 }
 
+/*
+ * One process per spool directory. Two bridges appending to and deleting segments of the same directory would
+ * each commit and delete records the other acknowledged to its broker but has not written: acknowledged
+ * messages would be lost. flock(2) is released by the kernel when the process dies, even by SIGKILL, so a
+ * crashed bridge never leaves a stale lock behind.
+ */
+static int lock_directory(struct spool *s)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/lock", s->directory);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		log_error(MODULE, "cannot open the spool lock file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		log_error(MODULE, "the spool directory %s is in use by another mqtt2pg process (it holds %s): "
+			  "each replica needs its own spool.directory", s->directory, path);
+	else
+		log_error(MODULE, "cannot lock %s: %s", path, strerror(errno));
+	return -1;
+}
+
 struct spool *spool_open(const struct spool_options *options, struct stats *stats)
 {
 	struct spool *s = xcalloc(1, sizeof(*s));
@@ -361,6 +390,7 @@ struct spool *spool_open(const struct spool_options *options, struct stats *stat
 	s->stats = stats;
 	s->append_fd = -1;
 	s->read_fd = -1;
+	s->lock_fd = -1;
 	s->done = xcalloc(RING_SIZE, 1);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_init(&attr);
@@ -373,7 +403,7 @@ struct spool *spool_open(const struct spool_options *options, struct stats *stat
 		spool_close(s);
 		return NULL;
 	}
-	if (recover(s) < 0) {
+	if (lock_directory(s) < 0 || recover(s) < 0) {
 		spool_close(s);
 		return NULL;
 	}
@@ -462,6 +492,22 @@ int spool_append(struct spool *s, const struct message *m, int timeout_ms)
 
 /* --- read (dispatcher) ------------------------------------------------------------------------------- */
 
+/*
+ * A record we wrote cannot be read back (an I/O error, or the file changed under us). The record stays
+ * unconsumed: nothing is skipped, so nothing is lost; we reopen the file on the next try and wait out the
+ * caller's timeout first, so a lasting fault costs a log line per try, not a busy loop. Called locked.
+ */
+static void read_back_failed(struct spool *s, size_t index, const struct timespec *deadline)
+{
+	log_error(MODULE, "cannot read record %" PRIu64 " back from %s (%s); retrying", s->read_seq,
+		  s->segments[index].path, s->read_fd < 0 ? strerror(errno) : "short read or wrong sequence");
+	if (s->read_fd >= 0)
+		close(s->read_fd);
+	s->read_fd = -1;
+	while (pthread_cond_timedwait(&s->records, &s->lock, deadline) == 0) {
+	}
+}
+
 struct message *spool_next(struct spool *s, int timeout_ms)
 {
 	struct timespec deadline = deadline_after(timeout_ms);
@@ -492,7 +538,7 @@ struct message *spool_next(struct spool *s, int timeout_ms)
 	}
 	/* Reading under the lock keeps the segment from being deleted meanwhile; it comes from the page cache. */
 	if (s->read_fd < 0 || read_exact(s->read_fd, &h, HEADER_BYTES, offset) < 0 || h.seq != s->read_seq) {
-		log_error(MODULE, "cannot read record %" PRIu64 " back from %s", s->read_seq, s->segments[index].path);
+		read_back_failed(s, index, &deadline);
 		pthread_mutex_unlock(&s->lock);
 		return NULL;
 	}
@@ -626,6 +672,8 @@ void spool_close(struct spool *s)
 	free(s->read_buf);
 	free(s->done);
 	free(s->directory);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the flock */
 	pthread_cond_destroy(&s->space);
 	pthread_cond_destroy(&s->records);
 	pthread_mutex_destroy(&s->lock);
