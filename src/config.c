@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "xalloc.h"
 
@@ -246,6 +247,48 @@ static void set_defaults(struct config *cfg)
 	cfg->log_level = LOG_LEVEL_INFO;
 }
 
+/*
+ * The client id may be a template, so that one configuration serves every replica: "{hostname}" becomes the
+ * host name (in Kubernetes the pod name, stable for a StatefulSet's pods, so each keeps its broker session).
+ */
+static void expand_client_id(struct config_reader *rd, const config_setting_t *g, char **client_id)
+{
+	static const char placeholder[] = "{hostname}";
+	char host[256] = "";
+	char expanded[512];
+	size_t out = 0;
+
+	if (!strchr(*client_id, '{'))
+		return;
+	if (gethostname(host, sizeof(host) - 1) < 0) {
+		reader_error(rd, g, "mqtt.client_id uses {hostname}, but the host name is unknown: %s", strerror(errno));
+		return;
+	}
+	for (const char *p = *client_id; *p;) {
+		const char *part = p;
+		size_t len = 1;
+		if (strncmp(p, placeholder, sizeof(placeholder) - 1) == 0) {
+			part = host;
+			len = strlen(host);
+			p += sizeof(placeholder) - 1;
+		} else if (*p == '{' || *p == '}') {
+			reader_error(rd, g, "mqtt.client_id '%s': the only placeholder is {hostname}", *client_id);
+			return;
+		} else {
+			p++;
+		}
+		if (out + len >= sizeof(expanded)) {
+			reader_error(rd, g, "mqtt.client_id is too long once expanded");
+			return;
+		}
+		memcpy(expanded + out, part, len);
+		out += len;
+	}
+	expanded[out] = '\0';
+	free(*client_id);
+	*client_id = xstrdup(expanded);
+}
+
 static void read_mqtt(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
 {
 	static const char *const known[] = {"uri", "client_id", "username", "password_file", "version", "qos",
@@ -284,6 +327,8 @@ static void read_mqtt(struct config_reader *rd, struct config *cfg, const config
 		reader_error(rd, g, "mqtt.uri is required");
 	if (!m->client_id)
 		reader_error(rd, g, "mqtt.client_id is required (each replica needs its own)");
+	else
+		expand_client_id(rd, g, &m->client_id);
 }
 
 static void read_database(struct config_reader *rd, struct config *cfg, const config_setting_t *g)

@@ -35,6 +35,12 @@ struct ingest {
 	int *qos;
 	atomic_bool connected;
 	atomic_bool disconnected; /* set by the disconnect callbacks during stop */
+	/* `mqtt2pg leave` only (see ingest.h): */
+	bool leaving;
+	atomic_bool unsubscribed;          /* the broker confirmed the UNSUBSCRIBE: no new messages are routed to us */
+	atomic_bool busy;                  /* a message callback is running */
+	atomic_bool refused;               /* a message was handed back to Paho: the session is not empty */
+	_Atomic int64_t last_activity_ms;  /* monotonic, the end of the last message callback */
 	size_t next_reject_queue;
 	struct decoded_message decoded; /* reused; receive thread only */
 	_Atomic(const struct config_validation *) policy; /* swapped by reload, read once per message */
@@ -268,6 +274,80 @@ static void subscribe(struct ingest *in)
 		log_error(MODULE, "cannot send subscribe: %s", MQTTAsync_strerror(rc));
 }
 
+/* --- leaving the group (`mqtt2pg leave`) ------------------------------------------------------------- */
+
+static void on_unsubscribe_success(void *context, MQTTAsync_successData *response)
+{
+	struct ingest *in = context;
+
+	(void)response;
+	atomic_store(&in->last_activity_ms, clock_monotonic_ms());
+	atomic_store(&in->unsubscribed, true);
+	atomic_store(&in->connected, true);
+	log_info(MODULE, "unsubscribed from %zu filter(s): the broker routes nothing new to %s; taking what its "
+		 "session still holds", in->cfg->route_count, in->cfg->mqtt.client_id);
+}
+
+static void on_unsubscribe_success5(void *context, MQTTAsync_successData5 *response)
+{
+	(void)response;
+	on_unsubscribe_success(context, NULL);
+}
+
+static void on_unsubscribe_failure(void *context, MQTTAsync_failureData *response)
+{
+	(void)context;
+	log_error(MODULE, "unsubscribe failed: %s (code %d); retried at the next connect",
+		  response && response->message ? response->message : "", response ? response->code : 0);
+}
+
+static void on_unsubscribe_failure5(void *context, MQTTAsync_failureData5 *response)
+{
+	(void)context;
+	log_error(MODULE, "unsubscribe failed: %s (%s); retried at the next connect",
+		  response && response->message ? response->message : "",
+		  response ? MQTTReasonCode_toString(response->reasonCode) : "");
+}
+
+static void unsubscribe(struct ingest *in)
+{
+	MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	opts.context = in;
+	if (in->cfg->mqtt.version == 5) {
+		opts.onSuccess5 = on_unsubscribe_success5;
+		opts.onFailure5 = on_unsubscribe_failure5;
+	} else {
+		opts.onSuccess = on_unsubscribe_success;
+		opts.onFailure = on_unsubscribe_failure;
+	}
+	rc = MQTTAsync_unsubscribeMany(in->client, (int)in->cfg->route_count, in->filters, &opts);
+	if (rc != MQTTASYNC_SUCCESS)
+		log_error(MODULE, "cannot send unsubscribe: %s", MQTTAsync_strerror(rc));
+}
+
+/* The message callback while leaving: the same path, plus what ingest_has_left needs to know. */
+static int on_message_leaving(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	struct ingest *in = context;
+	int taken;
+
+	atomic_store(&in->busy, true);
+	taken = on_message_arrived(context, topic, topic_len, msg);
+	if (!taken)
+		atomic_store(&in->refused, true);
+	atomic_store(&in->last_activity_ms, clock_monotonic_ms());
+	atomic_store(&in->busy, false);
+	return taken;
+}
+
+bool ingest_has_left(struct ingest *in, int quiet_ms)
+{
+	return in->leaving && atomic_load(&in->unsubscribed) && !atomic_load(&in->busy) &&
+	       clock_monotonic_ms() - atomic_load(&in->last_activity_ms) >= quiet_ms;
+}
+
 /* Called after every successful connect, the first one and each automatic reconnect. */
 static void on_connected(void *context, char *cause)
 {
@@ -277,7 +357,10 @@ static void on_connected(void *context, char *cause)
 	(void)cause;
 	log_info(MODULE, "connected to %s as %s", in->cfg->mqtt.uri, in->cfg->mqtt.client_id);
 	/* Subscribing again is harmless when the session kept the subscriptions, and required when it did not. */
-	subscribe(in);
+	if (in->leaving)
+		unsubscribe(in);
+	else
+		subscribe(in);
 }
 
 static void on_connection_lost(void *context, char *cause)
@@ -287,6 +370,24 @@ static void on_connection_lost(void *context, char *cause)
 	atomic_store(&in->connected, false);
 	STATS_ADD(in->stats, mqtt_connection_lost, 1);
 	log_warn(MODULE, "connection to the broker lost (%s); reconnecting", cause ? cause : "no reason given");
+}
+
+/*
+ * MQTT 5: the broker said why it is closing the connection (on_connection_lost follows). The one an operator
+ * must act on: "session taken over", another client connected with our client id, and the two will keep
+ * taking the session from each other.
+ */
+static void on_broker_disconnect(void *context, MQTTProperties *properties, enum MQTTReasonCodes reason)
+{
+	struct ingest *in = context;
+
+	(void)properties;
+	if (reason == MQTTREASONCODE_SESSION_TAKEN_OVER)
+		log_error(MODULE, "the broker closed our session: another client connected as %s; each replica needs "
+			  "its own mqtt.client_id (e.g. \"mqtt2pg-{hostname}\")", in->cfg->mqtt.client_id);
+	else
+		log_warn(MODULE, "the broker is disconnecting us: %s (reason code %d)", MQTTReasonCode_toString(reason),
+			 (int)reason);
 }
 
 static void on_connect_failure(void *context, MQTTAsync_failureData *response)
@@ -382,7 +483,7 @@ static int start_connect(struct ingest *in)
 }
 
 struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct spool *spool,
-			    struct queue **queues, size_t queue_count, struct stats *stats)
+			    struct queue **queues, size_t queue_count, struct stats *stats, enum ingest_mode mode)
 {
 	MQTTAsync_createOptions create = MQTTAsync_createOptions_initializer;
 	struct ingest *in = xcalloc(1, sizeof(*in));
@@ -396,6 +497,11 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 	in->stats = stats;
 	atomic_init(&in->connected, false);
 	atomic_init(&in->disconnected, false);
+	in->leaving = mode == INGEST_LEAVE;
+	atomic_init(&in->unsubscribed, false);
+	atomic_init(&in->busy, false);
+	atomic_init(&in->refused, false);
+	atomic_init(&in->last_activity_ms, clock_monotonic_ms());
 	atomic_init(&in->policy, &cfg->validation);
 	build_filters(in);
 	in->device_limit = ratelimit_new(cfg->validation.device_rate, cfg->validation.device_burst);
@@ -410,8 +516,10 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 		goto fail;
 	}
 	/* Callbacks may only be set while disconnected: before the first connect. */
-	if (MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message_arrived, NULL) != MQTTASYNC_SUCCESS ||
-	    MQTTAsync_setConnected(in->client, in, on_connected) != MQTTASYNC_SUCCESS) {
+	if (MQTTAsync_setCallbacks(in->client, in, on_connection_lost,
+				   in->leaving ? on_message_leaving : on_message_arrived, NULL) != MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setConnected(in->client, in, on_connected) != MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setDisconnected(in->client, in, on_broker_disconnect) != MQTTASYNC_SUCCESS) {
 		log_error(MODULE, "cannot set MQTT callbacks");
 		goto fail;
 	}
@@ -464,6 +572,39 @@ static void on_disconnect_failure5(void *context, MQTTAsync_failureData5 *respon
 	atomic_store(&in->disconnected, true);
 }
 
+/*
+ * Leaving, MQTT 5, and everything the session held is ours: DISCONNECT with Session Expiry Interval 0 makes
+ * the broker delete the session, and with it our place in the shared group. If a message was handed back to
+ * Paho (spool full), the session is kept: ending it could drop that message. MQTT 3.1.1 has no such field;
+ * the session stays, without subscriptions, so nothing more is routed to it.
+ */
+static bool end_session_on_disconnect(struct ingest *in, MQTTProperties *props)
+{
+	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL, .value.integer4 = 0};
+
+	if (!in->leaving || !atomic_load(&in->unsubscribed))
+		return false;
+	if (atomic_load(&in->refused)) {
+		log_warn(MODULE, "a message was handed back while leaving: keeping the session (run leave again)");
+		return false;
+	}
+	if (in->cfg->mqtt.version != 5) {
+		log_info(MODULE, "MQTT 3.1.1: the session stays on the broker, without subscriptions");
+		return false;
+	}
+	if (MQTTProperties_add(props, &expiry) != 0) {
+		log_error(MODULE, "cannot set the session expiry on DISCONNECT; the session stays on the broker");
+		return false;
+	}
+	log_info(MODULE, "ending the session of %s (DISCONNECT with session expiry 0)", in->cfg->mqtt.client_id);
+	return true;
+}
+
+bool ingest_left_cleanly(struct ingest *in)
+{
+	return in->leaving && atomic_load(&in->unsubscribed) && !atomic_load(&in->refused);
+}
+
 void ingest_stop(struct ingest *in)
 {
 	if (!in)
@@ -472,8 +613,11 @@ void ingest_stop(struct ingest *in)
 		MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer;
 		MQTTAsync_disconnectOptions opts5 = MQTTAsync_disconnectOptions_initializer5;
 		MQTTAsync_disconnectOptions *o = in->cfg->mqtt.version == 5 ? &opts5 : &opts;
+		MQTTProperties props = MQTTProperties_initializer;
 
 		o->timeout = DISCONNECT_TIMEOUT_MS;
+		if (end_session_on_disconnect(in, &props))
+			o->properties = props;
 		o->context = in;
 		if (in->cfg->mqtt.version == 5) {
 			o->onSuccess5 = on_disconnected5;
@@ -487,6 +631,7 @@ void ingest_stop(struct ingest *in)
 			     waited += 10)
 				clock_sleep_ms(10);
 		}
+		MQTTProperties_free(&props);
 		/* destroy joins Paho's threads: no callback runs after it. */
 		MQTTAsync_destroy(&in->client);
 		log_info(MODULE, "disconnected from the broker");

@@ -23,6 +23,8 @@ static void print_usage(FILE *out)
 		"usage: mqtt2pg [-c FILE] [--db CONNINFO] COMMAND [ARGS]\n"
 		"\n"
 		"  run                          run the bridge (MQTT -> PostgreSQL) until SIGTERM\n"
+		"  leave                        retire this replica (its client id and spool) from the shared\n"
+		"                               group without loss: take its session, unsubscribe, drain, end it\n"
 		"  check-config                 check the configuration file and list every error with its line\n"
 		"  migrate [--chunk-interval I] create or upgrade the database schema (owner role)\n"
 		"  tenant add SLUG [--name N]   register a tenant\n"
@@ -121,11 +123,14 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(command, "check-config") == 0)
 		return check_config(config_path(config_arg, true));
-	cfg = load_config(config_path(config_arg, strcmp(command, "run") == 0));
+	bool bridge = strcmp(command, "run") == 0 || strcmp(command, "leave") == 0;
+	cfg = load_config(config_path(config_arg, bridge));
 	if (!cfg)
 		return 1;
 	if (strcmp(command, "run") == 0)
 		return bridge_run(cfg); /* takes cfg */
+	if (strcmp(command, "leave") == 0)
+		return bridge_leave(cfg); /* takes cfg */
 	if (!db_arg)
 		db_arg = cfg->database.admin_conninfo;
 	if (strcmp(command, "migrate") == 0) {

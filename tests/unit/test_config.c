@@ -666,6 +666,22 @@ static void test_env_fills_required_client_id(void)
 	clear_env();
 }
 
+/* One configuration for every replica: "{hostname}" in the client id becomes the host (pod) name. */
+static void test_client_id_template(void)
+{
+	char host[256] = "", expected[300];
+	struct config *cfg;
+
+	CU_ASSERT_EQUAL_FATAL(gethostname(host, sizeof(host) - 1), 0);
+	snprintf(expected, sizeof(expected), "mqtt2pg-%s-a", host);
+	cfg = expect_load("mqtt = { client_id = \"mqtt2pg-{hostname}-a\"; };\n");
+	CU_ASSERT_PTR_NOT_NULL(cfg);
+	if (cfg)
+		ASSERT_STR(cfg->mqtt.client_id, expected);
+	config_free(cfg);
+	expect_one_error("mqtt = {\n  client_id = \"x-{pod}\";\n};\n", 1, "the only placeholder is {hostname}");
+}
+
 static void test_syntax_error_reports_file_and_line(void)
 {
 	char path[64], errors[1024];
@@ -729,6 +745,7 @@ int main(void)
 		TEST(test_env_overrides),
 		TEST(test_env_empty_is_ignored),
 		TEST(test_env_fills_required_client_id),
+		TEST(test_client_id_template),
 		TEST(test_syntax_error_reports_file_and_line),
 		TEST(test_missing_file),
 		TEST(test_config_free_null),
