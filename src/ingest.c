@@ -35,6 +35,8 @@ struct ingest {
 	int *qos;
 	atomic_bool connected;
 	atomic_bool disconnected; /* set by the disconnect callbacks during stop */
+	_Atomic int64_t connected_at_ms; /* monotonic, the last successful connect */
+	atomic_int short_connections;    /* consecutive connections the broker closed soon after they began */
 	/* `mqtt2pg leave` only (see ingest.h): */
 	bool leaving;
 	atomic_bool unsubscribed;          /* the broker confirmed the UNSUBSCRIBE: no new messages are routed to us */
@@ -354,6 +356,7 @@ static void on_connected(void *context, char *cause)
 	struct ingest *in = context;
 
 	STATS_ADD(in->stats, mqtt_connects, 1);
+	atomic_store(&in->connected_at_ms, clock_monotonic_ms());
 	(void)cause;
 	log_info(MODULE, "connected to %s as %s", in->cfg->mqtt.uri, in->cfg->mqtt.client_id);
 	/* Subscribing again is harmless when the session kept the subscriptions, and required when it did not. */
@@ -363,6 +366,27 @@ static void on_connected(void *context, char *cause)
 		subscribe(in);
 }
 
+/*
+ * Two processes with one client id take the session from each other in turns, each connection closed a few
+ * seconds after it began. Mosquitto 2.0 closes the old connection without a DISCONNECT reason (MQTT 5 brokers
+ * that send one trigger on_broker_disconnect), so the pattern is all there is to go on: say so after 3 in a row.
+ */
+static void suspect_shared_client_id(struct ingest *in)
+{
+	enum { SHORT_MS = 15000, IN_A_ROW = 3 };
+	int64_t lasted = clock_monotonic_ms() - atomic_load(&in->connected_at_ms);
+
+	if (lasted >= SHORT_MS) {
+		atomic_store(&in->short_connections, 0);
+		return;
+	}
+	if (atomic_fetch_add(&in->short_connections, 1) + 1 == IN_A_ROW)
+		log_error(MODULE, "the broker closed %d connections in a row within %d s of connecting: is another process "
+			  "connecting as %s? Each replica needs its own mqtt.client_id (e.g. \"mqtt2pg-{hostname}\"); "
+			  "Mosquitto logs \"Client <id> already connected, closing old connection\"",
+			  IN_A_ROW, SHORT_MS / 1000, in->cfg->mqtt.client_id);
+}
+
 static void on_connection_lost(void *context, char *cause)
 {
 	struct ingest *in = context;
@@ -370,6 +394,7 @@ static void on_connection_lost(void *context, char *cause)
 	atomic_store(&in->connected, false);
 	STATS_ADD(in->stats, mqtt_connection_lost, 1);
 	log_warn(MODULE, "connection to the broker lost (%s); reconnecting", cause ? cause : "no reason given");
+	suspect_shared_client_id(in);
 }
 
 /*
@@ -497,6 +522,8 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 	in->stats = stats;
 	atomic_init(&in->connected, false);
 	atomic_init(&in->disconnected, false);
+	atomic_init(&in->connected_at_ms, 0);
+	atomic_init(&in->short_connections, 0);
 	in->leaving = mode == INGEST_LEAVE;
 	atomic_init(&in->unsubscribed, false);
 	atomic_init(&in->busy, false);

@@ -21,6 +21,8 @@
 #      connect with its client id): what is lost, measured.
 #   7. retiring a member with `mqtt2pg leave` (stopped mid-stream, then leave with its config): nothing
 #      lost, and afterwards nothing is routed to it.
+#   8. a second process on a replica's spool directory refuses to start; one on its client id makes the
+#      replica log why it lost its session.
 #   Throughout: at most one aggregate leader at a time (sampled twice a second: granted advisory locks in
 #   pg_locks and the replicas' mqtt2pg_aggregate_leader gauges; and the order of "now the aggregate leader"
 #   lines against the kills), and at the end every measurements_5m row equals an independent reference
@@ -803,15 +805,15 @@ echo "ok: phase 6: retiring r7 this way lost $((MISSING / 4)) messages (what the
 # session holds, unsubscribes, takes what was in flight, drains into the database and ends the session.
 # Nothing may be missing; and a second stream afterwards must arrive whole: had r8 stayed in the group, a
 # share of it would be queued for r8 and missing.
-N7=60000
-N7B=6000
+N7=30000
+N7B=4000
 rep_config r8 "" "$AGG"
 rep_start r8
 members=$(wc -l <"$LIVE")
 share_begin
 t0=$EPOCHREALTIME
 since=$(now_us)
-pub_run 7 "$N7" 10000 &
+pub_run 7 "$N7" 5000 &
 pub=$!
 it_track_pid "$pub"
 wait_until 60 rows_since_ge "$since" 4 || fail "phase 7 did not start"
@@ -839,7 +841,7 @@ taken=$(grep -o "took [0-9]* message" "$LEAVE_LOG" | cut -d' ' -f2)
 wait "$pub" || fail "phase 7: publisher failed"
 it_untrack_pid "$pub"
 settle_since "$since"
-phase_exact 7 "r8 of $members stopped mid-stream at 10,000 msgs/s, then retired with mqtt2pg leave (${leave_s} s, took ${taken:-?} messages from its session)" "$N7" "$t0"
+phase_exact 7 "r8 of $members stopped mid-stream at 5,000 msgs/s, then retired with mqtt2pg leave (${leave_s} s, took ${taken:-?} messages from its session)" "$N7" "$t0"
 share_begin
 t0=$EPOCHREALTIME
 since=$(now_us)
@@ -848,6 +850,31 @@ wait_until 60 rows_since_ge "$since" $((N7B * 4)) || fail "phase 7b: $(rows_sinc
 settle_since "$since"
 phase_exact 7b "after r8 left: nothing is routed to it any more" "$N7B" "$t0"
 echo "ok: phase 7: mqtt2pg leave retired r8 mid-stream with nothing lost"
+
+# --- 8. the two mistakes scaling out invites, caught ---------------------------------------------------
+# (a) a second process on a running replica's spool directory refuses to start (it would delete records the
+# first acknowledged); (b) a second process with a running replica's client id: the broker gives it the
+# session, and the replica that lost it says why (MQTT 5 reason "session taken over"), then takes it back.
+sed 's/port = [0-9]*;/port = 0;/' "${R_CONF[r1]}" >"$IT_DIR/dup-spool.conf"
+rc=0
+MQTT2PG_DB_PASSWORD=$WRITER_PASSWORD timeout 30 "$MQTT2PG_BIN" -c "$IT_DIR/dup-spool.conf" run >"$IT_DIR/dup-spool.log" 2>&1 || rc=$?
+((rc != 0 && rc != 124)) || fail "phase 8: a second process on r1's spool directory did not refuse to start (rc $rc)"
+grep -q "is in use by another mqtt2pg process" "$IT_DIR/dup-spool.log" ||
+	fail "phase 8: no clear error for the shared spool directory (see $IT_DIR/dup-spool.log)"
+echo "ok: phase 8a: a second process on a running replica's spool directory refused to start"
+sed -e 's/port = [0-9]*;/port = 0;/' -e "s|spool\.mqtt2pg-replicas-r1|spool.dup-id|" "${R_CONF[r1]}" >"$IT_DIR/dup-id.conf"
+MQTT2PG_DB_PASSWORD=$WRITER_PASSWORD "$MQTT2PG_BIN" -c "$IT_DIR/dup-id.conf" run >"$IT_DIR/dup-id.log" 2>&1 &
+dup=$!
+it_track_pid "$dup"
+it_track_log "$IT_DIR/dup-id.log"
+wait_until 60 grep -q "is another process connecting as mqtt2pg-replicas-r1" "${R_LOG[r1]}" ||
+	fail "phase 8: r1 did not say why it lost its session (see ${R_LOG[r1]})"
+kill -TERM "$dup"
+wait "$dup" || true
+it_untrack_pid "$dup"
+r1_connected() { [[ "$(rmetric r1 mqtt_connected)" == 1 ]]; }
+wait_until 60 r1_connected || fail "phase 8: r1 did not reconnect after the other process left"
+echo "ok: phase 8b: a replica whose client id was taken logged why, and reconnected when the other left"
 
 # --- end: aggregates exact, one leader at a time, the whole row set ------------------------------------
 dirty_empty() { test "$(psql_super "SELECT count(*) FROM aggregate_dirty")" -eq 0; }
