@@ -50,6 +50,7 @@ struct stats {
 	atomic_uint_fast64_t agg_buckets;        /* buckets recomputed */
 	atomic_uint_fast64_t agg_last_run_unix;
 	atomic_uint_fast64_t agg_lag_ms;         /* age of the oldest dirty bucket after the last run */
+	atomic_uint_fast64_t agg_last_pass_ms;   /* duration of the last run: a long pass hides behind agg_lag_ms */
 	struct stats_histogram batch_seconds;    /* a batch transaction, BEGIN to COMMIT */
 	struct stats_histogram lag_seconds;      /* a message, received to committed */
 };

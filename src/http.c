@@ -125,6 +125,8 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	      (double)STATS_GET(s, agg_last_run_unix));
 	gauge(&w, "aggregate_lag_seconds", "Age of the oldest dirty bucket after the last run.",
 	      (double)STATS_GET(s, agg_lag_ms) / 1000.0);
+	gauge(&w, "aggregate_last_pass_seconds", "Duration of the last aggregate run (partitions, retention, recompute).",
+	      (double)STATS_GET(s, agg_last_pass_ms) / 1000.0);
 	gauge(&w, "spool_bytes", "Bytes in the durable spool.", (double)STATS_GET(s, spool_bytes));
 	gauge(&w, "spool_backlog", "Spooled records not yet committed to the database.", (double)STATS_GET(s, spool_backlog));
 	counter(&w, "spool_full_total", "Appends refused because the spool was full (intake paused).",
