@@ -503,7 +503,16 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 	struct route r = {0};
 	int errors = rd->error_count;
 
-	check_known_keys(rd, item, known);
+	for (int k = 0; k < config_setting_length(item); k++) {
+		const config_setting_t *member = config_setting_get_elem(item, (unsigned)k);
+		const char *name = config_setting_name(member);
+		bool ok = false;
+
+		for (const char *const *key = known; *key && !ok; key++)
+			ok = name && strcmp(name, *key) == 0;
+		if (!ok)
+			reader_error(rd, member, "routes[%d]: unknown setting '%s'", i, name ? name : "?");
+	}
 	read_string(rd, item, "topic", &topic);
 	read_string(rd, item, "format", &format);
 	read_string(rd, item, "preset", &preset_name);
