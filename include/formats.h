@@ -37,7 +37,8 @@
  * or -1 with err filled. Borrows everything else.
  */
 int formats_decode(const struct route *r, const char *payload, size_t len, const struct route_match *m,
-		   int64_t received_us, size_t max_bytes, struct decoded_message *out, struct decode_error *err);
+		   int64_t received_us, size_t max_bytes, struct decoded_message *out,
+		   struct decode_error *err);
 
 /*
  * Converts a payload time to µs: a JSON number in unit (s may have a fraction) or, for ROUTE_TIME_RFC3339, a

@@ -22,12 +22,12 @@ struct preset {
 	const char *const *ignore; /* NULL-terminated filters, "{prefix}" replaced too */
 	bool ignore_retained;
 	bool ignore_non_numeric;
-	const char *point;      /* influx/telegraf point template, NULL = "{field}" */
-	const char *precision;  /* influx/telegraf precision, NULL = "ns" */
+	const char *point;	/* influx/telegraf point template, NULL = "{field}" */
+	const char *precision;	/* influx/telegraf precision, NULL = "ns" */
 	const char *time_field; /* JSON formats, NULL = receive time */
 	enum route_time_unit time_unit;
-	bool needs_serial;      /* the device is in neither topic nor payload: serial = "..." is required */
-	bool needs_timezone;    /* the payload's times carry no zone: timezone (or time_field = "") is required */
+	bool needs_serial;   /* the device is in neither topic nor payload: serial = "..." is required */
+	bool needs_timezone; /* the payload's times carry no zone: timezone (or time_field = "") is required */
 };
 
 /* The preset called name, or NULL. */

@@ -19,9 +19,9 @@
 #include "tz.h"
 #include "xalloc.h"
 
-#define US_PER_SEC INT64_C(1000000)
-#define MIN_US	   (INT64_C(-62135596800) * US_PER_SEC)
-#define MAX_US	   (INT64_C(253402300799) * US_PER_SEC + 999999)
+#define US_PER_SEC	INT64_C(1000000)
+#define MIN_US		(INT64_C(-62135596800) * US_PER_SEC)
+#define MAX_US		(INT64_C(253402300799) * US_PER_SEC + 999999)
 /* A one-value payload longer than this is not a number anyone sends (and strtod gets a bounded copy). */
 #define MAX_NUMBER_TEXT 64
 
@@ -49,8 +49,8 @@ static int ignored(struct decoded_message *out, enum ignore_reason reason)
 static int check_bytes(const char *payload, size_t len, size_t max_bytes, struct decode_error *err)
 {
 	if (len > max_bytes)
-		return fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu", len,
-			    max_bytes);
+		return fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu",
+			    len, max_bytes);
 	if (!text_is_utf8(payload, len))
 		return fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
 	return 0;
@@ -113,13 +113,15 @@ static int json_time(const struct route *r, const cJSON *node, enum route_time_u
 			return fail(err, REJECT_WRONG_TYPE, "time member must be an RFC 3339 string");
 		if (!formats_time_text(node->valuestring, strlen(node->valuestring), r->timezone, out_us))
 			return fail(err, REJECT_BAD_TIMESTAMP, "time '%.40s' is not an RFC 3339 date-time%s",
-				    node->valuestring, r->timezone ? "" : " with a zone (no timezone configured)");
+				    node->valuestring,
+				    r->timezone ? "" : " with a zone (no timezone configured)");
 		return 0;
 	}
 	if (!cJSON_IsNumber(node))
 		return fail(err, REJECT_WRONG_TYPE, "time member must be a number of epoch units");
 	if (!formats_time_number(node->valuedouble, unit, out_us))
-		return fail(err, REJECT_BAD_TIMESTAMP, "epoch time %.17g is out of range or not whole", node->valuedouble);
+		return fail(err, REJECT_BAD_TIMESTAMP, "epoch time %.17g is out of range or not whole",
+			    node->valuedouble);
 	return 0;
 }
 
@@ -145,12 +147,13 @@ static const cJSON *json_path(const cJSON *node, const char *path)
 static int topic_point(const struct route_match *m, struct sample *s, struct decode_error *err)
 {
 	if (m->point.len > DECODE_MAX_POINT_NAME)
-		return fail(err, REJECT_INVALID_POINT_NAME, "point from the topic is longer than %d characters",
-			    DECODE_MAX_POINT_NAME);
+		return fail(err, REJECT_INVALID_POINT_NAME,
+			    "point from the topic is longer than %d characters", DECODE_MAX_POINT_NAME);
 	memcpy(s->point, m->point.ptr, m->point.len);
 	s->point[m->point.len] = '\0';
 	if (!decode_point_name_ok(s->point))
-		return fail(err, REJECT_INVALID_POINT_NAME, "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
+		return fail(err, REJECT_INVALID_POINT_NAME,
+			    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
 	return 0;
 }
 
@@ -207,7 +210,8 @@ static bool spells_non_finite(const char *p, size_t n)
 }
 
 static int decode_value(const struct route *r, const char *payload, size_t len, const struct route_match *m,
-			int64_t received_us, size_t max_bytes, struct decoded_message *out, struct decode_error *err)
+			int64_t received_us, size_t max_bytes, struct decoded_message *out,
+			struct decode_error *err)
 {
 	const char *p = payload, *end = payload + len;
 	char number[MAX_NUMBER_TEXT + 1];
@@ -231,13 +235,15 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 		number[n] = '\0';
 		value = strtod(number, NULL);
 		if (!isfinite(value))
-			return fail(err, REJECT_NON_FINITE_VALUE, "value %.64s is beyond the range of a double", number);
+			return fail(err, REJECT_NON_FINITE_VALUE,
+				    "value %.64s is beyond the range of a double", number);
 	} else if (spells_non_finite(p, n)) {
 		return fail(err, REJECT_NON_FINITE_VALUE, "value is not a finite number");
 	} else if (r->ignore_non_numeric) {
 		return ignored(out, IGNORE_NON_NUMERIC);
 	} else {
-		return fail(err, REJECT_MALFORMED_PAYLOAD, "payload is not a number (nor true, false or null)");
+		return fail(err, REJECT_MALFORMED_PAYLOAD,
+			    "payload is not a number (nor true, false or null)");
 	}
 	s = decode_append(out);
 	if (topic_point(m, s, err) < 0)
@@ -248,9 +254,9 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 }
 
 /* {"value": X}: Victron Venus OS dbus-mqtt wraps every D-Bus value so. */
-static int decode_value_json(const struct route *r, const char *payload, size_t len, const struct route_match *m,
-			     int64_t received_us, size_t max_bytes, struct decoded_message *out,
-			     struct decode_error *err)
+static int decode_value_json(const struct route *r, const char *payload, size_t len,
+			     const struct route_match *m, int64_t received_us, size_t max_bytes,
+			     struct decoded_message *out, struct decode_error *err)
 {
 	cJSON *root;
 	const cJSON *v;
@@ -303,8 +309,9 @@ static int flatten(const cJSON *obj, char *name, size_t name_len, const cJSON *s
 		if (c == skip || !(cJSON_IsObject(c) || cJSON_IsNumber(c) || cJSON_IsBool(c)))
 			continue;
 		if (name_len + key_len + (cJSON_IsObject(c) ? 1 : 0) > DECODE_MAX_POINT_NAME)
-			return fail(err, REJECT_INVALID_POINT_NAME, "point name '%.*s%.32s' is longer than %d characters",
-				    (int)name_len, name, c->string, DECODE_MAX_POINT_NAME);
+			return fail(err, REJECT_INVALID_POINT_NAME,
+				    "point name '%.*s%.32s' is longer than %d characters", (int)name_len,
+				    name, c->string, DECODE_MAX_POINT_NAME);
 		memcpy(name + name_len, c->string, key_len + 1);
 		if (cJSON_IsObject(c)) {
 			name[name_len + key_len] = '/';
@@ -338,9 +345,9 @@ static size_t name_prefix(const struct route_match *m, char name[DECODE_MAX_POIN
 	return m->point.len + 1;
 }
 
-static int decode_flat_json(const struct route *r, const char *payload, size_t len, const struct route_match *m,
-			    int64_t received_us, size_t max_bytes, struct decoded_message *out,
-			    struct decode_error *err)
+static int decode_flat_json(const struct route *r, const char *payload, size_t len,
+			    const struct route_match *m, int64_t received_us, size_t max_bytes,
+			    struct decoded_message *out, struct decode_error *err)
 {
 	char name[DECODE_MAX_POINT_NAME + 2] = "";
 	const cJSON *obj, *time_node = NULL;
@@ -352,8 +359,8 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 		return -1;
 	obj = r->json_root ? json_path(root, r->json_root) : root;
 	if (!cJSON_IsObject(obj)) {
-		rc = fail(err, REJECT_WRONG_TYPE, "payload%s%s must be a JSON object", r->json_root ? " member " : "",
-			  r->json_root ? r->json_root : "");
+		rc = fail(err, REJECT_WRONG_TYPE, "payload%s%s must be a JSON object",
+			  r->json_root ? " member " : "", r->json_root ? r->json_root : "");
 		goto out;
 	}
 	if (r->time_field && (time_node = json_path(root, r->time_field)) != NULL &&
@@ -362,8 +369,9 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 	if (flatten(obj, name, name_prefix(m, name), time_node, time_us, out, err) < 0)
 		goto out;
 	if (out->count == 0)
-		rc = r->ignore_non_numeric ? ignored(out, IGNORE_NON_NUMERIC)
-					   : fail(err, REJECT_NO_MEASUREMENTS, "no number or boolean in the object");
+		rc = r->ignore_non_numeric ?
+			     ignored(out, IGNORE_NON_NUMERIC) :
+			     fail(err, REJECT_NO_MEASUREMENTS, "no number or boolean in the object");
 	else
 		rc = 0;
 out:
@@ -375,9 +383,9 @@ out:
  * Shelly Gen2: "<id>/events/rpc" carries {"src":..,"method":"NotifyStatus","params":{"ts":..,"switch:0":{..}}}.
  * Shelly's Gen2 API, "Notifications": https://shelly-api-docs.shelly.cloud/gen2/General/Notifications
  */
-static int decode_shelly_rpc(const struct route *r, const char *payload, size_t len, const struct route_match *m,
-			     int64_t received_us, size_t max_bytes, struct decoded_message *out,
-			     struct decode_error *err)
+static int decode_shelly_rpc(const struct route *r, const char *payload, size_t len,
+			     const struct route_match *m, int64_t received_us, size_t max_bytes,
+			     struct decoded_message *out, struct decode_error *err)
 {
 	char name[DECODE_MAX_POINT_NAME + 2] = "";
 	const cJSON *method, *params, *ts;
@@ -389,8 +397,8 @@ static int decode_shelly_rpc(const struct route *r, const char *payload, size_t 
 	if (!root)
 		return -1;
 	method = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "method") : NULL;
-	if (!cJSON_IsString(method) ||
-	    (strcmp(method->valuestring, "NotifyStatus") != 0 && strcmp(method->valuestring, "NotifyFullStatus") != 0)) {
+	if (!cJSON_IsString(method) || (strcmp(method->valuestring, "NotifyStatus") != 0 &&
+					strcmp(method->valuestring, "NotifyFullStatus") != 0)) {
 		rc = ignored(out, IGNORE_STATUS); /* NotifyEvent, responses: not readings */
 		goto out;
 	}
@@ -415,7 +423,8 @@ out:
 static size_t device_index(struct decoded_message *out, struct lp_span serial)
 {
 	for (size_t i = 0; i < out->device_count; i++)
-		if (strlen(out->devices[i].serial) == serial.len && memcmp(out->devices[i].serial, serial.ptr, serial.len) == 0)
+		if (strlen(out->devices[i].serial) == serial.len &&
+		    memcmp(out->devices[i].serial, serial.ptr, serial.len) == 0)
 			return i;
 	if (out->device_count == out->device_capacity) {
 		out->device_capacity = out->device_capacity ? out->device_capacity * 2 : 4;
@@ -441,8 +450,9 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 		return fail(err, REJECT_WRONG_TYPE, "%s", lerr.message);
 	if (r->influx.serial_tag[0]) {
 		if (serial.len > DECODE_MAX_SERIAL || memchr(serial.ptr, '\0', serial.len))
-			return fail(err, REJECT_WRONG_TYPE, "line %zu: device tag value is longer than %d bytes",
-				    line->line_no, DECODE_MAX_SERIAL);
+			return fail(err, REJECT_WRONG_TYPE,
+				    "line %zu: device tag value is longer than %d bytes", line->line_no,
+				    DECODE_MAX_SERIAL);
 		device = device_index(out, serial);
 	}
 	if (lp_map_time(line, &r->influx, received_us, &time_us, &lerr) < 0)
@@ -454,8 +464,10 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 		struct sample *s;
 
 		if (rc < 0)
-			return fail(err, lerr.kind == LP_ERR_STRING ? REJECT_WRONG_TYPE : REJECT_INVALID_POINT_NAME, "%s",
-				    lerr.message);
+			return fail(err,
+				    lerr.kind == LP_ERR_STRING ? REJECT_WRONG_TYPE :
+								 REJECT_INVALID_POINT_NAME,
+				    "%s", lerr.message);
 		if (rc == 0)
 			continue;
 		s = decode_append(out);
@@ -464,7 +476,8 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 		s->time_us = time_us;
 		if (out->device_of_capacity < out->capacity) {
 			out->device_of_capacity = out->capacity;
-			out->device_of = xrealloc(out->device_of, out->device_of_capacity * sizeof(*out->device_of));
+			out->device_of =
+				xrealloc(out->device_of, out->device_of_capacity * sizeof(*out->device_of));
 		}
 		out->device_of[out->count - 1] = (uint32_t)device;
 	}
@@ -538,31 +551,33 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(metric, "tags");
 	const cJSON *fields = cJSON_GetObjectItemCaseSensitive(metric, "fields");
 	const cJSON *ts = cJSON_GetObjectItemCaseSensitive(metric, "timestamp");
-	struct lp_line line = {.line_no = index + 1};
+	struct lp_line line = { .line_no = index + 1 };
 	struct lp_tag *tag_array = NULL;
 	struct lp_field *field_array = NULL;
 	size_t n;
 	int rc = -1;
 
 	if (!cJSON_IsString(name) || !cJSON_IsObject(fields) || (tags && !cJSON_IsObject(tags)))
-		return fail(err, REJECT_WRONG_TYPE, "metric %zu needs a \"name\" string and a \"fields\" object", index + 1);
-	line.measurement = (struct lp_span){name->valuestring, strlen(name->valuestring)};
+		return fail(err, REJECT_WRONG_TYPE,
+			    "metric %zu needs a \"name\" string and a \"fields\" object", index + 1);
+	line.measurement = (struct lp_span){ name->valuestring, strlen(name->valuestring) };
 	n = (size_t)cJSON_GetArraySize(tags);
 	tag_array = xcalloc(n ? n : 1, sizeof(*tag_array));
 	for (const cJSON *t = tags ? tags->child : NULL; t; t = t->next) {
 		if (!cJSON_IsString(t)) {
-			rc = fail(err, REJECT_WRONG_TYPE, "metric %zu: tag values must be strings", index + 1);
+			rc = fail(err, REJECT_WRONG_TYPE, "metric %zu: tag values must be strings",
+				  index + 1);
 			goto out;
 		}
-		tag_array[line.tag_count++] = (struct lp_tag){{t->string, strlen(t->string)},
-							      {t->valuestring, strlen(t->valuestring)}};
+		tag_array[line.tag_count++] = (struct lp_tag){ { t->string, strlen(t->string) },
+							       { t->valuestring, strlen(t->valuestring) } };
 	}
 	n = (size_t)cJSON_GetArraySize(fields);
 	field_array = xcalloc(n ? n : 1, sizeof(*field_array));
 	for (const cJSON *f = fields->child; f; f = f->next) {
 		struct lp_field *lf = &field_array[line.field_count];
 
-		lf->key = (struct lp_span){f->string, strlen(f->string)};
+		lf->key = (struct lp_span){ f->string, strlen(f->string) };
 		if (cJSON_IsNumber(f)) {
 			lf->type = LP_FIELD_FLOAT;
 			lf->value = f->valuedouble;
@@ -571,13 +586,13 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 			lf->value = cJSON_IsTrue(f) ? 1.0 : 0.0;
 		} else if (cJSON_IsString(f)) {
 			lf->type = LP_FIELD_STRING;
-			lf->str = (struct lp_span){f->valuestring, strlen(f->valuestring)};
+			lf->str = (struct lp_span){ f->valuestring, strlen(f->valuestring) };
 		} else {
 			continue; /* null, object, array: not a field Telegraf writes */
 		}
 		if (!isfinite(lf->value)) {
-			rc = fail(err, REJECT_NON_FINITE_VALUE, "metric %zu: field '%.64s' is not finite", index + 1,
-				  f->string);
+			rc = fail(err, REJECT_NON_FINITE_VALUE, "metric %zu: field '%.64s' is not finite",
+				  index + 1, f->string);
 			goto out;
 		}
 		line.field_count++;
@@ -587,14 +602,16 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 	if (ts) {
 		int64_t us;
 		if (!cJSON_IsNumber(ts)) {
-			rc = fail(err, REJECT_WRONG_TYPE, "metric %zu: \"timestamp\" must be a number", index + 1);
+			rc = fail(err, REJECT_WRONG_TYPE, "metric %zu: \"timestamp\" must be a number",
+				  index + 1);
 			goto out;
 		}
 		/* Telegraf writes a whole number in json_timestamp_units (the route's precision). */
 		if (ts->valuedouble != floor(ts->valuedouble) || fabs(ts->valuedouble) >= 9.0e18 ||
 		    !lp_time_to_us((int64_t)ts->valuedouble, r->influx.precision, &us)) {
-			rc = fail(err, REJECT_BAD_TIMESTAMP, "metric %zu: timestamp %.17g (%s) is out of range or not whole",
-				  index + 1, ts->valuedouble, lp_precision_name(r->influx.precision));
+			rc = fail(err, REJECT_BAD_TIMESTAMP,
+				  "metric %zu: timestamp %.17g (%s) is out of range or not whole", index + 1,
+				  ts->valuedouble, lp_precision_name(r->influx.precision));
 			goto out;
 		}
 		line.has_time = true;
@@ -618,7 +635,8 @@ static int decode_telegraf_json(const struct route *r, const char *payload, size
 	if (!root)
 		return -1;
 	if (!cJSON_IsObject(root)) {
-		rc = fail(err, REJECT_WRONG_TYPE, "payload must be a Telegraf JSON metric or {\"metrics\": [...]}");
+		rc = fail(err, REJECT_WRONG_TYPE,
+			  "payload must be a Telegraf JSON metric or {\"metrics\": [...]}");
 		goto out;
 	}
 	metrics = cJSON_GetObjectItemCaseSensitive(root, "metrics");
@@ -641,7 +659,8 @@ out:
 }
 
 int formats_decode(const struct route *r, const char *payload, size_t len, const struct route_match *m,
-		   int64_t received_us, size_t max_bytes, struct decoded_message *out, struct decode_error *err)
+		   int64_t received_us, size_t max_bytes, struct decoded_message *out,
+		   struct decode_error *err)
 {
 	decode_reset(out);
 	switch (r->format) {

@@ -16,9 +16,10 @@
  * dtu/... (the DTU's own ip, rssi, status, uptime), <serial>/name, <serial>/device/..., <serial>/status/... (reachable,
  * producing, last_update), <serial>/cmd/... (commands), ac/... and dc/... (totals over all inverters).
  */
-static const char *const opendtu_ignore[] = {"{prefix}/dtu/#",	     "{prefix}/+/name",	 "{prefix}/+/status/#",
-					     "{prefix}/+/device/#",  "{prefix}/+/cmd/#", "{prefix}/ac/#",
-					     "{prefix}/dc/#",	     NULL};
+static const char *const opendtu_ignore[] = { "{prefix}/dtu/#",	     "{prefix}/+/name",
+					      "{prefix}/+/status/#", "{prefix}/+/device/#",
+					      "{prefix}/+/cmd/#",    "{prefix}/ac/#",
+					      "{prefix}/dc/#",	     NULL };
 
 /*
  * AhoyDTU, User_Manual.md (github.com/lumapu/ahoy): <prefix>/<inverter name>/ch<N>/<Field> ("inverter/HM-600/
@@ -26,9 +27,14 @@ static const char *const opendtu_ignore[] = {"{prefix}/dtu/#",	     "{prefix}/+/
  * uptime, version, status, wifi_rssi, ...), <name>/available, <name>/last_success, <name>/ack_pwr_limit, and
  * the command trees devcontrol/ and ctrl/.
  */
-static const char *const ahoy_ignore[] = {"{prefix}/+",		   "{prefix}/+/available", "{prefix}/+/last_success",
-					  "{prefix}/+/ack_pwr_limit", "{prefix}/devcontrol/#", "{prefix}/ctrl/#",
-					  "{prefix}/total/#",	   NULL};
+static const char *const ahoy_ignore[] = { "{prefix}/+",
+					   "{prefix}/+/available",
+					   "{prefix}/+/last_success",
+					   "{prefix}/+/ack_pwr_limit",
+					   "{prefix}/devcontrol/#",
+					   "{prefix}/ctrl/#",
+					   "{prefix}/total/#",
+					   NULL };
 
 /*
  * deye-inverter-mqtt, README.md and docs/metric_group_*.md (github.com/kbialek/deye-inverter-mqtt):
@@ -36,22 +42,24 @@ static const char *const ahoy_ignore[] = {"{prefix}/+",		   "{prefix}/+/availabl
  * names the inverter, so the route's serial does. Not readings: status and logger_status (online/offline),
  * settings/... (active power regulation commands).
  */
-static const char *const deye_ignore[] = {"{prefix}/status", "{prefix}/logger_status", "{prefix}/settings/#", NULL};
+static const char *const deye_ignore[] = { "{prefix}/status", "{prefix}/logger_status", "{prefix}/settings/#",
+					   NULL };
 
 /*
  * Victron Venus OS dbus-mqtt, README.md (github.com/victronenergy/dbus-mqtt):
  * N/<portal ID>/<service type>/<device instance>/<D-Bus path> with {"value": ...}, retained by the broker.
  * The device is the portal ID; the point is "<service>/<instance>/<path>" ("system/0/Dc/Battery/Voltage").
  */
-static const char *const victron_ignore[] = {"{prefix}/+/keepalive", "{prefix}/+/full_publish_completed", NULL};
+static const char *const victron_ignore[] = { "{prefix}/+/keepalive", "{prefix}/+/full_publish_completed",
+					      NULL };
 
 /*
  * Tasmota, docs "MQTT" and "JSON Status Responses" (tasmota.github.io/docs): tele/<topic>/SENSOR with
  * {"Time":"2018-01-17T18:59:50","ENERGY":{"Total":1.956,"Power":9,...}}; "Time" is local time without a zone.
  * Not readings: tele/<topic>/LWT (Online/Offline), STATE, INFO*, and cmnd/ and stat/ (not subscribed).
  */
-static const char *const tasmota_ignore[] = {"{prefix}/+/LWT", "{prefix}/+/STATE", "{prefix}/+/INFO1",
-					     "{prefix}/+/INFO2", "{prefix}/+/INFO3", NULL};
+static const char *const tasmota_ignore[] = { "{prefix}/+/LWT",	  "{prefix}/+/STATE", "{prefix}/+/INFO1",
+					      "{prefix}/+/INFO2", "{prefix}/+/INFO3", NULL };
 
 /*
  * Shelly Gen2, "Notifications" and "MQTT" (shelly-api-docs.shelly.cloud/gen2): <id>/events/rpc carries
@@ -59,80 +67,80 @@ static const char *const tasmota_ignore[] = {"{prefix}/+/LWT", "{prefix}/+/STATE
  * status update over MQTT" on, <id>/status/<component> carries the component's status object. <id>/online
  * (true/false) is availability.
  */
-static const char *const shelly_ignore[] = {"{prefix}/online", NULL};
+static const char *const shelly_ignore[] = { "{prefix}/online", NULL };
 
 /*
  * Telegraf's MQTT output (docs.influxdata.com/telegraf/v1/output-plugins/mqtt/): topic
  * telegraf/<host>/<plugin>; data_format "influx" (timestamps in ns) or "json" (json_timestamp_units, default
  * 1s). The device is the host.
  */
-static const char *const none_ignore[] = {NULL};
+static const char *const none_ignore[] = { NULL };
 
 static const struct preset presets[] = {
-	{.name = "opendtu",
-	 .topic = "{prefix}/{serial}/{point+}",
-	 .prefix = "solar",
-	 .format = ROUTE_FORMAT_VALUE,
-	 .ignore = opendtu_ignore,
-	 .ignore_retained = true,
-	 .ignore_non_numeric = true},
-	{.name = "ahoydtu",
-	 .topic = "{prefix}/{serial}/{point+}",
-	 .prefix = "inverter",
-	 .format = ROUTE_FORMAT_VALUE,
-	 .ignore = ahoy_ignore,
-	 .ignore_retained = true,
-	 .ignore_non_numeric = true},
-	{.name = "deye",
-	 .topic = "{prefix}/{point+}",
-	 .prefix = "deye",
-	 .format = ROUTE_FORMAT_VALUE,
-	 .ignore = deye_ignore,
-	 .ignore_retained = true,
-	 .ignore_non_numeric = true,
-	 .needs_serial = true},
-	{.name = "victron",
-	 .topic = "{prefix}/{serial}/{point+}",
-	 .prefix = "N",
-	 .format = ROUTE_FORMAT_VALUE_JSON,
-	 .ignore = victron_ignore,
-	 .ignore_retained = true,
-	 .ignore_non_numeric = true},
-	{.name = "tasmota",
-	 .topic = "{prefix}/{serial}/SENSOR",
-	 .prefix = "tele",
-	 .format = ROUTE_FORMAT_FLAT_JSON,
-	 .ignore = tasmota_ignore,
-	 .ignore_retained = true,
-	 .time_field = "Time",
-	 .time_unit = ROUTE_TIME_RFC3339,
-	 .needs_timezone = true},
-	{.name = "shelly",
-	 .topic = "{prefix}/events/rpc",
-	 .prefix = "{serial}",
-	 .format = ROUTE_FORMAT_SHELLY_RPC,
-	 .ignore = shelly_ignore,
-	 .ignore_retained = true},
-	{.name = "shelly_status",
-	 .topic = "{prefix}/status/{point}",
-	 .prefix = "{serial}",
-	 .format = ROUTE_FORMAT_FLAT_JSON,
-	 .ignore = shelly_ignore,
-	 .ignore_retained = true},
-	{.name = "telegraf",
-	 .topic = "{prefix}/{serial}/+",
-	 .prefix = "telegraf",
-	 .format = ROUTE_FORMAT_INFLUX,
-	 .ignore = none_ignore,
-	 .point = "{measurement}.{field}",
-	 .precision = "ns"},
-	{.name = "telegraf_json",
-	 .topic = "{prefix}/{serial}/+",
-	 .prefix = "telegraf",
-	 .format = ROUTE_FORMAT_TELEGRAF_JSON,
-	 .ignore = none_ignore,
-	 .point = "{measurement}.{field}",
-	 .precision = "s"},
+	{ .name = "opendtu",
+	  .topic = "{prefix}/{serial}/{point+}",
+	  .prefix = "solar",
+	  .format = ROUTE_FORMAT_VALUE,
+	  .ignore = opendtu_ignore,
+	  .ignore_retained = true,
+	  .ignore_non_numeric = true },
+	{ .name = "ahoydtu",
+	  .topic = "{prefix}/{serial}/{point+}",
+	  .prefix = "inverter",
+	  .format = ROUTE_FORMAT_VALUE,
+	  .ignore = ahoy_ignore,
+	  .ignore_retained = true,
+	  .ignore_non_numeric = true },
+	{ .name = "deye",
+	  .topic = "{prefix}/{point+}",
+	  .prefix = "deye",
+	  .format = ROUTE_FORMAT_VALUE,
+	  .ignore = deye_ignore,
+	  .ignore_retained = true,
+	  .ignore_non_numeric = true,
+	  .needs_serial = true },
+	{ .name = "victron",
+	  .topic = "{prefix}/{serial}/{point+}",
+	  .prefix = "N",
+	  .format = ROUTE_FORMAT_VALUE_JSON,
+	  .ignore = victron_ignore,
+	  .ignore_retained = true,
+	  .ignore_non_numeric = true },
+	{ .name = "tasmota",
+	  .topic = "{prefix}/{serial}/SENSOR",
+	  .prefix = "tele",
+	  .format = ROUTE_FORMAT_FLAT_JSON,
+	  .ignore = tasmota_ignore,
+	  .ignore_retained = true,
+	  .time_field = "Time",
+	  .time_unit = ROUTE_TIME_RFC3339,
+	  .needs_timezone = true },
+	{ .name = "shelly",
+	  .topic = "{prefix}/events/rpc",
+	  .prefix = "{serial}",
+	  .format = ROUTE_FORMAT_SHELLY_RPC,
+	  .ignore = shelly_ignore,
+	  .ignore_retained = true },
+	{ .name = "shelly_status",
+	  .topic = "{prefix}/status/{point}",
+	  .prefix = "{serial}",
+	  .format = ROUTE_FORMAT_FLAT_JSON,
+	  .ignore = shelly_ignore,
+	  .ignore_retained = true },
+	{ .name = "telegraf",
+	  .topic = "{prefix}/{serial}/+",
+	  .prefix = "telegraf",
+	  .format = ROUTE_FORMAT_INFLUX,
+	  .ignore = none_ignore,
+	  .point = "{measurement}.{field}",
+	  .precision = "ns" },
+	{ .name = "telegraf_json",
+	  .topic = "{prefix}/{serial}/+",
+	  .prefix = "telegraf",
+	  .format = ROUTE_FORMAT_TELEGRAF_JSON,
+	  .ignore = none_ignore,
+	  .point = "{measurement}.{field}",
+	  .precision = "s" },
 };
 
 const struct preset *preset_find(const char *name)

@@ -17,10 +17,10 @@
 
 struct tz {
 	char *name;
-	size_t count;        /* transitions */
-	int64_t *at;         /* transition instants, ascending */
+	size_t count;	       /* transitions */
+	int64_t *at;	       /* transition instants, ascending */
 	int32_t *offset_after; /* the UTC offset from at[i] on */
-	int32_t initial;     /* the offset before the first transition */
+	int32_t initial;       /* the offset before the first transition */
 };
 
 static uint32_t be32(const unsigned char *p)
@@ -68,7 +68,8 @@ static bool parse_tzif(const unsigned char *buf, size_t len, struct tz *tz)
 			return false;
 		if (pass == 0 && buf[4] >= '2') {
 			/* Skip the 32-bit block: version 2+ files repeat the data with 64-bit times. */
-			size_t skip = 44 + (size_t)timecnt * 5 + (size_t)typecnt * 6 + charcnt + (size_t)leap * 8 + isstd + isut;
+			size_t skip = 44 + (size_t)timecnt * 5 + (size_t)typecnt * 6 + charcnt +
+				      (size_t)leap * 8 + isstd + isut;
 			if ((size_t)(end - p) < skip)
 				return false;
 			p += skip;

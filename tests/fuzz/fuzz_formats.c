@@ -35,10 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define ROUTES	    7
 
 static struct route routes[ROUTES];
-static const char *const canned[ROUTES] = {"v/acme/INV-1/0/power", "N/e0ff50a097c0/system/0/Dc/Battery/Voltage",
-					   "lp/acme",		    "lq/acme/INV-1",
-					   "tele/plug/SENSOR",	    "shellyplus1pm-a8/events/rpc",
-					   "tj/acme/x"};
+static const char *const canned[ROUTES] = { "v/acme/INV-1/0/power",
+					    "N/e0ff50a097c0/system/0/Dc/Battery/Voltage",
+					    "lp/acme",
+					    "lq/acme/INV-1",
+					    "tele/plug/SENSOR",
+					    "shellyplus1pm-a8/events/rpc",
+					    "tj/acme/x" };
 
 static void set(struct route *r, const char *key, const char *value)
 {
@@ -52,13 +55,13 @@ static void setup(void)
 	static const struct {
 		const char *topic;
 		enum route_format format;
-	} spec[ROUTES] = {{"v/{tenant}/{serial}/{point+}", ROUTE_FORMAT_VALUE},
-			  {"N/{serial}/{point+}", ROUTE_FORMAT_VALUE_JSON},
-			  {"lp/{tenant}", ROUTE_FORMAT_INFLUX},
-			  {"lq/{tenant}/{serial}", ROUTE_FORMAT_INFLUX},
-			  {"tele/{serial}/SENSOR", ROUTE_FORMAT_FLAT_JSON},
-			  {"{serial}/events/rpc", ROUTE_FORMAT_SHELLY_RPC},
-			  {"tj/{tenant}/+", ROUTE_FORMAT_TELEGRAF_JSON}};
+	} spec[ROUTES] = { { "v/{tenant}/{serial}/{point+}", ROUTE_FORMAT_VALUE },
+			   { "N/{serial}/{point+}", ROUTE_FORMAT_VALUE_JSON },
+			   { "lp/{tenant}", ROUTE_FORMAT_INFLUX },
+			   { "lq/{tenant}/{serial}", ROUTE_FORMAT_INFLUX },
+			   { "tele/{serial}/SENSOR", ROUTE_FORMAT_FLAT_JSON },
+			   { "{serial}/events/rpc", ROUTE_FORMAT_SHELLY_RPC },
+			   { "tj/{tenant}/+", ROUTE_FORMAT_TELEGRAF_JSON } };
 	char err[256];
 
 	for (int i = 0; i < ROUTES; i++)
@@ -115,8 +118,8 @@ static bool point_ok(const char *name)
 	return true;
 }
 
-static void check(int rc, const struct decoded_message *out, const struct decode_error *err, const char *payload,
-		  size_t len)
+static void check(int rc, const struct decoded_message *out, const struct decode_error *err,
+		  const char *payload, size_t len)
 {
 	FUZZ_CHECK(rc >= -1 && rc <= 1, "rc %d", rc);
 	if (rc < 0) {
@@ -127,7 +130,8 @@ static void check(int rc, const struct decoded_message *out, const struct decode
 	FUZZ_CHECK(len <= MAX_BYTES, "oversized payload of %zu bytes accepted", len);
 	FUZZ_CHECK(ref_is_utf8(payload, len), "payload that is not UTF-8 accepted");
 	if (rc == 1) {
-		FUZZ_CHECK(out->ignored > IGNORE_NONE && out->ignored < IGNORE_REASON_COUNT, "ignored %d", out->ignored);
+		FUZZ_CHECK(out->ignored > IGNORE_NONE && out->ignored < IGNORE_REASON_COUNT, "ignored %d",
+			   out->ignored);
 		return;
 	}
 	FUZZ_CHECK(len > 0 && out->count > 0, "accepted with %zu samples", out->count);
@@ -157,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *topic, *payload;
 	size_t topic_len, payload_len;
 	struct route_match m;
-	struct decode_error err = {0};
+	struct decode_error err = { 0 };
 	int rc, again;
 	size_t count;
 

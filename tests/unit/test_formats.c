@@ -72,7 +72,7 @@ struct result {
 /* Routes topic and payload (exact-size copies) through cfg's first matching route, as ingest.c does. */
 static struct result run(const struct config *cfg, const char *topic, const char *payload)
 {
-	struct result res = {0};
+	struct result res = { 0 };
 	size_t tlen = strlen(topic), plen = strlen(payload);
 	char *t = malloc(tlen ? tlen : 1), *p = malloc(plen ? plen : 1);
 	const struct route *route = NULL;
@@ -87,7 +87,8 @@ static struct result run(const struct config *cfg, const char *topic, const char
 		if (route_match(&cfg->routes[i], t, tlen, &res.m))
 			route = &cfg->routes[i];
 	}
-	res.rc = route ? formats_decode(route, p, plen, &res.m, RECEIVED_US, MAX_BYTES, &res.out, &res.err) : -2;
+	res.rc = route ? formats_decode(route, p, plen, &res.m, RECEIVED_US, MAX_BYTES, &res.out, &res.err) :
+			 -2;
 	/* The match borrows the topic: keep only what outlives it (lengths, and a fixed serial's route text). */
 	if (!route || !route->serial)
 		res.m.serial.ptr = NULL;
@@ -106,25 +107,28 @@ static bool sample_is(const struct result *r, size_t i, const char *point, doubl
 		fprintf(stderr, "\n  sample %zu: got %s = %g @ %lld, want %s = %g @ %lld\n", i,
 			i < r->out.count ? r->out.samples[i].point : "(none)",
 			i < r->out.count ? r->out.samples[i].value : 0.0,
-			(long long)(i < r->out.count ? r->out.samples[i].time_us : 0), point, value, (long long)time_us);
+			(long long)(i < r->out.count ? r->out.samples[i].time_us : 0), point, value,
+			(long long)time_us);
 	return ok;
 }
 
-static void expect_reject(const struct config *cfg, const char *topic, const char *payload, enum reject_reason why,
-			  const char *fragment)
+static void expect_reject(const struct config *cfg, const char *topic, const char *payload,
+			  enum reject_reason why, const char *fragment)
 {
 	struct result r = run(cfg, topic, payload);
 
 	if (r.rc != -1 || r.err.reason != why || !strstr(r.err.detail, fragment))
-		fprintf(stderr, "\n  %s %s: rc %d reason %s (%s), want %s with \"%s\"\n", topic, payload, r.rc,
-			reject_reason_name(r.err.reason), r.err.detail, reject_reason_name(why), fragment);
+		fprintf(stderr, "\n  %s %s: rc %d reason %s (%s), want %s with \"%s\"\n", topic, payload,
+			r.rc, reject_reason_name(r.err.reason), r.err.detail, reject_reason_name(why),
+			fragment);
 	CU_ASSERT_EQUAL(r.rc, -1);
 	CU_ASSERT_EQUAL(r.err.reason, why);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err.detail, fragment));
 	decode_clear(&r.out);
 }
 
-static void expect_ignored(const struct config *cfg, const char *topic, const char *payload, enum ignore_reason why)
+static void expect_ignored(const struct config *cfg, const char *topic, const char *payload,
+			   enum ignore_reason why)
 {
 	struct result r = run(cfg, topic, payload);
 	bool ok = why == IGNORE_STATUS && r.ignored_by_topic ? true : r.rc == 1 && r.out.ignored == why;
@@ -136,13 +140,14 @@ static void expect_ignored(const struct config *cfg, const char *topic, const ch
 	decode_clear(&r.out);
 }
 
-#define T(sec) ((int64_t)(sec) * INT64_C(1000000))
+#define T(sec) ((int64_t)(sec)*INT64_C(1000000))
 
 /* --- value ----------------------------------------------------------------------------------------------- */
 
-static const char value_conf[] = "routes = ( { topic = \"v/{tenant}/{serial}/{point+}\"; format = \"value\"; },\n"
-				 "            { topic = \"t/{tenant}/{serial}/{point}\"; format = \"value\";\n"
-				 "              non_numeric = \"ignore\"; } );\n";
+static const char value_conf[] =
+	"routes = ( { topic = \"v/{tenant}/{serial}/{point+}\"; format = \"value\"; },\n"
+	"            { topic = \"t/{tenant}/{serial}/{point}\"; format = \"value\";\n"
+	"              non_numeric = \"ignore\"; } );\n";
 
 static void test_value_numbers(void)
 {
@@ -186,8 +191,8 @@ static void test_value_not_numbers(void)
 	expect_reject(cfg, "v/acme/INV-1/p", "TRUE", REJECT_MALFORMED_PAYLOAD, "not a number");
 	expect_reject(cfg, "v/acme/INV-1/p", "1\xff", REJECT_INVALID_UTF8, "UTF-8");
 	expect_reject(cfg, "v/acme/INV-1/bad name", "1", REJECT_INVALID_POINT_NAME, "point names");
-	expect_reject(cfg, "v/acme/INV-1/a23456789012345678901234567890123456789012345678901234567890/12345", "1",
-		      REJECT_INVALID_POINT_NAME, "longer");
+	expect_reject(cfg, "v/acme/INV-1/a23456789012345678901234567890123456789012345678901234567890/12345",
+		      "1", REJECT_INVALID_POINT_NAME, "longer");
 	/* non_numeric = "ignore": text is counted, not rejected; nan still is. */
 	expect_ignored(cfg, "t/acme/INV-1/name", "HM-600", IGNORE_NON_NUMERIC);
 	expect_reject(cfg, "t/acme/INV-1/p", "NaN", REJECT_NON_FINITE_VALUE, "finite");
@@ -205,7 +210,8 @@ static const char influx_conf[] =
 static void test_influx_old_collector(void)
 {
 	struct config *cfg = load_ok(influx_conf);
-	struct result r = run(cfg, "lp/acme", "grid,serial=ABC123 total_output_power=5420 1697551200000000000");
+	struct result r =
+		run(cfg, "lp/acme", "grid,serial=ABC123 total_output_power=5420 1697551200000000000");
 
 	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
 	CU_ASSERT_EQUAL_FATAL(r.out.device_count, 1);
@@ -257,7 +263,8 @@ static void test_influx_mapping_options(void)
 	CU_ASSERT(sample_is(&r, 1, "inv.power", 6, RECEIVED_US));
 	decode_clear(&r.out);
 	/* "no time" has a space: not a point name */
-	expect_reject(cfg, "lpms/acme/INV-9", "grid p=1\nno\\ time power=6\n", REJECT_INVALID_POINT_NAME, "line 2");
+	expect_reject(cfg, "lpms/acme/INV-9", "grid p=1\nno\\ time power=6\n", REJECT_INVALID_POINT_NAME,
+		      "line 2");
 	config_free(cfg);
 }
 
@@ -316,7 +323,8 @@ static void test_time_conversions(void)
 	CU_ASSERT_FALSE(formats_time_number(NAN, ROUTE_TIME_S, &us));
 	CU_ASSERT_TRUE(formats_time_text("2024-07-01T12:00:00+02:00", 25, NULL, &us));
 	CU_ASSERT_EQUAL(us, T(1719828000));
-	CU_ASSERT_FALSE(formats_time_text("2024-07-01T12:00:00", 19, NULL, &us)); /* no zone, none configured */
+	CU_ASSERT_FALSE(
+		formats_time_text("2024-07-01T12:00:00", 19, NULL, &us)); /* no zone, none configured */
 }
 
 /* --- presets --------------------------------------------------------------------------------------------- */
@@ -382,7 +390,8 @@ static void test_preset_ahoydtu(void)
 /* deye-inverter-mqtt docs/metric_group_*.md: deye/ac/l1/voltage; the device comes from the route. */
 static void test_preset_deye(void)
 {
-	struct config *cfg = load_ok("routes = ( { preset = \"deye\"; tenant = \"acme\"; serial = \"DEYE-1\"; } );\n");
+	struct config *cfg =
+		load_ok("routes = ( { preset = \"deye\"; tenant = \"acme\"; serial = \"DEYE-1\"; } );\n");
 	struct result r = run(cfg, "deye/ac/l1/voltage", "230.1");
 
 	CU_ASSERT_EQUAL(r.rc, 0);
@@ -397,7 +406,8 @@ static void test_preset_deye(void)
 	expect_ignored(cfg, "deye/status", "online", IGNORE_STATUS);
 	expect_ignored(cfg, "deye/logger_status", "offline", IGNORE_STATUS);
 	config_free(cfg);
-	load_refused("routes = ( { preset = \"deye\"; tenant = \"acme\"; } );\n", "routes[0]: preset deye needs serial");
+	load_refused("routes = ( { preset = \"deye\"; tenant = \"acme\"; } );\n",
+		     "routes[0]: preset deye needs serial");
 }
 
 /* Victron venus-html5-app TOPICS.md and dbus-mqtt README: N/e0ff50a097c0/system/0/Dc/Battery/Voltage {"value": 210}. */
@@ -410,24 +420,31 @@ static void test_preset_victron(void)
 	CU_ASSERT_EQUAL(r.m.serial.len, 12);
 	CU_ASSERT(sample_is(&r, 0, "system/0/Dc/Battery/Voltage", 210, RECEIVED_US));
 	decode_clear(&r.out);
-	expect_ignored(cfg, "N/e0ff50a097c0/system/0/Dc/Battery/TimeToGo", "{\"value\": null}", IGNORE_NO_VALUE);
+	expect_ignored(cfg, "N/e0ff50a097c0/system/0/Dc/Battery/TimeToGo", "{\"value\": null}",
+		       IGNORE_NO_VALUE);
 	expect_ignored(cfg, "N/e0ff50a097c0/system/0/Batteries",
-		       "{\"value\": [{\"soc\": 100.0, \"id\": \"com.victronenergy.battery.ttyO0\"}]}", IGNORE_NON_NUMERIC);
-	expect_ignored(cfg, "N/e0ff50a097c0/vebus/257/ProductName", "{\"value\": \"MultiPlus\"}", IGNORE_NON_NUMERIC);
+		       "{\"value\": [{\"soc\": 100.0, \"id\": \"com.victronenergy.battery.ttyO0\"}]}",
+		       IGNORE_NON_NUMERIC);
+	expect_ignored(cfg, "N/e0ff50a097c0/vebus/257/ProductName", "{\"value\": \"MultiPlus\"}",
+		       IGNORE_NON_NUMERIC);
 	expect_ignored(cfg, "N/e0ff50a097c0/system/0/Dc/Pv/Power", "", IGNORE_NO_VALUE);
-	expect_reject(cfg, "N/e0ff50a097c0/system/0/Dc/Pv/Power", "{\"val\": 1}", REJECT_WRONG_TYPE, "\"value\"");
-	expect_reject(cfg, "N/e0ff50a097c0/system/0/Dc/Pv/Power", "{\"value\": 1", REJECT_MALFORMED_JSON, "JSON");
+	expect_reject(cfg, "N/e0ff50a097c0/system/0/Dc/Pv/Power", "{\"val\": 1}", REJECT_WRONG_TYPE,
+		      "\"value\"");
+	expect_reject(cfg, "N/e0ff50a097c0/system/0/Dc/Pv/Power", "{\"value\": 1", REJECT_MALFORMED_JSON,
+		      "JSON");
 	config_free(cfg);
 }
 
 /* Tasmota (issue #1621's log): tele/SonoffPOW/SENSOR with a local "Time" and an ENERGY object. */
 static void test_preset_tasmota(void)
 {
-	struct config *cfg = load_ok("routes = ( { preset = \"tasmota\"; tenant = \"acme\"; timezone = \"Europe/Berlin\"; } );\n");
-	struct result r = run(cfg, "tele/SonoffPOW/SENSOR",
-			      "{\"Time\":\"2018-01-17T18:59:50\",\"ENERGY\":{\"TotalStartTime\":\"2018-01-01T00:00:00\","
-			      "\"Total\":1.956,\"Yesterday\":0.054,\"Today\":0.049,\"Period\":0,\"Power\":9,"
-			      "\"Factor\":0.43,\"Voltage\":231,\"Current\":0.089}}");
+	struct config *cfg = load_ok(
+		"routes = ( { preset = \"tasmota\"; tenant = \"acme\"; timezone = \"Europe/Berlin\"; } );\n");
+	struct result r = run(
+		cfg, "tele/SonoffPOW/SENSOR",
+		"{\"Time\":\"2018-01-17T18:59:50\",\"ENERGY\":{\"TotalStartTime\":\"2018-01-01T00:00:00\","
+		"\"Total\":1.956,\"Yesterday\":0.054,\"Today\":0.049,\"Period\":0,\"Power\":9,"
+		"\"Factor\":0.43,\"Voltage\":231,\"Current\":0.089}}");
 	int64_t t = T(1516211990); /* 2018-01-17T17:59:50Z: CET is UTC+1 */
 
 	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
@@ -443,14 +460,16 @@ static void test_preset_tasmota(void)
 	r = run(cfg, "tele/plug/SENSOR", "{\"Time\":\"2024-07-01T12:00:00+00:00\",\"ANALOG\":{\"A0\":512}}");
 	CU_ASSERT(sample_is(&r, 0, "ANALOG/A0", 512, T(1719835200)));
 	decode_clear(&r.out);
-	expect_reject(cfg, "tele/plug/SENSOR", "{\"Time\":\"yesterday\",\"A\":{\"B\":1}}", REJECT_BAD_TIMESTAMP, "RFC 3339");
+	expect_reject(cfg, "tele/plug/SENSOR", "{\"Time\":\"yesterday\",\"A\":{\"B\":1}}",
+		      REJECT_BAD_TIMESTAMP, "RFC 3339");
 	expect_reject(cfg, "tele/plug/SENSOR", "{\"Time\":\"2024-07-01T12:00:00\",\"Switch1\":\"ON\"}",
 		      REJECT_NO_MEASUREMENTS, "no number");
 	config_free(cfg);
 	load_refused("routes = ( { preset = \"tasmota\"; tenant = \"acme\"; } );\n", "needs timezone");
 	cfg = load_ok("routes = ( { preset = \"tasmota\"; tenant = \"acme\"; time_field = \"\"; } );\n");
 	r = run(cfg, "tele/plug/SENSOR", "{\"Time\":\"2024-07-01T12:00:00\",\"ANALOG\":{\"A0\":512}}");
-	CU_ASSERT(sample_is(&r, 0, "ANALOG/A0", 512, RECEIVED_US)); /* receive time; "Time" is a string: skipped */
+	CU_ASSERT(sample_is(&r, 0, "ANALOG/A0", 512,
+			    RECEIVED_US)); /* receive time; "Time" is a string: skipped */
 	decode_clear(&r.out);
 	config_free(cfg);
 }
@@ -460,9 +479,10 @@ static void test_preset_shelly(void)
 {
 	struct config *cfg = load_ok("routes = ( { preset = \"shelly\"; tenant = \"acme\"; },\n"
 				     "            { preset = \"shelly_status\"; tenant = \"acme\"; } );\n");
-	struct result r = run(cfg, "shellypro4pm-f008d1d8b8b8/events/rpc",
-			      "{\"src\":\"shellypro4pm-f008d1d8b8b8\",\"dst\":\"user_1\",\"method\":\"NotifyStatus\","
-			      "\"params\":{\"ts\":1631266595.43,\"switch:0\":{\"id\":0,\"output\":true,\"source\":\"button\"}}}");
+	struct result r = run(
+		cfg, "shellypro4pm-f008d1d8b8b8/events/rpc",
+		"{\"src\":\"shellypro4pm-f008d1d8b8b8\",\"dst\":\"user_1\",\"method\":\"NotifyStatus\","
+		"\"params\":{\"ts\":1631266595.43,\"switch:0\":{\"id\":0,\"output\":true,\"source\":\"button\"}}}");
 	int64_t t = INT64_C(1631266595430000);
 
 	CU_ASSERT_STRING_EQUAL(cfg->routes[0].filter, "+/events/rpc");
@@ -471,10 +491,11 @@ static void test_preset_shelly(void)
 	CU_ASSERT(sample_is(&r, 0, "switch:0/id", 0, t));
 	CU_ASSERT(sample_is(&r, 1, "switch:0/output", 1, t));
 	decode_clear(&r.out);
-	expect_ignored(cfg, "shellypro4pm-f008d1d8b8b8/events/rpc",
-		       "{\"src\":\"shellypro4pm-f008d1d8b8b8\",\"method\":\"NotifyEvent\",\"params\":{\"ts\":1631266595.43,"
-		       "\"events\":[{\"component\":\"input:0\",\"event\":\"single_push\"}]}}",
-		       IGNORE_STATUS);
+	expect_ignored(
+		cfg, "shellypro4pm-f008d1d8b8b8/events/rpc",
+		"{\"src\":\"shellypro4pm-f008d1d8b8b8\",\"method\":\"NotifyEvent\",\"params\":{\"ts\":1631266595.43,"
+		"\"events\":[{\"component\":\"input:0\",\"event\":\"single_push\"}]}}",
+		IGNORE_STATUS);
 	r = run(cfg, "shellyplus1pm-a8032ab12345/status/switch:0",
 		"{\"id\":0,\"source\":\"init\",\"output\":false,\"apower\":0.0,\"voltage\":225.9,\"current\":0.000,"
 		"\"aenergy\":{\"total\":0.000,\"by_minute\":[0.000,0.000,0.000],\"minute_ts\":1654511972},"
@@ -492,10 +513,12 @@ static void test_preset_shelly(void)
 /* Telegraf's MQTT output: telegraf/<host>/<plugin>, line protocol (ns) or its JSON serializer (s). */
 static void test_preset_telegraf(void)
 {
-	struct config *cfg = load_ok("routes = ( { preset = \"telegraf\"; tenant = \"acme\"; },\n"
-				     "            { preset = \"telegraf_json\"; prefix = \"tj\"; tenant = \"acme\"; } );\n");
-	struct result r = run(cfg, "telegraf/host1/cpu",
-			      "cpu,cpu=cpu-total,host=host1 usage_idle=98.5,usage_user=1.2 1697551200000000000\n");
+	struct config *cfg = load_ok(
+		"routes = ( { preset = \"telegraf\"; tenant = \"acme\"; },\n"
+		"            { preset = \"telegraf_json\"; prefix = \"tj\"; tenant = \"acme\"; } );\n");
+	struct result r =
+		run(cfg, "telegraf/host1/cpu",
+		    "cpu,cpu=cpu-total,host=host1 usage_idle=98.5,usage_user=1.2 1697551200000000000\n");
 
 	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
 	CU_ASSERT_EQUAL(r.out.device_count, 0);
@@ -514,12 +537,13 @@ static void test_preset_telegraf(void)
 	CU_ASSERT_EQUAL(r.rc, -1); /* a string field: strings = "reject" by default */
 	CU_ASSERT_EQUAL(r.err.reason, REJECT_WRONG_TYPE);
 	decode_clear(&r.out);
-	expect_reject(cfg, "tj/host1/cpu", "{\"name\":\"cpu\",\"fields\":{\"a\":1},\"timestamp\":1.5}", REJECT_BAD_TIMESTAMP,
-		      "not whole");
+	expect_reject(cfg, "tj/host1/cpu", "{\"name\":\"cpu\",\"fields\":{\"a\":1},\"timestamp\":1.5}",
+		      REJECT_BAD_TIMESTAMP, "not whole");
 	config_free(cfg);
 	/* serial_tag: the devices are named in the payload, one message per device */
-	cfg = load_ok("routes = ( { preset = \"telegraf_json\"; topic = \"tj/{tenant}/+/+\"; serial_tag = \"host\";"
-		      " strings = \"ignore\"; } );\n");
+	cfg = load_ok(
+		"routes = ( { preset = \"telegraf_json\"; topic = \"tj/{tenant}/+/+\"; serial_tag = \"host\";"
+		" strings = \"ignore\"; } );\n");
 	r = run(cfg, "tj/acme/x/mem",
 		"{\"metrics\":[{\"fields\":{\"used\":100},\"name\":\"mem\",\"tags\":{\"host\":\"h1\"},\"timestamp\":1697551200},"
 		"{\"fields\":{\"used\":200,\"state\":\"ok\"},\"name\":\"mem\",\"tags\":{\"host\":\"h2\"},\"timestamp\":1697551201}]}");
@@ -535,28 +559,40 @@ static void test_preset_telegraf(void)
 
 static void test_config_mistakes_name_the_route(void)
 {
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; },\n { topic = \"b/{tenant}/{serial}\"; colour = 1; } );\n",
-		     "routes[1]: unknown setting 'colour'");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"csv\"; } );\n", "routes[0]: unknown format");
-	load_refused("routes = ( { preset = \"sma\"; tenant = \"a\"; } );\n", "routes[0]: unknown preset 'sma'");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"value\"; } );\n", "needs {point}");
-	load_refused("routes = ( { topic = \"a/{tenant}/{point+}/x\"; format = \"value\"; serial = \"S\"; } );\n",
-		     "must be the last level");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; },\n { topic = \"b/{tenant}/{serial}\"; colour = 1; } );\n",
+		"routes[1]: unknown setting 'colour'");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"csv\"; } );\n",
+		     "routes[0]: unknown format");
+	load_refused("routes = ( { preset = \"sma\"; tenant = \"a\"; } );\n",
+		     "routes[0]: unknown preset 'sma'");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"value\"; } );\n",
+		     "needs {point}");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{point+}/x\"; format = \"value\"; serial = \"S\"; } );\n",
+		"must be the last level");
 	load_refused("routes = ( { topic = \"a/{serial}\"; } );\n", "needs exactly one {tenant}");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; tenant = \"x\"; } );\n", "exactly one place");
-	load_refused("routes = ( { topic = \"a/{tenant}\"; format = \"influx\"; serial_tag = \"s\"; serial = \"S\"; } );\n",
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; tenant = \"x\"; } );\n",
 		     "exactly one place");
-	load_refused("routes = ( { topic = \"a/{tenant}\"; format = \"influx\"; precision = \"h\"; serial_tag = \"s\"; } );\n",
-		     "routes[0]: precision must be");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t\"; } );\n",
-		     "time_field needs time_unit");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t\";"
-		     " time_unit = \"rfc3339\"; timezone = \"Europe/Nowhere\"; } );\n",
-		     "routes[0]: timezone 'Europe/Nowhere'");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; retained = \"drop\"; } );\n", "routes[0]: retained must be");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}\"; format = \"influx\"; serial_tag = \"s\"; serial = \"S\"; } );\n",
+		"exactly one place");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}\"; format = \"influx\"; precision = \"h\"; serial_tag = \"s\"; } );\n",
+		"routes[0]: precision must be");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t\"; } );\n",
+		"time_field needs time_unit");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t\";"
+		" time_unit = \"rfc3339\"; timezone = \"Europe/Nowhere\"; } );\n",
+		"routes[0]: timezone 'Europe/Nowhere'");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; retained = \"drop\"; } );\n",
+		     "routes[0]: retained must be");
 	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; ignore = [ \"a/#/b\" ]; } );\n",
 		     "routes[0]: ignore[0] is not an MQTT topic filter");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; prefix = \"x\"; } );\n", "prefix is for presets");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; prefix = \"x\"; } );\n",
+		     "prefix is for presets");
 }
 
 static void test_config_route_options(void)
@@ -572,18 +608,23 @@ static void test_config_route_options(void)
 	CU_ASSERT_TRUE(route_ignores(r, "cmnd/x/POWER", 12));
 	CU_ASSERT_TRUE(route_ignores(r, "cmnd", 4));
 	CU_ASSERT_FALSE(route_ignores(r, "a/acme/S1", 9));
-	res = run(cfg, "a/acme/S1", "{\"meta\":{\"t\":1697551200123},\"data\":{\"p\":1,\"q\":{\"r\":2}},\"other\":5}");
+	res = run(cfg, "a/acme/S1",
+		  "{\"meta\":{\"t\":1697551200123},\"data\":{\"p\":1,\"q\":{\"r\":2}},\"other\":5}");
 	CU_ASSERT_EQUAL_FATAL(res.rc, 0);
 	CU_ASSERT_EQUAL(res.out.count, 2);
 	CU_ASSERT(sample_is(&res, 0, "p", 1, INT64_C(1697551200123000)));
 	CU_ASSERT(sample_is(&res, 1, "q/r", 2, INT64_C(1697551200123000)));
 	decode_clear(&res.out);
-	expect_reject(cfg, "a/acme/S1", "{\"meta\":{\"t\":\"now\"},\"data\":{\"p\":1}}", REJECT_WRONG_TYPE, "number");
+	expect_reject(cfg, "a/acme/S1", "{\"meta\":{\"t\":\"now\"},\"data\":{\"p\":1}}", REJECT_WRONG_TYPE,
+		      "number");
 	expect_reject(cfg, "a/acme/S1", "{\"data\":[1]}", REJECT_WRONG_TYPE, "object");
 	config_free(cfg);
 }
 
-#define TEST(fn) {#fn, fn}
+#define TEST(fn)        \
+	{               \
+#fn, fn \
+	}
 
 int main(void)
 {
