@@ -491,6 +491,31 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		reader_error(rd, item, "routes[%d]: tenant may not contain '/', '+' or '#'", i);
 }
 
+/* A key that means nothing for the route's format is a mistake, not something to ignore silently. */
+static void check_keys_fit_format(struct config_reader *rd, const config_setting_t *item, int i, enum route_format fmt)
+{
+#define F(x) (1u << ROUTE_FORMAT_##x)
+	static const struct {
+		const char *key;
+		unsigned formats;
+	} fit[] = {
+		{"serial_tag", F(INFLUX) | F(TELEGRAF_JSON)},
+		{"point", F(INFLUX) | F(TELEGRAF_JSON)},
+		{"precision", F(INFLUX) | F(TELEGRAF_JSON)},
+		{"strings", F(INFLUX) | F(TELEGRAF_JSON)},
+		{"time_field", F(FLAT_JSON)},
+		{"time_unit", F(FLAT_JSON)},
+		{"timezone", F(FLAT_JSON)},
+		{"json_root", F(FLAT_JSON)},
+		{"non_numeric", F(VALUE) | F(VALUE_JSON) | F(FLAT_JSON)},
+	};
+#undef F
+	for (size_t k = 0; k < sizeof(fit) / sizeof(fit[0]); k++)
+		if (config_setting_get_member(item, fit[k].key) && !(fit[k].formats & (1u << fmt)))
+			reader_error(rd, config_setting_get_member(item, fit[k].key),
+				     "routes[%d]: %s does not apply to format %s", i, fit[k].key, route_format_name(fmt));
+}
+
 static void read_route(struct config_reader *rd, const config_setting_t *item, int i, struct config *cfg)
 {
 	static const char *const known[] = {"topic",	  "format",	"preset",    "prefix",	    "tenant",
@@ -545,6 +570,7 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 	}
 	if (preset)
 		r.preset = xstrdup(preset->name);
+	check_keys_fit_format(rd, item, i, fmt);
 	read_route_options(rd, item, i, preset, prefix ? prefix : preset ? preset->prefix : "", &r);
 	if (rd->error_count == errors && !route_check(&r, err, sizeof(err)))
 		reader_error(rd, item, "routes[%d]: %s", i, err);

@@ -593,6 +593,10 @@ static void test_config_mistakes_name_the_route(void)
 		     "routes[0]: ignore[0] is not an MQTT topic filter");
 	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; prefix = \"x\"; } );\n",
 		     "prefix is for presets");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; precision = \"ms\"; } );\n",
+		     "routes[0]: precision does not apply to format json");
+	load_refused("routes = ( { preset = \"opendtu\"; tenant = \"a\"; timezone = \"UTC\"; } );\n",
+		     "routes[0]: timezone does not apply to format value");
 }
 
 static void test_config_route_options(void)
