@@ -199,6 +199,22 @@ static void test_value_not_numbers(void)
 	config_free(cfg);
 }
 
+/* The envelope goes through formats_decode unchanged (decode_json). */
+static void test_json_route_unchanged(void)
+{
+	struct config *cfg = load_ok("routes = ( { topic = \"solar/{tenant}/{serial}/telemetry\"; format = \"json\"; } );\n");
+	struct result r = run(cfg, "solar/acme/INV-1/telemetry",
+			      "{\"serial\":\"INV-1\",\"timestamp\":\"2026-11-21T10:30:00Z\",\"measurements\":{\"p\":5420}}");
+
+	CU_ASSERT_EQUAL(r.rc, 0);
+	CU_ASSERT(sample_is(&r, 0, "p", 5420, T(1795257000)));
+	CU_ASSERT_EQUAL(r.out.device_count, 0);
+	decode_clear(&r.out);
+	expect_reject(cfg, "solar/acme/INV-1/telemetry", "{\"serial\":\"INV-2\",\"measurements\":{\"p\":1}}",
+		      REJECT_SERIAL_MISMATCH, "serial");
+	config_free(cfg);
+}
+
 /* --- influx ---------------------------------------------------------------------------------------------- */
 
 static const char influx_conf[] =
@@ -638,6 +654,7 @@ int main(void)
 	} tests[] = {
 		TEST(test_value_numbers),
 		TEST(test_value_not_numbers),
+		TEST(test_json_route_unchanged),
 		TEST(test_influx_old_collector),
 		TEST(test_influx_several_devices),
 		TEST(test_influx_mapping_options),
