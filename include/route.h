@@ -130,5 +130,6 @@ bool route_match(const struct route *r, const char *topic, size_t topic_len, str
 
 bool route_format_parse(const char *name, enum route_format *out);
 const char *route_format_name(enum route_format format);
+const char *route_time_unit_name(enum route_time_unit unit); /* "s", "ms", "us", "ns", "rfc3339" */
 
 #endif

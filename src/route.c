@@ -39,6 +39,13 @@ const char *route_format_name(enum route_format format)
 	return format_names[format];
 }
 
+const char *route_time_unit_name(enum route_time_unit unit)
+{
+	static const char *const names[] = {"s", "ms", "us", "ns", "rfc3339"};
+
+	return (size_t)unit < sizeof(names) / sizeof(names[0]) ? names[unit] : "unknown";
+}
+
 void route_clear(struct route *r)
 {
 	if (!r)
