@@ -465,6 +465,12 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 	if (zone && tz_load(zone, &r->timezone, err, sizeof(err)) < 0)
 		reader_error(rd, config_setting_get_member(item, "timezone"), "routes[%d]: %s", i, err);
 	free(zone);
+	if (config_setting_get_member(item, "time_unit") && !r->time_field)
+		reader_error(rd, config_setting_get_member(item, "time_unit"), "routes[%d]: time_unit needs time_field",
+			     i);
+	if (config_setting_get_member(item, "timezone") && (!r->time_field || r->time_unit != ROUTE_TIME_RFC3339))
+		reader_error(rd, config_setting_get_member(item, "timezone"),
+			     "routes[%d]: timezone applies to a time_field with time_unit = \"rfc3339\"", i);
 	if (ignore) {
 		if (!config_setting_is_array(ignore) && !config_setting_is_list(ignore)) {
 			reader_error(rd, ignore, "routes[%d]: ignore must be a list of topic filters: [\"a/+/status\"]", i);

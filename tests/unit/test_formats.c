@@ -613,6 +613,11 @@ static void test_config_mistakes_name_the_route(void)
 		     "routes[0]: precision does not apply to format json");
 	load_refused("routes = ( { preset = \"opendtu\"; tenant = \"a\"; timezone = \"UTC\"; } );\n",
 		     "routes[0]: timezone does not apply to format value");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_unit = \"s\"; } );\n",
+		     "routes[0]: time_unit needs time_field");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t\";"
+		     " time_unit = \"s\"; timezone = \"UTC\"; } );\n",
+		     "routes[0]: timezone applies to a time_field with time_unit = \"rfc3339\"");
 }
 
 static void test_config_route_options(void)
