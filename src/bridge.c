@@ -174,8 +174,7 @@ static int count_restart_keys(const struct config *old, const struct config *new
 	bool routes = old->route_count != new->route_count;
 
 	for (size_t i = 0; !routes && i < old->route_count; i++)
-		routes = strcmp(old->routes[i].template_text, new->routes[i].template_text) != 0 ||
-			 old->routes[i].format != new->routes[i].format;
+		routes = !route_equal(&old->routes[i], &new->routes[i]);
 	n += restart_required("mqtt (uri, client_id, credentials, version, qos, session, TLS, shared_group)",
 			      differ(a->uri, b->uri) || differ(a->client_id, b->client_id) ||
 				      differ(a->username, b->username) || differ(a->password, b->password) ||

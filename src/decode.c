@@ -35,11 +35,16 @@ static int fail(struct decode_error *err, enum reject_reason reason, const char 
 void decode_reset(struct decoded_message *out)
 {
 	out->count = 0;
+	out->device_count = 0;
+	out->ignored = IGNORE_NONE;
 }
 
 void decode_clear(struct decoded_message *out)
 {
 	free(out->samples);
+	free(out->devices);
+	free(out->device_of);
+	lp_scratch_free(&out->lp);
 	memset(out, 0, sizeof(*out));
 }
 
@@ -414,4 +419,52 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 out:
 	cJSON_Delete(root);
 	return rc;
+}
+
+/* --- shared with the other formats (formats.c) ---------------------------------------------------- */
+
+struct sample *decode_append(struct decoded_message *out)
+{
+	return append_sample(out);
+}
+
+bool decode_point_name_ok(const char *name)
+{
+	return point_name_ok(name);
+}
+
+cJSON *decode_json_root(const char *payload, size_t len, size_t max_bytes, struct decode_error *err)
+{
+	const char *parse_end = NULL, *dup;
+	cJSON *root;
+
+	if (len == 0) {
+		fail(err, REJECT_EMPTY_PAYLOAD, "empty payload");
+		return NULL;
+	}
+	if (len > max_bytes) {
+		fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu", len, max_bytes);
+		return NULL;
+	}
+	if (!text_is_utf8(payload, len) || has_escaped_nul(payload, len)) {
+		fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
+		return NULL;
+	}
+	if (!json_is_strict(payload, len)) {
+		fail(err, REJECT_MALFORMED_JSON, "not valid JSON (RFC 8259)");
+		return NULL;
+	}
+	root = cJSON_ParseWithLengthOpts(payload, len, &parse_end, false);
+	if (!root || !parse_end || !only_whitespace(parse_end, payload + len)) {
+		fail(err, REJECT_MALFORMED_JSON, "%s", root ? "trailing data after the JSON value" : "not valid JSON");
+		cJSON_Delete(root);
+		return NULL;
+	}
+	dup = find_duplicate_key(root);
+	if (dup) {
+		fail(err, REJECT_MALFORMED_JSON, "duplicate key '%.64s'", dup);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
 }

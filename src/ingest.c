@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "decode.h"
+#include "formats.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "text.h"
@@ -22,6 +23,19 @@
 
 #define MODULE "mqtt"
 #define DISCONNECT_TIMEOUT_MS 5000
+
+/*
+ * What one MQTT message became: a pipeline message per device it names (readings or a rejection; NULL when
+ * there is nothing to write) with its reject reason (REJECT_NONE: accepted), or the reason it was ignored.
+ */
+struct outcome {
+	struct message **parts; /* owned until handed over */
+	enum reject_reason *reasons;
+	size_t count;
+	size_t capacity;
+	uint32_t dropped;
+	enum ignore_reason ignored;
+};
 
 struct ingest {
 	const struct config *cfg;
@@ -45,6 +59,7 @@ struct ingest {
 	_Atomic int64_t last_activity_ms;  /* monotonic, the end of the last message callback */
 	size_t next_reject_queue;
 	struct decoded_message decoded; /* reused; receive thread only */
+	struct outcome outcome;         /* reused; receive thread only */
 	_Atomic(const struct config_validation *) policy; /* swapped by reload, read once per message */
 	struct ratelimit *device_limit; /* receive thread only; NULL = unlimited */
 	struct ratelimit *tenant_limit;
@@ -53,13 +68,31 @@ struct ingest {
 
 /* --- the per-message path -------------------------------------------------------------------------- */
 
+/* The first route whose template matches; NULL with *ignored set when a route's ignore filter claims it. */
 static const struct route *match_route(const struct ingest *in, const char *topic, size_t len,
-				       struct route_match *m)
+				       struct route_match *m, enum ignore_reason *ignored)
 {
-	for (size_t i = 0; i < in->cfg->route_count; i++)
-		if (route_match(&in->cfg->routes[i], topic, len, m))
-			return &in->cfg->routes[i];
+	for (size_t i = 0; i < in->cfg->route_count; i++) {
+		const struct route *r = &in->cfg->routes[i];
+		if (r->ignore_count > 0 && route_ignores(r, topic, len)) {
+			*ignored = IGNORE_STATUS;
+			return NULL;
+		}
+		if (route_match(r, topic, len, m))
+			return r;
+	}
 	return NULL;
+}
+
+static void outcome_add(struct outcome *out, struct message *m, enum reject_reason reason)
+{
+	if (out->count == out->capacity) {
+		out->capacity = out->capacity ? out->capacity * 2 : 4;
+		out->parts = xrealloc(out->parts, out->capacity * sizeof(*out->parts));
+		out->reasons = xrealloc(out->reasons, out->capacity * sizeof(*out->reasons));
+	}
+	out->parts[out->count] = m;
+	out->reasons[out->count++] = reason;
 }
 
 static struct message *make_rejection(const struct ingest *in, const struct decode_error *err, const char *topic,
@@ -112,47 +145,93 @@ static struct message *rate_limited(struct ingest *in, struct message *accepted,
 }
 
 /*
- * Turns one MQTT message into an owned pipeline message (readings or rejection), and says in *reason why it
- * was refused (REJECT_NONE when accepted). NULL when there is nothing to write.
+ * Checks one device's samples against the registry and the policy (and the rate limits), and adds what came
+ * of it to out: the readings, a rejection, or nothing (every point dropped, or refusals only counted).
  */
-static struct message *process(struct ingest *in, const char *topic, size_t topic_len, const void *payload,
-			       size_t payload_len, uint32_t *dropped, enum reject_reason *reason)
+static void validate_device(struct ingest *in, const struct config_validation *policy, const char *topic,
+			    size_t topic_len, const void *payload, size_t payload_len, const struct route_match *m,
+			    const struct decoded_message *samples, int64_t received_us, struct outcome *out)
 {
-	int64_t received_us = clock_realtime_us();
 	struct decode_error err = {REJECT_NONE, ""};
-	const struct config_validation *policy = atomic_load(&in->policy);
 	struct validate_result result;
-	struct route_match m;
-	struct registry *reg;
-	int rc;
+	struct registry *reg = registry_store_acquire(in->store);
+	int rc = validate_message(reg, policy, m, samples, received_us, received_us, &result, &err);
 
-	*reason = REJECT_NONE;
-	if (!match_route(in, topic, topic_len, &m)) {
-		*reason = err.reason = REJECT_NO_ROUTE;
-		snprintf(err.detail, sizeof(err.detail), "topic matches no configured route");
-		return make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us);
-	}
-	if (decode_json(payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes, &in->decoded,
-			&err) < 0) {
-		*reason = err.reason;
-		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
-	}
-	reg = registry_store_acquire(in->store);
-	rc = validate_message(reg, policy, &m, &in->decoded, received_us, received_us, &result, &err);
 	registry_unref(reg);
 	if (rc < 0) {
-		*reason = err.reason;
-		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
+		outcome_add(out, make_rejection(in, &err, topic, topic_len, m, payload, payload_len, received_us),
+			    err.reason);
+		return;
 	}
-	*dropped = result.dropped_points;
+	out->dropped += result.dropped_points;
 	if (result.message && (in->device_limit || in->tenant_limit)) {
-		struct message *limited = rate_limited(in, result.message, topic, topic_len, &m, payload, payload_len,
+		struct message *limited = rate_limited(in, result.message, topic, topic_len, m, payload, payload_len,
 						       received_us);
-		if (limited != result.message)
-			*reason = REJECT_RATE_LIMITED;
-		return limited;
+		outcome_add(out, limited, limited != result.message ? REJECT_RATE_LIMITED : REJECT_NONE);
+		return;
 	}
-	return result.message;
+	outcome_add(out, result.message, REJECT_NONE);
+}
+
+/*
+ * Turns one MQTT message into *out: route -> (ignore?) -> decode -> validate, per device the payload names.
+ * Status and LWT topics, retained messages on routes that ignore them, and payloads that hold no reading are
+ * only counted.
+ */
+static void process(struct ingest *in, const char *topic, size_t topic_len, const MQTTAsync_message *msg,
+		    struct outcome *out)
+{
+	int64_t received_us = clock_realtime_us();
+	const void *payload = msg->payload;
+	size_t payload_len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+	struct decode_error err = {REJECT_NONE, ""};
+	const struct config_validation *policy = atomic_load(&in->policy);
+	const struct decoded_message *decoded = &in->decoded;
+	const struct route *route;
+	struct route_match m;
+	int rc;
+
+	out->count = 0;
+	out->dropped = 0;
+	out->ignored = IGNORE_NONE;
+	route = match_route(in, topic, topic_len, &m, &out->ignored);
+	if (out->ignored != IGNORE_NONE)
+		return;
+	if (!route) {
+		err.reason = REJECT_NO_ROUTE;
+		snprintf(err.detail, sizeof(err.detail), "topic matches no configured route");
+		outcome_add(out, make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us),
+			    REJECT_NO_ROUTE);
+		return;
+	}
+	if (msg->retained && route->ignore_retained) {
+		out->ignored = IGNORE_RETAINED;
+		return;
+	}
+	rc = formats_decode(route, payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes,
+			    &in->decoded, &err);
+	if (rc > 0) {
+		out->ignored = decoded->ignored;
+		return;
+	}
+	if (rc < 0) {
+		outcome_add(out, make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
+			    err.reason);
+		return;
+	}
+	if (decoded->device_count == 0) {
+		validate_device(in, policy, topic, topic_len, payload, payload_len, &m, decoded, received_us, out);
+		return;
+	}
+	/* Lines of several devices: each is its own message, accepted or rejected on its own. */
+	for (size_t d = 0; d < decoded->device_count; d++) {
+		const struct decoded_device *dev = &decoded->devices[d];
+		struct decoded_message one = {.samples = decoded->samples + dev->first, .count = dev->count};
+		struct route_match dm = m;
+
+		dm.serial = (struct topic_slice){dev->serial, strlen(dev->serial)};
+		validate_device(in, policy, topic, topic_len, payload, payload_len, &dm, &one, received_us, out);
+	}
 }
 
 /*
@@ -182,28 +261,41 @@ static int hand_over(struct ingest *in, struct message *m)
 	return rc;
 }
 
-static void count(struct ingest *in, enum reject_reason reason, uint32_t dropped)
+/* One MQTT message received; each device part accepted or rejected, or the whole message ignored. */
+static void count(struct ingest *in, const struct outcome *out)
 {
 	STATS_ADD(in->stats, messages_received, 1);
-	STATS_ADD(in->stats, points_dropped, dropped);
-	if (reason == REJECT_NONE)
-		STATS_ADD(in->stats, messages_accepted, 1);
-	else
-		STATS_ADD(in->stats, messages_rejected[reason], 1);
+	STATS_ADD(in->stats, points_dropped, out->dropped);
+	if (out->ignored != IGNORE_NONE)
+		STATS_ADD(in->stats, messages_ignored[out->ignored], 1);
+	for (size_t i = 0; i < out->count; i++) {
+		if (out->reasons[i] == REJECT_NONE)
+			STATS_ADD(in->stats, messages_accepted, 1);
+		else
+			STATS_ADD(in->stats, messages_rejected[out->reasons[i]], 1);
+	}
 }
 
 static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct ingest *in = context;
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	uint32_t dropped = 0;
-	enum reject_reason reason;
-	struct message *m = process(in, topic, len, msg->payload, (size_t)msg->payloadlen, &dropped, &reason);
+	struct outcome *out = &in->outcome;
 
-	if (m) {
-		int rc = hand_over(in, m);
+	process(in, topic, len, msg, out);
+	for (size_t i = 0; i < out->count; i++) {
+		struct message *m = out->parts[i];
+		int rc;
+
+		out->parts[i] = NULL;
+		if (!m)
+			continue;
+		rc = hand_over(in, m);
 		if (rc < 0) {
-			/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost. */
+			/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost (parts of a
+			 * multi-device payload already handed over arrive twice; their rows are idempotent). */
+			for (size_t j = i + 1; j < out->count; j++)
+				message_free(out->parts[j]);
 			log_warn(MODULE, "%s full for %d ms (%s); the message will be delivered again",
 				 in->spool ? "spool" : "writer queue", in->cfg->database.enqueue_timeout_ms,
 				 rc == -EIO ? "disk error" : "database slow or down");
@@ -211,7 +303,7 @@ static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsy
 			return 0;
 		}
 	}
-	count(in, reason, dropped);
+	count(in, out);
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
 	return 1;
@@ -668,6 +760,8 @@ void ingest_stop(struct ingest *in)
 	free(in->filters);
 	free(in->qos);
 	decode_clear(&in->decoded);
+	free(in->outcome.parts);
+	free(in->outcome.reasons);
 	ratelimit_free(in->device_limit);
 	ratelimit_free(in->tenant_limit);
 	free(in);

@@ -14,6 +14,8 @@
 #include "config.h"
 #include "log.h"
 #include "migrate.h"
+#include "route.h"
+#include "tz.h"
 
 #define DEFAULT_CONFIG "/etc/mqtt2pg/mqtt2pg.conf"
 
@@ -68,6 +70,25 @@ static struct config *load_config(const char *path)
 	return cfg;
 }
 
+/* The route's options beyond its template, when it has any (check-config). */
+static void describe_route(const struct route *r)
+{
+	if (r->preset)
+		printf("    preset %s\n", r->preset);
+	if (r->tenant || r->serial)
+		printf("    fixed%s%s%s%s\n", r->tenant ? " tenant " : "", r->tenant ? r->tenant : "",
+		       r->serial ? " serial " : "", r->serial ? r->serial : "");
+	if (r->influx.serial_tag[0])
+		printf("    device from tag %s\n", r->influx.serial_tag);
+	if (r->time_field)
+		printf("    time from %s (%s)%s%s\n", r->time_field, route_time_unit_name(r->time_unit),
+		       r->timezone ? ", zone " : "", r->timezone ? tz_name(r->timezone) : "");
+	if (r->ignore_retained)
+		printf("    retained messages ignored\n");
+	for (size_t i = 0; i < r->ignore_count; i++)
+		printf("    ignores %s\n", r->ignore[i]);
+}
+
 static int check_config(const char *path)
 {
 	struct config *cfg = load_config(path);
@@ -77,11 +98,13 @@ static int check_config(const char *path)
 	printf("%s: OK (%zu route(s), %d writer(s), unknown points: %s)\n", path ? path : "(defaults)",
 	       cfg->route_count, cfg->database.writers,
 	       config_unknown_point_policy_name(cfg->validation.unknown_points));
-	for (size_t i = 0; i < cfg->route_count; i++)
+	for (size_t i = 0; i < cfg->route_count; i++) {
 		printf("  route %s (%s) subscribes %s%s%s%s\n", cfg->routes[i].template_text,
 		       route_format_name(cfg->routes[i].format), cfg->mqtt.shared_group ? "$share/" : "",
 		       cfg->mqtt.shared_group ? cfg->mqtt.shared_group : "", cfg->mqtt.shared_group ? "/" : "",
 		       cfg->routes[i].filter);
+		describe_route(&cfg->routes[i]);
+	}
 	config_free(cfg);
 	return 0;
 }
