@@ -129,18 +129,29 @@ static int load_table(PGconn *conn, struct registry *r, const char *name, const 
 static int reload(struct regsync *rs)
 {
 	struct registry *r = NULL;
+	PGresult *counts;
 	int rc = -1;
 
 	if (db_exec(MODULE, rs->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin registry read") < 0)
 		return -1;
 	r = registry_new();
+	/* The counts first (same snapshot), so that the registry sizes its arrays and indexes exactly. */
+	counts = query(rs->conn, "SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM devices), "
+				 "(SELECT count(*) FROM points)");
+	if (!counts)
+		goto out;
+	registry_reserve(r, strtoull(PQgetvalue(counts, 0, 0), NULL, 10), strtoull(PQgetvalue(counts, 0, 1), NULL, 10),
+			 strtoull(PQgetvalue(counts, 0, 2), NULL, 10));
+	PQclear(counts);
 	rc = load_table(rs->conn, r, "registry_tenants", "SELECT id, slug FROM tenants", add_tenant_row);
 	if (rc == 0)
 		rc = load_table(rs->conn, r, "registry_devices", "SELECT id, tenant_id, serial, enabled FROM devices",
 				add_device_row);
+	/* Grouped by device (the UNIQUE (device_id, name) index gives that order), as the registry stores them. */
 	if (rc == 0)
 		rc = load_table(rs->conn, r, "registry_points",
-				"SELECT id, device_id, name, min_value, max_value FROM points", add_point_row);
+				"SELECT id, device_id, name, min_value, max_value FROM points ORDER BY device_id, name",
+				add_point_row);
 	if (rc == -2)
 		log_error(MODULE, "registry rows are inconsistent (duplicate or dangling key); keeping the old snapshot");
 	if (rc < 0)
