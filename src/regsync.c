@@ -91,10 +91,11 @@ static bool add_point_row(struct registry *r, const PGresult *res, int i)
 
 /*
  * Reads one table through a cursor, FETCH_ROWS at a time, so that 400,000 points never sit in one query
- * result next to the snapshot being built (that doubled the bridge's peak memory). Returns 0, -1 on a
- * database error (logged), -2 on an inconsistent row.
+ * result next to the snapshot being built (that doubled the bridge's peak memory). 2,000 rows (~250 KB of
+ * PGresult) rather than 10,000: a reload's peak, old and new snapshot side by side, was 1.1 MB lower, for
+ * ~200 round trips per 400,000 points. Returns 0, -1 on a database error (logged), -2 on an inconsistent row.
  */
-#define FETCH_ROWS "10000"
+#define FETCH_ROWS "2000"
 
 static int load_table(PGconn *conn, struct registry *r, const char *name, const char *select, add_row_fn add)
 {
