@@ -97,11 +97,20 @@ static void start_writers(struct bridge *b)
 		.origin = b->cfg->mqtt.client_id,
 	};
 
+	/*
+	 * With a spool, the spool is the buffer: the dispatcher only has to keep each writer fed, and a full
+	 * queue just makes it wait. A batch's worth of messages per queue does that; the configured 50,000
+	 * (for memory mode, where the queue is the only buffer) cost ~9 MB per writer when draining a backlog.
+	 */
+	size_t capacity = (size_t)db->queue_messages;
+
+	if (b->spool && capacity > (size_t)db->batch_rows)
+		capacity = (size_t)db->batch_rows;
 	b->writer_count = (size_t)db->writers;
 	b->queues = xcalloc(b->writer_count, sizeof(*b->queues));
 	b->writers = xcalloc(b->writer_count, sizeof(*b->writers));
 	for (size_t i = 0; i < b->writer_count; i++) {
-		b->queues[i] = queue_new((size_t)db->queue_messages);
+		b->queues[i] = queue_new(capacity);
 		b->writers[i] = writer_start((int)i, &options, b->queues[i], &b->stats);
 		if (!b->writers[i])
 			die(MODULE, "cannot start writer %zu", i);

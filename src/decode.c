@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_arena.h"
 #include "text.h"
 #include "timeparse.h"
 #include "xalloc.h"
@@ -247,24 +248,27 @@ static int compare_keys(const void *a, const void *b)
  * cJSON keeps duplicate members; JSON leaves their meaning open, so we refuse them, at any depth. Sorting
  * the keys keeps a hostile object of thousands of members at n log n.
  */
+#define SMALL_OBJECT 16 /* keys sorted on the stack; larger objects' keys in one malloc */
+
 static const char *find_duplicate_key(const cJSON *node)
 {
 	const char *dup = NULL;
 
 	if (cJSON_IsObject(node) && node->child && node->child->next) {
 		size_t n = 0, i = 0;
-		const char **keys;
+		const char **keys, *few[SMALL_OBJECT];
 
 		for (const cJSON *c = node->child; c; c = c->next)
 			n++;
-		keys = xmalloc(n * sizeof(*keys));
+		keys = n <= SMALL_OBJECT ? few : xmalloc(n * sizeof(*keys));
 		for (const cJSON *c = node->child; c; c = c->next)
 			keys[i++] = c->string;
 		qsort(keys, n, sizeof(*keys), compare_keys);
 		for (i = 1; i < n && !dup; i++)
 			if (strcmp(keys[i - 1], keys[i]) == 0)
 				dup = keys[i];
-		free(keys);
+		if (keys != few)
+			free(keys);
 	}
 	for (const cJSON *c = node->child; c && !dup; c = c->next)
 		if (cJSON_IsObject(c) || cJSON_IsArray(c))
@@ -388,6 +392,7 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 		return fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
 	if (!json_is_strict(payload, len))
 		return fail(err, REJECT_MALFORMED_JSON, "not valid JSON (RFC 8259)");
+	json_arena_begin(); /* cJSON's blocks from a reused arena, not a malloc each; ended after cJSON_Delete */
 	root = cJSON_ParseWithLengthOpts(payload, len, &parse_end, false);
 	if (!root || !parse_end || !only_whitespace(parse_end, payload + len)) {
 		rc = fail(err, REJECT_MALFORMED_JSON, "%s", root ? "trailing data after the JSON value" : "not valid JSON");
@@ -418,6 +423,7 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 	rc = 0;
 out:
 	cJSON_Delete(root);
+	json_arena_end();
 	return rc;
 }
 

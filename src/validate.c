@@ -125,15 +125,15 @@ int validate_message(const struct registry *reg, const struct config_validation 
 	msg = message_new_readings(device->tenant_id, device->id, (uint32_t)decoded->count, received_us);
 	for (size_t i = 0; i < decoded->count; i++) {
 		const struct sample *s = &decoded->samples[i];
-		const struct registry_point *point = registry_find_point(reg, device->id, s->point, strlen(s->point));
+		struct registry_point point;
 		int32_t point_id = 0;
 
 		if (check_time(policy, s->time_us, now_us, err) < 0)
 			goto reject;
-		if (point) {
-			if (check_range(point, s->value, err) < 0)
+		if (registry_find_device_point(reg, device, s->point, strlen(s->point), &point)) {
+			if (check_range(&point, s->value, err) < 0)
 				goto reject;
-			point_id = point->id;
+			point_id = point.id;
 		} else {
 			if (resolve_unknown_point(policy, device, msg, s->point, &point_id, err) < 0)
 				goto reject;
