@@ -17,6 +17,7 @@
 #include "formats.h"
 #include "route.h"
 #include "tz.h"
+#include "unit.h"
 
 #define RECEIVED_US INT64_C(1795000000000000)
 #define MAX_BYTES   65536
@@ -646,55 +647,29 @@ static void test_config_route_options(void)
 	config_free(cfg);
 }
 
-#define TEST(fn)        \
-	{               \
-#fn, fn \
-	}
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
-		TEST(test_value_numbers),
-		TEST(test_value_not_numbers),
-		TEST(test_json_route_unchanged),
-		TEST(test_influx_old_collector),
-		TEST(test_influx_several_devices),
-		TEST(test_influx_mapping_options),
-		TEST(test_influx_rejections),
-		TEST(test_tz_berlin),
-		TEST(test_time_conversions),
-		TEST(test_preset_opendtu),
-		TEST(test_preset_ahoydtu),
-		TEST(test_preset_deye),
-		TEST(test_preset_victron),
-		TEST(test_preset_tasmota),
-		TEST(test_preset_shelly),
-		TEST(test_preset_telegraf),
-		TEST(test_config_mistakes_name_the_route),
-		TEST(test_config_route_options),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_value_numbers),
+		UNIT_TEST(test_value_not_numbers),
+		UNIT_TEST(test_json_route_unchanged),
+		UNIT_TEST(test_influx_old_collector),
+		UNIT_TEST(test_influx_several_devices),
+		UNIT_TEST(test_influx_mapping_options),
+		UNIT_TEST(test_influx_rejections),
+		UNIT_TEST(test_tz_berlin),
+		UNIT_TEST(test_time_conversions),
+		UNIT_TEST(test_preset_opendtu),
+		UNIT_TEST(test_preset_ahoydtu),
+		UNIT_TEST(test_preset_deye),
+		UNIT_TEST(test_preset_victron),
+		UNIT_TEST(test_preset_tasmota),
+		UNIT_TEST(test_preset_shelly),
+		UNIT_TEST(test_preset_telegraf),
+		UNIT_TEST(test_config_mistakes_name_the_route),
+		UNIT_TEST(test_config_route_options),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("formats", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("formats", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "registry.h"
+#include "unit.h"
 
 static bool find_tenant_text(const struct registry *r, const char *slug, int32_t want_id)
 {
@@ -458,50 +459,24 @@ static void test_store_readers_race_swapper(void)
 	registry_store_free(race.store);
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_empty_registry),
-		TEST(test_tenants),
-		TEST(test_keys_are_slices),
-		TEST(test_devices),
-		TEST(test_points),
-		TEST(test_duplicates_refused),
-		TEST(test_dangling_refused),
-		TEST(test_point_count_per_device),
-		TEST(test_shared_names_keep_their_limits),
-		TEST(test_points_in_any_order),
-		TEST(test_hundred_thousand_devices),
-		TEST(test_ref_unref),
-		TEST(test_store_swap_and_acquire),
-		TEST(test_store_readers_race_swapper),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_empty_registry),
+		UNIT_TEST(test_tenants),
+		UNIT_TEST(test_keys_are_slices),
+		UNIT_TEST(test_devices),
+		UNIT_TEST(test_points),
+		UNIT_TEST(test_duplicates_refused),
+		UNIT_TEST(test_dangling_refused),
+		UNIT_TEST(test_point_count_per_device),
+		UNIT_TEST(test_shared_names_keep_their_limits),
+		UNIT_TEST(test_points_in_any_order),
+		UNIT_TEST(test_hundred_thousand_devices),
+		UNIT_TEST(test_ref_unref),
+		UNIT_TEST(test_store_swap_and_acquire),
+		UNIT_TEST(test_store_readers_race_swapper),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("registry", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("registry", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "route.h"
+#include "unit.h"
 
 /* CU_ASSERT_STRING_EQUAL that also prints what it got, and survives NULL. */
 #define ASSERT_STR(actual, expected)                                                                \
@@ -371,55 +372,32 @@ static void test_new_format_names(void)
 	ASSERT_STR(route_format_name((enum route_format)99), "unknown");
 }
 
-#define TEST(fn) { #fn, fn }
 /* clang-format on */
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_parse_standard_template),
-		TEST(test_parse_any_level_and_order),
-		TEST(test_parse_refuses_missing_placeholder),
-		TEST(test_parse_refuses_duplicate_placeholder),
-		TEST(test_parse_refuses_empty_level),
-		TEST(test_parse_refuses_wildcard_inside_level),
-		TEST(test_parse_refuses_unknown_placeholder),
-		TEST(test_route_clear_zeroed_is_noop),
-		TEST(test_format_names),
-		TEST(test_match_exact_slices),
-		TEST(test_match_any_level),
-		TEST(test_match_placeholder_first_and_last),
-		TEST(test_match_refuses_wrong_level_count),
-		TEST(test_match_refuses_empty_placeholder),
-		TEST(test_match_refuses_literal_mismatch),
-		TEST(test_match_topic_not_nul_terminated),
-		TEST(test_match_serial_with_odd_bytes),
-		TEST(test_point_placeholders),
-		TEST(test_filter_matches),
-		TEST(test_new_format_names),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_parse_standard_template),
+		UNIT_TEST(test_parse_any_level_and_order),
+		UNIT_TEST(test_parse_refuses_missing_placeholder),
+		UNIT_TEST(test_parse_refuses_duplicate_placeholder),
+		UNIT_TEST(test_parse_refuses_empty_level),
+		UNIT_TEST(test_parse_refuses_wildcard_inside_level),
+		UNIT_TEST(test_parse_refuses_unknown_placeholder),
+		UNIT_TEST(test_route_clear_zeroed_is_noop),
+		UNIT_TEST(test_format_names),
+		UNIT_TEST(test_match_exact_slices),
+		UNIT_TEST(test_match_any_level),
+		UNIT_TEST(test_match_placeholder_first_and_last),
+		UNIT_TEST(test_match_refuses_wrong_level_count),
+		UNIT_TEST(test_match_refuses_empty_placeholder),
+		UNIT_TEST(test_match_refuses_literal_mismatch),
+		UNIT_TEST(test_match_topic_not_nul_terminated),
+		UNIT_TEST(test_match_serial_with_odd_bytes),
+		UNIT_TEST(test_point_placeholders),
+		UNIT_TEST(test_filter_matches),
+		UNIT_TEST(test_new_format_names),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("route", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("route", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -17,6 +17,7 @@
 #include "message.h"
 #include "spool.h"
 #include "stats.h"
+#include "unit.h"
 
 static struct stats stats;
 static char directory[64];
@@ -186,40 +187,14 @@ static void test_crc32c_check_value(void)
 	CU_ASSERT_EQUAL(spool_crc32c(0, "123456789", 9), 0xE3069283u);
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_round_trip_across_segments_and_windows),
-		TEST(test_uncommitted_records_replayed_after_reopen),
-		TEST(test_one_owner_per_directory),
-		TEST(test_crc32c_check_value),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_round_trip_across_segments_and_windows),
+		UNIT_TEST(test_uncommitted_records_replayed_after_reopen),
+		UNIT_TEST(test_one_owner_per_directory),
+		UNIT_TEST(test_crc32c_check_value),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("spool", setup, teardown);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("spool", setup, teardown, tests, UNIT_COUNT(tests));
 }
