@@ -71,6 +71,10 @@ void decode_reset(struct decoded_message *out);
 /* Appends one sample to out (growing it) and returns it, for the other format decoders (formats.c). */
 struct sample *decode_append(struct decoded_message *out);
 
+/* Fills err with reason and a printf-style detail; returns -1, so that `return decode_fail(...)` reads well. */
+int decode_fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* True when name is 1..64 characters of A-Z a-z 0-9 _ . : / - (the README's point alphabet). */
 bool decode_point_name_ok(const char *name);
 

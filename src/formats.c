@@ -25,20 +25,6 @@
 /* A one-value payload longer than this is not a number anyone sends (and strtod gets a bounded copy). */
 #define MAX_NUMBER_TEXT 64
 
-static int fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
-{
-	va_list ap;
-
-	err->reason = reason;
-	va_start(ap, fmt);
-	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int ignored(struct decoded_message *out, enum ignore_reason reason)
 {
 	out->ignored = reason;
@@ -49,10 +35,10 @@ static int ignored(struct decoded_message *out, enum ignore_reason reason)
 static int check_bytes(const char *payload, size_t len, size_t max_bytes, struct decode_error *err)
 {
 	if (len > max_bytes)
-		return fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu",
+		return decode_fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu",
 			    len, max_bytes);
 	if (!text_is_utf8(payload, len))
-		return fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
+		return decode_fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
 	return 0;
 }
 
@@ -110,17 +96,17 @@ static int json_time(const struct route *r, const cJSON *node, enum route_time_u
 {
 	if (unit == ROUTE_TIME_RFC3339) {
 		if (!cJSON_IsString(node))
-			return fail(err, REJECT_WRONG_TYPE, "time member must be an RFC 3339 string");
+			return decode_fail(err, REJECT_WRONG_TYPE, "time member must be an RFC 3339 string");
 		if (!formats_time_text(node->valuestring, strlen(node->valuestring), r->timezone, out_us))
-			return fail(err, REJECT_BAD_TIMESTAMP, "time '%.40s' is not an RFC 3339 date-time%s",
+			return decode_fail(err, REJECT_BAD_TIMESTAMP, "time '%.40s' is not an RFC 3339 date-time%s",
 				    node->valuestring,
 				    r->timezone ? "" : " with a zone (no timezone configured)");
 		return 0;
 	}
 	if (!cJSON_IsNumber(node))
-		return fail(err, REJECT_WRONG_TYPE, "time member must be a number of epoch units");
+		return decode_fail(err, REJECT_WRONG_TYPE, "time member must be a number of epoch units");
 	if (!formats_time_number(node->valuedouble, unit, out_us))
-		return fail(err, REJECT_BAD_TIMESTAMP, "epoch time %.17g is out of range or not whole",
+		return decode_fail(err, REJECT_BAD_TIMESTAMP, "epoch time %.17g is out of range or not whole",
 			    node->valuedouble);
 	return 0;
 }
@@ -147,12 +133,12 @@ static const cJSON *json_path(const cJSON *node, const char *path)
 static int topic_point(const struct route_match *m, struct sample *s, struct decode_error *err)
 {
 	if (m->point.len > DECODE_MAX_POINT_NAME)
-		return fail(err, REJECT_INVALID_POINT_NAME,
+		return decode_fail(err, REJECT_INVALID_POINT_NAME,
 			    "point from the topic is longer than %d characters", DECODE_MAX_POINT_NAME);
 	memcpy(s->point, m->point.ptr, m->point.len);
 	s->point[m->point.len] = '\0';
 	if (!decode_point_name_ok(s->point))
-		return fail(err, REJECT_INVALID_POINT_NAME,
+		return decode_fail(err, REJECT_INVALID_POINT_NAME,
 			    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
 	return 0;
 }
@@ -235,14 +221,14 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 		number[n] = '\0';
 		value = strtod(number, NULL);
 		if (!isfinite(value))
-			return fail(err, REJECT_NON_FINITE_VALUE,
+			return decode_fail(err, REJECT_NON_FINITE_VALUE,
 				    "value %.64s is beyond the range of a double", number);
 	} else if (spells_non_finite(p, n)) {
-		return fail(err, REJECT_NON_FINITE_VALUE, "value is not a finite number");
+		return decode_fail(err, REJECT_NON_FINITE_VALUE, "value is not a finite number");
 	} else if (r->ignore_non_numeric) {
 		return ignored(out, IGNORE_NON_NUMERIC);
 	} else {
-		return fail(err, REJECT_MALFORMED_PAYLOAD,
+		return decode_fail(err, REJECT_MALFORMED_PAYLOAD,
 			    "payload is not a number (nor true, false or null)");
 	}
 	s = decode_append(out);
@@ -270,13 +256,13 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 		return -1;
 	v = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "value") : NULL;
 	if (!v) {
-		rc = fail(err, REJECT_WRONG_TYPE, "payload must be an object with a \"value\" member");
+		rc = decode_fail(err, REJECT_WRONG_TYPE, "payload must be an object with a \"value\" member");
 	} else if (cJSON_IsNull(v)) {
 		rc = ignored(out, IGNORE_NO_VALUE);
 	} else if (cJSON_IsNumber(v) || cJSON_IsBool(v)) {
 		double value = cJSON_IsNumber(v) ? v->valuedouble : cJSON_IsTrue(v) ? 1.0 : 0.0;
 		if (!isfinite(value)) {
-			rc = fail(err, REJECT_NON_FINITE_VALUE, "value is not a finite number");
+			rc = decode_fail(err, REJECT_NON_FINITE_VALUE, "value is not a finite number");
 		} else {
 			s = decode_append(out);
 			rc = topic_point(m, s, err);
@@ -286,7 +272,7 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 	} else if (r->ignore_non_numeric) {
 		rc = ignored(out, IGNORE_NON_NUMERIC);
 	} else {
-		rc = fail(err, REJECT_WRONG_TYPE, "\"value\" is not a number");
+		rc = decode_fail(err, REJECT_WRONG_TYPE, "\"value\" is not a number");
 	}
 	cJSON_Delete(root);
 	return rc;
@@ -309,7 +295,7 @@ static int flatten(const cJSON *obj, char *name, size_t name_len, const cJSON *s
 		if (c == skip || !(cJSON_IsObject(c) || cJSON_IsNumber(c) || cJSON_IsBool(c)))
 			continue;
 		if (name_len + key_len + (cJSON_IsObject(c) ? 1 : 0) > DECODE_MAX_POINT_NAME)
-			return fail(err, REJECT_INVALID_POINT_NAME,
+			return decode_fail(err, REJECT_INVALID_POINT_NAME,
 				    "point name '%.*s%.32s' is longer than %d characters", (int)name_len,
 				    name, c->string, DECODE_MAX_POINT_NAME);
 		memcpy(name + name_len, c->string, key_len + 1);
@@ -321,11 +307,11 @@ static int flatten(const cJSON *obj, char *name, size_t name_len, const cJSON *s
 			continue;
 		}
 		if (!decode_point_name_ok(name))
-			return fail(err, REJECT_INVALID_POINT_NAME,
+			return decode_fail(err, REJECT_INVALID_POINT_NAME,
 				    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
 		value = cJSON_IsNumber(c) ? c->valuedouble : cJSON_IsTrue(c) ? 1.0 : 0.0;
 		if (!isfinite(value))
-			return fail(err, REJECT_NON_FINITE_VALUE, "'%s' is not a finite number", name);
+			return decode_fail(err, REJECT_NON_FINITE_VALUE, "'%s' is not a finite number", name);
 		s = decode_append(out);
 		memcpy(s->point, name, strlen(name) + 1);
 		s->value = value;
@@ -359,7 +345,7 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 		return -1;
 	obj = r->json_root ? json_path(root, r->json_root) : root;
 	if (!cJSON_IsObject(obj)) {
-		rc = fail(err, REJECT_WRONG_TYPE, "payload%s%s must be a JSON object",
+		rc = decode_fail(err, REJECT_WRONG_TYPE, "payload%s%s must be a JSON object",
 			  r->json_root ? " member " : "", r->json_root ? r->json_root : "");
 		goto out;
 	}
@@ -371,7 +357,7 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 	if (out->count == 0)
 		rc = r->ignore_non_numeric ?
 			     ignored(out, IGNORE_NON_NUMERIC) :
-			     fail(err, REJECT_NO_MEASUREMENTS, "no number or boolean in the object");
+			     decode_fail(err, REJECT_NO_MEASUREMENTS, "no number or boolean in the object");
 	else
 		rc = 0;
 out:
@@ -404,7 +390,7 @@ static int decode_shelly_rpc(const struct route *r, const char *payload, size_t 
 	}
 	params = cJSON_GetObjectItemCaseSensitive(root, "params");
 	if (!cJSON_IsObject(params)) {
-		rc = fail(err, REJECT_WRONG_TYPE, "%s without a \"params\" object", method->valuestring);
+		rc = decode_fail(err, REJECT_WRONG_TYPE, "%s without a \"params\" object", method->valuestring);
 		goto out;
 	}
 	ts = cJSON_GetObjectItemCaseSensitive(params, "ts");
@@ -447,16 +433,16 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 	int64_t time_us;
 
 	if (lp_map_serial(line, &r->influx, &serial, &lerr) < 0)
-		return fail(err, REJECT_WRONG_TYPE, "%s", lerr.message);
+		return decode_fail(err, REJECT_WRONG_TYPE, "%s", lerr.message);
 	if (r->influx.serial_tag[0]) {
 		if (serial.len > DECODE_MAX_SERIAL || memchr(serial.ptr, '\0', serial.len))
-			return fail(err, REJECT_WRONG_TYPE,
+			return decode_fail(err, REJECT_WRONG_TYPE,
 				    "line %zu: device tag value is longer than %d bytes", line->line_no,
 				    DECODE_MAX_SERIAL);
 		device = device_index(out, serial);
 	}
 	if (lp_map_time(line, &r->influx, received_us, &time_us, &lerr) < 0)
-		return fail(err, REJECT_BAD_TIMESTAMP, "%s", lerr.message);
+		return decode_fail(err, REJECT_BAD_TIMESTAMP, "%s", lerr.message);
 	for (size_t i = 0; i < line->field_count; i++) {
 		char point[LP_MAX_POINT_NAME + 1];
 		double value;
@@ -464,7 +450,7 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 		struct sample *s;
 
 		if (rc < 0)
-			return fail(err,
+			return decode_fail(err,
 				    lerr.kind == LP_ERR_STRING ? REJECT_WRONG_TYPE :
 								 REJECT_INVALID_POINT_NAME,
 				    "%s", lerr.message);
@@ -511,7 +497,7 @@ static int finish_lines(const struct route *r, struct decoded_message *out, stru
 	size_t kept = 0;
 
 	if (out->count == 0)
-		return fail(err, REJECT_NO_MEASUREMENTS, "no numeric fields");
+		return decode_fail(err, REJECT_NO_MEASUREMENTS, "no numeric fields");
 	if (!r->influx.serial_tag[0])
 		return 0;
 	group_by_device(out);
@@ -531,12 +517,12 @@ static int decode_influx(const struct route *r, const char *payload, size_t len,
 	int rc;
 
 	if (len == 0)
-		return fail(err, REJECT_EMPTY_PAYLOAD, "empty payload");
+		return decode_fail(err, REJECT_EMPTY_PAYLOAD, "empty payload");
 	if (check_bytes(payload, len, max_bytes, err) < 0)
 		return -1;
 	while ((rc = lp_next(payload, len, &pos, &line_no, &out->lp, &line, &lerr)) != 0) {
 		if (rc < 0)
-			return fail(err, REJECT_MALFORMED_PAYLOAD, "line protocol: %s", lerr.message);
+			return decode_fail(err, REJECT_MALFORMED_PAYLOAD, "line protocol: %s", lerr.message);
 		if (emit_line(r, &line, received_us, out, err) < 0)
 			return -1;
 	}
@@ -558,14 +544,14 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 	int rc = -1;
 
 	if (!cJSON_IsString(name) || !cJSON_IsObject(fields) || (tags && !cJSON_IsObject(tags)))
-		return fail(err, REJECT_WRONG_TYPE,
+		return decode_fail(err, REJECT_WRONG_TYPE,
 			    "metric %zu needs a \"name\" string and a \"fields\" object", index + 1);
 	line.measurement = (struct lp_span){ name->valuestring, strlen(name->valuestring) };
 	n = (size_t)cJSON_GetArraySize(tags);
 	tag_array = xcalloc(n ? n : 1, sizeof(*tag_array));
 	for (const cJSON *t = tags ? tags->child : NULL; t; t = t->next) {
 		if (!cJSON_IsString(t)) {
-			rc = fail(err, REJECT_WRONG_TYPE, "metric %zu: tag values must be strings",
+			rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu: tag values must be strings",
 				  index + 1);
 			goto out;
 		}
@@ -591,7 +577,7 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 			continue; /* null, object, array: not a field Telegraf writes */
 		}
 		if (!isfinite(lf->value)) {
-			rc = fail(err, REJECT_NON_FINITE_VALUE, "metric %zu: field '%.64s' is not finite",
+			rc = decode_fail(err, REJECT_NON_FINITE_VALUE, "metric %zu: field '%.64s' is not finite",
 				  index + 1, f->string);
 			goto out;
 		}
@@ -602,14 +588,14 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 	if (ts) {
 		int64_t us;
 		if (!cJSON_IsNumber(ts)) {
-			rc = fail(err, REJECT_WRONG_TYPE, "metric %zu: \"timestamp\" must be a number",
+			rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu: \"timestamp\" must be a number",
 				  index + 1);
 			goto out;
 		}
 		/* Telegraf writes a whole number in json_timestamp_units (the route's precision). */
 		if (ts->valuedouble != floor(ts->valuedouble) || fabs(ts->valuedouble) >= 9.0e18 ||
 		    !lp_time_to_us((int64_t)ts->valuedouble, r->influx.precision, &us)) {
-			rc = fail(err, REJECT_BAD_TIMESTAMP,
+			rc = decode_fail(err, REJECT_BAD_TIMESTAMP,
 				  "metric %zu: timestamp %.17g (%s) is out of range or not whole", index + 1,
 				  ts->valuedouble, lp_precision_name(r->influx.precision));
 			goto out;
@@ -635,7 +621,7 @@ static int decode_telegraf_json(const struct route *r, const char *payload, size
 	if (!root)
 		return -1;
 	if (!cJSON_IsObject(root)) {
-		rc = fail(err, REJECT_WRONG_TYPE,
+		rc = decode_fail(err, REJECT_WRONG_TYPE,
 			  "payload must be a Telegraf JSON metric or {\"metrics\": [...]}");
 		goto out;
 	}
@@ -643,7 +629,7 @@ static int decode_telegraf_json(const struct route *r, const char *payload, size
 	if (metrics && cJSON_IsArray(metrics)) {
 		for (const cJSON *item = metrics->child; item; item = item->next, index++) {
 			if (!cJSON_IsObject(item)) {
-				rc = fail(err, REJECT_WRONG_TYPE, "metric %zu is not an object", index + 1);
+				rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu is not an object", index + 1);
 				goto out;
 			}
 			if (telegraf_metric(r, item, index, received_us, out, err) < 0)
@@ -679,5 +665,5 @@ int formats_decode(const struct route *r, const char *payload, size_t len, const
 	case ROUTE_FORMAT_TELEGRAF_JSON:
 		return decode_telegraf_json(r, payload, len, received_us, max_bytes, out, err);
 	}
-	return fail(err, REJECT_NO_ROUTE, "route has an unknown format");
+	return decode_fail(err, REJECT_NO_ROUTE, "route has an unknown format");
 }

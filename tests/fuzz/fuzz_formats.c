@@ -106,17 +106,6 @@ static bool reason_from_decoder(enum reject_reason r)
 	}
 }
 
-static bool point_ok(const char *name)
-{
-	size_t len = strnlen(name, DECODE_MAX_POINT_NAME + 1);
-
-	if (len == 0 || len > DECODE_MAX_POINT_NAME)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/-", name[i]))
-			return false;
-	return true;
-}
 
 static void check(int rc, const struct decoded_message *out, const struct decode_error *err,
 		  const char *payload, size_t len)
@@ -136,7 +125,7 @@ static void check(int rc, const struct decoded_message *out, const struct decode
 	}
 	FUZZ_CHECK(len > 0 && out->count > 0, "accepted with %zu samples", out->count);
 	for (size_t i = 0; i < out->count; i++)
-		FUZZ_CHECK(point_ok(out->samples[i].point) && isfinite(out->samples[i].value) &&
+		FUZZ_CHECK(fuzz_point_name_ok(out->samples[i].point) && isfinite(out->samples[i].value) &&
 				   out->samples[i].time_us >= MIN_US && out->samples[i].time_us <= MAX_US,
 			   "bad sample %zu '%.70s'", i, out->samples[i].point);
 	if (out->device_count > 0) {
