@@ -12,6 +12,12 @@
 /* Starts serving this thread's cJSON allocations from its arena (installs the hooks once per process). */
 void json_arena_begin(void);
 
+/*
+ * Installs the arena's hooks into cJSON (process-wide). json_arena_begin does it on first use; main calls it
+ * first, before any thread starts, so that no thread is inside cJSON while its hooks change.
+ */
+void json_arena_init(void);
+
 /* Stops, and forgets everything allocated since json_arena_begin: call it after cJSON_Delete. */
 void json_arena_end(void);
 

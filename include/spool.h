@@ -52,6 +52,14 @@ struct spool *spool_open(const struct spool_options *options, struct stats *stat
 int spool_append(struct spool *s, const struct message *m, int timeout_ms) __attribute__((warn_unused_result));
 
 /*
+ * Appends the n messages as consecutive records, all or none: they are the parts of one MQTT message (a
+ * payload naming several devices), and the broker redelivers that message whole if we do not take it, so
+ * taking some parts would store them twice. Returns as spool_append.
+ */
+int spool_append_all(struct spool *s, const struct message *const *messages, size_t n, int timeout_ms)
+	__attribute__((warn_unused_result));
+
+/*
  * For the dispatcher: the next record in sequence, decoded into an owned message whose spool_seq is set.
  * Waits up to timeout_ms for one; NULL on timeout. Also waits while too many records are in flight.
  */

@@ -74,7 +74,8 @@ static const struct route *match_route(const struct ingest *in, const char *topi
 {
 	for (size_t i = 0; i < in->cfg->route_count; i++) {
 		const struct route *r = &in->cfg->routes[i];
-		if (r->ignore_count > 0 && route_ignores(r, topic, len)) {
+		/* A route's ignore filters speak for its own subscription only, never for another route's topics. */
+		if (r->ignore_count > 0 && route_filter_matches(r->filter, topic, len) && route_ignores(r, topic, len)) {
 			*ignored = IGNORE_STATUS;
 			return NULL;
 		}
@@ -235,29 +236,57 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 }
 
 /*
- * Makes m safe before Paho acknowledges it: appended to the spool (disk mode; m is freed here) or handed to
- * its writer's queue (memory mode; taken over on success). Blocks at most enqueue_timeout_ms when full.
+ * Memory mode: m goes to its writer's queue (taken over on success). Waits at most timeout_ms when the
+ * queue is full (< 0: as long as it takes). On failure m is freed here and the error returned.
  */
-static int hand_over(struct ingest *in, struct message *m)
+static int queue_hand_over(struct ingest *in, struct message *m, int timeout_ms)
 {
-	size_t index;
-	int rc;
+	size_t index = message_shard(m, in->queue_count, &in->next_reject_queue);
+	int rc = queue_push(in->queues[index], m, 0);
 
-	if (in->spool) {
-		rc = spool_append(in->spool, m, in->cfg->database.enqueue_timeout_ms);
-		message_free(m);
-		return rc;
-	}
-	index = message_shard(m, in->queue_count, &in->next_reject_queue);
-	rc = queue_push(in->queues[index], m, 0);
 	if (rc == -ETIMEDOUT) {
 		STATS_ADD(in->stats, enqueue_waits, 1);
-		rc = queue_push(in->queues[index], m, in->cfg->database.enqueue_timeout_ms);
+		do
+			rc = queue_push(in->queues[index], m, timeout_ms < 0 ? 1000 : timeout_ms);
+		while (rc == -ETIMEDOUT && timeout_ms < 0);
 	}
 	if (rc == 0)
 		STATS_ADD(in->stats, queue_depth, 1);
 	else
 		message_free(m);
+	return rc;
+}
+
+/*
+ * Makes the parts of one MQTT message safe before Paho acknowledges it, all or none: the broker redelivers
+ * the message whole if we refuse it, so a part taken twice would be stored twice (with a new receive time
+ * when the payload has none, which no primary key absorbs). Disk mode: one spool append of every part (the
+ * parts are freed here). Memory mode: once the first part is queued, the others wait for room as long as it
+ * takes. Blocks at most enqueue_timeout_ms before the first part is taken. Empties out->parts.
+ */
+static int hand_over(struct ingest *in, struct outcome *out)
+{
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < out->count; i++) /* compact away the parts with nothing to write */
+		if (out->parts[i])
+			out->parts[n++] = out->parts[i];
+	if (in->spool) {
+		rc = spool_append_all(in->spool, (const struct message *const *)out->parts, n,
+				      in->cfg->database.enqueue_timeout_ms);
+		for (size_t i = 0; i < n; i++)
+			message_free(out->parts[i]);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			if (rc < 0)
+				message_free(out->parts[i]);
+			else
+				rc = queue_hand_over(in, out->parts[i], i == 0 ? in->cfg->database.enqueue_timeout_ms : -1);
+		}
+	}
+	for (size_t i = 0; i < out->count; i++)
+		out->parts[i] = NULL;
 	return rc;
 }
 
@@ -281,27 +310,17 @@ static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsy
 	struct ingest *in = context;
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	struct outcome *out = &in->outcome;
+	int rc;
 
 	process(in, topic, len, msg, out);
-	for (size_t i = 0; i < out->count; i++) {
-		struct message *m = out->parts[i];
-		int rc;
-
-		out->parts[i] = NULL;
-		if (!m)
-			continue;
-		rc = hand_over(in, m);
-		if (rc < 0) {
-			/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost (parts of a
-			 * multi-device payload already handed over arrive twice; their rows are idempotent). */
-			for (size_t j = i + 1; j < out->count; j++)
-				message_free(out->parts[j]);
-			log_warn(MODULE, "%s full for %d ms (%s); the message will be delivered again",
-				 in->spool ? "spool" : "writer queue", in->cfg->database.enqueue_timeout_ms,
-				 rc == -EIO ? "disk error" : "database slow or down");
-			STATS_ADD(in->stats, redeliveries, 1);
-			return 0;
-		}
+	rc = hand_over(in, out);
+	if (rc < 0) {
+		/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost. */
+		log_warn(MODULE, "%s full for %d ms (%s); the message will be delivered again",
+			 in->spool ? "spool" : "writer queue", in->cfg->database.enqueue_timeout_ms,
+			 rc == -EIO ? "disk error" : "database slow or down");
+		STATS_ADD(in->stats, redeliveries, 1);
+		return 0;
 	}
 	count(in, out);
 	MQTTAsync_freeMessage(&msg);
@@ -703,8 +722,9 @@ static bool end_session_on_disconnect(struct ingest *in, MQTTProperties *props)
 
 	if (!in->leaving || !atomic_load(&in->unsubscribed))
 		return false;
-	if (atomic_load(&in->refused)) {
-		log_warn(MODULE, "a message was handed back while leaving: keeping the session (run leave again)");
+	if (atomic_load(&in->refused) || atomic_load(&in->busy)) {
+		log_warn(MODULE, "a message was handed back, or is still being taken, while leaving: keeping the session "
+			 "(run leave again)");
 		return false;
 	}
 	if (in->cfg->mqtt.version != 5) {

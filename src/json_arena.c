@@ -56,9 +56,14 @@ static void install_hooks(void)
 	cJSON_InitHooks(&hooks);
 }
 
-void json_arena_begin(void)
+void json_arena_init(void)
 {
 	pthread_once(&hooks_once, install_hooks);
+}
+
+void json_arena_begin(void)
+{
+	json_arena_init();
 	if (!arena.base) {
 		arena.base = xmalloc(ARENA_BYTES);
 		pthread_setspecific(block_key, arena.base);

@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "bridge.h"
 #include "config.h"
+#include "json_arena.h"
 #include "log.h"
 #include "migrate.h"
 #include "route.h"
@@ -115,6 +116,7 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	int i = 1, rc;
 
+	json_arena_init(); /* before any thread: cJSON's allocation hooks are process-wide */
 	/* -c and --db may stand anywhere (`mqtt2pg device list -c FILE`): take them out first. */
 	int kept = 1;
 	for (int j = 1; j < argc; j++) {

@@ -60,8 +60,10 @@ struct spool {
 	int append_fd;
 	uint64_t next_seq;
 	uint64_t total_bytes;
-	unsigned char *encoded;
+	unsigned char *encoded; /* one message's body */
 	size_t encoded_cap;
+	unsigned char *batch;   /* the records of one append: headers and bodies */
+	size_t batch_cap;
 	bool unsynced;
 	int64_t last_sync_ms;
 	bool full_logged;
@@ -431,18 +433,36 @@ static struct timespec deadline_after(int timeout_ms)
 	return ts;
 }
 
-int spool_append(struct spool *s, const struct message *m, int timeout_ms)
+/*
+ * Encodes the n messages as consecutive records (header and body each) into s->batch, numbered from
+ * s->next_seq. Called locked. Returns the batch's length.
+ */
+static size_t encode_records(struct spool *s, const struct message *const *messages, size_t n)
 {
-	struct timespec deadline = deadline_after(timeout_ms);
-	struct segment *seg;
-	struct record_header h;
-	struct iovec iov[2];
-	size_t length;
+	size_t used = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t length = message_encode(messages[i], &s->encoded, &s->encoded_cap);
+		struct record_header h = {.length = (uint32_t)length, .seq = s->next_seq + i};
+
+		h.crc = record_crc(h.seq, s->encoded, h.length);
+		if (used + HEADER_BYTES + length > s->batch_cap) {
+			s->batch_cap = (used + HEADER_BYTES + length) * 2;
+			s->batch = xrealloc(s->batch, s->batch_cap);
+		}
+		memcpy(s->batch + used, &h, HEADER_BYTES);
+		memcpy(s->batch + used + HEADER_BYTES, s->encoded, length);
+		used += HEADER_BYTES + length;
+	}
+	return used;
+}
+
+/* Waits (locked) up to the deadline for bytes of room. Returns false if there is still none. */
+static bool wait_for_room(struct spool *s, uint64_t bytes, const struct timespec *deadline)
+{
 	int rc = 0;
 
-	pthread_mutex_lock(&s->lock);
-	length = message_encode(m, &s->encoded, &s->encoded_cap);
-	if (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes) {
+	if (s->total_bytes + bytes > s->options.max_bytes) {
 		if (!s->full_logged)
 			log_warn(MODULE, "spool full (%" PRIu64 " of %" PRIu64 " bytes in %s): the database is not keeping "
 					 "up; intake waits, and the broker holds what arrives meanwhile",
@@ -450,25 +470,38 @@ int spool_append(struct spool *s, const struct message *m, int timeout_ms)
 		s->full_logged = true;
 		STATS_ADD(s->stats, spool_full_waits, 1);
 	}
-	while (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes && rc == 0)
-		rc = pthread_cond_timedwait(&s->space, &s->lock, &deadline);
-	if (s->total_bytes + HEADER_BYTES + length > s->options.max_bytes) {
-		pthread_mutex_unlock(&s->lock);
-		return -ETIMEDOUT;
-	}
+	while (s->total_bytes + bytes > s->options.max_bytes && rc == 0)
+		rc = pthread_cond_timedwait(&s->space, &s->lock, deadline);
+	if (s->total_bytes + bytes > s->options.max_bytes)
+		return false;
 	if (s->full_logged) {
 		log_info(MODULE, "spool has room again (%" PRIu64 " bytes used)", s->total_bytes);
 		s->full_logged = false;
 	}
+	return true;
+}
+
+int spool_append_all(struct spool *s, const struct message *const *messages, size_t n, int timeout_ms)
+{
+	struct timespec deadline = deadline_after(timeout_ms);
+	struct segment *seg;
+	struct iovec iov;
+	size_t bytes;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	bytes = encode_records(s, messages, n);
+	if (!wait_for_room(s, bytes, &deadline)) {
+		pthread_mutex_unlock(&s->lock);
+		return -ETIMEDOUT;
+	}
 	seg = &s->segments[s->segment_count - 1];
 	if (seg->bytes >= s->options.segment_bytes && start_segment(s) == 0)
 		seg = &s->segments[s->segment_count - 1];
-	h.length = (uint32_t)length;
-	h.seq = s->next_seq;
-	h.crc = record_crc(h.seq, s->encoded, h.length);
-	iov[0] = (struct iovec){.iov_base = &h, .iov_len = HEADER_BYTES};
-	iov[1] = (struct iovec){.iov_base = s->encoded, .iov_len = length};
-	rc = write_all(s->append_fd, iov, 2);
+	iov = (struct iovec){.iov_base = s->batch, .iov_len = bytes};
+	rc = write_all(s->append_fd, &iov, 1);
 	if (rc < 0) {
 		log_error(MODULE, "cannot append to %s: %s; the message goes back to the broker", seg->path,
 			  strerror(-rc));
@@ -480,11 +513,11 @@ int spool_append(struct spool *s, const struct message *m, int timeout_ms)
 		return -EIO;
 	}
 	if (seg->first_seq == 0)
-		seg->first_seq = h.seq;
-	seg->last_seq = h.seq;
-	seg->bytes += HEADER_BYTES + length;
-	s->total_bytes += HEADER_BYTES + length;
-	s->next_seq++;
+		seg->first_seq = s->next_seq;
+	s->next_seq += n;
+	seg->last_seq = s->next_seq - 1;
+	seg->bytes += bytes;
+	s->total_bytes += bytes;
 	s->unsynced = true;
 	if (s->options.fsync_interval_ms == 0) {
 		fdatasync(s->append_fd);
@@ -493,6 +526,11 @@ int spool_append(struct spool *s, const struct message *m, int timeout_ms)
 	pthread_cond_signal(&s->records);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+int spool_append(struct spool *s, const struct message *m, int timeout_ms)
+{
+	return spool_append_all(s, &m, 1, timeout_ms);
 }
 
 /* --- read (dispatcher) ------------------------------------------------------------------------------- */
@@ -594,15 +632,19 @@ struct message *spool_next(struct spool *s, int timeout_ms)
 		pthread_mutex_unlock(&s->lock);
 		return NULL;
 	}
-	if (window_fill(s, index, offset, HEADER_BYTES + (uint64_t)h.length) == 0)
-		m = message_decode(s->read_buf + (offset - s->window_offset) + HEADER_BYTES, h.length);
+	if (window_fill(s, index, offset, HEADER_BYTES + (uint64_t)h.length) < 0) {
+		read_back_failed(s, index, &deadline); /* nothing consumed: tried again, not skipped */
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	m = message_decode(s->read_buf + (offset - s->window_offset) + HEADER_BYTES, h.length);
+	if (!m) /* our own bytes, read back whole: this is a bug, not input; skipped below, loudly */
+		log_error(MODULE, "record %" PRIu64 " in %s does not decode; skipping it", h.seq,
+			  s->segments[index].path);
 	s->read_offset += HEADER_BYTES + h.length;
 	s->read_seq++;
 	pthread_mutex_unlock(&s->lock);
 	if (!m) {
-		/* Our own bytes, CRC-checked at recovery: this is a bug, not input. Skip it, loudly. */
-		log_error(MODULE, "record %" PRIu64 " in %s does not decode; skipping it", h.seq,
-			  s->segments[index].path);
 		spool_commit(s, h.seq);
 		return NULL;
 	}
@@ -720,6 +762,7 @@ void spool_close(struct spool *s)
 		free(s->segments[i].path);
 	free(s->segments);
 	free(s->encoded);
+	free(s->batch);
 	free(s->read_buf);
 	free(s->done);
 	free(s->directory);

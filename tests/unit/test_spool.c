@@ -7,6 +7,7 @@
  * closed), and the CRC-32C check value.
  */
 #include <CUnit/Basic.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,12 +188,56 @@ static void test_crc32c_check_value(void)
 	CU_ASSERT_EQUAL(spool_crc32c(0, "123456789", 9), 0xE3069283u);
 }
 
+/* The parts of one MQTT message go in together or not at all: consecutive records, or none when full. */
+static void test_append_all_is_all_or_none(void)
+{
+	char own[96];
+	struct spool_options o = {.directory = own, .max_bytes = 4096, .segment_bytes = 1024, .fsync_interval_ms = 1000};
+	struct message *parts[3] = {make(1), make(2), make(3)};
+	struct message *big[40];
+	struct spool *s;
+	size_t n = 0;
+
+	snprintf(own, sizeof(own), "%s/all-or-none", directory); /* a spool of its own: empty, 4 KiB */
+	s = spool_open(&o, &stats);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(spool_append_all(s, (const struct message *const *)parts, 3, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		struct message *got = spool_next(s, 1000);
+		CU_ASSERT(got && same(got, parts[i]) && got->spool_seq == (uint64_t)i + 1);
+		message_free(got);
+	}
+	/* 40 parts do not fit in what is left of 4 KiB: refused whole, nothing appended. */
+	for (size_t i = 0; i < 40; i++)
+		big[i] = make(10 + (uint32_t)i % 8);
+	CU_ASSERT_EQUAL(spool_append_all(s, (const struct message *const *)big, 40, 10), -ETIMEDOUT);
+	CU_ASSERT_PTR_NULL(spool_next(s, 10));
+	CU_ASSERT_TRUE(spool_drained(s));
+	/* Committed, the first three make room again; a part that fits now goes in as record 4. */
+	for (uint64_t seq = 1; seq <= 3; seq++)
+		spool_commit(s, seq);
+	CU_ASSERT_EQUAL(spool_append_all(s, (const struct message *const *)big, 1, 0), 0);
+	for (struct message *got; (got = spool_next(s, 100)) != NULL; n++) {
+		CU_ASSERT_EQUAL(got->spool_seq, 4);
+		spool_commit(s, got->spool_seq);
+		message_free(got);
+	}
+	CU_ASSERT_EQUAL(n, 1);
+	for (size_t i = 0; i < 40; i++)
+		message_free(big[i]);
+	for (int i = 0; i < 3; i++)
+		message_free(parts[i]);
+	spool_close(s);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
 		UNIT_TEST(test_round_trip_across_segments_and_windows),
 		UNIT_TEST(test_uncommitted_records_replayed_after_reopen),
 		UNIT_TEST(test_one_owner_per_directory),
+		UNIT_TEST(test_append_all_is_all_or_none),
 		UNIT_TEST(test_crc32c_check_value),
 	};
 
