@@ -118,6 +118,15 @@ bool route_ignores(const struct route *r, const char *topic, size_t len);
 /* True when the MQTT topic filter (with + and #) matches topic[0..len). */
 bool route_filter_matches(const char *filter, const char *topic, size_t len);
 
+/*
+ * The route a received topic belongs to: the first of routes[0..count) whose template matches, with *m
+ * filled. A route's ignore filters (status, LWT) speak for topics under its own subscription filter only,
+ * never for another route's: a topic they claim gives NULL with *ignored set. NULL with *ignored false: no
+ * route.
+ */
+const struct route *route_select(const struct route *routes, size_t count, const char *topic, size_t len,
+				 struct route_match *m, bool *ignored);
+
 /* Adds an ignore filter (copied). */
 void route_add_ignore(struct route *r, const char *filter);
 

@@ -68,21 +68,16 @@ struct ingest {
 
 /* --- the per-message path -------------------------------------------------------------------------- */
 
-/* The first route whose template matches; NULL with *ignored set when a route's ignore filter claims it. */
+/* The route of the topic (route_select); NULL with *ignored set when a route's ignore filter claims it. */
 static const struct route *match_route(const struct ingest *in, const char *topic, size_t len,
 				       struct route_match *m, enum ignore_reason *ignored)
 {
-	for (size_t i = 0; i < in->cfg->route_count; i++) {
-		const struct route *r = &in->cfg->routes[i];
-		/* A route's ignore filters speak for its own subscription only, never for another route's topics. */
-		if (r->ignore_count > 0 && route_filter_matches(r->filter, topic, len) && route_ignores(r, topic, len)) {
-			*ignored = IGNORE_STATUS;
-			return NULL;
-		}
-		if (route_match(r, topic, len, m))
-			return r;
-	}
-	return NULL;
+	bool status = false;
+	const struct route *r = route_select(in->cfg->routes, in->cfg->route_count, topic, len, m, &status);
+
+	if (status)
+		*ignored = IGNORE_STATUS;
+	return r;
 }
 
 static void outcome_add(struct outcome *out, struct message *m, enum reject_reason reason)

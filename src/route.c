@@ -352,3 +352,19 @@ bool route_equal(const struct route *a, const struct route *b)
 			return false;
 	return true;
 }
+
+const struct route *route_select(const struct route *routes, size_t count, const char *topic, size_t len,
+				 struct route_match *m, bool *ignored)
+{
+	*ignored = false;
+	for (size_t i = 0; i < count; i++) {
+		const struct route *r = &routes[i];
+		if (r->ignore_count > 0 && route_filter_matches(r->filter, topic, len) && route_ignores(r, topic, len)) {
+			*ignored = true;
+			return NULL;
+		}
+		if (route_match(r, topic, len, m))
+			return r;
+	}
+	return NULL;
+}

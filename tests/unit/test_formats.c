@@ -879,6 +879,29 @@ static void test_tz_slim_file(void)
 }
 
 
+/* An earlier route's ignore list (tasmota: tele/+/STATE, LWT) must not swallow a later route's topic. */
+static void test_ignore_list_stays_with_its_route(void)
+{
+	struct config *cfg = load_ok("routes = (\n"
+				     "  { preset = \"tasmota\"; tenant = \"acme\"; timezone = \"Europe/Berlin\"; },\n"
+				     "  { topic = \"tele/{serial}/STATE\"; format = \"flat_json\"; tenant = \"acme\"; }\n"
+				     ");\n");
+	struct route_match m;
+	bool ignored;
+	const struct route *r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	r = route_select(cfg->routes, cfg->route_count, "tele/plug1/STATE", 16, &m, &ignored);
+	CU_ASSERT_PTR_EQUAL(r, &cfg->routes[1]);
+	CU_ASSERT_FALSE(ignored);
+	r = route_select(cfg->routes, cfg->route_count, "tele/plug1/SENSOR", 17, &m, &ignored);
+	CU_ASSERT_PTR_EQUAL(r, &cfg->routes[0]);
+	r = route_select(cfg->routes, cfg->route_count, "tele/plug1/LWT", 14, &m, &ignored);
+	CU_ASSERT_PTR_NULL(r);
+	CU_ASSERT_FALSE(ignored); /* under no route's subscription: not the preset's to claim */
+	config_free(cfg);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -909,6 +932,7 @@ int main(void)
 		UNIT_TEST(test_config_json_path_steps),
 		UNIT_TEST(test_config_preset_topic_override_ignores),
 		UNIT_TEST(test_tz_slim_file),
+		UNIT_TEST(test_ignore_list_stays_with_its_route),
 	};
 
 	return unit_run("formats", NULL, NULL, tests, UNIT_COUNT(tests));
