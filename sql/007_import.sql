@@ -40,7 +40,8 @@ CREATE TABLE import_run_devices (
     run_id      bigint NOT NULL REFERENCES import_runs(id) ON DELETE CASCADE,
     tenant_id   integer NOT NULL,
     device_id   integer NOT NULL,
-    readings    bigint NOT NULL,
+    readings    bigint NOT NULL,             -- accepted readings in the source
+    rows_written bigint NOT NULL DEFAULT 0,  -- of which new in the database
     first_time  timestamptz NOT NULL,
     last_time   timestamptz NOT NULL,
     PRIMARY KEY (run_id, device_id)
