@@ -12,8 +12,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 #include "csvread.h"
 #include "db.h"
 #include "decode.h"
+#include "lineproto.h"
 #include "log.h"
 #include "message.h"
 #include "registry.h"
@@ -60,6 +63,7 @@ struct import_options {
 	const char *tenant_slug;
 	bool validate_only, resume, aggregates;
 	enum csvread_time_unit time_unit;
+	struct lp_mapping mapping; /* line protocol: serial tag, point template, precision, strings */
 	int batch_rows;
 	struct config_validation policy; /* the config's, with max_age off: this is history */
 	const char *conninfo, *password;
@@ -124,6 +128,7 @@ struct importer {
 	size_t device_cap, device_used;
 	struct batch_arrays arrays;
 	struct decoded_message decoded;
+	struct lp_scratch lp_scratch;
 	int64_t now_us;
 	int64_t partitions_from_us, partitions_to_us; /* range already ensured */
 
@@ -134,10 +139,12 @@ struct importer {
 };
 
 static volatile sig_atomic_t stop_signal;
+static atomic_bool stop_aggregates; /* aggregate_recompute_dirty's stop flag (lock-free, so signal-safe) */
 
 static void on_signal(int sig)
 {
 	stop_signal = sig;
+	atomic_store(&stop_aggregates, true);
 }
 
 static const char *reason_name(int reason)
@@ -552,7 +559,9 @@ static int register_points(struct importer *im, struct message *m, char *detail,
 	return REJECT_NONE;
 }
 
-/* Fills im->decoded from one data line; returns 0, or a rejection reason with detail. */
+static struct sample *append_sample(struct decoded_message *d);
+
+/* Fills im->decoded from one CSV line; returns 0, or a rejection reason with detail. */
 static int parse_csv(struct importer *im, const char *line, size_t len, char *serial, size_t *serial_len,
 		     char *detail, size_t cap)
 {
@@ -572,23 +581,88 @@ static int parse_csv(struct importer *im, const char *line, size_t len, char *se
 	*serial_len = strlen(row.serial);
 	memcpy(serial, row.serial, *serial_len + 1);
 	decode_reset(&im->decoded);
-	if (im->decoded.capacity == 0) {
-		im->decoded.capacity = 16;
-		im->decoded.samples = xmalloc(16 * sizeof(*im->decoded.samples));
-	}
-	s = &im->decoded.samples[im->decoded.count++];
+	s = append_sample(&im->decoded);
 	memcpy(s->point, row.point, sizeof(s->point));
 	s->value = row.value;
 	s->time_us = row.time_us;
 	return 0;
 }
 
+static struct sample *append_sample(struct decoded_message *d)
+{
+	if (d->count == d->capacity) {
+		d->capacity = d->capacity ? d->capacity * 2 : 16;
+		d->samples = xrealloc(d->samples, d->capacity * sizeof(*d->samples));
+	}
+	return &d->samples[d->count++];
+}
+
+/* Fills im->decoded from one line of line protocol (lineproto.c parses, o->mapping maps); 0 or a reason. */
 static int parse_influx(struct importer *im, const char *line, size_t len, char *serial, size_t *serial_len,
 			char *detail, size_t cap)
 {
-	(void)im, (void)line, (void)len, (void)serial, (void)serial_len;
-	snprintf(detail, cap, "line protocol is not built in yet");
-	return IMPORT_MALFORMED_LINE;
+	struct lp_line lp;
+	struct lp_error err;
+	struct lp_span span;
+	size_t pos = 0, line_no = 0;
+	int64_t time_us;
+	int rc;
+
+	if (memchr(line, '\0', len)) {
+		snprintf(detail, cap, "NUL byte in the line");
+		return IMPORT_MALFORMED_LINE;
+	}
+	rc = lp_next(line, len, &pos, &line_no, &im->lp_scratch, &lp, &err);
+	if (rc <= 0) {
+		snprintf(detail, cap, "%s (column %zu)", rc < 0 ? err.message : "no record", rc < 0 ? err.column : 0);
+		/* lineproto refuses 1e999 as syntax; the live path's name for it is non_finite_value */
+		return rc < 0 && strstr(err.message, "beyond the range of a double") ? REJECT_NON_FINITE_VALUE
+										   : IMPORT_MALFORMED_LINE;
+	}
+	if (lp_map_serial(&lp, &im->o->mapping, &span, &err) < 0 || span.len == 0) {
+		snprintf(detail, cap, "no '%s' tag to name the device", im->o->mapping.serial_tag);
+		return REJECT_UNKNOWN_DEVICE;
+	}
+	if (span.len > CSVREAD_MAX_SERIAL) {
+		snprintf(detail, cap, "serial longer than %d bytes", CSVREAD_MAX_SERIAL);
+		return REJECT_UNKNOWN_DEVICE;
+	}
+	memcpy(serial, span.ptr, span.len);
+	serial[span.len] = '\0';
+	*serial_len = span.len;
+	if (!lp.has_time) {
+		snprintf(detail, cap, "no timestamp (a history line must carry its time)");
+		return REJECT_BAD_TIMESTAMP;
+	}
+	if (lp_map_time(&lp, &im->o->mapping, 0, &time_us, &err) < 0) {
+		snprintf(detail, cap, "%s", err.message);
+		return REJECT_BAD_TIMESTAMP;
+	}
+	decode_reset(&im->decoded);
+	for (size_t i = 0; i < lp.field_count; i++) {
+		char point[LP_MAX_POINT_NAME + 1];
+		double value;
+		rc = lp_map_field(&lp, i, &im->o->mapping, point, &value, &err);
+		if (rc < 0) {
+			snprintf(detail, cap, "%s", err.message);
+			return err.kind == LP_ERR_STRING ? REJECT_WRONG_TYPE : REJECT_INVALID_POINT_NAME;
+		}
+		if (rc == 0)
+			continue; /* a string field under --strings ignore */
+		if (!isfinite(value)) {
+			snprintf(detail, cap, "field %zu is not finite", i + 1);
+			return REJECT_NON_FINITE_VALUE;
+		}
+		struct sample *s = append_sample(&im->decoded);
+		memcpy(s->point, point, sizeof(s->point));
+		s->value = value;
+		s->time_us = time_us;
+	}
+	if (im->decoded.count == 0) {
+		snprintf(detail, cap, "no numeric field");
+		return REJECT_NO_MEASUREMENTS;
+	}
+	return 0;
 }
 
 /* Lines that carry no reading: blank, and for line protocol the export's comments and DDL. */
@@ -970,6 +1044,18 @@ static int open_run(struct importer *im, int64_t *offset)
 	res = NULL;
 	if (!exec_ok(im, "COMMIT", 0, NULL, "COMMIT"))
 		goto out;
+	/* One process per run: a session lock, so a SIGKILLed importer's lock goes with its connection. */
+	snprintf(size, sizeof(size), "%" PRId64, im->run_id);
+	const char *lock_params[1] = {size};
+	res = exec(im, "SELECT pg_try_advisory_lock(hashtext('mqtt2pg.import'), $1::integer)", 1, lock_params, NULL,
+		   NULL, "lock the import run");
+	if (!res)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		fprintf(stderr, "mqtt2pg import: %s: run %" PRId64 " is being imported by another process\n", im->name,
+			im->run_id);
+		goto out;
+	}
 	rc = im->finished ? 0 : 1;
 out:
 	PQclear(res);
@@ -1140,6 +1226,8 @@ static int64_t read_header(struct importer *im)
 
 static void file_reset(struct importer *im)
 {
+	if (im->conn && im->run_id)
+		PQclear(PQexec(im->conn, "SELECT pg_advisory_unlock_all()"));
 	messages_clear(im);
 	rejects_clear(im);
 	devices_clear(im);
@@ -1235,9 +1323,14 @@ static int rebuild_aggregates(struct importer *im, const struct counts *all)
 	marked = aggregate_mark_range(im->conn, im->tenant_id, all->min_us, all->max_us + 1);
 	if (marked < 0)
 		return 1;
-	done = aggregate_recompute_dirty(im->conn, im->tenant_id, 500, NULL, NULL, NULL);
+	done = aggregate_recompute_dirty(im->conn, im->tenant_id, 500, NULL, NULL, &stop_aggregates);
 	if (done < 0)
 		return 1;
+	if (stop_signal) {
+		printf("aggregates: interrupted after %" PRId64 " of %" PRId64 " bucket(s); the rest stay marked dirty "
+		       "for the bridge's aggregate job (or run `mqtt2pg aggregate rebuild`)\n", done, marked);
+		return 128 + stop_signal;
+	}
 	printf("aggregates: %" PRId64 " bucket(s) marked, %" PRId64 " recomputed in %.1f s\n", marked, done,
 	       (double)(clock_monotonic_ms() - started) / 1000.0);
 	return 0;
@@ -1247,7 +1340,9 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: mqtt2pg import --format influx|csv --tenant SLUG [--resume] [--validate-only] [--no-aggregates]\n"
-		"                      [--time-unit s|ms|us|ns] [--batch-rows N] FILE...\n");
+		"                      [--time-unit s|ms|us|ns] [--batch-rows N] FILE...\n"
+		"  line protocol: [--serial-tag TAG (serial)] [--point TEMPLATE ({field})] [--precision ns|us|ms|s (ns)]\n"
+		"                 [--strings reject|ignore (reject)]\n");
 	return 2;
 }
 
@@ -1256,6 +1351,8 @@ static int parse_args(int argc, char **argv, struct import_options *o, char ***f
 	const char *format = NULL, *unit = "s";
 
 	*files = xcalloc((size_t)argc + 1, sizeof(char *));
+	lp_mapping_init(&o->mapping);
+	snprintf(o->mapping.serial_tag, sizeof(o->mapping.serial_tag), "serial");
 	*file_count = 0;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -1268,7 +1365,16 @@ static int parse_args(int argc, char **argv, struct import_options *o, char ***f
 			unit = argv[++i];
 		else if (strcmp(a, "--batch-rows") == 0 && has_value)
 			o->batch_rows = atoi(argv[++i]);
-		else if (strcmp(a, "--resume") == 0)
+		else if ((strcmp(a, "--serial-tag") == 0 || strcmp(a, "--point") == 0 || strcmp(a, "--precision") == 0 ||
+			  strcmp(a, "--strings") == 0) &&
+			 has_value) {
+			char err[160];
+			const char *key = strcmp(a, "--serial-tag") == 0 ? "serial_tag" : a + 2;
+			if (lp_mapping_set(&o->mapping, key, argv[++i], err, sizeof(err)) != 0) {
+				fprintf(stderr, "mqtt2pg import: %s: %s\n", a, err);
+				return -1;
+			}
+		} else if (strcmp(a, "--resume") == 0)
 			o->resume = true;
 		else if (strcmp(a, "--validate-only") == 0)
 			o->validate_only = true;
@@ -1328,6 +1434,7 @@ int import_command(const struct config *cfg, int argc, char **argv)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART; /* a signal must not turn a read into an error */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -1367,6 +1474,7 @@ out:
 	file_reset(&im);
 	batch_arrays_free(&im.arrays);
 	decode_clear(&im.decoded);
+	lp_scratch_free(&im.lp_scratch);
 	free(im.rejects);
 	free(im.devices);
 	registry_unref(im.reg);
