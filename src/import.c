@@ -65,6 +65,7 @@ struct import_options {
 	enum csvread_time_unit time_unit;
 	struct lp_mapping mapping; /* line protocol: serial tag, point template, precision, strings */
 	int batch_rows;
+	bool copy; /* --method copy: COPY into a temporary table, then INSERT ... SELECT (default: binary arrays) */
 	struct config_validation policy; /* the config's, with max_age off: this is history */
 	const char *conninfo, *password;
 };
@@ -129,6 +130,7 @@ struct importer {
 	struct batch_arrays arrays;
 	struct decoded_message decoded;
 	struct lp_scratch lp_scratch;
+	bool stage_created;
 	int64_t now_us;
 	int64_t partitions_from_us, partitions_to_us; /* range already ensured */
 
@@ -197,6 +199,22 @@ static const char *const insert_readings_sql =
 	"marks AS ("
 	" INSERT INTO aggregate_dirty (tenant_id, device_id, bucket)"
 	" SELECT DISTINCT $5::integer, k.device_id, k.bucket FROM ("
+	"  SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS bucket FROM ins"
+	"  UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes' FROM ins"
+	" ) k ORDER BY 2, 3"
+	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
+	"SELECT device_id, count(*) FROM ins GROUP BY device_id";
+
+/* The same, from a temporary table filled by COPY (--method copy; COPY into measurements is refused under RLS). */
+static const char *const insert_staged_sql =
+	"WITH ins AS ("
+	" INSERT INTO measurements (time, tenant_id, device_id, point_id, value)"
+	" SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $1::integer, r.d, r.p, r.v"
+	" FROM import_stage AS r"
+	" ON CONFLICT DO NOTHING RETURNING device_id, time), "
+	"marks AS ("
+	" INSERT INTO aggregate_dirty (tenant_id, device_id, bucket)"
+	" SELECT DISTINCT $1::integer, k.device_id, k.bucket FROM ("
 	"  SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS bucket FROM ins"
 	"  UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes' FROM ins"
 	" ) k ORDER BY 2, 3"
@@ -789,12 +807,103 @@ static bool ensure_partitions(struct importer *im)
 	return true;
 }
 
+/* New rows per device from the insert's result into the batch's deltas and counters. */
+static void count_written(struct importer *im, PGresult *res, size_t rows)
+{
+	int64_t inserted = 0;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		device_slot(im, (int32_t)atoi(PQgetvalue(res, i, 0)))->written += n;
+		inserted += n;
+	}
+	im->pending.rows_written = inserted;
+	im->pending.rows_duplicate = (int64_t)rows - inserted;
+}
+
+static void put_be(unsigned char **p, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--)
+		*(*p)++ = (unsigned char)(v >> (8 * i));
+}
+
+/* --method copy: binary COPY into a temporary table, then the insert from it. */
+static bool insert_readings_copy(struct importer *im)
+{
+	static const unsigned char signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xFF, '\r', '\n', 0};
+	size_t cap = 19 + im->row_count * 46 + 2;
+	unsigned char *buf = xmalloc(cap), *p = buf;
+	char tenant[16];
+	const char *params[1] = {tenant};
+	PGresult *res;
+	bool ok = false;
+
+	if (!im->stage_created) {
+		if (!exec_ok(im,
+			     "CREATE TEMP TABLE IF NOT EXISTS import_stage (t bigint, d integer, p integer, v double precision) "
+			     "ON COMMIT DELETE ROWS",
+			     0, NULL, "create the staging table"))
+			goto out;
+		im->stage_created = true;
+	}
+	memcpy(p, signature, sizeof(signature));
+	p += sizeof(signature);
+	put_be(&p, 0, 4); /* flags */
+	put_be(&p, 0, 4); /* header extension */
+	for (const struct message *m = im->head; m; m = m->next)
+		for (uint32_t r = 0; r < m->reading_count; r++) {
+			uint64_t bits;
+			memcpy(&bits, &m->readings[r].value, sizeof(bits));
+			put_be(&p, 4, 2);
+			put_be(&p, 8, 4);
+			put_be(&p, (uint64_t)m->readings[r].time_us, 8);
+			put_be(&p, 4, 4);
+			put_be(&p, (uint32_t)m->device_id, 4);
+			put_be(&p, 4, 4);
+			put_be(&p, (uint32_t)m->readings[r].point_id, 4);
+			put_be(&p, 8, 4);
+			put_be(&p, bits, 8);
+		}
+	put_be(&p, 0xFFFF, 2); /* trailer */
+	res = PQexec(im->conn, "COPY import_stage FROM STDIN (FORMAT binary)");
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		fprintf(stderr, "mqtt2pg import: COPY into the staging table: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	if (PQputCopyData(im->conn, (const char *)buf, (int)(p - buf)) != 1 || PQputCopyEnd(im->conn, NULL) != 1) {
+		fprintf(stderr, "mqtt2pg import: COPY: %s", PQerrorMessage(im->conn));
+		goto out;
+	}
+	res = PQgetResult(im->conn);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "mqtt2pg import: COPY: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		while ((res = PQgetResult(im->conn)))
+			PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	while ((res = PQgetResult(im->conn)))
+		PQclear(res);
+	snprintf(tenant, sizeof(tenant), "%d", (int)im->tenant_id);
+	res = exec(im, insert_staged_sql, 1, params, NULL, NULL, "insert readings from the staging table");
+	if (!res)
+		goto out;
+	count_written(im, res, im->row_count);
+	PQclear(res);
+	ok = true;
+out:
+	free(buf);
+	return ok;
+}
+
 static bool insert_readings(struct importer *im)
 {
 	char tenant[16];
 	const char *params[5];
 	PGresult *res;
-	int64_t inserted = 0;
 
 	batch_arrays_build(&im->arrays, im->head, im->message_count);
 	snprintf(tenant, sizeof(tenant), "%d", (int)im->tenant_id);
@@ -809,14 +918,8 @@ static bool insert_readings(struct importer *im)
 	res = exec(im, insert_readings_sql, 5, params, lengths, formats, "insert readings");
 	if (!res)
 		return false;
-	for (int i = 0; i < PQntuples(res); i++) {
-		int64_t n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		device_slot(im, (int32_t)atoi(PQgetvalue(res, i, 0)))->written += n;
-		inserted += n;
-	}
+	count_written(im, res, im->arrays.rows);
 	PQclear(res);
-	im->pending.rows_written = inserted;
-	im->pending.rows_duplicate = (int64_t)im->arrays.rows - inserted;
 	return true;
 }
 
@@ -933,7 +1036,7 @@ static bool flush(struct importer *im, int64_t offset, bool finished)
 		return false;
 	if (!begin_tenant(im))
 		goto fail;
-	if (im->row_count > 0 && !insert_readings(im))
+	if (im->row_count > 0 && !(im->o->copy ? insert_readings_copy(im) : insert_readings(im)))
 		goto fail;
 	if (!insert_rejects(im) || !upsert_devices(im))
 		goto fail;
@@ -1340,7 +1443,7 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: mqtt2pg import --format influx|csv --tenant SLUG [--resume] [--validate-only] [--no-aggregates]\n"
-		"                      [--time-unit s|ms|us|ns] [--batch-rows N] FILE...\n"
+		"                      [--time-unit s|ms|us|ns] [--batch-rows N] [--method array|copy] FILE...\n"
 		"  line protocol: [--serial-tag TAG (serial)] [--point TEMPLATE ({field})] [--precision ns|us|ms|s (ns)]\n"
 		"                 [--strings reject|ignore (reject)]\n");
 	return 2;
@@ -1374,6 +1477,13 @@ static int parse_args(int argc, char **argv, struct import_options *o, char ***f
 				fprintf(stderr, "mqtt2pg import: %s: %s\n", a, err);
 				return -1;
 			}
+		} else if (strcmp(a, "--method") == 0 && has_value) {
+			const char *m = argv[++i];
+			if (strcmp(m, "copy") != 0 && strcmp(m, "array") != 0) {
+				fprintf(stderr, "mqtt2pg import: --method is array or copy\n");
+				return -1;
+			}
+			o->copy = strcmp(m, "copy") == 0;
 		} else if (strcmp(a, "--resume") == 0)
 			o->resume = true;
 		else if (strcmp(a, "--validate-only") == 0)
