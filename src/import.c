@@ -137,7 +137,7 @@ struct importer {
 	/* progress */
 	bool tty;
 	int64_t started_ms, last_progress_ms;
-	int64_t start_line, start_readings;
+	int64_t start_raw, start_readings;
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -1178,7 +1178,8 @@ static void show_progress(struct importer *im, bool last)
 	double rate = seconds > 0 ? (double)(readings - im->start_readings) / seconds : 0;
 	int64_t raw = reader_raw_position(&im->reader);
 	double fraction = im->size > 0 ? (double)raw / (double)im->size : 1.0;
-	double eta = fraction > 0 && fraction < 1 && seconds > 0 ? seconds * (1 - fraction) / fraction : 0;
+	int64_t read_now = raw - im->start_raw; /* bytes read by this process (a resumed run started later) */
+	double eta = read_now > 0 && raw < im->size ? seconds * (double)(im->size - raw) / (double)read_now : 0;
 
 	if (!last && now - im->last_progress_ms < (im->tty ? 250 : 10000))
 		return;
@@ -1372,6 +1373,7 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 	}
 	im->started_ms = im->last_progress_ms = clock_monotonic_ms();
 	im->start_readings = im->committed.readings;
+	im->start_raw = reader_raw_position(&im->reader);
 	im->now_us = clock_realtime_us();
 	while (!im->finished && (got = reader_next(&im->reader, &line, &len, &offset, &too_long)) == 1) {
 		line_no++;

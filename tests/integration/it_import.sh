@@ -12,14 +12,14 @@
 #     per-device check "ok"; a finished run resumed again writes nothing;
 #  5. the 5-minute aggregates of both tenants equal an independent reference computation over the raw rows.
 #
-# IMPORT_LINES (default 100000) data lines per file; `IMPORT_LINES=1000000 bash tests/integration/it_import.sh`
+# IMPORT_LINES (default 200000) data lines per file; `IMPORT_LINES=1000000 bash tests/integration/it_import.sh`
 # is the full-size run documented in README.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/lib.sh"
 . "$here/bridge.sh"
 
-N=${IMPORT_LINES:-100000}
+N=${IMPORT_LINES:-200000}
 it_setup import
 pg_start
 db_prepare
