@@ -354,6 +354,15 @@ static int64_t reader_raw_position(struct line_reader *r)
 	return (int64_t)gzoffset(r->gz);
 }
 
+/* At the end of the data: true if the stream ended properly (a truncated gzip member reports Z_BUF_ERROR). */
+static bool reader_clean_end(struct line_reader *r)
+{
+	int errnum = Z_OK;
+
+	gzerror(r->gz, &errnum);
+	return errnum == Z_OK;
+}
+
 /*
  * The next line (without its '\n') in *line and *len, *at its stream offset; *too_long when it exceeded
  * LINE_MAX_BYTES (then *line holds its first bytes and the rest was skipped). Returns 1, 0 at the end, -1 on a
@@ -372,6 +381,10 @@ static int reader_next(struct line_reader *r, const char **line, size_t *len, in
 			*at = r->offset;
 			r->offset += (int64_t)(*len + 1);
 			r->start += *len + 1;
+			if (*len > LINE_MAX_BYTES) {
+				*len = 256; /* the first bytes, for the rejection record */
+				*too_long = true;
+			}
 			return 1;
 		}
 		scanned = r->end - r->start;
@@ -383,6 +396,10 @@ static int reader_next(struct line_reader *r, const char **line, size_t *len, in
 			*at = r->offset;
 			r->offset += (int64_t)scanned;
 			r->start = r->end;
+			if (*len > LINE_MAX_BYTES) {
+				*len = 256;
+				*too_long = true;
+			}
 			return 1;
 		}
 		if (scanned >= LINE_MAX_BYTES) {
@@ -395,7 +412,7 @@ static int reader_next(struct line_reader *r, const char **line, size_t *len, in
 			r->end = keep;
 			for (;;) {
 				int n = gzread(r->gz, r->buf + keep, READ_CHUNK);
-				if (n < 0)
+				if (n < 0 || (n == 0 && !reader_clean_end(r)))
 					return -1;
 				if (n == 0) {
 					r->eof = true;
@@ -427,7 +444,7 @@ static int reader_next(struct line_reader *r, const char **line, size_t *len, in
 		}
 		/* Here end < LINE_MAX_BYTES, so a whole chunk fits. */
 		int n = gzread(r->gz, r->buf + r->end, READ_CHUNK);
-		if (n < 0)
+		if (n < 0 || (n == 0 && !reader_clean_end(r)))
 			return -1;
 		if (n == 0)
 			r->eof = true;
@@ -1349,7 +1366,7 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 	const char *line;
 	size_t len;
 	bool too_long;
-	int rc = 0, got;
+	int rc = 0, got = 0;
 
 	file_reset(im);
 	im->path = path;
@@ -1396,8 +1413,10 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 	}
 	if (!im->finished && rc == 0) {
 		if (got < 0) {
-			fprintf(stderr, "mqtt2pg import: %s: read error after line %" PRId64 " (corrupt gzip stream?)\n",
-				path, line_no);
+			/* keep what was read before the damage; a resume stops at the same place */
+			(void)flush(im, im->reader.offset, false);
+			fprintf(stderr, "mqtt2pg import: %s: read error after line %" PRId64 " (a truncated or corrupt gzip "
+				"stream?)\n", path, line_no);
 			rc = 1;
 		} else if (!flush(im, im->reader.offset, true)) {
 			rc = 1;

@@ -114,6 +114,7 @@ interrupt()
 }
 it_track_log "$IT_DIR/import.err"
 
+it_log "line protocol: SIGKILL, refusal, SIGINT, resume"
 # --- 2. line protocol: SIGKILL, refusal, SIGINT, resume -------------------------------------------------
 t1_lines=$(expect t1 lines)
 interrupt KILL t1 t1.lp $((t1_lines / 4)) --format influx --tenant t1 "$IT_DIR/t1.lp"
@@ -136,6 +137,7 @@ m2p_import --format influx --tenant t1 --resume "$IT_DIR/t1.lp" >"$IT_DIR/t1.out
 	{ cat "$IT_DIR/t1.out" >&2; fail "resumed import of t1 failed"; }
 consistent t1 t1.lp "after the resumed run"
 
+it_log "CSV (gzip): SIGKILL, resume"
 # --- 3. CSV (gzip): SIGKILL, resume -------------------------------------------------------------------
 t2_lines=$(expect t2 lines)
 interrupt KILL t2 t2.csv.gz $((t2_lines / 3)) --format csv --tenant t2 --time-unit s "$IT_DIR/t2.csv.gz"
@@ -145,6 +147,7 @@ m2p_import --format csv --tenant t2 --time-unit s --resume "$IT_DIR/t2.csv.gz" >
 	{ cat "$IT_DIR/t2.out" >&2; fail "resumed import of t2 failed"; }
 consistent t2 t2.csv.gz "CSV after the resumed run"
 
+it_log "checking every count against the generator"
 # --- 4. every count equals the source ------------------------------------------------------------------
 for t in t1 t2; do
 	out="$IT_DIR/$t.out"
@@ -186,6 +189,35 @@ m2p_import --format influx --tenant t1 --resume --no-aggregates "$IT_DIR/t1.lp" 
 grep -q "already complete" "$IT_DIR/again.out" || fail "a finished run resumed does not say so"
 assert_eq "$before" "$(psql_super "SELECT count(*) FROM measurements")" "a finished run resumed writes nothing"
 
+it_log "hostile input"
+# --- hostile input: every line still accounted for, nothing crashes ------------------------------------------
+{
+	printf 'serial,point,value,time\r\n'                                   # other column order, CRLF
+	printf 'T1-INV-0001,power,1,2026-09-01T00:00:00Z\r\n'                 # accepted
+	printf 'T1-INV-0001,power,2,%s\n' "$(head -c 100000 /dev/zero | tr '\0' 7)" # 100 kB line: malformed_line
+	printf 'T1-INV-0001,power\0,3,2026-09-01T00:00:10Z\n'                 # NUL byte: malformed_line
+	printf 'T1-\xff\xfe,power,4,2026-09-01T00:00:20Z\n'                   # invalid UTF-8 serial: unknown_device
+	printf '"T1-INV-0001","power","5","2026-09-01T00:00:30Z"\n'           # quoted: accepted
+	printf 'T1-INV-0001,power,6,2026-09-01T00:00:40Z'                      # no final newline: accepted
+} >"$IT_DIR/hostile.csv"
+m2p_import --format csv --tenant t1 "$IT_DIR/hostile.csv" >"$IT_DIR/hostile.out" 2>&1 ||
+	{ cat "$IT_DIR/hostile.out" >&2; fail "hostile CSV import failed"; }
+assert_eq "7 1 3 3" "$(for k in lines skipped accepted rejected; do result_field "$IT_DIR/hostile.out" $k; done | tr '\n' ' ' | sed 's/ $//')" \
+	"hostile CSV: 7 lines = 1 header + 3 accepted + 3 rejected"
+assert_eq "malformed_line=2 unknown_device=1" "$(psql_super "SELECT string_agg(reason || '=' || n, ' ' ORDER BY reason)
+           FROM (SELECT reason, count(*) n FROM rejected_messages x JOIN import_runs r ON x.origin = 'import:' || r.id
+           WHERE r.file_name = 'hostile.csv' GROUP BY reason) s")" "hostile CSV: reasons recorded"
+# a truncated gzip stream: what could be read is committed and counted, the import says so and exits 1
+head -c 20000 "$IT_DIR/t2.csv.gz" >"$IT_DIR/cut.csv.gz"
+rc=0
+m2p_import --format csv --tenant t2 --no-aggregates "$IT_DIR/cut.csv.gz" >"$IT_DIR/cut.out" 2>&1 || rc=$?
+assert_eq 1 "$rc" "a truncated gzip file ends the import with 1"
+grep -q "read error after line" "$IT_DIR/cut.out" || { cat "$IT_DIR/cut.out" >&2; fail "no read error message"; }
+assert_eq t "$(psql_super "SELECT line_number > 0 AND line_number = lines_skipped + lines_accepted + lines_rejected
+           AND finished_at IS NULL FROM import_runs WHERE file_name = 'cut.csv.gz'")" \
+	"truncated gzip: the lines before the damage are committed and accounted for"
+
+it_log "aggregates against the reference"
 # --- 5. aggregates equal a reference computed here (lag over each point's whole series) --------------------
 assert_eq 0 "$(psql_super "SELECT count(*) FROM aggregate_dirty")" "no dirty bucket left after the imports"
 mismatch=$(psql_super "
