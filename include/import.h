@@ -4,8 +4,9 @@
  * path as the live data.
  *
  *   file (plain or gzip) -> lines -> csvread / lineproto -> validate (registry snapshot, max_age off)
- *     -> batch (binary arrays, the writer's statement) -> one transaction per batch:
- *        BEGIN; set_config(tenant); INSERT readings (+ dirty buckets); INSERT rejected lines;
+ *     -> batch -> one transaction per batch:
+ *        BEGIN; set_config(tenant); COPY into a temporary table, INSERT ... SELECT readings (+ dirty
+ *        buckets) as the writer does (or the writer's binary arrays, --method array); INSERT rejected lines;
  *        UPSERT per-device counts; UPDATE import_runs (offset, counters); COMMIT
  *     -> report (source vs database) -> aggregate rebuild of the imported range
  *

@@ -65,7 +65,8 @@ struct import_options {
 	enum csvread_time_unit time_unit;
 	struct lp_mapping mapping; /* line protocol: serial tag, point template, precision, strings */
 	int batch_rows;
-	bool copy; /* --method copy: COPY into a temporary table, then INSERT ... SELECT (default: binary arrays) */
+	bool copy; /* --method copy (the default, measured ~8 % faster): COPY into a temporary table, then
+		    * INSERT ... SELECT; --method array: the writer's binary-array statement */
 	struct config_validation policy; /* the config's, with max_age off: this is history */
 	const char *conninfo, *password;
 };
@@ -844,7 +845,7 @@ static void put_be(unsigned char **p, uint64_t v, int bytes)
 		*(*p)++ = (unsigned char)(v >> (8 * i));
 }
 
-/* --method copy: binary COPY into a temporary table, then the insert from it. */
+/* --method copy (default): binary COPY into a temporary table, then the insert from it. */
 static bool insert_readings_copy(struct importer *im)
 {
 	static const unsigned char signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xFF, '\r', '\n', 0};
@@ -1464,7 +1465,7 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: mqtt2pg import --format influx|csv --tenant SLUG [--resume] [--validate-only] [--no-aggregates]\n"
-		"                      [--time-unit s|ms|us|ns] [--batch-rows N] [--method array|copy] FILE...\n"
+		"                      [--time-unit s|ms|us|ns] [--batch-rows N] [--method copy|array] FILE...\n"
 		"  line protocol: [--serial-tag TAG (serial)] [--point TEMPLATE ({field})] [--precision ns|us|ms|s (ns)]\n"
 		"                 [--strings reject|ignore (reject)]\n");
 	return 2;
@@ -1540,7 +1541,7 @@ static int parse_args(int argc, char **argv, struct import_options *o, char ***f
 
 int import_command(const struct config *cfg, int argc, char **argv)
 {
-	struct import_options o = {.aggregates = true, .batch_rows = DEFAULT_BATCH_ROWS};
+	struct import_options o = {.aggregates = true, .batch_rows = DEFAULT_BATCH_ROWS, .copy = true};
 	struct importer im = {.o = &o};
 	struct counts all;
 	struct sigaction sa;

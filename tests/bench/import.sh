@@ -8,7 +8,8 @@
 # (array: the writer's binary-array statement; copy: COPY into a temporary table + INSERT ... SELECT) into a
 # private PostgreSQL (the test harness's: fsync off), emptying the tables between runs. Prints rows written
 # per second of wall time (parse + validate + write; the aggregate rebuild is excluded: --no-aggregates),
-# median and min-max, and the --validate-only rate (parse + validate, no database writes).
+# median and min-max, and the --validate-only rate (parse + validate, no database writes). Then one import
+# with the aggregate rebuild, timed. RUNS=0 does only that.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../integration" && pwd)
 . "$here/lib.sh"
@@ -57,9 +58,10 @@ run() # FORMAT FILE EXTRA... -> rows/s
 }
 
 for format in influx csv; do
+	((RUNS > 0)) || break
 	file=$IT_DIR/t1.lp
 	[[ $format == csv ]] && file=$IT_DIR/t1.csv
-	for method in array copy; do
+	for method in copy array; do
 		rates=()
 		for ((i = 0; i < RUNS; i++)); do
 			rates+=("$(run "$format" "$file" --method "$method")")
@@ -72,3 +74,14 @@ for format in influx csv; do
 	done
 	echo "$format validate-only: $(stats "${rates[@]}") rows/s (${rates[*]})"
 done
+
+# One line-protocol import with the aggregate rebuild, the default method, and its progress as a terminal
+# shows it (script(1) gives it a tty).
+psql_super "TRUNCATE measurements, measurements_5m, aggregate_dirty, import_run_devices, import_runs, rejected_messages" >/dev/null
+t0=$EPOCHREALTIME
+script -qec "$MQTT2PG_BIN -c $IT_DIR/import.conf import --format influx --tenant t1 $IT_DIR/t1.lp" /dev/null >"$IT_DIR/tty.out" ||
+	{ cat "$IT_DIR/tty.out" >&2; fail "import with aggregates failed"; }
+t1=$EPOCHREALTIME
+echo "influx with aggregates: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s in all;" \
+	"$(grep -a '^aggregates:' "$IT_DIR/tty.out" | tr -d '\r')"
+echo "the terminal's last progress line: $(grep -a 'ETA' "$IT_DIR/tty.out" | tr '\r' '\n' | grep -a ETA | tail -1)"
