@@ -11,13 +11,18 @@
 #ifndef MQTT2PG_DECODE_H
 #define MQTT2PG_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lineproto.h"
 #include "reject.h"
 #include "route.h"
 
 #define DECODE_MAX_POINT_NAME 64
+#define DECODE_MAX_SERIAL     64 /* as the registry's CHECK on devices.serial */
+
+struct cJSON;
 
 struct sample {
 	char point[DECODE_MAX_POINT_NAME + 1];
@@ -25,10 +30,26 @@ struct sample {
 	int64_t time_us;
 };
 
+/* A device the payload names (a line protocol or Telegraf tag): its samples are samples[first, first + count). */
+struct decoded_device {
+	char serial[DECODE_MAX_SERIAL + 1];
+	size_t first;
+	size_t count;
+};
+
 struct decoded_message {
 	struct sample *samples; /* owned */
 	size_t count;
 	size_t capacity;
+	/* The formats that name devices in the payload fill these (formats.c); 0 devices means every sample
+	 * belongs to the device the route names. */
+	struct decoded_device *devices; /* owned */
+	size_t device_count;
+	size_t device_capacity;
+	uint32_t *device_of; /* owned, parallel to samples while decoding */
+	size_t device_of_capacity;
+	enum ignore_reason ignored; /* when a decoder returns 1: why the payload holds no reading */
+	struct lp_scratch lp;       /* owned, reused by the line protocol reader */
 };
 
 struct decode_error {
@@ -46,6 +67,23 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 
 /* Empties out for reuse, keeping its buffer. */
 void decode_reset(struct decoded_message *out);
+
+/* Appends one sample to out (growing it) and returns it, for the other format decoders (formats.c). */
+struct sample *decode_append(struct decoded_message *out);
+
+/* Fills err with reason and a printf-style detail; returns -1, so that `return decode_fail(...)` reads well. */
+int decode_fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* True when name is 1..64 characters of A-Z a-z 0-9 _ . : / - (the README's point alphabet). */
+bool decode_point_name_ok(const char *name);
+
+/*
+ * The byte checks and strict parse decode_json starts with (size, UTF-8, no NUL or \u0000, RFC 8259, no
+ * duplicate keys), for the other JSON formats. Returns the parsed root (owned by the caller: cJSON_Delete) or
+ * NULL with err filled.
+ */
+struct cJSON *decode_json_root(const char *payload, size_t len, size_t max_bytes, struct decode_error *err);
 
 /* Frees what out owns. */
 void decode_clear(struct decoded_message *out);

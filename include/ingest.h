@@ -23,6 +23,11 @@
 
 struct ingest;
 
+enum ingest_mode {
+	INGEST_CONSUME, /* `run`: subscribe to every route's filter */
+	INGEST_LEAVE,   /* `leave`: retire this client id from a shared group without losing its queued share */
+};
+
 /*
  * Creates the client and starts connecting (asynchronously; reconnects forever). Borrows cfg, store, spool,
  * queues and stats for its lifetime. With a spool (disk mode) every message is appended to it before the
@@ -31,7 +36,7 @@ struct ingest;
  * Returns NULL after logging why if the client cannot be created.
  */
 struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct spool *spool,
-			    struct queue **queues, size_t queue_count, struct stats *stats);
+			    struct queue **queues, size_t queue_count, struct stats *stats, enum ingest_mode mode);
 
 /*
  * Replaces the validation policy the callback applies from the next message on (SIGHUP reload). Borrows
@@ -42,6 +47,18 @@ void ingest_set_policy(struct ingest *in, const struct config_validation *policy
 
 /* True while connected to the broker with the subscriptions in place. */
 bool ingest_is_connected(const struct ingest *in);
+
+/*
+ * INGEST_LEAVE: a broker keeps a departed member of a shared group in its rotation (Mosquitto 2.0 does), so
+ * stopping a replica leaves its share piling up in its session until the session expires and is dropped.
+ * Leaving instead connects with the member's client id (and spool), takes what the session holds, sends
+ * UNSUBSCRIBE for the shared filters, keeps taking what was in flight, and at ingest_stop ends the session
+ * (MQTT 5: DISCONNECT with Session Expiry Interval 0).
+ * ingest_has_left: the broker confirmed the UNSUBSCRIBE and no message has arrived for quiet_ms.
+ * ingest_left_cleanly: unsubscribed and every message the session gave us was taken (none handed back).
+ */
+bool ingest_has_left(struct ingest *in, int quiet_ms);
+bool ingest_left_cleanly(struct ingest *in);
 
 /*
  * Stops consuming: disconnects (messages not yet handed to us stay with the broker's persistent session) and

@@ -3,6 +3,11 @@
  * registry: the in-memory snapshot of tenants, devices and points that validation consults for every
  * message, so that validating costs hash lookups and no query.
  *
+ * Memory: 100,000 devices of 4 points must fit in a small RSS (issue 5). A device costs its
+ * struct registry_device, its serial and two 4-byte index slots; a point costs 8 bytes (its id and the
+ * index of its interned "kind": name, min, max, which thousands of devices share). struct registry_point
+ * is therefore not stored but filled in by the lookup.
+ *
  * A snapshot is built once (registry_new + registry_add_*), then never changes: it is shared read-only
  * between threads and reference-counted. A registry_store holds the current snapshot; the refresher swaps
  * in a new one, readers take a reference for as long as they use it.
@@ -27,6 +32,7 @@ struct registry_device {
 	const char *serial;
 };
 
+/* A point as a lookup returns it (a value, not stored as such); name borrows from the snapshot. */
 struct registry_point {
 	int32_t id;
 	int32_t device_id;
@@ -40,6 +46,10 @@ struct registry;
 /* Returns an empty, owned snapshot under construction (reference count 1). */
 struct registry *registry_new(void);
 
+/* Optional: the number of rows about to be added, so that arrays and indexes are sized once, exactly
+ * (a loader that knows the counts avoids the doubling slack and the rehashes). */
+void registry_reserve(struct registry *r, size_t tenants, size_t devices, size_t points);
+
 /* Adders copy their strings. They return false for a duplicate key (slug, serial, device+name) or a
  * reference to an unknown tenant/device, which the database's constraints make impossible. */
 bool registry_add_tenant(struct registry *r, int32_t id, const char *slug) __attribute__((warn_unused_result));
@@ -52,8 +62,13 @@ bool registry_add_point(struct registry *r, int32_t id, int32_t device_id, const
 const struct registry_tenant *registry_find_tenant(const struct registry *r, const char *slug, size_t len);
 const struct registry_tenant *registry_find_tenant_by_id(const struct registry *r, int32_t id);
 const struct registry_device *registry_find_device(const struct registry *r, const char *serial, size_t len);
-const struct registry_point *registry_find_point(const struct registry *r, int32_t device_id, const char *name,
-						 size_t len);
+
+/* Point lookups fill *out (which may be NULL: an existence check) and return whether the point exists.
+ * registry_find_device_point takes a device this snapshot returned (the hot path: no lookup by id). */
+bool registry_find_point(const struct registry *r, int32_t device_id, const char *name, size_t len,
+			 struct registry_point *out);
+bool registry_find_device_point(const struct registry *r, const struct registry_device *device, const char *name,
+				size_t len, struct registry_point *out);
 
 size_t registry_tenant_count(const struct registry *r);
 size_t registry_device_count(const struct registry *r);

@@ -32,8 +32,25 @@ enum reject_reason {
 	REJECT_INVALID_POINT_NAME,  /* empty, too long, or characters outside [A-Za-z0-9_.:/-] */
 	REJECT_DATABASE,            /* PostgreSQL refused the row permanently (constraint, policy) */
 	REJECT_RATE_LIMITED,        /* over the device's or the tenant's configured rate */
+	REJECT_MALFORMED_PAYLOAD,   /* not the route's format: line protocol syntax, a value that is no number */
 	REJECT_REASON_COUNT
 };
+
+/*
+ * Why a message was recognised and dropped without being an error: counted (mqtt2pg_messages_ignored_total),
+ * acknowledged, never recorded or spooled.
+ */
+enum ignore_reason {
+	IGNORE_NONE = 0,
+	IGNORE_STATUS,   /* availability, LWT, status or command topic sharing the tree, or a non-status RPC frame */
+	IGNORE_RETAINED, /* a retained message on a route with retained = "ignore" */
+	IGNORE_NO_VALUE, /* a one-value payload that says "no reading": empty, null, {"value": null} */
+	IGNORE_NON_NUMERIC, /* text where a number belongs, on a route with non_numeric = "ignore" */
+	IGNORE_REASON_COUNT
+};
+
+/* The stable name of an ignore reason ("status"). */
+const char *ignore_reason_name(enum ignore_reason reason);
 
 /* The stable name of a reason ("unknown_device"). */
 const char *reject_reason_name(enum reject_reason reason);

@@ -3,9 +3,11 @@
  * Routes: which topics we subscribe to and how a topic names the tenant and the device.
  *
  * A route is a topic template such as "solar/{tenant}/{serial}/telemetry" plus a payload format. Each level of
- * the template is a literal, a placeholder ({tenant}, {serial}) or "+" (any one level, ignored). The MQTT
- * subscription filter is derived from the template by turning placeholders into "+". The format says which
- * decoder reads the payload; more formats (line protocol, one value per topic) plug in here.
+ * the template is a literal, a placeholder ({tenant}, {serial}, {point}) or "+" (any one level, ignored); the
+ * last level may be {point+}, the rest of the topic (one or more levels, joined with '/'). The MQTT subscription
+ * filter is derived from the template by turning placeholders into "+" ({point+} into "#"). The format says
+ * which decoder reads the payload (formats.h); the options below it say where the tenant, the device and the
+ * time come from when the topic does not say, and which topics of the same tree are not readings at all.
  */
 #ifndef MQTT2PG_ROUTE_H
 #define MQTT2PG_ROUTE_H
@@ -13,8 +15,26 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lineproto.h"
+#include "tz.h"
+
 enum route_format {
-	ROUTE_FORMAT_JSON = 0, /* our envelope, see decode.h */
+	ROUTE_FORMAT_JSON = 0,      /* our envelope, see decode.h */
+	ROUTE_FORMAT_VALUE,         /* one reading per topic: the payload is a number */
+	ROUTE_FORMAT_VALUE_JSON,    /* one reading per topic: {"value": number} (Victron Venus OS dbus-mqtt) */
+	ROUTE_FORMAT_INFLUX,        /* InfluxDB line protocol (lineproto.h) */
+	ROUTE_FORMAT_FLAT_JSON,     /* a JSON object whose numeric leaves are the points (Tasmota, Shelly status) */
+	ROUTE_FORMAT_SHELLY_RPC,    /* Shelly Gen2 NotifyStatus / NotifyFullStatus frames */
+	ROUTE_FORMAT_TELEGRAF_JSON, /* Telegraf's JSON serializer: {"name","tags","fields","timestamp"} */
+};
+
+/* Where a payload's time is, and in what unit (never guessed). */
+enum route_time_unit {
+	ROUTE_TIME_S = 0,
+	ROUTE_TIME_MS,
+	ROUTE_TIME_US,
+	ROUTE_TIME_NS,
+	ROUTE_TIME_RFC3339, /* a string; without a zone it needs the route's timezone */
 };
 
 enum route_level_kind {
@@ -22,6 +42,8 @@ enum route_level_kind {
 	ROUTE_LEVEL_TENANT,
 	ROUTE_LEVEL_SERIAL,
 	ROUTE_LEVEL_ANY,
+	ROUTE_LEVEL_POINT,      /* {point}: one level naming the point */
+	ROUTE_LEVEL_POINT_REST, /* {point+}: the rest of the topic, last level only */
 };
 
 struct route_level {
@@ -35,6 +57,20 @@ struct route {
 	enum route_format format;
 	struct route_level *levels; /* owned */
 	size_t level_count;
+	/* Options (config keys of the route, or its preset's defaults); all owned. */
+	char *preset;            /* the preset it was expanded from, NULL if none */
+	char *tenant;            /* fixed tenant slug; NULL: the topic's {tenant} */
+	char *serial;            /* fixed serial; NULL: the topic's {serial} or the payload's */
+	bool ignore_retained;    /* retained = "ignore": retained messages are counted and dropped */
+	bool ignore_non_numeric; /* non_numeric = "ignore": text where a number belongs is counted, dropped */
+	char **ignore;           /* MQTT filters of status/LWT/command topics of this tree: counted, dropped */
+	size_t ignore_count;
+	struct lp_mapping influx; /* influx: precision, serial_tag, point template, string policy;
+				     telegraf_json: serial_tag, point, precision */
+	char *time_field;        /* JSON formats: member holding the time (dots for nesting); NULL: receive time */
+	enum route_time_unit time_unit;
+	struct tz *timezone;     /* for RFC 3339 times without a zone; NULL: such times are rejected */
+	char *json_root;         /* flat_json: dotted path of the object to flatten; NULL: the whole payload */
 };
 
 /* A slice of the topic (not NUL-terminated); borrows the topic's bytes. */
@@ -45,27 +81,55 @@ struct topic_slice {
 
 struct route_match {
 	struct topic_slice tenant;
-	struct topic_slice serial;
+	struct topic_slice serial; /* empty when the payload names the device (serial_tag) */
+	struct topic_slice point;  /* empty unless the template has {point} or {point+} */
 };
 
 /*
  * Parses a template into *out (which the caller later passes to route_clear). Each placeholder must appear
  * exactly once, {tenant} and {serial} are required, and levels may not be empty or contain '#' or a '+'
  * mixed with other characters. On error returns false and writes a message to err.
+ * (route_parse_template, then route_check, for a route with no options.)
  */
 bool route_parse(const char *template_text, enum route_format format, struct route *out, char *err,
 		 size_t errlen);
+
+/* Parses only the template: each placeholder at most once, {point+} last. The options are left zeroed (and
+ * influx mapped by lp_mapping_init) for the caller to set before route_check. */
+bool route_parse_template(const char *template_text, enum route_format format, struct route *out, char *err,
+			  size_t errlen);
+
+/*
+ * Checks that the route, with its options, can name a tenant (the topic's {tenant} or a fixed tenant, not
+ * both), a device ({serial}, a fixed serial, or a serial_tag for the formats that read one from the payload)
+ * and, for the one-value formats, a point ({point} or {point+}). False with a message in err otherwise.
+ */
+bool route_check(const struct route *r, char *err, size_t errlen);
+
+/* True when the two routes have the same template, format and options (reload compares them). */
+bool route_equal(const struct route *a, const struct route *b);
+
+/* True when topic[0..len) is matched by one of the route's ignore filters (status, LWT, command topics). */
+bool route_ignores(const struct route *r, const char *topic, size_t len);
+
+/* True when the MQTT topic filter (with + and #) matches topic[0..len). */
+bool route_filter_matches(const char *filter, const char *topic, size_t len);
+
+/* Adds an ignore filter (copied). */
+void route_add_ignore(struct route *r, const char *filter);
 
 /* Frees what route_parse allocated in r (not r itself); route_clear of a zeroed route is a no-op. */
 void route_clear(struct route *r);
 
 /*
  * Matches a received topic (topic_len bytes, not necessarily NUL-terminated) against the route. On a match
- * fills *m with slices into the topic and returns true. Placeholder levels must be non-empty.
+ * fills *m with slices into the topic (or, for a fixed tenant or serial, into the route) and returns true.
+ * Placeholder levels must be non-empty; {point+} takes one or more levels, none of them empty.
  */
 bool route_match(const struct route *r, const char *topic, size_t topic_len, struct route_match *m);
 
 bool route_format_parse(const char *name, enum route_format *out);
 const char *route_format_name(enum route_format format);
+const char *route_time_unit_name(enum route_time_unit unit); /* "s", "ms", "us", "ns", "rfc3339" */
 
 #endif

@@ -26,6 +26,7 @@ struct stats {
 	atomic_uint_fast64_t messages_received;
 	atomic_uint_fast64_t messages_accepted;
 	atomic_uint_fast64_t messages_rejected[REJECT_REASON_COUNT];
+	atomic_uint_fast64_t messages_ignored[IGNORE_REASON_COUNT]; /* status/LWT topics, retained, no value */
 	atomic_uint_fast64_t points_dropped;     /* samples of unknown points under policy "drop" */
 	atomic_uint_fast64_t enqueue_waits;      /* times the MQTT callback found a queue full */
 	atomic_uint_fast64_t redeliveries;       /* times we handed a message back to Paho (queue stayed full) */
@@ -50,6 +51,7 @@ struct stats {
 	atomic_uint_fast64_t agg_buckets;        /* buckets recomputed */
 	atomic_uint_fast64_t agg_last_run_unix;
 	atomic_uint_fast64_t agg_lag_ms;         /* age of the oldest dirty bucket after the last run */
+	atomic_uint_fast64_t agg_last_pass_ms;   /* duration of the last run: a long pass hides behind agg_lag_ms */
 	struct stats_histogram batch_seconds;    /* a batch transaction, BEGIN to COMMIT */
 	struct stats_histogram lag_seconds;      /* a message, received to committed */
 };

@@ -259,6 +259,7 @@ static void run_once(struct aggregator *a)
 		return; /* logged; the connection check at the next run decides what to do */
 	STATS_ADD(a->stats, agg_runs, 1);
 	STATS_ADD(a->stats, agg_buckets, (uint64_t)n);
+	atomic_store(&a->stats->agg_last_pass_ms, (uint64_t)(clock_monotonic_ms() - started));
 	atomic_store(&a->stats->agg_last_run_unix, (uint64_t)time(NULL));
 	record_lag(a);
 	if (n > 0)

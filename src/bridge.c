@@ -30,9 +30,13 @@
 
 #define MODULE "bridge"
 #define TICK_MS 200
+/* `leave`: how long no message may have arrived after the UNSUBSCRIBE before the session counts as empty
+ * (what the broker had in flight to us arrives within a round trip; this is many of them). */
+#define LEAVE_QUIET_MS 3000
 
 struct bridge {
 	struct config *cfg;
+	enum ingest_mode mode;
 	struct stats stats;
 	struct stats stats_logged; /* totals at the last stats line */
 	int64_t stats_logged_ms;
@@ -93,11 +97,20 @@ static void start_writers(struct bridge *b)
 		.origin = b->cfg->mqtt.client_id,
 	};
 
+	/*
+	 * With a spool, the spool is the buffer: the dispatcher only has to keep each writer fed, and a full
+	 * queue just makes it wait. A batch's worth of messages per queue does that; the configured 50,000
+	 * (for memory mode, where the queue is the only buffer) cost ~9 MB per writer when draining a backlog.
+	 */
+	size_t capacity = (size_t)db->queue_messages;
+
+	if (b->spool && capacity > (size_t)db->batch_rows)
+		capacity = (size_t)db->batch_rows;
 	b->writer_count = (size_t)db->writers;
 	b->queues = xcalloc(b->writer_count, sizeof(*b->queues));
 	b->writers = xcalloc(b->writer_count, sizeof(*b->writers));
 	for (size_t i = 0; i < b->writer_count; i++) {
-		b->queues[i] = queue_new((size_t)db->queue_messages);
+		b->queues[i] = queue_new(capacity);
 		b->writers[i] = writer_start((int)i, &options, b->queues[i], &b->stats);
 		if (!b->writers[i])
 			die(MODULE, "cannot start writer %zu", i);
@@ -170,8 +183,7 @@ static int count_restart_keys(const struct config *old, const struct config *new
 	bool routes = old->route_count != new->route_count;
 
 	for (size_t i = 0; !routes && i < old->route_count; i++)
-		routes = strcmp(old->routes[i].template_text, new->routes[i].template_text) != 0 ||
-			 old->routes[i].format != new->routes[i].format;
+		routes = !route_equal(&old->routes[i], &new->routes[i]);
 	n += restart_required("mqtt (uri, client_id, credentials, version, qos, session, TLS, shared_group)",
 			      differ(a->uri, b->uri) || differ(a->client_id, b->client_id) ||
 				      differ(a->username, b->username) || differ(a->password, b->password) ||
@@ -237,7 +249,7 @@ static void reload(struct bridge *b)
 	regsync_load_now(b->regsync);
 }
 
-/* Serves until the first SIGTERM/SIGINT. */
+/* Serves until the first SIGTERM/SIGINT, or when leaving, until the session is empty. */
 static void serve(struct bridge *b)
 {
 	for (;;) {
@@ -258,6 +270,11 @@ static void serve(struct bridge *b)
 			}
 		}
 		tick(b);
+		if (b->mode == INGEST_LEAVE && ingest_has_left(b->ingest, LEAVE_QUIET_MS)) {
+			log_info(MODULE, "left the group: nothing arrived for %d ms after the unsubscribe; draining",
+				 LEAVE_QUIET_MS);
+			return;
+		}
 	}
 }
 
@@ -323,9 +340,9 @@ static void drain(struct bridge *b)
 	}
 }
 
-int bridge_run(struct config *cfg)
+static int bridge_main(struct config *cfg, enum ingest_mode mode)
 {
-	struct bridge b = {.cfg = cfg};
+	struct bridge b = {.cfg = cfg, .mode = mode};
 	int rc = 0;
 
 	log_set_level(cfg->log_level);
@@ -354,8 +371,7 @@ int bridge_run(struct config *cfg)
 		};
 		b.spool = spool_open(&so, &b.stats);
 		if (!b.spool)
-			die(MODULE, "cannot open the spool in %s (spool.directory); set spool.mode = \"memory\" "
-				    "to run without one",
+			die(MODULE, "cannot open the spool in %s (spool.directory; the reason is logged above)",
 			    cfg->spool.directory);
 	} else {
 		log_warn(MODULE, "spool.mode = memory: a crash or SIGKILL loses what was acknowledged and not committed");
@@ -368,7 +384,7 @@ int bridge_run(struct config *cfg)
 		if (!b.dispatcher)
 			die(MODULE, "cannot start the dispatcher");
 	}
-	if (cfg->aggregates.enabled) {
+	if (cfg->aggregates.enabled && mode == INGEST_CONSUME) { /* a leaving process is gone in seconds */
 		struct aggregator_options agg = {
 			.conninfo = cfg->database.conninfo,
 			.password = cfg->database.password,
@@ -378,13 +394,18 @@ int bridge_run(struct config *cfg)
 		};
 		b.aggregator = aggregator_start(&agg, &b.stats);
 	}
-	b.ingest = ingest_start(cfg, b.store, b.spool, b.queues, b.writer_count, &b.stats);
+	b.ingest = ingest_start(cfg, b.store, b.spool, b.queues, b.writer_count, &b.stats, mode);
 	if (!b.ingest) {
 		rc = 1;
 	} else {
 		b.stats_logged_ms = clock_monotonic_ms();
 		serve(&b);
 		atomic_store(&b.health.draining, true);
+		if (mode == INGEST_LEAVE && !ingest_left_cleanly(b.ingest)) {
+			log_error(MODULE, "did not leave the group cleanly (interrupted, or a message was handed back): "
+				  "the session stays; run leave again");
+			rc = 1;
+		}
 		ingest_stop(b.ingest);
 		b.ingest = NULL;
 	}
@@ -393,6 +414,9 @@ int bridge_run(struct config *cfg)
 	spool_close(b.spool);
 	b.spool = NULL;
 	stats_log(&b.stats, &b.stats_logged, (double)(clock_monotonic_ms() - b.stats_logged_ms) / 1000.0);
+	if (mode == INGEST_LEAVE)
+		log_info(MODULE, "leave: took %llu message(s) from the session of %s, all committed",
+			 (unsigned long long)STATS_GET(&b.stats, messages_received), cfg->mqtt.client_id);
 	log_info(MODULE, "drained; exiting");
 out:
 	spool_close(b.spool);
@@ -407,4 +431,15 @@ out:
 	close(b.signal_fd);
 	config_free(cfg);
 	return rc;
+}
+
+int bridge_run(struct config *cfg)
+{
+	return bridge_main(cfg, INGEST_CONSUME);
+}
+
+int bridge_leave(struct config *cfg)
+{
+	log_info(MODULE, "leave: taking the session of %s, then leaving its shared group", cfg->mqtt.client_id);
+	return bridge_main(cfg, INGEST_LEAVE);
 }

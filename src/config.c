@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "preset.h"
+#include "tz.h"
 #include "xalloc.h"
 
 /* The reader's state while one file is loaded. */
@@ -246,6 +249,48 @@ static void set_defaults(struct config *cfg)
 	cfg->log_level = LOG_LEVEL_INFO;
 }
 
+/*
+ * The client id may be a template, so that one configuration serves every replica: "{hostname}" becomes the
+ * host name (in Kubernetes the pod name, stable for a StatefulSet's pods, so each keeps its broker session).
+ */
+static void expand_client_id(struct config_reader *rd, const config_setting_t *g, char **client_id)
+{
+	static const char placeholder[] = "{hostname}";
+	char host[256] = "";
+	char expanded[512];
+	size_t out = 0;
+
+	if (!strchr(*client_id, '{'))
+		return;
+	if (gethostname(host, sizeof(host) - 1) < 0) {
+		reader_error(rd, g, "mqtt.client_id uses {hostname}, but the host name is unknown: %s", strerror(errno));
+		return;
+	}
+	for (const char *p = *client_id; *p;) {
+		const char *part = p;
+		size_t len = 1;
+		if (strncmp(p, placeholder, sizeof(placeholder) - 1) == 0) {
+			part = host;
+			len = strlen(host);
+			p += sizeof(placeholder) - 1;
+		} else if (*p == '{' || *p == '}') {
+			reader_error(rd, g, "mqtt.client_id '%s': the only placeholder is {hostname}", *client_id);
+			return;
+		} else {
+			p++;
+		}
+		if (out + len >= sizeof(expanded)) {
+			reader_error(rd, g, "mqtt.client_id is too long once expanded");
+			return;
+		}
+		memcpy(expanded + out, part, len);
+		out += len;
+	}
+	expanded[out] = '\0';
+	free(*client_id);
+	*client_id = xstrdup(expanded);
+}
+
 static void read_mqtt(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
 {
 	static const char *const known[] = {"uri", "client_id", "username", "password_file", "version", "qos",
@@ -284,6 +329,8 @@ static void read_mqtt(struct config_reader *rd, struct config *cfg, const config
 		reader_error(rd, g, "mqtt.uri is required");
 	if (!m->client_id)
 		reader_error(rd, g, "mqtt.client_id is required (each replica needs its own)");
+	else
+		expand_client_id(rd, g, &m->client_id);
 }
 
 static void read_database(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
@@ -347,9 +394,251 @@ static void read_validation(struct config_reader *rd, struct config *cfg, const 
 	}
 }
 
+/* Reads a string key of a route that must be one of names[] (NULL-terminated); returns its index or -1. */
+static int read_choice(struct config_reader *rd, const config_setting_t *item, int index, const char *key,
+		       const char *const *names, const char *expect)
+{
+	char *value = NULL;
+	int found = -1;
+
+	read_string(rd, item, key, &value);
+	if (!value)
+		return -1;
+	for (int i = 0; names[i]; i++)
+		if (strcmp(value, names[i]) == 0)
+			found = i;
+	if (found < 0)
+		reader_error(rd, config_setting_get_member(item, key), "routes[%d]: %s must be %s", index, key, expect);
+	free(value);
+	return found;
+}
+
+/* An MQTT filter from a template-like text: each "{...}" level becomes "+" ({point+} becomes "#"). */
+static char *filter_from_template(const char *text)
+{
+	char *out = xmalloc(strlen(text) + 1), *o = out;
+
+	while (*text) {
+		const char *slash = strchr(text, '/');
+		size_t len = slash ? (size_t)(slash - text) : strlen(text);
+
+		if (len >= 2 && text[0] == '{' && text[len - 1] == '}')
+			*o++ = strncmp(text, "{point+}", len) == 0 && len == 8 ? '#' : '+';
+		else {
+			memcpy(o, text, len);
+			o += len;
+		}
+		if (!slash)
+			break;
+		*o++ = '/';
+		text = slash + 1;
+	}
+	*o = '\0';
+	return out;
+}
+
+static bool filter_ok(const char *f)
+{
+	const char *hash = strchr(f, '#');
+
+	if (!*f)
+		return false;
+	for (const char *p = f; *p; p++)
+		if ((*p == '+' || *p == '#') && ((p > f && p[-1] != '/') || (p[1] && p[1] != '/')))
+			return false;
+	return !hash || hash[1] == '\0';
+}
+
+/* The options of one route beyond topic and format, over the preset's defaults. */
+static void read_route_options(struct config_reader *rd, const config_setting_t *item, int i,
+			       const struct preset *preset, const char *prefix, struct route *r)
+{
+	static const char *const retained_names[] = {"accept", "ignore", NULL};
+	static const char *const units[] = {"s", "ms", "us", "ns", "rfc3339", NULL};
+	static const char *const lp_keys[] = {"serial_tag", "point", "precision", "strings", NULL};
+	const config_setting_t *ignore = config_setting_get_member(item, "ignore");
+	char *zone = NULL, err[256];
+	int choice;
+
+	read_string(rd, item, "tenant", &r->tenant);
+	read_string(rd, item, "serial", &r->serial);
+	read_string(rd, item, "json_root", &r->json_root);
+	if (preset) {
+		r->ignore_retained = preset->ignore_retained;
+		r->ignore_non_numeric = preset->ignore_non_numeric;
+		for (const char *const *f = preset->ignore; *f; f++) {
+			char *expanded = preset_expand(*f, prefix), *filter = filter_from_template(expanded);
+			route_add_ignore(r, filter);
+			free(filter);
+			free(expanded);
+		}
+		if (preset->point && lp_mapping_set(&r->influx, "point", preset->point, err, sizeof(err)) != 0)
+			reader_error(rd, item, "routes[%d]: preset point: %s", i, err);
+		if (preset->precision && lp_mapping_set(&r->influx, "precision", preset->precision, err, sizeof(err)) != 0)
+			reader_error(rd, item, "routes[%d]: preset precision: %s", i, err);
+		if (preset->time_field) {
+			r->time_field = xstrdup(preset->time_field);
+			r->time_unit = preset->time_unit;
+		}
+	}
+	if ((choice = read_choice(rd, item, i, "retained", retained_names, "\"accept\" or \"ignore\"")) >= 0)
+		r->ignore_retained = choice == 1;
+	if ((choice = read_choice(rd, item, i, "non_numeric", (const char *const[]){"reject", "ignore", NULL},
+				  "\"reject\" or \"ignore\"")) >= 0)
+		r->ignore_non_numeric = choice == 1;
+	for (const char *const *key = lp_keys; *key; key++) {
+		char *value = NULL;
+		read_string(rd, item, *key, &value);
+		if (!value && config_setting_get_member(item, *key) &&
+		    config_setting_type(config_setting_get_member(item, *key)) == CONFIG_TYPE_STRING)
+			value = xstrdup(""); /* serial_tag = "" clears a preset's tag */
+		if (value && lp_mapping_set(&r->influx, *key, value, err, sizeof(err)) != 0)
+			reader_error(rd, config_setting_get_member(item, *key), "routes[%d]: %s", i, err);
+		free(value);
+	}
+	if (config_setting_get_member(item, "time_field")) {
+		free(r->time_field);
+		r->time_field = NULL;
+		read_string(rd, item, "time_field", &r->time_field); /* "" = the receive time */
+	}
+	if ((choice = read_choice(rd, item, i, "time_unit", units, "\"s\", \"ms\", \"us\", \"ns\" or \"rfc3339\"")) >= 0)
+		r->time_unit = (enum route_time_unit)choice;
+	else if (r->time_field && !(preset && preset->time_field && strcmp(preset->time_field, r->time_field) == 0) &&
+		 !config_setting_get_member(item, "time_unit"))
+		reader_error(rd, item, "routes[%d]: time_field needs time_unit (s, ms, us, ns or rfc3339): never guessed", i);
+	read_string(rd, item, "timezone", &zone);
+	if (zone && tz_load(zone, &r->timezone, err, sizeof(err)) < 0)
+		reader_error(rd, config_setting_get_member(item, "timezone"), "routes[%d]: %s", i, err);
+	free(zone);
+	if (config_setting_get_member(item, "time_unit") && !r->time_field)
+		reader_error(rd, config_setting_get_member(item, "time_unit"), "routes[%d]: time_unit needs time_field",
+			     i);
+	if (config_setting_get_member(item, "timezone") && (!r->time_field || r->time_unit != ROUTE_TIME_RFC3339))
+		reader_error(rd, config_setting_get_member(item, "timezone"),
+			     "routes[%d]: timezone applies to a time_field with time_unit = \"rfc3339\"", i);
+	if (ignore) {
+		if (!config_setting_is_array(ignore) && !config_setting_is_list(ignore)) {
+			reader_error(rd, ignore, "routes[%d]: ignore must be a list of topic filters: [\"a/+/status\"]", i);
+		} else {
+			for (int k = 0; k < config_setting_length(ignore); k++) {
+				const config_setting_t *f = config_setting_get_elem(ignore, (unsigned)k);
+				const char *text = config_setting_type(f) == CONFIG_TYPE_STRING ? config_setting_get_string(f) : NULL;
+				if (!text || !filter_ok(text))
+					reader_error(rd, f, "routes[%d]: ignore[%d] is not an MQTT topic filter", i, k);
+				else
+					route_add_ignore(r, text);
+			}
+		}
+	}
+	if (preset && preset->needs_serial && !r->serial)
+		reader_error(rd, item, "routes[%d]: preset %s needs serial = \"...\" (the device is in neither topic nor payload)",
+			     i, preset->name);
+	if (preset && preset->needs_timezone && !r->timezone && r->time_field)
+		reader_error(rd, item,
+			     "routes[%d]: preset %s needs timezone = \"Area/City\" (its times carry no zone), or time_field = \"\" "
+			     "for the receive time",
+			     i, preset->name);
+	if (r->tenant && strpbrk(r->tenant, "/+#"))
+		reader_error(rd, item, "routes[%d]: tenant may not contain '/', '+' or '#'", i);
+}
+
+/* A key that means nothing for the route's format is a mistake, not something to ignore silently. */
+static void check_keys_fit_format(struct config_reader *rd, const config_setting_t *item, int i, enum route_format fmt)
+{
+#define F(x) (1u << ROUTE_FORMAT_##x)
+	static const struct {
+		const char *key;
+		unsigned formats;
+	} fit[] = {
+		{"serial_tag", F(INFLUX) | F(TELEGRAF_JSON)},
+		{"point", F(INFLUX) | F(TELEGRAF_JSON)},
+		{"precision", F(INFLUX) | F(TELEGRAF_JSON)},
+		{"strings", F(INFLUX) | F(TELEGRAF_JSON)},
+		{"time_field", F(FLAT_JSON)},
+		{"time_unit", F(FLAT_JSON)},
+		{"timezone", F(FLAT_JSON)},
+		{"json_root", F(FLAT_JSON)},
+		{"non_numeric", F(VALUE) | F(VALUE_JSON) | F(FLAT_JSON)},
+	};
+#undef F
+	for (size_t k = 0; k < sizeof(fit) / sizeof(fit[0]); k++)
+		if (config_setting_get_member(item, fit[k].key) && !(fit[k].formats & (1u << fmt)))
+			reader_error(rd, config_setting_get_member(item, fit[k].key),
+				     "routes[%d]: %s does not apply to format %s", i, fit[k].key, route_format_name(fmt));
+}
+
+static void read_route(struct config_reader *rd, const config_setting_t *item, int i, struct config *cfg)
+{
+	static const char *const known[] = {"topic",	  "format",	"preset",    "prefix",	    "tenant",
+					    "serial",	  "retained",	"non_numeric", "ignore",     "serial_tag",
+					    "point",	  "precision",	"strings",   "time_field",  "time_unit",
+					    "timezone",	  "json_root",	NULL};
+	char *topic = NULL, *format = NULL, *preset_name = NULL, *prefix = NULL, err[256];
+	const struct preset *preset = NULL;
+	enum route_format fmt = ROUTE_FORMAT_JSON;
+	struct route r = {0};
+	int errors = rd->error_count;
+
+	for (int k = 0; k < config_setting_length(item); k++) {
+		const config_setting_t *member = config_setting_get_elem(item, (unsigned)k);
+		const char *name = config_setting_name(member);
+		bool ok = false;
+
+		for (const char *const *key = known; *key && !ok; key++)
+			ok = name && strcmp(name, *key) == 0;
+		if (!ok)
+			reader_error(rd, member, "routes[%d]: unknown setting '%s'", i, name ? name : "?");
+	}
+	read_string(rd, item, "topic", &topic);
+	read_string(rd, item, "format", &format);
+	read_string(rd, item, "preset", &preset_name);
+	read_string(rd, item, "prefix", &prefix);
+	if (preset_name && !(preset = preset_find(preset_name))) {
+		reader_error(rd, item, "routes[%d]: unknown preset '%s' (known: %s)", i, preset_name, preset_names());
+		goto out;
+	}
+	if (prefix && !preset)
+		reader_error(rd, item, "routes[%d]: prefix is for presets", i);
+	if (preset) {
+		fmt = preset->format;
+		if (!topic)
+			topic = preset_expand(preset->topic, prefix ? prefix : preset->prefix);
+	}
+	if (format && !route_format_parse(format, &fmt)) {
+		reader_error(rd, item,
+			     "routes[%d]: unknown format '%s' (known: json, value, value_json, influx, flat_json, shelly_rpc, "
+			     "telegraf_json)",
+			     i, format);
+		goto out;
+	}
+	if (!topic) {
+		reader_error(rd, item, "routes[%d]: 'topic' is required", i);
+		goto out;
+	}
+	if (!route_parse_template(topic, fmt, &r, err, sizeof(err))) {
+		reader_error(rd, item, "routes[%d]: %s", i, err);
+		goto out;
+	}
+	if (preset)
+		r.preset = xstrdup(preset->name);
+	check_keys_fit_format(rd, item, i, fmt);
+	read_route_options(rd, item, i, preset, prefix ? prefix : preset ? preset->prefix : "", &r);
+	if (rd->error_count == errors && !route_check(&r, err, sizeof(err)))
+		reader_error(rd, item, "routes[%d]: %s", i, err);
+	if (rd->error_count == errors) {
+		cfg->routes[cfg->route_count++] = r;
+		memset(&r, 0, sizeof(r));
+	}
+out:
+	route_clear(&r);
+	free(topic);
+	free(format);
+	free(preset_name);
+	free(prefix);
+}
+
 static void read_routes(struct config_reader *rd, struct config *cfg, const config_setting_t *list)
 {
-	static const char *const known[] = {"topic", "format", NULL};
 	int count;
 
 	if (!list) {
@@ -370,26 +659,12 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 	cfg->routes = xcalloc((size_t)count + 1, sizeof(*cfg->routes));
 	for (int i = 0; i < count; i++) {
 		const config_setting_t *item = config_setting_get_elem(list, (unsigned)i);
-		char *topic = NULL, *format = NULL, err[256];
-		enum route_format fmt = ROUTE_FORMAT_JSON;
 
 		if (!config_setting_is_group(item)) {
 			reader_error(rd, item, "routes[%d] must be a group { topic = ...; format = ...; }", i);
 			continue;
 		}
-		check_known_keys(rd, item, known);
-		read_string(rd, item, "topic", &topic);
-		read_string(rd, item, "format", &format);
-		if (format && !route_format_parse(format, &fmt))
-			reader_error(rd, item, "routes[%d]: unknown format '%s' (known: json)", i, format);
-		else if (!topic)
-			reader_error(rd, item, "routes[%d]: 'topic' is required", i);
-		else if (!route_parse(topic, fmt, &cfg->routes[cfg->route_count], err, sizeof(err)))
-			reader_error(rd, item, "routes[%d]: %s", i, err);
-		else
-			cfg->route_count++;
-		free(topic);
-		free(format);
+		read_route(rd, item, i, cfg);
 	}
 }
 

@@ -14,14 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_arena.h"
 #include "text.h"
 #include "timeparse.h"
 #include "xalloc.h"
 
-static int fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
+int decode_fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -35,11 +33,16 @@ static int fail(struct decode_error *err, enum reject_reason reason, const char 
 void decode_reset(struct decoded_message *out)
 {
 	out->count = 0;
+	out->device_count = 0;
+	out->ignored = IGNORE_NONE;
 }
 
 void decode_clear(struct decoded_message *out)
 {
 	free(out->samples);
+	free(out->devices);
+	free(out->device_of);
+	lp_scratch_free(&out->lp);
 	memset(out, 0, sizeof(*out));
 }
 
@@ -242,24 +245,27 @@ static int compare_keys(const void *a, const void *b)
  * cJSON keeps duplicate members; JSON leaves their meaning open, so we refuse them, at any depth. Sorting
  * the keys keeps a hostile object of thousands of members at n log n.
  */
+#define SMALL_OBJECT 16 /* keys sorted on the stack; larger objects' keys in one malloc */
+
 static const char *find_duplicate_key(const cJSON *node)
 {
 	const char *dup = NULL;
 
 	if (cJSON_IsObject(node) && node->child && node->child->next) {
 		size_t n = 0, i = 0;
-		const char **keys;
+		const char **keys, *few[SMALL_OBJECT];
 
 		for (const cJSON *c = node->child; c; c = c->next)
 			n++;
-		keys = xmalloc(n * sizeof(*keys));
+		keys = n <= SMALL_OBJECT ? few : xmalloc(n * sizeof(*keys));
 		for (const cJSON *c = node->child; c; c = c->next)
 			keys[i++] = c->string;
 		qsort(keys, n, sizeof(*keys), compare_keys);
 		for (i = 1; i < n && !dup; i++)
 			if (strcmp(keys[i - 1], keys[i]) == 0)
 				dup = keys[i];
-		free(keys);
+		if (keys != few)
+			free(keys);
 	}
 	for (const cJSON *c = node->child; c && !dup; c = c->next)
 		if (cJSON_IsObject(c) || cJSON_IsArray(c))
@@ -275,38 +281,38 @@ static int decode_timestamp(const cJSON *ts, int64_t received_us, int64_t *out_u
 	}
 	if (cJSON_IsString(ts)) {
 		if (!timeparse_rfc3339(ts->valuestring, strlen(ts->valuestring), out_us))
-			return fail(err, REJECT_BAD_TIMESTAMP,
+			return decode_fail(err, REJECT_BAD_TIMESTAMP,
 				    "timestamp is not an RFC 3339 date-time with a zone or is impossible");
 		return 0;
 	}
 	if (cJSON_IsNumber(ts)) {
 		if (!timeparse_epoch_seconds(ts->valuedouble, out_us))
-			return fail(err, REJECT_BAD_TIMESTAMP, "epoch timestamp %g is out of range", ts->valuedouble);
+			return decode_fail(err, REJECT_BAD_TIMESTAMP, "epoch timestamp %g is out of range", ts->valuedouble);
 		return 0;
 	}
-	return fail(err, REJECT_WRONG_TYPE, "timestamp must be an RFC 3339 string or epoch seconds");
+	return decode_fail(err, REJECT_WRONG_TYPE, "timestamp must be an RFC 3339 string or epoch seconds");
 }
 
 static int decode_measurements(const cJSON *measurements, int64_t time_us, struct decoded_message *out,
 			       struct decode_error *err)
 {
 	if (!cJSON_IsObject(measurements))
-		return fail(err, REJECT_WRONG_TYPE, "measurements must be an object of point: number");
+		return decode_fail(err, REJECT_WRONG_TYPE, "measurements must be an object of point: number");
 	for (const cJSON *m = measurements->child; m; m = m->next) {
 		struct sample *s;
 		double value;
 
 		if (!point_name_ok(m->string))
-			return fail(err, REJECT_INVALID_POINT_NAME,
+			return decode_fail(err, REJECT_INVALID_POINT_NAME,
 				    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
 		if (cJSON_IsNumber(m))
 			value = m->valuedouble;
 		else if (cJSON_IsBool(m))
 			value = cJSON_IsTrue(m) ? 1.0 : 0.0;
 		else
-			return fail(err, REJECT_WRONG_TYPE, "measurement '%s' is not a number", m->string);
+			return decode_fail(err, REJECT_WRONG_TYPE, "measurement '%s' is not a number", m->string);
 		if (!isfinite(value))
-			return fail(err, REJECT_NON_FINITE_VALUE, "measurement '%s' is not a finite number",
+			return decode_fail(err, REJECT_NON_FINITE_VALUE, "measurement '%s' is not a finite number",
 				    m->string);
 		s = append_sample(out);
 		memcpy(s->point, m->string, strlen(m->string) + 1);
@@ -323,20 +329,20 @@ static int decode_object(const cJSON *obj, const struct route_match *m, int64_t 
 	int64_t time_us;
 
 	if (!cJSON_IsObject(obj))
-		return fail(err, REJECT_WRONG_TYPE, "payload must be an object or an array of objects");
+		return decode_fail(err, REJECT_WRONG_TYPE, "payload must be an object or an array of objects");
 	serial = cJSON_GetObjectItemCaseSensitive(obj, "serial");
 	if (serial) {
 		if (!cJSON_IsString(serial))
-			return fail(err, REJECT_WRONG_TYPE, "serial must be a string");
+			return decode_fail(err, REJECT_WRONG_TYPE, "serial must be a string");
 		if (strlen(serial->valuestring) != m->serial.len ||
 		    memcmp(serial->valuestring, m->serial.ptr, m->serial.len) != 0)
-			return fail(err, REJECT_SERIAL_MISMATCH, "payload serial differs from the topic's serial");
+			return decode_fail(err, REJECT_SERIAL_MISMATCH, "payload serial differs from the topic's serial");
 	}
 	if (decode_timestamp(cJSON_GetObjectItemCaseSensitive(obj, "timestamp"), received_us, &time_us, err) < 0)
 		return -1;
 	measurements = cJSON_GetObjectItemCaseSensitive(obj, "measurements");
 	if (!measurements)
-		return fail(err, REJECT_WRONG_TYPE, "missing 'measurements'");
+		return decode_fail(err, REJECT_WRONG_TYPE, "missing 'measurements'");
 	return decode_measurements(measurements, time_us, out, err);
 }
 
@@ -375,29 +381,30 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 
 	decode_reset(out);
 	if (len == 0)
-		return fail(err, REJECT_EMPTY_PAYLOAD, "empty payload");
+		return decode_fail(err, REJECT_EMPTY_PAYLOAD, "empty payload");
 	if (len > max_bytes)
-		return fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu", len,
+		return decode_fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu", len,
 			    max_bytes);
 	if (!text_is_utf8(payload, len) || has_escaped_nul(payload, len))
-		return fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
+		return decode_fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
 	if (!json_is_strict(payload, len))
-		return fail(err, REJECT_MALFORMED_JSON, "not valid JSON (RFC 8259)");
+		return decode_fail(err, REJECT_MALFORMED_JSON, "not valid JSON (RFC 8259)");
+	json_arena_begin(); /* cJSON's blocks from a reused arena, not a malloc each; ended after cJSON_Delete */
 	root = cJSON_ParseWithLengthOpts(payload, len, &parse_end, false);
 	if (!root || !parse_end || !only_whitespace(parse_end, payload + len)) {
-		rc = fail(err, REJECT_MALFORMED_JSON, "%s", root ? "trailing data after the JSON value" : "not valid JSON");
+		rc = decode_fail(err, REJECT_MALFORMED_JSON, "%s", root ? "trailing data after the JSON value" : "not valid JSON");
 		goto out;
 	}
 	{
 		const char *dup = find_duplicate_key(root);
 		if (dup) {
-			rc = fail(err, REJECT_MALFORMED_JSON, "duplicate key '%.64s'", dup);
+			rc = decode_fail(err, REJECT_MALFORMED_JSON, "duplicate key '%.64s'", dup);
 			goto out;
 		}
 	}
 	if (cJSON_IsArray(root)) {
 		if (!root->child) {
-			rc = fail(err, REJECT_NO_MEASUREMENTS, "empty array");
+			rc = decode_fail(err, REJECT_NO_MEASUREMENTS, "empty array");
 			goto out;
 		}
 		for (const cJSON *item = root->child; item; item = item->next)
@@ -407,11 +414,60 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 		goto out;
 	}
 	if (out->count == 0) {
-		rc = fail(err, REJECT_NO_MEASUREMENTS, "no measurements");
+		rc = decode_fail(err, REJECT_NO_MEASUREMENTS, "no measurements");
 		goto out;
 	}
 	rc = 0;
 out:
 	cJSON_Delete(root);
+	json_arena_end();
 	return rc;
+}
+
+/* --- shared with the other formats (formats.c) ---------------------------------------------------- */
+
+struct sample *decode_append(struct decoded_message *out)
+{
+	return append_sample(out);
+}
+
+bool decode_point_name_ok(const char *name)
+{
+	return point_name_ok(name);
+}
+
+cJSON *decode_json_root(const char *payload, size_t len, size_t max_bytes, struct decode_error *err)
+{
+	const char *parse_end = NULL, *dup;
+	cJSON *root;
+
+	if (len == 0) {
+		decode_fail(err, REJECT_EMPTY_PAYLOAD, "empty payload");
+		return NULL;
+	}
+	if (len > max_bytes) {
+		decode_fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu", len, max_bytes);
+		return NULL;
+	}
+	if (!text_is_utf8(payload, len) || has_escaped_nul(payload, len)) {
+		decode_fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
+		return NULL;
+	}
+	if (!json_is_strict(payload, len)) {
+		decode_fail(err, REJECT_MALFORMED_JSON, "not valid JSON (RFC 8259)");
+		return NULL;
+	}
+	root = cJSON_ParseWithLengthOpts(payload, len, &parse_end, false);
+	if (!root || !parse_end || !only_whitespace(parse_end, payload + len)) {
+		decode_fail(err, REJECT_MALFORMED_JSON, "%s", root ? "trailing data after the JSON value" : "not valid JSON");
+		cJSON_Delete(root);
+		return NULL;
+	}
+	dup = find_duplicate_key(root);
+	if (dup) {
+		decode_fail(err, REJECT_MALFORMED_JSON, "duplicate key '%.64s'", dup);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
 }

@@ -95,6 +95,11 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	for (int i = 1; i < REJECT_REASON_COUNT; i++)
 		emit(&w, "mqtt2pg_messages_rejected_total{reason=\"%s\"} %llu\n", reject_reason_name(i),
 		     (unsigned long long)STATS_GET(s, messages_rejected[i]));
+	emit(&w, "# HELP mqtt2pg_messages_ignored_total Messages recognised as no reading (status, LWT, retained, "
+		 "no value) and dropped, by reason.\n# TYPE mqtt2pg_messages_ignored_total counter\n");
+	for (int i = 1; i < IGNORE_REASON_COUNT; i++)
+		emit(&w, "mqtt2pg_messages_ignored_total{reason=\"%s\"} %llu\n", ignore_reason_name(i),
+		     (unsigned long long)STATS_GET(s, messages_ignored[i]));
 	counter(&w, "points_dropped_total", "Samples of unknown points dropped (policy drop).", STATS_GET(s, points_dropped));
 	counter(&w, "rows_inserted_total", "Readings committed as new rows.", STATS_GET(s, rows_inserted));
 	counter(&w, "rows_duplicate_total", "Readings that already existed (redelivery, replay).",
@@ -125,6 +130,8 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	      (double)STATS_GET(s, agg_last_run_unix));
 	gauge(&w, "aggregate_lag_seconds", "Age of the oldest dirty bucket after the last run.",
 	      (double)STATS_GET(s, agg_lag_ms) / 1000.0);
+	gauge(&w, "aggregate_last_pass_seconds", "Duration of the last aggregate run (partitions, retention, recompute).",
+	      (double)STATS_GET(s, agg_last_pass_ms) / 1000.0);
 	gauge(&w, "spool_bytes", "Bytes in the durable spool.", (double)STATS_GET(s, spool_bytes));
 	gauge(&w, "spool_backlog", "Spooled records not yet committed to the database.", (double)STATS_GET(s, spool_backlog));
 	counter(&w, "spool_full_total", "Appends refused because the spool was full (intake paused).",

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "decode.h"
+#include "formats.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "text.h"
@@ -22,6 +23,19 @@
 
 #define MODULE "mqtt"
 #define DISCONNECT_TIMEOUT_MS 5000
+
+/*
+ * What one MQTT message became: a pipeline message per device it names (readings or a rejection; NULL when
+ * there is nothing to write) with its reject reason (REJECT_NONE: accepted), or the reason it was ignored.
+ */
+struct outcome {
+	struct message **parts; /* owned until handed over */
+	enum reject_reason *reasons;
+	size_t count;
+	size_t capacity;
+	uint32_t dropped;
+	enum ignore_reason ignored;
+};
 
 struct ingest {
 	const struct config *cfg;
@@ -35,8 +49,17 @@ struct ingest {
 	int *qos;
 	atomic_bool connected;
 	atomic_bool disconnected; /* set by the disconnect callbacks during stop */
+	_Atomic int64_t connected_at_ms; /* monotonic, the last successful connect */
+	atomic_int short_connections;    /* consecutive connections the broker closed soon after they began */
+	/* `mqtt2pg leave` only (see ingest.h): */
+	bool leaving;
+	atomic_bool unsubscribed;          /* the broker confirmed the UNSUBSCRIBE: no new messages are routed to us */
+	atomic_bool busy;                  /* a message callback is running */
+	atomic_bool refused;               /* a message was handed back to Paho: the session is not empty */
+	_Atomic int64_t last_activity_ms;  /* monotonic, the end of the last message callback */
 	size_t next_reject_queue;
 	struct decoded_message decoded; /* reused; receive thread only */
+	struct outcome outcome;         /* reused; receive thread only */
 	_Atomic(const struct config_validation *) policy; /* swapped by reload, read once per message */
 	struct ratelimit *device_limit; /* receive thread only; NULL = unlimited */
 	struct ratelimit *tenant_limit;
@@ -45,13 +68,31 @@ struct ingest {
 
 /* --- the per-message path -------------------------------------------------------------------------- */
 
+/* The first route whose template matches; NULL with *ignored set when a route's ignore filter claims it. */
 static const struct route *match_route(const struct ingest *in, const char *topic, size_t len,
-				       struct route_match *m)
+				       struct route_match *m, enum ignore_reason *ignored)
 {
-	for (size_t i = 0; i < in->cfg->route_count; i++)
-		if (route_match(&in->cfg->routes[i], topic, len, m))
-			return &in->cfg->routes[i];
+	for (size_t i = 0; i < in->cfg->route_count; i++) {
+		const struct route *r = &in->cfg->routes[i];
+		if (r->ignore_count > 0 && route_ignores(r, topic, len)) {
+			*ignored = IGNORE_STATUS;
+			return NULL;
+		}
+		if (route_match(r, topic, len, m))
+			return r;
+	}
 	return NULL;
+}
+
+static void outcome_add(struct outcome *out, struct message *m, enum reject_reason reason)
+{
+	if (out->count == out->capacity) {
+		out->capacity = out->capacity ? out->capacity * 2 : 4;
+		out->parts = xrealloc(out->parts, out->capacity * sizeof(*out->parts));
+		out->reasons = xrealloc(out->reasons, out->capacity * sizeof(*out->reasons));
+	}
+	out->parts[out->count] = m;
+	out->reasons[out->count++] = reason;
 }
 
 static struct message *make_rejection(const struct ingest *in, const struct decode_error *err, const char *topic,
@@ -104,47 +145,93 @@ static struct message *rate_limited(struct ingest *in, struct message *accepted,
 }
 
 /*
- * Turns one MQTT message into an owned pipeline message (readings or rejection), and says in *reason why it
- * was refused (REJECT_NONE when accepted). NULL when there is nothing to write.
+ * Checks one device's samples against the registry and the policy (and the rate limits), and adds what came
+ * of it to out: the readings, a rejection, or nothing (every point dropped, or refusals only counted).
  */
-static struct message *process(struct ingest *in, const char *topic, size_t topic_len, const void *payload,
-			       size_t payload_len, uint32_t *dropped, enum reject_reason *reason)
+static void validate_device(struct ingest *in, const struct config_validation *policy, const char *topic,
+			    size_t topic_len, const void *payload, size_t payload_len, const struct route_match *m,
+			    const struct decoded_message *samples, int64_t received_us, struct outcome *out)
 {
-	int64_t received_us = clock_realtime_us();
 	struct decode_error err = {REJECT_NONE, ""};
-	const struct config_validation *policy = atomic_load(&in->policy);
 	struct validate_result result;
-	struct route_match m;
-	struct registry *reg;
-	int rc;
+	struct registry *reg = registry_store_acquire(in->store);
+	int rc = validate_message(reg, policy, m, samples, received_us, received_us, &result, &err);
 
-	*reason = REJECT_NONE;
-	if (!match_route(in, topic, topic_len, &m)) {
-		*reason = err.reason = REJECT_NO_ROUTE;
-		snprintf(err.detail, sizeof(err.detail), "topic matches no configured route");
-		return make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us);
-	}
-	if (decode_json(payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes, &in->decoded,
-			&err) < 0) {
-		*reason = err.reason;
-		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
-	}
-	reg = registry_store_acquire(in->store);
-	rc = validate_message(reg, policy, &m, &in->decoded, received_us, received_us, &result, &err);
 	registry_unref(reg);
 	if (rc < 0) {
-		*reason = err.reason;
-		return make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us);
+		outcome_add(out, make_rejection(in, &err, topic, topic_len, m, payload, payload_len, received_us),
+			    err.reason);
+		return;
 	}
-	*dropped = result.dropped_points;
+	out->dropped += result.dropped_points;
 	if (result.message && (in->device_limit || in->tenant_limit)) {
-		struct message *limited = rate_limited(in, result.message, topic, topic_len, &m, payload, payload_len,
+		struct message *limited = rate_limited(in, result.message, topic, topic_len, m, payload, payload_len,
 						       received_us);
-		if (limited != result.message)
-			*reason = REJECT_RATE_LIMITED;
-		return limited;
+		outcome_add(out, limited, limited != result.message ? REJECT_RATE_LIMITED : REJECT_NONE);
+		return;
 	}
-	return result.message;
+	outcome_add(out, result.message, REJECT_NONE);
+}
+
+/*
+ * Turns one MQTT message into *out: route -> (ignore?) -> decode -> validate, per device the payload names.
+ * Status and LWT topics, retained messages on routes that ignore them, and payloads that hold no reading are
+ * only counted.
+ */
+static void process(struct ingest *in, const char *topic, size_t topic_len, const MQTTAsync_message *msg,
+		    struct outcome *out)
+{
+	int64_t received_us = clock_realtime_us();
+	const void *payload = msg->payload;
+	size_t payload_len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+	struct decode_error err = {REJECT_NONE, ""};
+	const struct config_validation *policy = atomic_load(&in->policy);
+	const struct decoded_message *decoded = &in->decoded;
+	const struct route *route;
+	struct route_match m;
+	int rc;
+
+	out->count = 0;
+	out->dropped = 0;
+	out->ignored = IGNORE_NONE;
+	route = match_route(in, topic, topic_len, &m, &out->ignored);
+	if (out->ignored != IGNORE_NONE)
+		return;
+	if (!route) {
+		err.reason = REJECT_NO_ROUTE;
+		snprintf(err.detail, sizeof(err.detail), "topic matches no configured route");
+		outcome_add(out, make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us),
+			    REJECT_NO_ROUTE);
+		return;
+	}
+	if (msg->retained && route->ignore_retained) {
+		out->ignored = IGNORE_RETAINED;
+		return;
+	}
+	rc = formats_decode(route, payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes,
+			    &in->decoded, &err);
+	if (rc > 0) {
+		out->ignored = decoded->ignored;
+		return;
+	}
+	if (rc < 0) {
+		outcome_add(out, make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
+			    err.reason);
+		return;
+	}
+	if (decoded->device_count == 0) {
+		validate_device(in, policy, topic, topic_len, payload, payload_len, &m, decoded, received_us, out);
+		return;
+	}
+	/* Lines of several devices: each is its own message, accepted or rejected on its own. */
+	for (size_t d = 0; d < decoded->device_count; d++) {
+		const struct decoded_device *dev = &decoded->devices[d];
+		struct decoded_message one = {.samples = decoded->samples + dev->first, .count = dev->count};
+		struct route_match dm = m;
+
+		dm.serial = (struct topic_slice){dev->serial, strlen(dev->serial)};
+		validate_device(in, policy, topic, topic_len, payload, payload_len, &dm, &one, received_us, out);
+	}
 }
 
 /*
@@ -174,28 +261,41 @@ static int hand_over(struct ingest *in, struct message *m)
 	return rc;
 }
 
-static void count(struct ingest *in, enum reject_reason reason, uint32_t dropped)
+/* One MQTT message received; each device part accepted or rejected, or the whole message ignored. */
+static void count(struct ingest *in, const struct outcome *out)
 {
 	STATS_ADD(in->stats, messages_received, 1);
-	STATS_ADD(in->stats, points_dropped, dropped);
-	if (reason == REJECT_NONE)
-		STATS_ADD(in->stats, messages_accepted, 1);
-	else
-		STATS_ADD(in->stats, messages_rejected[reason], 1);
+	STATS_ADD(in->stats, points_dropped, out->dropped);
+	if (out->ignored != IGNORE_NONE)
+		STATS_ADD(in->stats, messages_ignored[out->ignored], 1);
+	for (size_t i = 0; i < out->count; i++) {
+		if (out->reasons[i] == REJECT_NONE)
+			STATS_ADD(in->stats, messages_accepted, 1);
+		else
+			STATS_ADD(in->stats, messages_rejected[out->reasons[i]], 1);
+	}
 }
 
 static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct ingest *in = context;
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	uint32_t dropped = 0;
-	enum reject_reason reason;
-	struct message *m = process(in, topic, len, msg->payload, (size_t)msg->payloadlen, &dropped, &reason);
+	struct outcome *out = &in->outcome;
 
-	if (m) {
-		int rc = hand_over(in, m);
+	process(in, topic, len, msg, out);
+	for (size_t i = 0; i < out->count; i++) {
+		struct message *m = out->parts[i];
+		int rc;
+
+		out->parts[i] = NULL;
+		if (!m)
+			continue;
+		rc = hand_over(in, m);
 		if (rc < 0) {
-			/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost. */
+			/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost (parts of a
+			 * multi-device payload already handed over arrive twice; their rows are idempotent). */
+			for (size_t j = i + 1; j < out->count; j++)
+				message_free(out->parts[j]);
 			log_warn(MODULE, "%s full for %d ms (%s); the message will be delivered again",
 				 in->spool ? "spool" : "writer queue", in->cfg->database.enqueue_timeout_ms,
 				 rc == -EIO ? "disk error" : "database slow or down");
@@ -203,7 +303,7 @@ static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsy
 			return 0;
 		}
 	}
-	count(in, reason, dropped);
+	count(in, out);
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
 	return 1;
@@ -268,16 +368,115 @@ static void subscribe(struct ingest *in)
 		log_error(MODULE, "cannot send subscribe: %s", MQTTAsync_strerror(rc));
 }
 
+/* --- leaving the group (`mqtt2pg leave`) ------------------------------------------------------------- */
+
+static void on_unsubscribe_success(void *context, MQTTAsync_successData *response)
+{
+	struct ingest *in = context;
+
+	(void)response;
+	atomic_store(&in->last_activity_ms, clock_monotonic_ms());
+	atomic_store(&in->unsubscribed, true);
+	atomic_store(&in->connected, true);
+	log_info(MODULE, "unsubscribed from %zu filter(s): the broker routes nothing new to %s; taking what its "
+		 "session still holds", in->cfg->route_count, in->cfg->mqtt.client_id);
+}
+
+static void on_unsubscribe_success5(void *context, MQTTAsync_successData5 *response)
+{
+	(void)response;
+	on_unsubscribe_success(context, NULL);
+}
+
+static void on_unsubscribe_failure(void *context, MQTTAsync_failureData *response)
+{
+	(void)context;
+	log_error(MODULE, "unsubscribe failed: %s (code %d); retried at the next connect",
+		  response && response->message ? response->message : "", response ? response->code : 0);
+}
+
+static void on_unsubscribe_failure5(void *context, MQTTAsync_failureData5 *response)
+{
+	(void)context;
+	log_error(MODULE, "unsubscribe failed: %s (%s); retried at the next connect",
+		  response && response->message ? response->message : "",
+		  response ? MQTTReasonCode_toString(response->reasonCode) : "");
+}
+
+static void unsubscribe(struct ingest *in)
+{
+	MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	opts.context = in;
+	if (in->cfg->mqtt.version == 5) {
+		opts.onSuccess5 = on_unsubscribe_success5;
+		opts.onFailure5 = on_unsubscribe_failure5;
+	} else {
+		opts.onSuccess = on_unsubscribe_success;
+		opts.onFailure = on_unsubscribe_failure;
+	}
+	rc = MQTTAsync_unsubscribeMany(in->client, (int)in->cfg->route_count, in->filters, &opts);
+	if (rc != MQTTASYNC_SUCCESS)
+		log_error(MODULE, "cannot send unsubscribe: %s", MQTTAsync_strerror(rc));
+}
+
+/* The message callback while leaving: the same path, plus what ingest_has_left needs to know. */
+static int on_message_leaving(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	struct ingest *in = context;
+	int taken;
+
+	atomic_store(&in->busy, true);
+	taken = on_message_arrived(context, topic, topic_len, msg);
+	if (!taken)
+		atomic_store(&in->refused, true);
+	atomic_store(&in->last_activity_ms, clock_monotonic_ms());
+	atomic_store(&in->busy, false);
+	return taken;
+}
+
+bool ingest_has_left(struct ingest *in, int quiet_ms)
+{
+	return in->leaving && atomic_load(&in->unsubscribed) && !atomic_load(&in->busy) &&
+	       clock_monotonic_ms() - atomic_load(&in->last_activity_ms) >= quiet_ms;
+}
+
 /* Called after every successful connect, the first one and each automatic reconnect. */
 static void on_connected(void *context, char *cause)
 {
 	struct ingest *in = context;
 
 	STATS_ADD(in->stats, mqtt_connects, 1);
+	atomic_store(&in->connected_at_ms, clock_monotonic_ms());
 	(void)cause;
 	log_info(MODULE, "connected to %s as %s", in->cfg->mqtt.uri, in->cfg->mqtt.client_id);
 	/* Subscribing again is harmless when the session kept the subscriptions, and required when it did not. */
-	subscribe(in);
+	if (in->leaving)
+		unsubscribe(in);
+	else
+		subscribe(in);
+}
+
+/*
+ * Two processes with one client id take the session from each other in turns, each connection closed a few
+ * seconds after it began. Mosquitto 2.0 closes the old connection without a DISCONNECT reason (MQTT 5 brokers
+ * that send one trigger on_broker_disconnect), so the pattern is all there is to go on: say so after 3 in a row.
+ */
+static void suspect_shared_client_id(struct ingest *in)
+{
+	enum { SHORT_MS = 15000, IN_A_ROW = 3 };
+	int64_t lasted = clock_monotonic_ms() - atomic_load(&in->connected_at_ms);
+
+	if (lasted >= SHORT_MS) {
+		atomic_store(&in->short_connections, 0);
+		return;
+	}
+	if (atomic_fetch_add(&in->short_connections, 1) + 1 == IN_A_ROW)
+		log_error(MODULE, "the broker closed %d connections in a row within %d s of connecting: is another process "
+			  "connecting as %s? Each replica needs its own mqtt.client_id (e.g. \"mqtt2pg-{hostname}\"); "
+			  "Mosquitto logs \"Client <id> already connected, closing old connection\"",
+			  IN_A_ROW, SHORT_MS / 1000, in->cfg->mqtt.client_id);
 }
 
 static void on_connection_lost(void *context, char *cause)
@@ -287,6 +486,25 @@ static void on_connection_lost(void *context, char *cause)
 	atomic_store(&in->connected, false);
 	STATS_ADD(in->stats, mqtt_connection_lost, 1);
 	log_warn(MODULE, "connection to the broker lost (%s); reconnecting", cause ? cause : "no reason given");
+	suspect_shared_client_id(in);
+}
+
+/*
+ * MQTT 5: the broker said why it is closing the connection (on_connection_lost follows). The one an operator
+ * must act on: "session taken over", another client connected with our client id, and the two will keep
+ * taking the session from each other.
+ */
+static void on_broker_disconnect(void *context, MQTTProperties *properties, enum MQTTReasonCodes reason)
+{
+	struct ingest *in = context;
+
+	(void)properties;
+	if (reason == MQTTREASONCODE_SESSION_TAKEN_OVER)
+		log_error(MODULE, "the broker closed our session: another client connected as %s; each replica needs "
+			  "its own mqtt.client_id (e.g. \"mqtt2pg-{hostname}\")", in->cfg->mqtt.client_id);
+	else
+		log_warn(MODULE, "the broker is disconnecting us: %s (reason code %d)", MQTTReasonCode_toString(reason),
+			 (int)reason);
 }
 
 static void on_connect_failure(void *context, MQTTAsync_failureData *response)
@@ -382,7 +600,7 @@ static int start_connect(struct ingest *in)
 }
 
 struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct spool *spool,
-			    struct queue **queues, size_t queue_count, struct stats *stats)
+			    struct queue **queues, size_t queue_count, struct stats *stats, enum ingest_mode mode)
 {
 	MQTTAsync_createOptions create = MQTTAsync_createOptions_initializer;
 	struct ingest *in = xcalloc(1, sizeof(*in));
@@ -396,6 +614,13 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 	in->stats = stats;
 	atomic_init(&in->connected, false);
 	atomic_init(&in->disconnected, false);
+	atomic_init(&in->connected_at_ms, 0);
+	atomic_init(&in->short_connections, 0);
+	in->leaving = mode == INGEST_LEAVE;
+	atomic_init(&in->unsubscribed, false);
+	atomic_init(&in->busy, false);
+	atomic_init(&in->refused, false);
+	atomic_init(&in->last_activity_ms, clock_monotonic_ms());
 	atomic_init(&in->policy, &cfg->validation);
 	build_filters(in);
 	in->device_limit = ratelimit_new(cfg->validation.device_rate, cfg->validation.device_burst);
@@ -410,8 +635,10 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 		goto fail;
 	}
 	/* Callbacks may only be set while disconnected: before the first connect. */
-	if (MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message_arrived, NULL) != MQTTASYNC_SUCCESS ||
-	    MQTTAsync_setConnected(in->client, in, on_connected) != MQTTASYNC_SUCCESS) {
+	if (MQTTAsync_setCallbacks(in->client, in, on_connection_lost,
+				   in->leaving ? on_message_leaving : on_message_arrived, NULL) != MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setConnected(in->client, in, on_connected) != MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setDisconnected(in->client, in, on_broker_disconnect) != MQTTASYNC_SUCCESS) {
 		log_error(MODULE, "cannot set MQTT callbacks");
 		goto fail;
 	}
@@ -464,6 +691,39 @@ static void on_disconnect_failure5(void *context, MQTTAsync_failureData5 *respon
 	atomic_store(&in->disconnected, true);
 }
 
+/*
+ * Leaving, MQTT 5, and everything the session held is ours: DISCONNECT with Session Expiry Interval 0 makes
+ * the broker delete the session, and with it our place in the shared group. If a message was handed back to
+ * Paho (spool full), the session is kept: ending it could drop that message. MQTT 3.1.1 has no such field;
+ * the session stays, without subscriptions, so nothing more is routed to it.
+ */
+static bool end_session_on_disconnect(struct ingest *in, MQTTProperties *props)
+{
+	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL, .value.integer4 = 0};
+
+	if (!in->leaving || !atomic_load(&in->unsubscribed))
+		return false;
+	if (atomic_load(&in->refused)) {
+		log_warn(MODULE, "a message was handed back while leaving: keeping the session (run leave again)");
+		return false;
+	}
+	if (in->cfg->mqtt.version != 5) {
+		log_info(MODULE, "MQTT 3.1.1: the session stays on the broker, without subscriptions");
+		return false;
+	}
+	if (MQTTProperties_add(props, &expiry) != 0) {
+		log_error(MODULE, "cannot set the session expiry on DISCONNECT; the session stays on the broker");
+		return false;
+	}
+	log_info(MODULE, "ending the session of %s (DISCONNECT with session expiry 0)", in->cfg->mqtt.client_id);
+	return true;
+}
+
+bool ingest_left_cleanly(struct ingest *in)
+{
+	return in->leaving && atomic_load(&in->unsubscribed) && !atomic_load(&in->refused);
+}
+
 void ingest_stop(struct ingest *in)
 {
 	if (!in)
@@ -472,8 +732,11 @@ void ingest_stop(struct ingest *in)
 		MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer;
 		MQTTAsync_disconnectOptions opts5 = MQTTAsync_disconnectOptions_initializer5;
 		MQTTAsync_disconnectOptions *o = in->cfg->mqtt.version == 5 ? &opts5 : &opts;
+		MQTTProperties props = MQTTProperties_initializer;
 
 		o->timeout = DISCONNECT_TIMEOUT_MS;
+		if (end_session_on_disconnect(in, &props))
+			o->properties = props;
 		o->context = in;
 		if (in->cfg->mqtt.version == 5) {
 			o->onSuccess5 = on_disconnected5;
@@ -487,6 +750,7 @@ void ingest_stop(struct ingest *in)
 			     waited += 10)
 				clock_sleep_ms(10);
 		}
+		MQTTProperties_free(&props);
 		/* destroy joins Paho's threads: no callback runs after it. */
 		MQTTAsync_destroy(&in->client);
 		log_info(MODULE, "disconnected from the broker");
@@ -496,6 +760,8 @@ void ingest_stop(struct ingest *in)
 	free(in->filters);
 	free(in->qos);
 	decode_clear(&in->decoded);
+	free(in->outcome.parts);
+	free(in->outcome.reasons);
 	ratelimit_free(in->device_limit);
 	ratelimit_free(in->tenant_limit);
 	free(in);

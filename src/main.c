@@ -15,6 +15,8 @@
 #include "import.h"
 #include "log.h"
 #include "migrate.h"
+#include "route.h"
+#include "tz.h"
 
 #define DEFAULT_CONFIG "/etc/mqtt2pg/mqtt2pg.conf"
 
@@ -24,6 +26,8 @@ static void print_usage(FILE *out)
 		"usage: mqtt2pg [-c FILE] [--db CONNINFO] COMMAND [ARGS]\n"
 		"\n"
 		"  run                          run the bridge (MQTT -> PostgreSQL) until SIGTERM\n"
+		"  leave                        retire this replica (its client id and spool) from the shared\n"
+		"                               group without loss: take its session, unsubscribe, drain, end it\n"
 		"  check-config                 check the configuration file and list every error with its line\n"
 		"  migrate [--chunk-interval I] create or upgrade the database schema (owner role)\n"
 		"  tenant add SLUG [--name N]   register a tenant\n"
@@ -69,6 +73,25 @@ static struct config *load_config(const char *path)
 	return cfg;
 }
 
+/* The route's options beyond its template, when it has any (check-config). */
+static void describe_route(const struct route *r)
+{
+	if (r->preset)
+		printf("    preset %s\n", r->preset);
+	if (r->tenant || r->serial)
+		printf("    fixed%s%s%s%s\n", r->tenant ? " tenant " : "", r->tenant ? r->tenant : "",
+		       r->serial ? " serial " : "", r->serial ? r->serial : "");
+	if (r->influx.serial_tag[0])
+		printf("    device from tag %s\n", r->influx.serial_tag);
+	if (r->time_field)
+		printf("    time from %s (%s)%s%s\n", r->time_field, route_time_unit_name(r->time_unit),
+		       r->timezone ? ", zone " : "", r->timezone ? tz_name(r->timezone) : "");
+	if (r->ignore_retained)
+		printf("    retained messages ignored\n");
+	for (size_t i = 0; i < r->ignore_count; i++)
+		printf("    ignores %s\n", r->ignore[i]);
+}
+
 static int check_config(const char *path)
 {
 	struct config *cfg = load_config(path);
@@ -78,11 +101,13 @@ static int check_config(const char *path)
 	printf("%s: OK (%zu route(s), %d writer(s), unknown points: %s)\n", path ? path : "(defaults)",
 	       cfg->route_count, cfg->database.writers,
 	       config_unknown_point_policy_name(cfg->validation.unknown_points));
-	for (size_t i = 0; i < cfg->route_count; i++)
+	for (size_t i = 0; i < cfg->route_count; i++) {
 		printf("  route %s (%s) subscribes %s%s%s%s\n", cfg->routes[i].template_text,
 		       route_format_name(cfg->routes[i].format), cfg->mqtt.shared_group ? "$share/" : "",
 		       cfg->mqtt.shared_group ? cfg->mqtt.shared_group : "", cfg->mqtt.shared_group ? "/" : "",
 		       cfg->routes[i].filter);
+		describe_route(&cfg->routes[i]);
+	}
 	config_free(cfg);
 	return 0;
 }
@@ -124,11 +149,14 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(command, "check-config") == 0)
 		return check_config(config_path(config_arg, true));
-	cfg = load_config(config_path(config_arg, strcmp(command, "run") == 0));
+	bool bridge = strcmp(command, "run") == 0 || strcmp(command, "leave") == 0;
+	cfg = load_config(config_path(config_arg, bridge));
 	if (!cfg)
 		return 1;
 	if (strcmp(command, "run") == 0)
 		return bridge_run(cfg); /* takes cfg */
+	if (strcmp(command, "leave") == 0)
+		return bridge_leave(cfg); /* takes cfg */
 	if (!db_arg)
 		db_arg = cfg->database.admin_conninfo;
 	if (strcmp(command, "migrate") == 0) {

@@ -30,7 +30,23 @@ static const char *const reason_names[REJECT_REASON_COUNT] = {
 	[REJECT_INVALID_POINT_NAME] = "invalid_point_name",
 	[REJECT_DATABASE] = "database_refused",
 	[REJECT_RATE_LIMITED] = "rate_limited",
+	[REJECT_MALFORMED_PAYLOAD] = "malformed_payload",
 };
+
+static const char *const ignore_names[IGNORE_REASON_COUNT] = {
+	[IGNORE_NONE] = "none",
+	[IGNORE_STATUS] = "status",
+	[IGNORE_RETAINED] = "retained",
+	[IGNORE_NO_VALUE] = "no_value",
+	[IGNORE_NON_NUMERIC] = "non_numeric",
+};
+
+const char *ignore_reason_name(enum ignore_reason reason)
+{
+	if ((unsigned)reason >= IGNORE_REASON_COUNT)
+		return "unknown";
+	return ignore_names[reason];
+}
 
 const char *reject_reason_name(enum reject_reason reason)
 {

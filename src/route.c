@@ -11,22 +11,39 @@
 
 #include "xalloc.h"
 
+static const char *const format_names[] = {
+	[ROUTE_FORMAT_JSON] = "json",
+	[ROUTE_FORMAT_VALUE] = "value",
+	[ROUTE_FORMAT_VALUE_JSON] = "value_json",
+	[ROUTE_FORMAT_INFLUX] = "influx",
+	[ROUTE_FORMAT_FLAT_JSON] = "flat_json",
+	[ROUTE_FORMAT_SHELLY_RPC] = "shelly_rpc",
+	[ROUTE_FORMAT_TELEGRAF_JSON] = "telegraf_json",
+};
+
 bool route_format_parse(const char *name, enum route_format *out)
 {
-	if (strcmp(name, "json") == 0) {
-		*out = ROUTE_FORMAT_JSON;
-		return true;
+	for (size_t i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++) {
+		if (strcmp(name, format_names[i]) == 0) {
+			*out = (enum route_format)i;
+			return true;
+		}
 	}
 	return false;
 }
 
 const char *route_format_name(enum route_format format)
 {
-	switch (format) {
-	case ROUTE_FORMAT_JSON:
-		return "json";
-	}
-	return "unknown";
+	if ((size_t)format >= sizeof(format_names) / sizeof(format_names[0]))
+		return "unknown";
+	return format_names[format];
+}
+
+const char *route_time_unit_name(enum route_time_unit unit)
+{
+	static const char *const names[] = {"s", "ms", "us", "ns", "rfc3339"};
+
+	return (size_t)unit < sizeof(names) / sizeof(names[0]) ? names[unit] : "unknown";
 }
 
 void route_clear(struct route *r)
@@ -38,6 +55,15 @@ void route_clear(struct route *r)
 	free(r->levels);
 	free(r->template_text);
 	free(r->filter);
+	free(r->preset);
+	free(r->tenant);
+	free(r->serial);
+	for (size_t i = 0; i < r->ignore_count; i++)
+		free(r->ignore[i]);
+	free(r->ignore);
+	free(r->time_field);
+	free(r->json_root);
+	tz_free(r->timezone);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -55,12 +81,21 @@ static bool parse_level(const char *text, size_t len, struct route_level *level,
 		level->kind = ROUTE_LEVEL_SERIAL;
 		return true;
 	}
+	if (len == 7 && memcmp(text, "{point}", 7) == 0) {
+		level->kind = ROUTE_LEVEL_POINT;
+		return true;
+	}
+	if (len == 8 && memcmp(text, "{point+}", 8) == 0) {
+		level->kind = ROUTE_LEVEL_POINT_REST;
+		return true;
+	}
 	if (len == 1 && text[0] == '+') {
 		level->kind = ROUTE_LEVEL_ANY;
 		return true;
 	}
 	if (memchr(text, '{', len) || memchr(text, '}', len)) {
-		snprintf(err, errlen, "unknown placeholder in level '%.*s' (known: {tenant}, {serial})", (int)len,
+		snprintf(err, errlen,
+			 "unknown placeholder in level '%.*s' (known: {tenant}, {serial}, {point}, {point+})", (int)len,
 			 text);
 		return false;
 	}
@@ -79,7 +114,9 @@ static char *derive_filter(const struct route *r)
 	char *filter = xmalloc(cap);
 
 	for (size_t i = 0; i < r->level_count; i++) {
-		const char *piece = r->levels[i].kind == ROUTE_LEVEL_LITERAL ? r->levels[i].literal : "+";
+		const char *piece = r->levels[i].kind == ROUTE_LEVEL_LITERAL	  ? r->levels[i].literal
+				    : r->levels[i].kind == ROUTE_LEVEL_POINT_REST ? "#"
+										  : "+";
 		size_t n = strlen(piece);
 		if (i > 0)
 			filter[len++] = '/';
@@ -93,9 +130,65 @@ static char *derive_filter(const struct route *r)
 bool route_parse(const char *template_text, enum route_format format, struct route *out, char *err,
 		 size_t errlen)
 {
+	if (!route_parse_template(template_text, format, out, err, errlen))
+		return false;
+	if (!route_check(out, err, errlen)) {
+		route_clear(out);
+		return false;
+	}
+	return true;
+}
+
+static size_t count_levels(const struct route *r, enum route_level_kind kind)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->level_count; i++)
+		n += r->levels[i].kind == kind;
+	return n;
+}
+
+bool route_check(const struct route *r, char *err, size_t errlen)
+{
+	size_t tenants = count_levels(r, ROUTE_LEVEL_TENANT), serials = count_levels(r, ROUTE_LEVEL_SERIAL);
+	size_t points = count_levels(r, ROUTE_LEVEL_POINT) + count_levels(r, ROUTE_LEVEL_POINT_REST);
+	bool payload_serial = r->influx.serial_tag[0] != '\0' &&
+			      (r->format == ROUTE_FORMAT_INFLUX || r->format == ROUTE_FORMAT_TELEGRAF_JSON);
+
+	if (tenants + (r->tenant != NULL) != 1 || serials + (r->serial != NULL) + payload_serial > 1 ||
+	    (serials + (r->serial != NULL) + payload_serial == 0)) {
+		if (tenants + (r->tenant != NULL) == 0 || serials + (r->serial != NULL) + payload_serial == 0)
+			snprintf(err, errlen,
+				 "template '%s' needs exactly one {tenant} and one {serial} (or tenant = \"...\", "
+				 "serial = \"...\" or, for influx and telegraf_json, serial_tag)",
+				 r->template_text);
+		else
+			snprintf(err, errlen,
+				 "template '%s': the tenant and the device must each come from exactly one place "
+				 "(a placeholder, a fixed tenant/serial, or serial_tag)",
+				 r->template_text);
+		return false;
+	}
+	if (points == 0 && (r->format == ROUTE_FORMAT_VALUE || r->format == ROUTE_FORMAT_VALUE_JSON)) {
+		snprintf(err, errlen, "template '%s': format %s needs {point} or {point+} in the topic", r->template_text,
+			 route_format_name(r->format));
+		return false;
+	}
+	if (points > 0 && (r->format == ROUTE_FORMAT_JSON || r->format == ROUTE_FORMAT_INFLUX ||
+			   r->format == ROUTE_FORMAT_SHELLY_RPC || r->format == ROUTE_FORMAT_TELEGRAF_JSON)) {
+		snprintf(err, errlen, "template '%s': format %s takes its points from the payload, not {point}",
+			 r->template_text, route_format_name(r->format));
+		return false;
+	}
+	return true;
+}
+
+bool route_parse_template(const char *template_text, enum route_format format, struct route *out, char *err,
+			  size_t errlen)
+{
 	struct route r = {0};
 	const char *p = template_text;
-	int tenants = 0, serials = 0;
+	int tenants = 0, serials = 0, points = 0;
 
 	if (*template_text == '\0') {
 		snprintf(err, errlen, "empty topic template");
@@ -103,6 +196,7 @@ bool route_parse(const char *template_text, enum route_format format, struct rou
 	}
 	r.template_text = xstrdup(template_text);
 	r.format = format;
+	lp_mapping_init(&r.influx);
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
@@ -112,14 +206,20 @@ bool route_parse(const char *template_text, enum route_format format, struct rou
 			goto fail;
 		tenants += level.kind == ROUTE_LEVEL_TENANT;
 		serials += level.kind == ROUTE_LEVEL_SERIAL;
+		points += level.kind == ROUTE_LEVEL_POINT || level.kind == ROUTE_LEVEL_POINT_REST;
 		r.levels = xrealloc(r.levels, (r.level_count + 1) * sizeof(*r.levels));
 		r.levels[r.level_count++] = level;
+		if (level.kind == ROUTE_LEVEL_POINT_REST && slash) {
+			snprintf(err, errlen, "{point+} must be the last level of '%s'", template_text);
+			goto fail;
+		}
 		if (!slash)
 			break;
 		p = slash + 1;
 	}
-	if (tenants != 1 || serials != 1) {
-		snprintf(err, errlen, "template '%s' needs exactly one {tenant} and one {serial}", template_text);
+	if (tenants > 1 || serials > 1 || points > 1) {
+		snprintf(err, errlen, "template '%s' needs exactly one {tenant} and one {serial} (and at most one point)",
+			 template_text);
 		goto fail;
 	}
 	r.filter = derive_filter(&r);
@@ -133,7 +233,7 @@ fail:
 bool route_match(const struct route *r, const char *topic, size_t topic_len, struct route_match *m)
 {
 	const char *p = topic, *end = topic + topic_len;
-	struct route_match found = {{0}, {0}};
+	struct route_match found = {{0}, {0}, {0}};
 
 	for (size_t i = 0; i < r->level_count; i++) {
 		const char *slash;
@@ -160,12 +260,94 @@ bool route_match(const struct route *r, const char *topic, size_t topic_len, str
 			break;
 		case ROUTE_LEVEL_ANY:
 			break;
+		case ROUTE_LEVEL_POINT:
+			if (len == 0)
+				return false;
+			found.point = (struct topic_slice){p, len};
+			break;
+		case ROUTE_LEVEL_POINT_REST:
+			/* The rest of the topic, one or more levels, none empty ("a//b" and "a/" are not points). */
+			len = (size_t)(end - p);
+			if (len == 0 || p[len - 1] == '/' || memmem(p, len, "//", 2))
+				return false;
+			found.point = (struct topic_slice){p, len};
+			break;
 		}
 		/* Step past the separator; a topic that ends here leaves p == end + 1. */
 		p += len + 1;
 	}
 	if (p <= end)
 		return false; /* topic has more levels */
+	if (r->tenant)
+		found.tenant = (struct topic_slice){r->tenant, strlen(r->tenant)};
+	if (r->serial)
+		found.serial = (struct topic_slice){r->serial, strlen(r->serial)};
 	*m = found;
+	return true;
+}
+
+bool route_filter_matches(const char *filter, const char *topic, size_t len)
+{
+	const char *t = topic, *end = topic + len;
+
+	/* MQTT 3.1.1 section 4.7: '#' also matches the parent level; wildcards never match a leading '$'. */
+	if (len > 0 && topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+		return false;
+	for (;;) {
+		const char *slash = strchr(filter, '/');
+		size_t flen = slash ? (size_t)(slash - filter) : strlen(filter);
+		const char *tslash = t <= end ? memchr(t, '/', (size_t)(end - t)) : NULL;
+		size_t tlen;
+
+		if (flen == 1 && filter[0] == '#')
+			return true;
+		if (t > end)
+			return false; /* topic has fewer levels */
+		tlen = tslash ? (size_t)(tslash - t) : (size_t)(end - t);
+		if (!(flen == 1 && filter[0] == '+') && (flen != tlen || memcmp(filter, t, tlen) != 0))
+			return false;
+		t += tlen + 1;
+		if (!slash)
+			return t > end;
+		filter = slash + 1;
+		if (t > end && strcmp(filter, "#") == 0)
+			return true; /* "a/#" matches "a" */
+	}
+}
+
+bool route_ignores(const struct route *r, const char *topic, size_t len)
+{
+	for (size_t i = 0; i < r->ignore_count; i++)
+		if (route_filter_matches(r->ignore[i], topic, len))
+			return true;
+	return false;
+}
+
+void route_add_ignore(struct route *r, const char *filter)
+{
+	r->ignore = xrealloc(r->ignore, (r->ignore_count + 1) * sizeof(*r->ignore));
+	r->ignore[r->ignore_count++] = xstrdup(filter);
+}
+
+static bool same(const char *a, const char *b)
+{
+	return (a == NULL) == (b == NULL) && (!a || strcmp(a, b) == 0);
+}
+
+bool route_equal(const struct route *a, const struct route *b)
+{
+	if (strcmp(a->template_text, b->template_text) != 0 || a->format != b->format || !same(a->tenant, b->tenant) ||
+	    !same(a->serial, b->serial) || a->ignore_retained != b->ignore_retained ||
+	    a->ignore_non_numeric != b->ignore_non_numeric ||
+	    a->ignore_count != b->ignore_count || strcmp(a->influx.serial_tag, b->influx.serial_tag) != 0 ||
+	    strcmp(a->influx.point, b->influx.point) != 0 || a->influx.precision != b->influx.precision ||
+	    a->influx.strings != b->influx.strings ||
+	    !same(a->time_field, b->time_field) || a->time_unit != b->time_unit || !same(a->json_root, b->json_root) ||
+	    (a->timezone == NULL) != (b->timezone == NULL) ||
+	    (a->timezone && strcmp(tz_name(a->timezone), tz_name(b->timezone)) != 0))
+		return false;
+	for (size_t i = 0; i < a->ignore_count; i++)
+		if (strcmp(a->ignore[i], b->ignore[i]) != 0)
+			return false;
 	return true;
 }

@@ -39,6 +39,7 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 	uint64_t received = STATS_GET(s, messages_received);
 	uint64_t accepted = STATS_GET(s, messages_accepted);
 	uint64_t rejected = stats_rejected_total(s);
+	uint64_t ignored = 0;
 	uint64_t inserted = STATS_GET(s, rows_inserted);
 	uint64_t duplicate = STATS_GET(s, rows_duplicate);
 	uint64_t prev_received = STATS_GET(prev, messages_received);
@@ -50,6 +51,8 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 	    STATS_GET(s, rejects_recorded) == STATS_GET(prev, rejects_recorded))
 		return; /* nothing moved: keep the log quiet */
 
+	for (int i = 1; i < IGNORE_REASON_COUNT; i++)
+		ignored += STATS_GET(s, messages_ignored[i]);
 	for (int i = 1; i < REJECT_REASON_COUNT; i++) {
 		uint64_t n = STATS_GET(s, messages_rejected[i]);
 		int w;
@@ -63,10 +66,11 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 	if (len > 0 && len < sizeof(reasons) - 1)
 		strcat(reasons, ")");
 	log_info("stats",
-		 "received=%llu accepted=%llu rejected=%llu%s rows_inserted=%llu rows_duplicate=%llu "
+		 "received=%llu accepted=%llu rejected=%llu%s ignored=%llu rows_inserted=%llu rows_duplicate=%llu "
 		 "queued=%llu spool_backlog=%llu spool_bytes=%llu msgs/s=%.0f rows/s=%.0f aggregate_leader=%llu "
 		 "buckets_recomputed=%llu aggregate_lag_ms=%llu",
 		 (unsigned long long)received, (unsigned long long)accepted, (unsigned long long)rejected, reasons,
+		 (unsigned long long)ignored,
 		 (unsigned long long)inserted, (unsigned long long)duplicate,
 		 (unsigned long long)STATS_GET(s, queue_depth), (unsigned long long)STATS_GET(s, spool_backlog),
 		 (unsigned long long)STATS_GET(s, spool_bytes),

@@ -14,20 +14,6 @@
 
 #define US_PER_SEC INT64_C(1000000)
 
-static int fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
-{
-	va_list ap;
-
-	err->reason = reason;
-	va_start(ap, fmt);
-	vsnprintf(err->detail, sizeof(err->detail), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int check_identity(const struct registry *reg, const struct route_match *m,
 			  const struct registry_device **out_device, struct decode_error *err)
 {
@@ -35,16 +21,16 @@ static int check_identity(const struct registry *reg, const struct route_match *
 	const struct registry_device *device;
 
 	if (!tenant)
-		return fail(err, REJECT_UNKNOWN_TENANT, "tenant in topic is not registered");
+		return decode_fail(err, REJECT_UNKNOWN_TENANT, "tenant in topic is not registered");
 	device = registry_find_device(reg, m->serial.ptr, m->serial.len);
 	if (!device)
-		return fail(err, REJECT_UNKNOWN_DEVICE, "device serial is not registered");
+		return decode_fail(err, REJECT_UNKNOWN_DEVICE, "device serial is not registered");
 	if (device->tenant_id != tenant->id)
-		return fail(err, REJECT_TENANT_MISMATCH,
+		return decode_fail(err, REJECT_TENANT_MISMATCH,
 			    "device is registered to tenant id %d, not to the topic's tenant id %d",
 			    (int)device->tenant_id, (int)tenant->id);
 	if (!device->enabled)
-		return fail(err, REJECT_DEVICE_DISABLED, "device is disabled");
+		return decode_fail(err, REJECT_DEVICE_DISABLED, "device is disabled");
 	*out_device = device;
 	return 0;
 }
@@ -56,12 +42,12 @@ static int check_time(const struct config_validation *policy, int64_t time_us, i
 
 	if (time_us > now_us + (int64_t)policy->max_future_skew * US_PER_SEC) {
 		timeparse_format(time_us, when, sizeof(when));
-		return fail(err, REJECT_TIMESTAMP_FUTURE, "timestamp %s is more than %d s ahead of the bridge's clock",
+		return decode_fail(err, REJECT_TIMESTAMP_FUTURE, "timestamp %s is more than %d s ahead of the bridge's clock",
 			    when, policy->max_future_skew);
 	}
 	if (time_us < now_us - (int64_t)policy->max_age * US_PER_SEC) {
 		timeparse_format(time_us, when, sizeof(when));
-		return fail(err, REJECT_TIMESTAMP_STALE, "timestamp %s is older than max_age (%d s)", when,
+		return decode_fail(err, REJECT_TIMESTAMP_STALE, "timestamp %s is older than max_age (%d s)", when,
 			    policy->max_age);
 	}
 	return 0;
@@ -70,7 +56,7 @@ static int check_time(const struct config_validation *policy, int64_t time_us, i
 static int check_range(const struct registry_point *point, double value, struct decode_error *err)
 {
 	if ((point->has_min && value < point->min) || (point->has_max && value > point->max))
-		return fail(err, REJECT_VALUE_OUT_OF_RANGE, "%s = %g is outside its range [%g, %g]", point->name,
+		return decode_fail(err, REJECT_VALUE_OUT_OF_RANGE, "%s = %g is outside its range [%g, %g]", point->name,
 			    value, point->has_min ? point->min : -1.0 / 0.0, point->has_max ? point->max : 1.0 / 0.0);
 	return 0;
 }
@@ -92,7 +78,7 @@ static int resolve_unknown_point(const struct config_validation *policy, const s
 
 	switch (policy->unknown_points) {
 	case UNKNOWN_POINT_REJECT:
-		return fail(err, REJECT_UNKNOWN_POINT, "point '%s' is not registered for this device", name);
+		return decode_fail(err, REJECT_UNKNOWN_POINT, "point '%s' is not registered for this device", name);
 	case UNKNOWN_POINT_DROP:
 		*point_id = 0;
 		return 0;
@@ -103,12 +89,12 @@ static int resolve_unknown_point(const struct config_validation *policy, const s
 			return 0;
 		}
 		if (device->point_count + msg->new_point_count >= (uint32_t)policy->max_points_per_device)
-			return fail(err, REJECT_POINT_LIMIT, "point '%s' would exceed the device's limit of %d points",
+			return decode_fail(err, REJECT_POINT_LIMIT, "point '%s' would exceed the device's limit of %d points",
 				    name, policy->max_points_per_device);
 		*point_id = message_add_new_point(msg, name);
 		return 0;
 	}
-	return fail(err, REJECT_UNKNOWN_POINT, "point '%s' is not registered", name);
+	return decode_fail(err, REJECT_UNKNOWN_POINT, "point '%s' is not registered", name);
 }
 
 int validate_message(const struct registry *reg, const struct config_validation *policy,
@@ -125,15 +111,15 @@ int validate_message(const struct registry *reg, const struct config_validation 
 	msg = message_new_readings(device->tenant_id, device->id, (uint32_t)decoded->count, received_us);
 	for (size_t i = 0; i < decoded->count; i++) {
 		const struct sample *s = &decoded->samples[i];
-		const struct registry_point *point = registry_find_point(reg, device->id, s->point, strlen(s->point));
+		struct registry_point point;
 		int32_t point_id = 0;
 
 		if (check_time(policy, s->time_us, now_us, err) < 0)
 			goto reject;
-		if (point) {
-			if (check_range(point, s->value, err) < 0)
+		if (registry_find_device_point(reg, device, s->point, strlen(s->point), &point)) {
+			if (check_range(&point, s->value, err) < 0)
 				goto reject;
-			point_id = point->id;
+			point_id = point.id;
 		} else {
 			if (resolve_unknown_point(policy, device, msg, s->point, &point_id, err) < 0)
 				goto reject;

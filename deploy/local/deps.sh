@@ -21,6 +21,8 @@ PACKAGES=(
 	# run + integration tests
 	postgresql-15 postgresql-client-15 mosquitto mosquitto-clients
 	procps iproute2 curl jq
+	# the zones of routes with a timezone, and of unit_formats
+	tzdata
 	# deploy checks (tests/deploy/helm_check.sh): Go and the libraries its chart renderer builds
 	# against offline from /usr/share/gocode; apt brings sprig's own dependencies along
 	golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v3-dev

@@ -57,17 +57,6 @@ static bool reason_from_decoder(enum reject_reason r)
 	}
 }
 
-static bool point_name_ok(const char *name)
-{
-	size_t len = strnlen(name, DECODE_MAX_POINT_NAME + 1);
-
-	if (len == 0 || len > DECODE_MAX_POINT_NAME)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/-", name[i]))
-			return false;
-	return true;
-}
 
 /* True when payload holds the JSON escape \u0000: "u0000" after an odd run of backslashes (an even run is
  * escaped backslashes followed by plain text). cJSON would decode it to a NUL that cuts C strings short. */
@@ -127,7 +116,7 @@ static int decode_checked(const char *payload, size_t len, const struct route_ma
 		   out->count, out->capacity);
 	for (size_t i = 0; i < out->count; i++) {
 		const struct sample *s = &out->samples[i];
-		FUZZ_CHECK(point_name_ok(s->point), "sample %zu has point name \"%.65s\"", i, s->point);
+		FUZZ_CHECK(fuzz_point_name_ok(s->point), "sample %zu has point name \"%.65s\"", i, s->point);
 		FUZZ_CHECK(isfinite(s->value), "sample %zu (%s) is not finite", i, s->point);
 		FUZZ_CHECK(s->time_us == RECEIVED_US || (s->time_us >= MIN_US && s->time_us <= MAX_US),
 			   "sample %zu time %lld out of range", i, (long long)s->time_us);

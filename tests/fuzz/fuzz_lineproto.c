@@ -37,17 +37,6 @@ static bool inside(struct lp_span s, const char *buf, size_t len, const struct l
 	       s.ptr + s.len <= scratch->bytes + scratch->bytes_cap;
 }
 
-static bool point_ok(const char *p)
-{
-	size_t n = strnlen(p, LP_MAX_POINT_NAME + 1);
-
-	if (n == 0 || n > LP_MAX_POINT_NAME)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/-", p[i]))
-			return false;
-	return true;
-}
 
 /* One pass over the payload; returns a checksum of what was read, for the determinism check. */
 static uint64_t pass(const char *buf, size_t len, struct lp_scratch *scratch, const struct lp_mapping *map)
@@ -112,7 +101,7 @@ static uint64_t pass(const char *buf, size_t len, struct lp_scratch *scratch, co
 				   "bad field %zu", i);
 			r = lp_map_field(&line, i, map, point, &value, &err);
 			if (r == 1) {
-				FUZZ_CHECK(point_ok(point) && isfinite(value), "bad sample '%s'", point);
+				FUZZ_CHECK(fuzz_point_name_ok(point) && isfinite(value), "bad sample '%s'", point);
 				sum = sum * 31 + strlen(point);
 			} else {
 				FUZZ_CHECK(r == -1 && (err.kind == LP_ERR_STRING || err.kind == LP_ERR_POINT),

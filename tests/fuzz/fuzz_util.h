@@ -130,4 +130,20 @@ static inline bool ref_is_printable_utf8(const void *buf, size_t len)
 	return true;
 }
 
+/*
+ * The README's point alphabet, written here independently of decode_point_name_ok so that a target checks
+ * the decoders against the documentation rather than against themselves: 1..64 of A-Z a-z 0-9 _ . : / -.
+ */
+static inline bool fuzz_point_name_ok(const char *name)
+{
+	size_t len = strnlen(name, 65);
+
+	if (len == 0 || len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/-", name[i]))
+			return false;
+	return true;
+}
+
 #endif

@@ -20,9 +20,9 @@ fi
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$(pwd)
 build=$root/build-fuzz
-targets=(fuzz_decode fuzz_route fuzz_timeparse fuzz_text fuzz_lineproto)
+targets=(fuzz_decode fuzz_route fuzz_timeparse fuzz_text fuzz_lineproto fuzz_formats)
 # Longest input per target: room for oversized payloads (decode's limit is 4096) and deep nesting.
-declare -A max_len=([fuzz_decode]=8192 [fuzz_route]=2048 [fuzz_timeparse]=128 [fuzz_text]=2048 [fuzz_lineproto]=4096)
+declare -A max_len=([fuzz_decode]=8192 [fuzz_route]=2048 [fuzz_timeparse]=128 [fuzz_text]=2048 [fuzz_lineproto]=4096 [fuzz_formats]=4608)
 
 if ! command -v clang >/dev/null 2>&1; then
 	echo "run.sh: clang not found (deploy/local/deps.sh installs clang and libclang-rt-14-dev)" >&2

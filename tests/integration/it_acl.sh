@@ -39,9 +39,9 @@ grep -q INV-A9 "$acl" && fail "the disabled device got a rule"
 assert_eq "$(cat "$acl")" "$(m2p_admin acl export)" "stdout and -o write the same bytes"
 assert_eq "$(sha256sum <"$acl")" "$(m2p_admin acl export | sha256sum)" "export is deterministic"
 assert_eq 644 "$(stat -c %a "$acl")" "the file is readable by the broker's user"
-m2p_admin acl export --bridge-user ingest --topic-prefix site/solar | grep -qx 'topic write site/solar/acme/INV-A1/#' ||
+grep -qx 'topic write site/solar/acme/INV-A1/#' <<<"$(m2p_admin acl export --bridge-user ingest --topic-prefix site/solar)" ||
 	fail "--topic-prefix not applied"
-m2p_admin acl export --bridge-user ingest --topic-prefix site/solar | grep -qx 'user ingest' || fail "--bridge-user not applied"
+grep -qx 'user ingest' <<<"$(m2p_admin acl export --bridge-user ingest --topic-prefix site/solar)" || fail "--bridge-user not applied"
 rc=0
 m2p_admin acl export --bridge-user INV-A1 >/dev/null 2>"$IT_DIR/err" || rc=$?
 assert_eq 1 "$rc" "a bridge user named like a device is refused"

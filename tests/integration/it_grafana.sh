@@ -206,7 +206,7 @@ bridge_config "$conf" "http = { listen = \"127.0.0.1\"; port = $port; };"
 bridge_start "$conf"
 publish solar/acme/INV-A1/telemetry '{"measurements":{"zzz":1}}' # one rejection, so the reason label exists
 metrics() { curl -s "http://127.0.0.1:$port/metrics"; }
-has_rejected() { metrics | grep -q '^mqtt2pg_messages_rejected_total{reason="unknown_point"}'; }
+has_rejected() { grep -q '^mqtt2pg_messages_rejected_total{reason="unknown_point"}' <<<"$(metrics)"; }
 wait_until 10 has_rejected || fail "no rejection counted"
 metrics >"$IT_DIR/metrics.txt"
 mapfile -t used < <(jq -r '(.. | objects | select(has("expr")) | .expr),

@@ -17,8 +17,12 @@
 #   4. what happens to messages the broker routes to a member that never comes back: a replica with
 #      session_expiry = 5 joins and (4) is SIGKILLed, (5) stops cleanly with SIGTERM; the test measures how
 #      many of the next messages were lost and asserts Mosquitto 2.0's behaviour (deploy/SCALING.md).
-#   6. retiring a member with the least-loss procedure available today (SIGTERM, then a clean-session
+#   6. retiring a member by stopping it and ending its session from outside (SIGTERM, then a clean-session
 #      connect with its client id): what is lost, measured.
+#   7. retiring a member with `mqtt2pg leave` (stopped mid-stream, then leave with its config): nothing
+#      lost, and afterwards nothing is routed to it.
+#   8. a second process on a replica's spool directory refuses to start; one on its client id makes the
+#      replica log why it lost its session.
 #   Throughout: at most one aggregate leader at a time (sampled twice a second: granted advisory locks in
 #   pg_locks and the replicas' mqtt2pg_aggregate_leader gauges; and the order of "now the aggregate leader"
 #   lines against the kills), and at the end every measurements_5m row equals an independent reference
@@ -243,7 +247,9 @@ share_begin()
 	for name in "${!R_CONF[@]}"; do
 		S_BANK[$name]=0
 		S_BASE[$name]=0
-		[[ -n "${R_PID[$name]:-}" ]] && S_BASE[$name]=$(rmetric "$name" messages_received_total)
+		if [[ -n "${R_PID[$name]:-}" ]]; then
+			S_BASE[$name]=$(rmetric "$name" messages_received_total)
+		fi
 	done
 }
 share_bank()
@@ -792,6 +798,83 @@ assert_eq "$((N6 - MISSING / 4))" "$SHARE_SUM" "phase 6: every message received 
 ((MISSING / 4 < N6 / members / 4)) ||
 	fail "phase 6: lost $((MISSING / 4)) messages, not far below doing nothing (~$((N6 / members)) for the rest of the stream)"
 echo "ok: phase 6: retiring r7 this way lost $((MISSING / 4)) messages (what the broker routed to it in the ${gap_ms} ms gap and had in flight)"
+
+# --- 7. retiring a member without loss: `mqtt2pg leave` ------------------------------------------------
+# r8 is stopped (SIGTERM) mid-stream: as phases 4-6 show, it stays in the rotation and its share queues in
+# its session. While the stream goes on, `mqtt2pg leave` with r8's config (client id, spool) takes what the
+# session holds, unsubscribes, takes what was in flight, drains into the database and ends the session.
+# Nothing may be missing; and a second stream afterwards must arrive whole: had r8 stayed in the group, a
+# share of it would be queued for r8 and missing.
+N7=30000
+N7B=4000
+rep_config r8 "" "$AGG"
+rep_start r8
+members=$(wc -l <"$LIVE")
+share_begin
+t0=$EPOCHREALTIME
+since=$(now_us)
+pub_run 7 "$N7" 5000 &
+pub=$!
+it_track_pid "$pub"
+wait_until 60 rows_since_ge "$since" 4 || fail "phase 7 did not start"
+sleep 1
+share_bank r8
+rep_stop r8 TERM
+assert_eq 0 "$BRIDGE_RC" "phase 7: r8 drained and exited 0 on SIGTERM"
+_it_alive "$pub" || fail "phase 7: the publisher finished before r8 left (not mid-stream)"
+LEAVE_LOG=$IT_DIR/leave.r8.log
+t_leave=$EPOCHREALTIME
+MQTT2PG_DB_PASSWORD=$WRITER_PASSWORD "$MQTT2PG_BIN" -c "${R_CONF[r8]}" leave >"$LEAVE_LOG" 2>&1 &
+leave_pid=$!
+it_track_pid "$leave_pid"
+it_track_log "$LEAVE_LOG"
+LEAVE_RC=0
+wait "$leave_pid" || LEAVE_RC=$?
+it_untrack_pid "$leave_pid"
+leave_s=$(elapsed "$t_leave")
+BRIDGE_LOG=$LEAVE_LOG
+bridge_check_sanitizers
+assert_eq 0 "$LEAVE_RC" "phase 7: mqtt2pg leave exited 0"
+grep -q "unsubscribed from" "$LEAVE_LOG" || fail "phase 7: leave did not unsubscribe (see $LEAVE_LOG)"
+grep -q "ending the session of mqtt2pg-replicas-r8" "$LEAVE_LOG" || fail "phase 7: leave did not end the session"
+taken=$(grep -o "took [0-9]* message" "$LEAVE_LOG" | cut -d' ' -f2)
+wait "$pub" || fail "phase 7: publisher failed"
+it_untrack_pid "$pub"
+settle_since "$since"
+phase_exact 7 "r8 of $members stopped mid-stream at 5,000 msgs/s, then retired with mqtt2pg leave (${leave_s} s, took ${taken:-?} messages from its session)" "$N7" "$t0"
+share_begin
+t0=$EPOCHREALTIME
+since=$(now_us)
+pub_run 7b "$N7B" 0
+wait_until 60 rows_since_ge "$since" $((N7B * 4)) || fail "phase 7b: $(rows_since "$since") of $((N7B * 4)) rows (r8 still in the group?)"
+settle_since "$since"
+phase_exact 7b "after r8 left: nothing is routed to it any more" "$N7B" "$t0"
+echo "ok: phase 7: mqtt2pg leave retired r8 mid-stream with nothing lost"
+
+# --- 8. the two mistakes scaling out invites, caught ---------------------------------------------------
+# (a) a second process on a running replica's spool directory refuses to start (it would delete records the
+# first acknowledged); (b) a second process with a running replica's client id: the broker gives it the
+# session, and the replica that lost it says why (MQTT 5 reason "session taken over"), then takes it back.
+sed 's/port = [0-9]*;/port = 0;/' "${R_CONF[r1]}" >"$IT_DIR/dup-spool.conf"
+rc=0
+MQTT2PG_DB_PASSWORD=$WRITER_PASSWORD timeout 30 "$MQTT2PG_BIN" -c "$IT_DIR/dup-spool.conf" run >"$IT_DIR/dup-spool.log" 2>&1 || rc=$?
+((rc != 0 && rc != 124)) || fail "phase 8: a second process on r1's spool directory did not refuse to start (rc $rc)"
+grep -q "is in use by another mqtt2pg process" "$IT_DIR/dup-spool.log" ||
+	fail "phase 8: no clear error for the shared spool directory (see $IT_DIR/dup-spool.log)"
+echo "ok: phase 8a: a second process on a running replica's spool directory refused to start"
+sed -e 's/port = [0-9]*;/port = 0;/' -e "s|spool\.mqtt2pg-replicas-r1|spool.dup-id|" "${R_CONF[r1]}" >"$IT_DIR/dup-id.conf"
+MQTT2PG_DB_PASSWORD=$WRITER_PASSWORD "$MQTT2PG_BIN" -c "$IT_DIR/dup-id.conf" run >"$IT_DIR/dup-id.log" 2>&1 &
+dup=$!
+it_track_pid "$dup"
+it_track_log "$IT_DIR/dup-id.log"
+wait_until 60 grep -q "is another process connecting as mqtt2pg-replicas-r1" "${R_LOG[r1]}" ||
+	fail "phase 8: r1 did not say why it lost its session (see ${R_LOG[r1]})"
+kill -TERM "$dup"
+wait "$dup" || true
+it_untrack_pid "$dup"
+r1_connected() { [[ "$(rmetric r1 mqtt_connected)" == 1 ]]; }
+wait_until 60 r1_connected || fail "phase 8: r1 did not reconnect after the other process left"
+echo "ok: phase 8b: a replica whose client id was taken logged why, and reconnected when the other left"
 
 # --- end: aggregates exact, one leader at a time, the whole row set ------------------------------------
 dirty_empty() { test "$(psql_super "SELECT count(*) FROM aggregate_dirty")" -eq 0; }

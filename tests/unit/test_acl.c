@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "unit.h"
 
 /* A registry of two tenants: acme (A1, A2, and A3 disabled) and beta (B1); gamma has no devices. */
 static const struct acl_device devices[] = {
@@ -405,28 +406,21 @@ static void test_lint_reachability(void)
 
 int main(void)
 {
-	CU_pSuite suite;
-	unsigned failures;
+	static const struct unit_test tests[] = {
+		{"filter validity", test_filter_valid},
+		{"topic matches filter", test_topic_matches},
+		{"filters overlap", test_filters_overlap},
+		{"filter covers filter", test_filter_covers},
+		{"acl_file parser", test_parse},
+		{"mosquitto's decision", test_decide},
+		{"export is lint-clean", test_export_is_clean},
+		{"export deterministic, names checked", test_export_deterministic_and_checked},
+		{"export dynsec", test_export_dynsec},
+		{"lint: loose file", test_lint_loose},
+		{"lint: patterns", test_lint_patterns},
+		{"lint: confined pattern, denies", test_lint_confined},
+		{"lint: reachability", test_lint_reachability},
+	};
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("acl", NULL, NULL);
-	CU_add_test(suite, "filter validity", test_filter_valid);
-	CU_add_test(suite, "topic matches filter", test_topic_matches);
-	CU_add_test(suite, "filters overlap", test_filters_overlap);
-	CU_add_test(suite, "filter covers filter", test_filter_covers);
-	CU_add_test(suite, "acl_file parser", test_parse);
-	CU_add_test(suite, "mosquitto's decision", test_decide);
-	CU_add_test(suite, "export is lint-clean", test_export_is_clean);
-	CU_add_test(suite, "export deterministic, names checked", test_export_deterministic_and_checked);
-	CU_add_test(suite, "export dynsec", test_export_dynsec);
-	CU_add_test(suite, "lint: loose file", test_lint_loose);
-	CU_add_test(suite, "lint: patterns", test_lint_patterns);
-	CU_add_test(suite, "lint: confined pattern, denies", test_lint_confined);
-	CU_add_test(suite, "lint: reachability", test_lint_reachability);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures ? 1 : 0;
+	return unit_run("acl", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -14,6 +14,7 @@
 
 #include "batch.h"
 #include "message.h"
+#include "unit.h"
 
 #define ASSERT_STR(actual, expected)                                                                \
 	do {                                                                                        \
@@ -325,46 +326,20 @@ static void test_values_round_trip(void)
 	message_free(m);
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_init_and_empty),
-		TEST(test_add_counts_and_links),
-		TEST(test_due_by_rows),
-		TEST(test_due_by_age),
-		TEST(test_take_empties_and_reopens),
-		TEST(test_arrays_exact_text),
-		TEST(test_arrays_respect_count),
-		TEST(test_arrays_empty),
-		TEST(test_arrays_buffers_reused),
-		TEST(test_values_round_trip),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_init_and_empty),
+		UNIT_TEST(test_add_counts_and_links),
+		UNIT_TEST(test_due_by_rows),
+		UNIT_TEST(test_due_by_age),
+		UNIT_TEST(test_take_empties_and_reopens),
+		UNIT_TEST(test_arrays_exact_text),
+		UNIT_TEST(test_arrays_respect_count),
+		UNIT_TEST(test_arrays_empty),
+		UNIT_TEST(test_arrays_buffers_reused),
+		UNIT_TEST(test_values_round_trip),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("batch", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("batch", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "route.h"
+#include "unit.h"
 
 #define ASSERT_STR(actual, expected)                                                                \
 	do {                                                                                        \
@@ -666,6 +667,22 @@ static void test_env_fills_required_client_id(void)
 	clear_env();
 }
 
+/* One configuration for every replica: "{hostname}" in the client id becomes the host (pod) name. */
+static void test_client_id_template(void)
+{
+	char host[256] = "", expected[300];
+	struct config *cfg;
+
+	CU_ASSERT_EQUAL_FATAL(gethostname(host, sizeof(host) - 1), 0);
+	snprintf(expected, sizeof(expected), "mqtt2pg-%s-a", host);
+	cfg = expect_load("mqtt = { client_id = \"mqtt2pg-{hostname}-a\"; };\n");
+	CU_ASSERT_PTR_NOT_NULL(cfg);
+	if (cfg)
+		ASSERT_STR(cfg->mqtt.client_id, expected);
+	config_free(cfg);
+	expect_one_error("mqtt = {\n  client_id = \"x-{pod}\";\n};\n", 1, "the only placeholder is {hostname}");
+}
+
 static void test_syntax_error_reports_file_and_line(void)
 {
 	char path[64], errors[1024];
@@ -698,60 +715,35 @@ static void test_config_free_null(void)
 	CU_PASS("config_free(NULL) is a no-op");
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_defaults_when_path_null),
-		TEST(test_empty_file_is_defaults),
-		TEST(test_example_file_is_defaults),
-		TEST(test_every_key_read),
-		TEST(test_empty_string_means_unset),
-		TEST(test_unknown_keys_with_line),
-		TEST(test_type_errors),
-		TEST(test_group_of_wrong_type),
-		TEST(test_range_errors),
-		TEST(test_range_limits_accepted),
-		TEST(test_several_errors_at_once),
-		TEST(test_errors_buffer_is_bounded),
-		TEST(test_cross_checks),
-		TEST(test_policies_and_levels),
-		TEST(test_routes),
-		TEST(test_route_errors),
-		TEST(test_password_files),
-		TEST(test_password_file_missing),
-		TEST(test_env_overrides),
-		TEST(test_env_empty_is_ignored),
-		TEST(test_env_fills_required_client_id),
-		TEST(test_syntax_error_reports_file_and_line),
-		TEST(test_missing_file),
-		TEST(test_config_free_null),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_defaults_when_path_null),
+		UNIT_TEST(test_empty_file_is_defaults),
+		UNIT_TEST(test_example_file_is_defaults),
+		UNIT_TEST(test_every_key_read),
+		UNIT_TEST(test_empty_string_means_unset),
+		UNIT_TEST(test_unknown_keys_with_line),
+		UNIT_TEST(test_type_errors),
+		UNIT_TEST(test_group_of_wrong_type),
+		UNIT_TEST(test_range_errors),
+		UNIT_TEST(test_range_limits_accepted),
+		UNIT_TEST(test_several_errors_at_once),
+		UNIT_TEST(test_errors_buffer_is_bounded),
+		UNIT_TEST(test_cross_checks),
+		UNIT_TEST(test_policies_and_levels),
+		UNIT_TEST(test_routes),
+		UNIT_TEST(test_route_errors),
+		UNIT_TEST(test_password_files),
+		UNIT_TEST(test_password_file_missing),
+		UNIT_TEST(test_env_overrides),
+		UNIT_TEST(test_env_empty_is_ignored),
+		UNIT_TEST(test_env_fills_required_client_id),
+		UNIT_TEST(test_client_id_template),
+		UNIT_TEST(test_syntax_error_reports_file_and_line),
+		UNIT_TEST(test_missing_file),
+		UNIT_TEST(test_config_free_null),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("config", suite_init, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("config", suite_init, NULL, tests, UNIT_COUNT(tests));
 }

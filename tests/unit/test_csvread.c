@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "csvread.h"
+#include "unit.h"
 
 #define US INT64_C(1000000)
 /* 2026-10-01T00:00:00Z */
@@ -173,41 +174,15 @@ static void test_point_names_and_units(void)
 	CU_ASSERT_FALSE(csvread_time_unit_parse("h", &unit));
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_header),
-		TEST(test_rows),
-		TEST(test_epoch_units),
-		TEST(test_faults),
-		TEST(test_point_names_and_units),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_header),
+		UNIT_TEST(test_rows),
+		UNIT_TEST(test_epoch_units),
+		UNIT_TEST(test_faults),
+		UNIT_TEST(test_point_names_and_units),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("csvread", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("csvread", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -14,6 +14,7 @@
 #include "decode.h"
 #include "reject.h"
 #include "route.h"
+#include "unit.h"
 
 /* 2026-11-21T10:30:00Z */
 #define T_README    INT64_C(1795257000000000)
@@ -503,63 +504,37 @@ static void test_deep_nesting(void)
 	decode_clear(&out);
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_readme_envelope),
-		TEST(test_measurements_keep_order_and_values),
-		TEST(test_array_of_objects),
-		TEST(test_array_may_repeat_a_point),
-		TEST(test_epoch_seconds),
-		TEST(test_absent_timestamp_is_received_time),
-		TEST(test_booleans_count_as_one_and_zero),
-		TEST(test_other_members_ignored_and_whitespace_allowed),
-		TEST(test_point_name_limits_accepted),
-		TEST(test_out_is_reused),
-		TEST(test_many_samples_grow),
-		TEST(test_empty_payload),
-		TEST(test_oversized_payload),
-		TEST(test_invalid_utf8),
-		TEST(test_valid_utf8_elsewhere_is_fine),
-		TEST(test_malformed_json),
-		TEST(test_trailing_garbage),
-		TEST(test_duplicate_keys),
-		TEST(test_keys_are_case_sensitive),
-		TEST(test_wrong_types),
-		TEST(test_bad_timestamp),
-		TEST(test_serial_mismatch),
-		TEST(test_non_finite_value),
-		TEST(test_no_measurements),
-		TEST(test_invalid_point_names),
-		TEST(test_escaped_nul_is_not_truncated),
-		TEST(test_deep_nesting),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_readme_envelope),
+		UNIT_TEST(test_measurements_keep_order_and_values),
+		UNIT_TEST(test_array_of_objects),
+		UNIT_TEST(test_array_may_repeat_a_point),
+		UNIT_TEST(test_epoch_seconds),
+		UNIT_TEST(test_absent_timestamp_is_received_time),
+		UNIT_TEST(test_booleans_count_as_one_and_zero),
+		UNIT_TEST(test_other_members_ignored_and_whitespace_allowed),
+		UNIT_TEST(test_point_name_limits_accepted),
+		UNIT_TEST(test_out_is_reused),
+		UNIT_TEST(test_many_samples_grow),
+		UNIT_TEST(test_empty_payload),
+		UNIT_TEST(test_oversized_payload),
+		UNIT_TEST(test_invalid_utf8),
+		UNIT_TEST(test_valid_utf8_elsewhere_is_fine),
+		UNIT_TEST(test_malformed_json),
+		UNIT_TEST(test_trailing_garbage),
+		UNIT_TEST(test_duplicate_keys),
+		UNIT_TEST(test_keys_are_case_sensitive),
+		UNIT_TEST(test_wrong_types),
+		UNIT_TEST(test_bad_timestamp),
+		UNIT_TEST(test_serial_mismatch),
+		UNIT_TEST(test_non_finite_value),
+		UNIT_TEST(test_no_measurements),
+		UNIT_TEST(test_invalid_point_names),
+		UNIT_TEST(test_escaped_nul_is_not_truncated),
+		UNIT_TEST(test_deep_nesting),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("decode", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("decode", NULL, NULL, tests, UNIT_COUNT(tests));
 }

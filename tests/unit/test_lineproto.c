@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lineproto.h"
+#include "unit.h"
 
 static bool span_is(struct lp_span s, const char *text)
 {
@@ -411,50 +412,24 @@ static void test_map_point_name_checks(void)
 	lp_scratch_free(&s);
 }
 
-#define TEST(fn)        \
-	{               \
-#fn, fn \
-	}
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
-		TEST(test_old_collector_line),
-		TEST(test_field_types),
-		TEST(test_escapes),
-		TEST(test_backslash_kept_before_other_bytes),
-		TEST(test_comments_blank_crlf_and_count),
-		TEST(test_syntax_errors),
-		TEST(test_error_on_second_line_and_continue),
-		TEST(test_nul_byte_is_an_error),
-		TEST(test_only_comments_yield_nothing),
-		TEST(test_mapping_set),
-		TEST(test_time_to_us),
-		TEST(test_map_line),
-		TEST(test_map_point_name_checks),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_old_collector_line),
+		UNIT_TEST(test_field_types),
+		UNIT_TEST(test_escapes),
+		UNIT_TEST(test_backslash_kept_before_other_bytes),
+		UNIT_TEST(test_comments_blank_crlf_and_count),
+		UNIT_TEST(test_syntax_errors),
+		UNIT_TEST(test_error_on_second_line_and_continue),
+		UNIT_TEST(test_nul_byte_is_an_error),
+		UNIT_TEST(test_only_comments_yield_nothing),
+		UNIT_TEST(test_mapping_set),
+		UNIT_TEST(test_time_to_us),
+		UNIT_TEST(test_map_line),
+		UNIT_TEST(test_map_point_name_checks),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("lineproto", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("lineproto", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -14,6 +14,7 @@
 
 #include "message.h"
 #include "queue.h"
+#include "unit.h"
 
 /* A message tagged with seq (in received_us), so order and identity can be checked after the trip. */
 static struct message *tagged(int64_t seq)
@@ -346,47 +347,21 @@ static void test_producer_consumer_none_lost(void)
 	queue_free(t.q);
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_fifo_order),
-		TEST(test_pop_takes_at_most_max),
-		TEST(test_pop_timeout_on_empty),
-		TEST(test_capacity_and_timeout),
-		TEST(test_refused_message_freed_by_caller),
-		TEST(test_close_semantics),
-		TEST(test_free_with_messages_inside),
-		TEST(test_full_push_waits_for_pop),
-		TEST(test_close_wakes_blocked_push),
-		TEST(test_close_wakes_blocked_pop),
-		TEST(test_producer_consumer_none_lost),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_fifo_order),
+		UNIT_TEST(test_pop_takes_at_most_max),
+		UNIT_TEST(test_pop_timeout_on_empty),
+		UNIT_TEST(test_capacity_and_timeout),
+		UNIT_TEST(test_refused_message_freed_by_caller),
+		UNIT_TEST(test_close_semantics),
+		UNIT_TEST(test_free_with_messages_inside),
+		UNIT_TEST(test_full_push_waits_for_pop),
+		UNIT_TEST(test_close_wakes_blocked_push),
+		UNIT_TEST(test_close_wakes_blocked_pop),
+		UNIT_TEST(test_producer_consumer_none_lost),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("queue", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("queue", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -13,12 +13,23 @@
 #include <string.h>
 
 #include "registry.h"
+#include "unit.h"
 
 static bool find_tenant_text(const struct registry *r, const char *slug, int32_t want_id)
 {
 	const struct registry_tenant *t = registry_find_tenant(r, slug, strlen(slug));
 
 	return t && t->id == want_id && strcmp(t->slug, slug) == 0;
+}
+
+/* The point lookup as a pointer (NULL when absent), so that the assertions read as before the lookup
+ * returned a value: the struct is the last lookup's. */
+static const struct registry_point *find_point(const struct registry *r, int32_t device_id, const char *name,
+						size_t len)
+{
+	static struct registry_point found;
+
+	return registry_find_point(r, device_id, name, len, &found) ? &found : NULL;
 }
 
 static void test_empty_registry(void)
@@ -32,7 +43,7 @@ static void test_empty_registry(void)
 	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "", 0));
 	CU_ASSERT_PTR_NULL(registry_find_tenant_by_id(r, 1));
 	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-1", 5));
-	CU_ASSERT_PTR_NULL(registry_find_point(r, 1, "power", 5));
+	CU_ASSERT_PTR_NULL(find_point(r, 1, "power", 5));
 	registry_unref(r);
 }
 
@@ -76,8 +87,8 @@ static void test_keys_are_slices(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
 	CU_ASSERT_EQUAL(d->id, 7);
 	CU_ASSERT_PTR_NULL(registry_find_device(r, topic + 11, 7));
-	CU_ASSERT_PTR_NOT_NULL(registry_find_point(r, 7, "power_total", 5));
-	CU_ASSERT_PTR_NULL(registry_find_point(r, 7, "power_total", 6));
+	CU_ASSERT_PTR_NOT_NULL(find_point(r, 7, "power_total", 5));
+	CU_ASSERT_PTR_NULL(find_point(r, 7, "power_total", 6));
 	registry_unref(r);
 }
 
@@ -120,7 +131,7 @@ static void test_points(void)
 	CU_ASSERT_TRUE(registry_add_point(r, 101, 10, "temp", false, 0, false, 0));
 	/* The same name on another device is another point. */
 	CU_ASSERT_TRUE(registry_add_point(r, 110, 11, "power", false, 0, true, 3.0));
-	p = registry_find_point(r, 10, "power", 5);
+	p = find_point(r, 10, "power", 5);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_EQUAL(p->id, 100);
 	CU_ASSERT_EQUAL(p->device_id, 10);
@@ -129,19 +140,19 @@ static void test_points(void)
 	CU_ASSERT_TRUE(p->has_max);
 	CU_ASSERT_EQUAL(p->max, 10000.0);
 	CU_ASSERT_STRING_EQUAL(p->name, "power");
-	p = registry_find_point(r, 11, "power", 5);
+	p = find_point(r, 11, "power", 5);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_EQUAL(p->id, 110);
 	CU_ASSERT_FALSE(p->has_min);
 	CU_ASSERT_TRUE(p->has_max);
 	CU_ASSERT_EQUAL(p->max, 3.0);
-	p = registry_find_point(r, 10, "temp", 4);
+	p = find_point(r, 10, "temp", 4);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_FALSE(p->has_min);
 	CU_ASSERT_FALSE(p->has_max);
-	CU_ASSERT_PTR_NULL(registry_find_point(r, 11, "temp", 4));
-	CU_ASSERT_PTR_NULL(registry_find_point(r, 12, "power", 5));
-	CU_ASSERT_PTR_NULL(registry_find_point(r, 10, "Power", 5));
+	CU_ASSERT_PTR_NULL(find_point(r, 11, "temp", 4));
+	CU_ASSERT_PTR_NULL(find_point(r, 12, "power", 5));
+	CU_ASSERT_PTR_NULL(find_point(r, 10, "Power", 5));
 	CU_ASSERT_EQUAL(registry_point_count(r), 3);
 	registry_unref(r);
 }
@@ -166,7 +177,7 @@ static void test_duplicates_refused(void)
 	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-A9", 6));
 	CU_ASSERT_EQUAL(registry_find_tenant(r, "acme", 4)->id, 1);
 	CU_ASSERT_EQUAL(registry_find_device(r, "INV-A1", 6)->id, 10);
-	CU_ASSERT_FALSE(registry_find_point(r, 10, "power", 5)->has_min);
+	CU_ASSERT_FALSE(find_point(r, 10, "power", 5)->has_min);
 	CU_ASSERT_EQUAL(registry_find_device(r, "INV-A1", 6)->point_count, 1);
 	registry_unref(r);
 }
@@ -203,6 +214,89 @@ static void test_point_count_per_device(void)
 	CU_ASSERT_EQUAL(registry_find_device(r, "B", 1)->point_count, 1);
 	CU_ASSERT_EQUAL(registry_point_count(r), 4);
 	registry_unref(r);
+}
+
+/* Points of one name with other limits on other devices stay distinct (interning shares only equal kinds). */
+static void test_shared_names_keep_their_limits(void)
+{
+	struct registry *r = registry_new();
+	const struct registry_point *p;
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	for (int d = 1; d <= 3; d++)
+		CU_ASSERT_TRUE_FATAL(registry_add_device(r, d, 1, d == 1 ? "A" : d == 2 ? "B" : "C", true));
+	CU_ASSERT_TRUE(registry_add_point(r, 11, 1, "power", true, 0, true, 100));
+	CU_ASSERT_TRUE(registry_add_point(r, 21, 2, "power", true, 0, true, 200));
+	CU_ASSERT_TRUE(registry_add_point(r, 31, 3, "power", true, 0, true, 100));
+	/* Absent limits compare equal whatever value came with them. */
+	CU_ASSERT_TRUE(registry_add_point(r, 12, 1, "temp", false, 7, false, 9));
+	CU_ASSERT_TRUE(registry_add_point(r, 22, 2, "temp", false, 0, false, 0));
+	p = find_point(r, 2, "power", 5);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->id, 21);
+	CU_ASSERT_EQUAL(p->max, 200);
+	p = find_point(r, 3, "power", 5);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->id, 31);
+	CU_ASSERT_EQUAL(p->max, 100);
+	p = find_point(r, 1, "temp", 4);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->id, 12);
+	CU_ASSERT_FALSE(p->has_min);
+	CU_ASSERT_FALSE(p->has_max);
+	CU_ASSERT_PTR_NULL(find_point(r, 3, "temp", 4));
+	registry_unref(r);
+}
+
+/* Points in any order (devices interleaved, as an unordered load would give them), with reserve or not. */
+static void test_points_in_any_order(void)
+{
+	enum {
+		DEVICES = 50,
+		POINTS = 40 /* beyond BIG_DEVICE: the per-device index too */
+	};
+	for (int reserve = 0; reserve < 2; reserve++) {
+		struct registry *r = registry_new();
+		char name[16];
+		size_t wrong = 0;
+
+		if (reserve)
+			registry_reserve(r, 1, DEVICES, (size_t)DEVICES * POINTS);
+		CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+		for (int d = 1; d <= DEVICES; d++) {
+			snprintf(name, sizeof(name), "D%d", d);
+			CU_ASSERT_TRUE_FATAL(registry_add_device(r, d, 1, name, true));
+		}
+		/* Point p of every device, then p + 1 of every device, ...; device d has d % POINTS + 1 points. */
+		for (int p = 0; p < POINTS; p++)
+			for (int d = 1; d <= DEVICES; d++) {
+				if (p > d % POINTS)
+					continue;
+				snprintf(name, sizeof(name), "p%d", p);
+				CU_ASSERT_TRUE_FATAL(registry_add_point(r, d * 1000 + p, d, name, true, p, true, d));
+			}
+		for (int d = 1; d <= DEVICES; d++) {
+			snprintf(name, sizeof(name), "D%d", d);
+			const struct registry_device *dev = registry_find_device(r, name, strlen(name));
+			CU_ASSERT_PTR_NOT_NULL_FATAL(dev);
+			wrong += dev->point_count != (uint32_t)(d % POINTS + 1);
+			for (int p = 0; p < POINTS; p++) {
+				struct registry_point pt;
+				snprintf(name, sizeof(name), "p%d", p);
+				bool found = registry_find_device_point(r, dev, name, strlen(name), &pt);
+				if (p > d % POINTS)
+					wrong += found;
+				else
+					wrong += !found || pt.id != d * 1000 + p || pt.device_id != d || pt.min != p ||
+						 pt.max != d || strcmp(pt.name, name) != 0;
+			}
+			/* A duplicate is refused also for a device with many points. */
+			CU_ASSERT_FALSE(registry_add_point(r, 999999, d, "p0", false, 0, false, 0));
+			CU_ASSERT_FALSE(registry_find_device_point(r, dev, "p", 1, NULL));
+		}
+		CU_ASSERT_EQUAL(wrong, 0);
+		registry_unref(r);
+	}
 }
 
 /* Sanity at the size the registry is built for; not timed. */
@@ -247,7 +341,7 @@ static void test_hundred_thousand_devices(void)
 			 dev->enabled != (d % 100 != 0) || dev->point_count != POINTS;
 		for (int p = 0; p < POINTS; p++) {
 			const struct registry_point *pt =
-				registry_find_point(r, d, names[p], strlen(names[p]));
+				find_point(r, d, names[p], strlen(names[p]));
 			if (!pt)
 				missing++;
 			else
@@ -263,8 +357,8 @@ static void test_hundred_thousand_devices(void)
 	/* And misses stay misses. */
 	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-000000", 10));
 	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-100001", 10));
-	CU_ASSERT_PTR_NULL(registry_find_point(r, 1, "temp2", 5));
-	CU_ASSERT_PTR_NULL(registry_find_point(r, DEVICES + 1, "temp", 4));
+	CU_ASSERT_PTR_NULL(find_point(r, 1, "temp2", 5));
+	CU_ASSERT_PTR_NULL(find_point(r, DEVICES + 1, "temp", 4));
 	registry_unref(r);
 }
 
@@ -365,48 +459,24 @@ static void test_store_readers_race_swapper(void)
 	registry_store_free(race.store);
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_empty_registry),
-		TEST(test_tenants),
-		TEST(test_keys_are_slices),
-		TEST(test_devices),
-		TEST(test_points),
-		TEST(test_duplicates_refused),
-		TEST(test_dangling_refused),
-		TEST(test_point_count_per_device),
-		TEST(test_hundred_thousand_devices),
-		TEST(test_ref_unref),
-		TEST(test_store_swap_and_acquire),
-		TEST(test_store_readers_race_swapper),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_empty_registry),
+		UNIT_TEST(test_tenants),
+		UNIT_TEST(test_keys_are_slices),
+		UNIT_TEST(test_devices),
+		UNIT_TEST(test_points),
+		UNIT_TEST(test_duplicates_refused),
+		UNIT_TEST(test_dangling_refused),
+		UNIT_TEST(test_point_count_per_device),
+		UNIT_TEST(test_shared_names_keep_their_limits),
+		UNIT_TEST(test_points_in_any_order),
+		UNIT_TEST(test_hundred_thousand_devices),
+		UNIT_TEST(test_ref_unref),
+		UNIT_TEST(test_store_swap_and_acquire),
+		UNIT_TEST(test_store_readers_race_swapper),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("registry", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("registry", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "route.h"
+#include "unit.h"
 
 /* CU_ASSERT_STRING_EQUAL that also prints what it got, and survives NULL. */
 #define ASSERT_STR(actual, expected)                                                                \
@@ -310,52 +311,93 @@ static void test_match_serial_with_odd_bytes(void)
 }
 
 /* clang-format off */
-#define TEST(fn) { #fn, fn }
+
+/* {point} and {point+}: one level, or the rest of the topic; the filter ends in '#' for {point+}. */
+static void test_point_placeholders(void)
+{
+	struct route r = {0};
+	struct route_match m;
+	char err[256] = "";
+
+	CU_ASSERT_TRUE_FATAL(route_parse_template("solar/{serial}/{point+}", ROUTE_FORMAT_VALUE, &r, err, sizeof(err)));
+	r.tenant = strdup("acme");
+	CU_ASSERT_TRUE(route_check(&r, err, sizeof(err)));
+	ASSERT_STR(r.filter, "solar/+/#");
+	CU_ASSERT_TRUE(route_match(&r, "solar/114172220003/0/power", 26, &m));
+	CU_ASSERT(slice_is(m.serial, "114172220003"));
+	CU_ASSERT(slice_is(m.point, "0/power"));
+	CU_ASSERT(slice_is(m.tenant, "acme"));
+	CU_ASSERT_TRUE(route_match(&r, "solar/S/x", 9, &m));
+	CU_ASSERT(slice_is(m.point, "x"));
+	CU_ASSERT_FALSE(route_match(&r, "solar/S", 7, &m));
+	CU_ASSERT_FALSE(route_match(&r, "solar/S/", 8, &m));
+	CU_ASSERT_FALSE(route_match(&r, "solar/S/a//b", 12, &m));
+	CU_ASSERT_FALSE(route_match(&r, "solar/S/a/", 10, &m));
+	route_clear(&r);
+	CU_ASSERT_TRUE_FATAL(route_parse_template("{serial}/status/{point}", ROUTE_FORMAT_FLAT_JSON, &r, err, sizeof(err)));
+	ASSERT_STR(r.filter, "+/status/+");
+	CU_ASSERT_TRUE(route_match(&r, "shelly1/status/switch:0", 23, &m));
+	CU_ASSERT(slice_is(m.point, "switch:0"));
+	CU_ASSERT_FALSE(route_check(&r, err, sizeof(err))); /* no tenant */
+	route_clear(&r);
+	CU_ASSERT_FALSE(route_parse_template("a/{point+}/b", ROUTE_FORMAT_VALUE, &r, err, sizeof(err)));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "last level"));
+	CU_ASSERT_FALSE(route_parse_template("a/{point}/{point+}", ROUTE_FORMAT_VALUE, &r, err, sizeof(err)));
+}
+
+static void test_filter_matches(void)
+{
+	CU_ASSERT_TRUE(route_filter_matches("a/+/status/#", "a/b/status", 10));
+	CU_ASSERT_TRUE(route_filter_matches("a/+/status/#", "a/b/status/x/y", 14));
+	CU_ASSERT_FALSE(route_filter_matches("a/+/status/#", "a/b/statusx", 11));
+	CU_ASSERT_TRUE(route_filter_matches("a/+", "a/", 2)); /* '+' matches an empty level */
+	CU_ASSERT_FALSE(route_filter_matches("a/+", "a/b/c", 5));
+	CU_ASSERT_FALSE(route_filter_matches("a/+", "a", 1));
+	CU_ASSERT_TRUE(route_filter_matches("#", "x/y", 3));
+	CU_ASSERT_FALSE(route_filter_matches("#", "$SYS/x", 6));
+	CU_ASSERT_FALSE(route_filter_matches("+/x", "$SYS/x", 6));
+	CU_ASSERT_TRUE(route_filter_matches("tele/+/LWT", "tele/plug/LWT", 13));
+	CU_ASSERT_TRUE(route_filter_matches("tele/+/LWT", "tele/plug/LWTX", 13)); /* the length, not strlen */
+}
+
+static void test_new_format_names(void)
+{
+	static const char *const names[] = {"value", "value_json", "influx", "flat_json", "shelly_rpc", "telegraf_json"};
+	enum route_format f;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		CU_ASSERT_TRUE(route_format_parse(names[i], &f));
+		ASSERT_STR(route_format_name(f), names[i]);
+	}
+	ASSERT_STR(route_format_name((enum route_format)99), "unknown");
+}
+
 /* clang-format on */
 
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_parse_standard_template),
-		TEST(test_parse_any_level_and_order),
-		TEST(test_parse_refuses_missing_placeholder),
-		TEST(test_parse_refuses_duplicate_placeholder),
-		TEST(test_parse_refuses_empty_level),
-		TEST(test_parse_refuses_wildcard_inside_level),
-		TEST(test_parse_refuses_unknown_placeholder),
-		TEST(test_route_clear_zeroed_is_noop),
-		TEST(test_format_names),
-		TEST(test_match_exact_slices),
-		TEST(test_match_any_level),
-		TEST(test_match_placeholder_first_and_last),
-		TEST(test_match_refuses_wrong_level_count),
-		TEST(test_match_refuses_empty_placeholder),
-		TEST(test_match_refuses_literal_mismatch),
-		TEST(test_match_topic_not_nul_terminated),
-		TEST(test_match_serial_with_odd_bytes),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_parse_standard_template),
+		UNIT_TEST(test_parse_any_level_and_order),
+		UNIT_TEST(test_parse_refuses_missing_placeholder),
+		UNIT_TEST(test_parse_refuses_duplicate_placeholder),
+		UNIT_TEST(test_parse_refuses_empty_level),
+		UNIT_TEST(test_parse_refuses_wildcard_inside_level),
+		UNIT_TEST(test_parse_refuses_unknown_placeholder),
+		UNIT_TEST(test_route_clear_zeroed_is_noop),
+		UNIT_TEST(test_format_names),
+		UNIT_TEST(test_match_exact_slices),
+		UNIT_TEST(test_match_any_level),
+		UNIT_TEST(test_match_placeholder_first_and_last),
+		UNIT_TEST(test_match_refuses_wrong_level_count),
+		UNIT_TEST(test_match_refuses_empty_placeholder),
+		UNIT_TEST(test_match_refuses_literal_mismatch),
+		UNIT_TEST(test_match_topic_not_nul_terminated),
+		UNIT_TEST(test_match_serial_with_odd_bytes),
+		UNIT_TEST(test_point_placeholders),
+		UNIT_TEST(test_filter_matches),
+		UNIT_TEST(test_new_format_names),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("route", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("route", NULL, NULL, tests, UNIT_COUNT(tests));
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "text.h"
+#include "unit.h"
 
 struct utf8_case {
 	const char *bytes;
@@ -231,47 +232,21 @@ static void test_escape_truncated_output_ends_in_ellipsis(void)
 	}
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_utf8_table),
-		TEST(test_utf8_length_is_respected),
-		TEST(test_escape_keeps_printable_text),
-		TEST(test_escape_control_characters),
-		TEST(test_escape_backslash),
-		TEST(test_escape_invalid_bytes),
-		TEST(test_escape_c1_controls),
-		TEST(test_escape_truncates_with_ellipsis),
-		TEST(test_escape_exact_fit_is_not_truncated),
-		TEST(test_escape_always_safe),
-		TEST(test_escape_truncated_output_ends_in_ellipsis),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_utf8_table),
+		UNIT_TEST(test_utf8_length_is_respected),
+		UNIT_TEST(test_escape_keeps_printable_text),
+		UNIT_TEST(test_escape_control_characters),
+		UNIT_TEST(test_escape_backslash),
+		UNIT_TEST(test_escape_invalid_bytes),
+		UNIT_TEST(test_escape_c1_controls),
+		UNIT_TEST(test_escape_truncates_with_ellipsis),
+		UNIT_TEST(test_escape_exact_fit_is_not_truncated),
+		UNIT_TEST(test_escape_always_safe),
+		UNIT_TEST(test_escape_truncated_output_ends_in_ellipsis),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("text", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("text", NULL, NULL, tests, UNIT_COUNT(tests));
 }

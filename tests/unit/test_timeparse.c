@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "timeparse.h"
+#include "unit.h"
 
 #define US	INT64_C(1000000)
 /* 2026-11-21T10:30:00Z */
@@ -308,52 +309,26 @@ static void test_days_from_civil(void)
 	CU_ASSERT_EQUAL(timeparse_days_from_civil(2027, 1, 1) - timeparse_days_from_civil(2026, 12, 31), 1);
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_zulu_forms),
-		TEST(test_space_separator),
-		TEST(test_offsets),
-		TEST(test_fractions),
-		TEST(test_leap_day_and_leap_second),
-		TEST(test_range_limits),
-		TEST(test_impossible_dates),
-		TEST(test_missing_zone_and_trailing_text),
-		TEST(test_short_and_malformed_fields),
-		TEST(test_length_is_respected),
-		TEST(test_epoch_seconds),
-		TEST(test_epoch_range),
-		TEST(test_format),
-		TEST(test_format_exact_cap),
-		TEST(test_format_round_trip),
-		TEST(test_days_from_civil),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_zulu_forms),
+		UNIT_TEST(test_space_separator),
+		UNIT_TEST(test_offsets),
+		UNIT_TEST(test_fractions),
+		UNIT_TEST(test_leap_day_and_leap_second),
+		UNIT_TEST(test_range_limits),
+		UNIT_TEST(test_impossible_dates),
+		UNIT_TEST(test_missing_zone_and_trailing_text),
+		UNIT_TEST(test_short_and_malformed_fields),
+		UNIT_TEST(test_length_is_respected),
+		UNIT_TEST(test_epoch_seconds),
+		UNIT_TEST(test_epoch_range),
+		UNIT_TEST(test_format),
+		UNIT_TEST(test_format_exact_cap),
+		UNIT_TEST(test_format_round_trip),
+		UNIT_TEST(test_days_from_civil),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("timeparse", NULL, NULL);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("timeparse", NULL, NULL, tests, UNIT_COUNT(tests));
 }

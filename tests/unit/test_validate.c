@@ -16,6 +16,7 @@
 #include "reject.h"
 #include "route.h"
 #include "validate.h"
+#include "unit.h"
 
 #define US	    INT64_C(1000000)
 /* The bridge's clock in these tests: 2026-11-21T10:30:00Z. */
@@ -415,56 +416,28 @@ static void test_register_still_checks_time(void)
 	expect_reject(&pol, topic("acme", "INV-A1"), s, 2, REJECT_TIMESTAMP_FUTURE);
 }
 
-/* clang-format off */
-#define TEST(fn) { #fn, fn }
-/* clang-format on */
-
 int main(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		TEST(test_accepts_with_identity_and_readings_in_order),
-		TEST(test_same_point_name_on_other_tenant),
-		TEST(test_topic_slices_need_no_terminator),
-		TEST(test_unknown_tenant),
-		TEST(test_unknown_device),
-		TEST(test_tenant_mismatch),
-		TEST(test_device_disabled),
-		TEST(test_timestamp_future_bound),
-		TEST(test_timestamp_stale_bound),
-		TEST(test_value_range_inclusive),
-		TEST(test_value_out_of_range),
-		TEST(test_unknown_point_reject),
-		TEST(test_unknown_point_drop),
-		TEST(test_unknown_point_drop_everything),
-		TEST(test_unknown_point_drop_still_checks_known_points),
-		TEST(test_unknown_point_register),
-		TEST(test_unknown_point_register_cap),
-		TEST(test_register_still_checks_time),
+	static const struct unit_test tests[] = {
+		UNIT_TEST(test_accepts_with_identity_and_readings_in_order),
+		UNIT_TEST(test_same_point_name_on_other_tenant),
+		UNIT_TEST(test_topic_slices_need_no_terminator),
+		UNIT_TEST(test_unknown_tenant),
+		UNIT_TEST(test_unknown_device),
+		UNIT_TEST(test_tenant_mismatch),
+		UNIT_TEST(test_device_disabled),
+		UNIT_TEST(test_timestamp_future_bound),
+		UNIT_TEST(test_timestamp_stale_bound),
+		UNIT_TEST(test_value_range_inclusive),
+		UNIT_TEST(test_value_out_of_range),
+		UNIT_TEST(test_unknown_point_reject),
+		UNIT_TEST(test_unknown_point_drop),
+		UNIT_TEST(test_unknown_point_drop_everything),
+		UNIT_TEST(test_unknown_point_drop_still_checks_known_points),
+		UNIT_TEST(test_unknown_point_register),
+		UNIT_TEST(test_unknown_point_register_cap),
+		UNIT_TEST(test_register_still_checks_time),
 	};
-	CU_pSuite suite;
-	unsigned failures;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	suite = CU_add_suite("validate", build_registry, free_registry);
-	if (!suite)
-		goto error;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto error;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	if (CU_basic_run_tests() != CUE_SUCCESS)
-		goto error;
-	failures = CU_get_number_of_failures();
-	/* A suite whose set-up failed runs no tests; that is a failure too. */
-	failures += CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failures > 0 ? 1 : 0;
-error:
-	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-	CU_cleanup_registry();
-	return 2;
+	return unit_run("validate", build_registry, free_registry, tests, UNIT_COUNT(tests));
 }
