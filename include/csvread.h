@@ -17,7 +17,7 @@
 
 #define CSVREAD_MAX_FIELDS 32
 #define CSVREAD_MAX_SERIAL 64
-#define CSVREAD_MAX_POINT 64
+#define CSVREAD_MAX_POINT  64
 
 enum csvread_time_unit {
 	CSVREAD_SECONDS,
@@ -29,12 +29,12 @@ enum csvread_time_unit {
 /* Why a line is not a reading; import.c maps each to a rejection reason. */
 enum csvread_status {
 	CSVREAD_OK = 0,
-	CSVREAD_MALFORMED,      /* wrong number of fields, bad quoting, empty serial/point/value, NUL byte */
-	CSVREAD_BAD_TIME,       /* neither RFC 3339 with a zone nor an epoch number in range */
-	CSVREAD_BAD_VALUE,      /* not a decimal number */
-	CSVREAD_NON_FINITE,     /* NaN, Infinity, or beyond double range */
+	CSVREAD_MALFORMED,	/* wrong number of fields, bad quoting, empty serial/point/value, NUL byte */
+	CSVREAD_BAD_TIME,	/* neither RFC 3339 with a zone nor an epoch number in range */
+	CSVREAD_BAD_VALUE,	/* not a decimal number */
+	CSVREAD_NON_FINITE,	/* NaN, Infinity, or beyond double range */
 	CSVREAD_BAD_POINT_NAME, /* empty, longer than 64 or outside [A-Za-z0-9_.:/-] */
-	CSVREAD_BAD_SERIAL,     /* longer than 64 bytes (no registered serial is) */
+	CSVREAD_BAD_SERIAL,	/* longer than 64 bytes (no registered serial is) */
 };
 
 /* Column positions found in the header. */
@@ -65,7 +65,8 @@ bool csvread_header(const char *line, size_t len, struct csvread_columns *cols, 
  * a short explanation in detail (cap bytes; device text escaped). Borrows everything.
  */
 enum csvread_status csvread_row(const char *line, size_t len, const struct csvread_columns *cols,
-				enum csvread_time_unit unit, struct csvread_row *row, char *detail, size_t cap);
+				enum csvread_time_unit unit, struct csvread_row *row, char *detail,
+				size_t cap);
 
 /* True if name[0..len) is a valid point name (the alphabet and length the live path accepts). */
 bool csvread_point_name_ok(const char *name, size_t len);

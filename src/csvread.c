@@ -14,7 +14,7 @@
 
 #include "timeparse.h"
 
-#define US_PER_SEC INT64_C(1000000)
+#define US_PER_SEC  INT64_C(1000000)
 /* 0001-01-01 and 10000-01-01 in seconds since the epoch: the range timeparse accepts. */
 #define EPOCH_MIN_S INT64_C(-62135596800)
 #define EPOCH_MAX_S INT64_C(253402300800)
@@ -99,7 +99,7 @@ static bool field_is(const struct field *f, const char *name)
 
 bool csvread_time_unit_parse(const char *name, enum csvread_time_unit *out)
 {
-	static const char *const names[] = {"s", "ms", "us", "ns"};
+	static const char *const names[] = { "s", "ms", "us", "ns" };
 
 	for (int i = 0; i < 4; i++)
 		if (strcmp(name, names[i]) == 0) {
@@ -111,9 +111,9 @@ bool csvread_time_unit_parse(const char *name, enum csvread_time_unit *out)
 
 bool csvread_header(const char *line, size_t len, struct csvread_columns *cols, char *err, size_t cap)
 {
-	static const char *const names[] = {"time", "serial", "point", "value"};
+	static const char *const names[] = { "time", "serial", "point", "value" };
 	struct fields fields;
-	int pos[4] = {-1, -1, -1, -1};
+	int pos[4] = { -1, -1, -1, -1 };
 
 	len = trim_cr(line, len);
 	/* A UTF-8 byte order mark before the header is not part of the first name. */
@@ -136,7 +136,9 @@ bool csvread_header(const char *line, size_t len, struct csvread_columns *cols, 
 			}
 	for (int c = 0; c < 4; c++)
 		if (pos[c] < 0) {
-			snprintf(err, cap, "the header has no column '%s' (it needs time, serial, point, value)", names[c]);
+			snprintf(err, cap,
+				 "the header has no column '%s' (it needs time, serial, point, value)",
+				 names[c]);
 			return false;
 		}
 	cols->time = pos[0];
@@ -153,8 +155,8 @@ bool csvread_point_name_ok(const char *name, size_t len)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-		      c == '.' || c == ':' || c == '/' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == ':' || c == '/' || c == '-'))
 			return false;
 	}
 	return true;
@@ -188,7 +190,7 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 static bool parse_time(const struct field *f, enum csvread_time_unit unit, int64_t *out_us)
 {
-	static const int64_t per_second[] = {1, 1000, 1000000, 1000000000};
+	static const int64_t per_second[] = { 1, 1000, 1000000, 1000000000 };
 	int64_t n, seconds;
 
 	if (f->len == 0)
@@ -201,10 +203,18 @@ static bool parse_time(const struct field *f, enum csvread_time_unit unit, int64
 		if (seconds < EPOCH_MIN_S || seconds >= EPOCH_MAX_S)
 			return false;
 		switch (unit) {
-		case CSVREAD_SECONDS: *out_us = n * US_PER_SEC; break;
-		case CSVREAD_MILLISECONDS: *out_us = n * 1000; break;
-		case CSVREAD_MICROSECONDS: *out_us = n; break;
-		case CSVREAD_NANOSECONDS: *out_us = floor_div(n, 1000); break;
+		case CSVREAD_SECONDS:
+			*out_us = n * US_PER_SEC;
+			break;
+		case CSVREAD_MILLISECONDS:
+			*out_us = n * 1000;
+			break;
+		case CSVREAD_MICROSECONDS:
+			*out_us = n;
+			break;
+		case CSVREAD_NANOSECONDS:
+			*out_us = floor_div(n, 1000);
+			break;
 		}
 		return true;
 	}
@@ -216,7 +226,8 @@ static bool parse_time(const struct field *f, enum csvread_time_unit unit, int64
 		memcpy(buf, f->ptr, f->len);
 		buf[f->len] = '\0';
 		for (size_t i = 0; i < f->len; i++)
-			if (!((buf[i] >= '0' && buf[i] <= '9') || buf[i] == '.' || (i == 0 && (buf[i] == '-' || buf[i] == '+'))))
+			if (!((buf[i] >= '0' && buf[i] <= '9') || buf[i] == '.' ||
+			      (i == 0 && (buf[i] == '-' || buf[i] == '+'))))
 				return false;
 		double v = strtod(buf, &end);
 		if (*end != '\0')
@@ -262,7 +273,8 @@ static enum csvread_status fault(enum csvread_status status, char *detail, size_
 }
 
 enum csvread_status csvread_row(const char *line, size_t len, const struct csvread_columns *cols,
-				enum csvread_time_unit unit, struct csvread_row *row, char *detail, size_t cap)
+				enum csvread_time_unit unit, struct csvread_row *row, char *detail,
+				size_t cap)
 {
 	struct fields fields;
 	const struct field *serial, *point, *time, *value;
@@ -270,7 +282,8 @@ enum csvread_status csvread_row(const char *line, size_t len, const struct csvre
 
 	len = trim_cr(line, len);
 	if (!split(line, len, &fields))
-		return fault(CSVREAD_MALFORMED, detail, cap, "not a CSV line (quoting, NUL byte or too many fields)");
+		return fault(CSVREAD_MALFORMED, detail, cap,
+			     "not a CSV line (quoting, NUL byte or too many fields)");
 	if (fields.count != cols->count) {
 		snprintf(detail, cap, "%d field(s), the header has %d", fields.count, cols->count);
 		return CSVREAD_MALFORMED;
@@ -284,17 +297,19 @@ enum csvread_status csvread_row(const char *line, size_t len, const struct csvre
 	if (serial->len > CSVREAD_MAX_SERIAL)
 		return fault(CSVREAD_BAD_SERIAL, detail, cap, "serial longer than 64 bytes");
 	if (!parse_time(time, unit, &row->time_us))
-		return fault(CSVREAD_BAD_TIME, detail, cap,
-			     "time is neither RFC 3339 with a zone nor an epoch number (in the --time-unit) in range");
+		return fault(
+			CSVREAD_BAD_TIME, detail, cap,
+			"time is neither RFC 3339 with a zone nor an epoch number (in the --time-unit) in range");
 	if (!csvread_point_name_ok(point->ptr, point->len))
 		return fault(point->len == 0 ? CSVREAD_MALFORMED : CSVREAD_BAD_POINT_NAME, detail, cap,
-			     point->len == 0 ? "empty point" : "point name is not 1-64 characters of A-Z a-z 0-9 _ . : / -");
+			     point->len == 0 ? "empty point" :
+					       "point name is not 1-64 characters of A-Z a-z 0-9 _ . : / -");
 	status = parse_value(value, &row->value);
 	if (status != CSVREAD_OK)
 		return fault(status, detail, cap,
-			     status == CSVREAD_NON_FINITE ? "value is not finite"
-			     : status == CSVREAD_MALFORMED ? "empty value"
-							   : "value is not a decimal number");
+			     status == CSVREAD_NON_FINITE ? "value is not finite" :
+			     status == CSVREAD_MALFORMED  ? "empty value" :
+							    "value is not a decimal number");
 	memcpy(row->serial, serial->ptr, serial->len);
 	row->serial[serial->len] = '\0';
 	memcpy(row->point, point->ptr, point->len);

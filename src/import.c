@@ -41,17 +41,17 @@
 #include "validate.h"
 #include "xalloc.h"
 
-#define MODULE "import"
-#define LINE_MAX_BYTES (64 * 1024)   /* a longer line is rejected as malformed_line */
-#define READ_CHUNK (1024 * 1024)
-#define FINGERPRINT_BYTES 65536
-#define REJECTS_PER_BATCH 1000
+#define MODULE		   "import"
+#define LINE_MAX_BYTES	   (64 * 1024) /* a longer line is rejected as malformed_line */
+#define READ_CHUNK	   (1024 * 1024)
+#define FINGERPRINT_BYTES  65536
+#define REJECTS_PER_BATCH  1000
 #define DEFAULT_BATCH_ROWS 20000
-#define DETAIL_MAX 256
+#define DETAIL_MAX	   256
 
 /* Rejection reasons: the live path's, plus one for a line that is not a record of its format at all. */
 #define IMPORT_MALFORMED_LINE REJECT_REASON_COUNT
-#define IMPORT_REASON_COUNT (REJECT_REASON_COUNT + 1)
+#define IMPORT_REASON_COUNT   (REJECT_REASON_COUNT + 1)
 
 enum import_format {
 	IMPORT_FORMAT_INFLUX,
@@ -87,8 +87,8 @@ struct device_delta {
 struct pending_reject {
 	int64_t line;
 	int reason;
-	char *detail;  /* owned, escaped */
-	char *serial;  /* owned, escaped, may be NULL */
+	char *detail;		/* owned, escaped */
+	char *serial;		/* owned, escaped, may be NULL */
 	unsigned char *payload; /* owned raw bytes of the line, truncated */
 	size_t payload_len;
 };
@@ -97,7 +97,7 @@ struct line_reader {
 	gzFile gz;
 	char *buf;
 	size_t start, end; /* unread bytes are buf[start..end) */
-	int64_t offset;    /* stream offset of buf[start] */
+	int64_t offset;	   /* stream offset of buf[start] */
 	bool eof;
 };
 
@@ -152,7 +152,8 @@ static void on_signal(int sig)
 
 static const char *reason_name(int reason)
 {
-	return reason == IMPORT_MALFORMED_LINE ? "malformed_line" : reject_reason_name((enum reject_reason)reason);
+	return reason == IMPORT_MALFORMED_LINE ? "malformed_line" :
+						 reject_reason_name((enum reject_reason)reason);
 }
 
 static void counts_init(struct counts *c)
@@ -244,8 +245,8 @@ static const char *const update_run_sql =
 	"finished_at = CASE WHEN $14::boolean THEN now() END WHERE id = $1";
 
 /* Runs a statement; on failure prints the error (with what) and returns NULL. */
-static PGresult *exec(struct importer *im, const char *sql, int n, const char *const *params, const int *lengths,
-		      const int *formats, const char *what)
+static PGresult *exec(struct importer *im, const char *sql, int n, const char *const *params,
+		      const int *lengths, const int *formats, const char *what)
 {
 	PGresult *res = PQexecParams(im->conn, sql, n, NULL, params, lengths, formats, 0);
 	ExecStatusType st = PQresultStatus(res);
@@ -271,7 +272,7 @@ static bool exec_ok(struct importer *im, const char *sql, int n, const char *con
 static bool begin_tenant(struct importer *im)
 {
 	char tenant[16];
-	const char *params[1] = {tenant};
+	const char *params[1] = { tenant };
 
 	snprintf(tenant, sizeof(tenant), "%d", (int)im->tenant_id);
 	if (!exec_ok(im, "BEGIN", 0, NULL, "BEGIN"))
@@ -474,7 +475,9 @@ static struct device_delta *device_slot(struct importer *im, int32_t device_id)
 	while (im->devices[i].device_id && im->devices[i].device_id != device_id)
 		i = (i + 1) & mask;
 	if (!im->devices[i].device_id) {
-		im->devices[i] = (struct device_delta){.device_id = device_id, .first_us = INT64_MAX, .last_us = INT64_MIN};
+		im->devices[i] = (struct device_delta){ .device_id = device_id,
+							.first_us = INT64_MAX,
+							.last_us = INT64_MIN };
 		im->device_used++;
 	}
 	return &im->devices[i];
@@ -487,8 +490,8 @@ static void devices_clear(struct importer *im)
 	im->device_used = 0;
 }
 
-static void reject_line(struct importer *im, int64_t line_no, int reason, const char *detail, const char *serial,
-			size_t serial_len, const char *line, size_t len)
+static void reject_line(struct importer *im, int64_t line_no, int reason, const char *detail,
+			const char *serial, size_t serial_len, const char *line, size_t len)
 {
 	struct pending_reject *r;
 	char escaped[DETAIL_MAX * 4 + 1];
@@ -570,12 +573,12 @@ static int register_points(struct importer *im, struct message *m, char *detail,
 {
 	for (uint32_t i = 0; i < m->new_point_count; i++) {
 		char device[16], limit[16];
-		const char *params[3] = {device, m->new_points[i], limit};
+		const char *params[3] = { device, m->new_points[i], limit };
 		PGresult *res;
 		snprintf(device, sizeof(device), "%d", (int)m->device_id);
 		snprintf(limit, sizeof(limit), "%d", im->o->policy.max_points_per_device);
-		res = PQexecParams(im->conn, "SELECT register_point($1::integer, $2::text, $3::integer)", 3, NULL,
-				   params, NULL, NULL, 0);
+		res = PQexecParams(im->conn, "SELECT register_point($1::integer, $2::text, $3::integer)", 3,
+				   NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			bool over = strcmp(db_sqlstate(res), "MQ001") == 0;
 			db_error_line(im->conn, res, detail, cap);
@@ -606,13 +609,20 @@ static int parse_csv(struct importer *im, const char *line, size_t len, char *se
 	struct sample *s;
 
 	switch (st) {
-	case CSVREAD_OK: break;
-	case CSVREAD_MALFORMED: return IMPORT_MALFORMED_LINE;
-	case CSVREAD_BAD_TIME: return REJECT_BAD_TIMESTAMP;
-	case CSVREAD_BAD_VALUE: return REJECT_WRONG_TYPE;
-	case CSVREAD_NON_FINITE: return REJECT_NON_FINITE_VALUE;
-	case CSVREAD_BAD_POINT_NAME: return REJECT_INVALID_POINT_NAME;
-	case CSVREAD_BAD_SERIAL: return REJECT_UNKNOWN_DEVICE;
+	case CSVREAD_OK:
+		break;
+	case CSVREAD_MALFORMED:
+		return IMPORT_MALFORMED_LINE;
+	case CSVREAD_BAD_TIME:
+		return REJECT_BAD_TIMESTAMP;
+	case CSVREAD_BAD_VALUE:
+		return REJECT_WRONG_TYPE;
+	case CSVREAD_NON_FINITE:
+		return REJECT_NON_FINITE_VALUE;
+	case CSVREAD_BAD_POINT_NAME:
+		return REJECT_INVALID_POINT_NAME;
+	case CSVREAD_BAD_SERIAL:
+		return REJECT_UNKNOWN_DEVICE;
 	}
 	*serial_len = strlen(row.serial);
 	memcpy(serial, row.serial, *serial_len + 1);
@@ -650,10 +660,12 @@ static int parse_influx(struct importer *im, const char *line, size_t len, char 
 	}
 	rc = lp_next(line, len, &pos, &line_no, &im->lp_scratch, &lp, &err);
 	if (rc <= 0) {
-		snprintf(detail, cap, "%s (column %zu)", rc < 0 ? err.message : "no record", rc < 0 ? err.column : 0);
+		snprintf(detail, cap, "%s (column %zu)", rc < 0 ? err.message : "no record",
+			 rc < 0 ? err.column : 0);
 		/* lineproto refuses 1e999 as syntax; the live path's name for it is non_finite_value */
-		return rc < 0 && strstr(err.message, "beyond the range of a double") ? REJECT_NON_FINITE_VALUE
-										   : IMPORT_MALFORMED_LINE;
+		return rc < 0 && strstr(err.message, "beyond the range of a double") ?
+			       REJECT_NON_FINITE_VALUE :
+			       IMPORT_MALFORMED_LINE;
 	}
 	if (lp_map_serial(&lp, &im->o->mapping, &span, &err) < 0 || span.len == 0) {
 		snprintf(detail, cap, "no '%s' tag to name the device", im->o->mapping.serial_tag);
@@ -734,16 +746,17 @@ static void take_line(struct importer *im, int64_t line_no, const char *line, si
 		im->pending.lines_skipped++;
 		return;
 	}
-	reason = im->o->format == IMPORT_FORMAT_CSV
-			 ? parse_csv(im, line, len, serial, &serial_len, detail, sizeof(detail))
-			 : parse_influx(im, line, len, serial, &serial_len, detail, sizeof(detail));
+	reason = im->o->format == IMPORT_FORMAT_CSV ?
+			 parse_csv(im, line, len, serial, &serial_len, detail, sizeof(detail)) :
+			 parse_influx(im, line, len, serial, &serial_len, detail, sizeof(detail));
 	if (reason != 0) {
 		reject_line(im, line_no, reason, detail, serial_len ? serial : NULL, serial_len, line, len);
 		return;
 	}
-	match.tenant = (struct topic_slice){im->o->tenant_slug, strlen(im->o->tenant_slug)};
-	match.serial = (struct topic_slice){serial, serial_len};
-	if (validate_message(im->reg, &im->o->policy, &match, &im->decoded, im->now_us, im->now_us, &result, &err) < 0) {
+	match.tenant = (struct topic_slice){ im->o->tenant_slug, strlen(im->o->tenant_slug) };
+	match.serial = (struct topic_slice){ serial, serial_len };
+	if (validate_message(im->reg, &im->o->policy, &match, &im->decoded, im->now_us, im->now_us, &result,
+			     &err) < 0) {
 		reject_line(im, line_no, err.reason, err.detail, serial, serial_len, line, len);
 		return;
 	}
@@ -807,7 +820,7 @@ static void rejected_json(const struct counts *c, struct text *t)
 static bool ensure_partitions(struct importer *im)
 {
 	char from[24], to[24];
-	const char *params[2] = {from, to};
+	const char *params[2] = { from, to };
 
 	if (im->pending.min_us >= im->partitions_from_us && im->pending.max_us <= im->partitions_to_us)
 		return true;
@@ -848,19 +861,22 @@ static void put_be(unsigned char **p, uint64_t v, int bytes)
 /* --method copy (default): binary COPY into a temporary table, then the insert from it. */
 static bool insert_readings_copy(struct importer *im)
 {
-	static const unsigned char signature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xFF, '\r', '\n', 0};
+	static const unsigned char signature[11] = {
+		'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xFF, '\r', '\n', 0
+	};
 	size_t cap = 19 + im->row_count * 46 + 2;
 	unsigned char *buf = xmalloc(cap), *p = buf;
 	char tenant[16];
-	const char *params[1] = {tenant};
+	const char *params[1] = { tenant };
 	PGresult *res;
 	bool ok = false;
 
 	if (!im->stage_created) {
-		if (!exec_ok(im,
-			     "CREATE TEMP TABLE IF NOT EXISTS import_stage (t bigint, d integer, p integer, v double precision) "
-			     "ON COMMIT DELETE ROWS",
-			     0, NULL, "create the staging table"))
+		if (!exec_ok(
+			    im,
+			    "CREATE TEMP TABLE IF NOT EXISTS import_stage (t bigint, d integer, p integer, v double precision) "
+			    "ON COMMIT DELETE ROWS",
+			    0, NULL, "create the staging table"))
 			goto out;
 		im->stage_created = true;
 	}
@@ -890,7 +906,8 @@ static bool insert_readings_copy(struct importer *im)
 		goto out;
 	}
 	PQclear(res);
-	if (PQputCopyData(im->conn, (const char *)buf, (int)(p - buf)) != 1 || PQputCopyEnd(im->conn, NULL) != 1) {
+	if (PQputCopyData(im->conn, (const char *)buf, (int)(p - buf)) != 1 ||
+	    PQputCopyEnd(im->conn, NULL) != 1) {
 		fprintf(stderr, "mqtt2pg import: COPY: %s", PQerrorMessage(im->conn));
 		goto out;
 	}
@@ -925,9 +942,9 @@ static bool insert_readings(struct importer *im)
 
 	batch_arrays_build(&im->arrays, im->head, im->message_count);
 	snprintf(tenant, sizeof(tenant), "%d", (int)im->tenant_id);
-	const int lengths[5] = {(int)im->arrays.times.len, (int)im->arrays.devices.len, (int)im->arrays.points.len,
-				(int)im->arrays.values.len, 0};
-	const int formats[5] = {1, 1, 1, 1, 0};
+	const int lengths[5] = { (int)im->arrays.times.len, (int)im->arrays.devices.len,
+				 (int)im->arrays.points.len, (int)im->arrays.values.len, 0 };
+	const int formats[5] = { 1, 1, 1, 1, 0 };
 	params[0] = (const char *)im->arrays.times.bytes;
 	params[1] = (const char *)im->arrays.devices.bytes;
 	params[2] = (const char *)im->arrays.points.bytes;
@@ -950,12 +967,15 @@ static bool insert_rejects(struct importer *im)
 	for (size_t i = 0; i < im->reject_count; i++) {
 		const struct pending_reject *r = &im->rejects[i];
 		char seq[24];
-		const char *params[8] = {im->o->tenant_slug, r->serial, tenant, reason_name(r->reason), r->detail,
-					 (const char *)r->payload, origin, seq};
-		const int lengths[8] = {0, 0, 0, 0, 0, (int)r->payload_len, 0, 0};
-		const int formats[8] = {0, 0, 0, 0, 0, 1, 0, 0};
+		const char *params[8] = {
+			im->o->tenant_slug,	  r->serial, tenant, reason_name(r->reason), r->detail,
+			(const char *)r->payload, origin,    seq
+		};
+		const int lengths[8] = { 0, 0, 0, 0, 0, (int)r->payload_len, 0, 0 };
+		const int formats[8] = { 0, 0, 0, 0, 0, 1, 0, 0 };
 		snprintf(seq, sizeof(seq), "%" PRId64, r->line);
-		PGresult *res = exec(im, insert_reject_sql, 8, params, lengths, formats, "record rejected line");
+		PGresult *res =
+			exec(im, insert_reject_sql, 8, params, lengths, formats, "record rejected line");
 		if (!res)
 			return false;
 		PQclear(res);
@@ -965,7 +985,7 @@ static bool insert_rejects(struct importer *im)
 
 static bool upsert_devices(struct importer *im)
 {
-	struct text ids = {0}, n = {0}, first = {0}, last = {0}, written = {0};
+	struct text ids = { 0 }, n = { 0 }, first = { 0 }, last = { 0 }, written = { 0 };
 	char run[24], tenant[16];
 	bool ok = true, any = false;
 
@@ -992,7 +1012,7 @@ static bool upsert_devices(struct importer *im)
 	text_add(&last, "}");
 	text_add(&written, "}");
 	if (any) {
-		const char *params[7] = {run, tenant, ids.s, n.s, first.s, last.s, written.s};
+		const char *params[7] = { run, tenant, ids.s, n.s, first.s, last.s, written.s };
 		snprintf(run, sizeof(run), "%" PRId64, im->run_id);
 		snprintf(tenant, sizeof(tenant), "%d", (int)im->tenant_id);
 		ok = exec_ok(im, upsert_devices_sql, 7, params, "record per-device counts");
@@ -1008,7 +1028,7 @@ static bool upsert_devices(struct importer *im)
 static bool update_run(struct importer *im, const struct counts *total, int64_t offset, bool finished)
 {
 	char v[13][24];
-	struct text json = {0};
+	struct text json = { 0 };
 	const char *params[14];
 	bool ok;
 
@@ -1090,7 +1110,7 @@ static int64_t value_i64(const PGresult *res, int row, int col)
 static int open_run(struct importer *im, int64_t *offset)
 {
 	char tenant[16], size[24];
-	const char *params[4] = {tenant, im->name, size, im->fingerprint};
+	const char *params[4] = { tenant, im->name, size, im->fingerprint };
 	const char *format = im->o->format == IMPORT_FORMAT_CSV ? "csv" : "influx";
 	PGresult *res = NULL;
 	int rc = -1;
@@ -1100,12 +1120,13 @@ static int open_run(struct importer *im, int64_t *offset)
 	*offset = 0;
 	if (!begin_tenant(im))
 		goto out;
-	res = exec(im,
-		   "SELECT id, byte_offset, lines_skipped, lines_accepted, lines_rejected, readings, rows_written, "
-		   "rows_duplicate, points_dropped, (extract(epoch FROM min_time) * 1000000)::bigint, "
-		   "(extract(epoch FROM max_time) * 1000000)::bigint, finished_at IS NOT NULL, format "
-		   "FROM import_runs WHERE tenant_id = $1 AND file_name = $2 AND file_size = $3 AND fingerprint = $4",
-		   4, params, NULL, NULL, "find the import run");
+	res = exec(
+		im,
+		"SELECT id, byte_offset, lines_skipped, lines_accepted, lines_rejected, readings, rows_written, "
+		"rows_duplicate, points_dropped, (extract(epoch FROM min_time) * 1000000)::bigint, "
+		"(extract(epoch FROM max_time) * 1000000)::bigint, finished_at IS NOT NULL, format "
+		"FROM import_runs WHERE tenant_id = $1 AND file_name = $2 AND file_size = $3 AND fingerprint = $4",
+		4, params, NULL, NULL, "find the import run");
 	if (!res)
 		goto out;
 	if (PQntuples(res) == 1) {
@@ -1114,13 +1135,13 @@ static int open_run(struct importer *im, int64_t *offset)
 		if (!im->o->resume) {
 			fprintf(stderr,
 				"mqtt2pg import: %s was %s imported into tenant '%s' (run %s): pass --resume to %s\n",
-				im->name, finished ? "already" : "partly", im->o->tenant_slug, PQgetvalue(res, 0, 0),
-				finished ? "see its report" : "continue it");
+				im->name, finished ? "already" : "partly", im->o->tenant_slug,
+				PQgetvalue(res, 0, 0), finished ? "see its report" : "continue it");
 			goto out;
 		}
 		if (strcmp(PQgetvalue(res, 0, 12), format) != 0) {
-			fprintf(stderr, "mqtt2pg import: %s: the run was started with --format %s\n", im->name,
-				PQgetvalue(res, 0, 12));
+			fprintf(stderr, "mqtt2pg import: %s: the run was started with --format %s\n",
+				im->name, PQgetvalue(res, 0, 12));
 			goto out;
 		}
 		im->run_id = value_i64(res, 0, 0);
@@ -1138,20 +1159,22 @@ static int open_run(struct importer *im, int64_t *offset)
 		}
 		im->finished = finished;
 		PQclear(res);
-		const char *run_param[1] = {tenant};
+		const char *run_param[1] = { tenant };
 		snprintf(tenant, sizeof(tenant), "%" PRId64, im->run_id);
-		res = exec(im, "SELECT key, value::bigint FROM import_runs, jsonb_each_text(rejected) WHERE id = $1", 1,
-			   run_param, NULL, NULL, "read the run's rejection counts");
+		res = exec(
+			im,
+			"SELECT key, value::bigint FROM import_runs, jsonb_each_text(rejected) WHERE id = $1",
+			1, run_param, NULL, NULL, "read the run's rejection counts");
 		if (!res)
 			goto out;
 		for (int i = 0; i < PQntuples(res); i++)
 			for (int r = 0; r < IMPORT_REASON_COUNT; r++)
 				if (strcmp(PQgetvalue(res, i, 0), reason_name(r)) == 0)
 					c->rejected[r] = value_i64(res, i, 1);
-		fprintf(stderr, "%s: resuming run %" PRId64 " after line %" PRId64 " (byte %" PRId64 ")%s\n", im->name,
-			im->run_id, lines_done(c), *offset, finished ? ": already complete" : "");
+		fprintf(stderr, "%s: resuming run %" PRId64 " after line %" PRId64 " (byte %" PRId64 ")%s\n",
+			im->name, im->run_id, lines_done(c), *offset, finished ? ": already complete" : "");
 	} else {
-		const char *insert_params[5] = {tenant, im->name, size, im->fingerprint, format};
+		const char *insert_params[5] = { tenant, im->name, size, im->fingerprint, format };
 		PQclear(res);
 		res = exec(im,
 			   "INSERT INTO import_runs (tenant_id, file_name, file_size, fingerprint, format) "
@@ -1167,14 +1190,14 @@ static int open_run(struct importer *im, int64_t *offset)
 		goto out;
 	/* One process per run: a session lock, so a SIGKILLed importer's lock goes with its connection. */
 	snprintf(size, sizeof(size), "%" PRId64, im->run_id);
-	const char *lock_params[1] = {size};
-	res = exec(im, "SELECT pg_try_advisory_lock(hashtext('mqtt2pg.import'), $1::integer)", 1, lock_params, NULL,
-		   NULL, "lock the import run");
+	const char *lock_params[1] = { size };
+	res = exec(im, "SELECT pg_try_advisory_lock(hashtext('mqtt2pg.import'), $1::integer)", 1, lock_params,
+		   NULL, NULL, "lock the import run");
 	if (!res)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		fprintf(stderr, "mqtt2pg import: %s: run %" PRId64 " is being imported by another process\n", im->name,
-			im->run_id);
+		fprintf(stderr, "mqtt2pg import: %s: run %" PRId64 " is being imported by another process\n",
+			im->name, im->run_id);
 		goto out;
 	}
 	rc = im->finished ? 0 : 1;
@@ -1197,7 +1220,8 @@ static void show_progress(struct importer *im, bool last)
 	int64_t raw = reader_raw_position(&im->reader);
 	double fraction = im->size > 0 ? (double)raw / (double)im->size : 1.0;
 	int64_t read_now = raw - im->start_raw; /* bytes read by this process (a resumed run started later) */
-	double eta = read_now > 0 && raw < im->size ? seconds * (double)(im->size - raw) / (double)read_now : 0;
+	double eta =
+		read_now > 0 && raw < im->size ? seconds * (double)(im->size - raw) / (double)read_now : 0;
 
 	if (!last && now - im->last_progress_ms < (im->tty ? 250 : 10000))
 		return;
@@ -1205,12 +1229,15 @@ static void show_progress(struct importer *im, bool last)
 	if (fraction > 1)
 		fraction = 1;
 	if (im->tty) {
-		fprintf(stderr, "\r%s: %5.1f%%  %" PRId64 " lines  %" PRId64 " rows  %.0f rows/s  ETA %d:%02d   %s", im->name,
-			fraction * 100, lines, readings, rate, (int)eta / 60, (int)eta % 60, last ? "\n" : "");
+		fprintf(stderr,
+			"\r%s: %5.1f%%  %" PRId64 " lines  %" PRId64 " rows  %.0f rows/s  ETA %d:%02d   %s",
+			im->name, fraction * 100, lines, readings, rate, (int)eta / 60, (int)eta % 60,
+			last ? "\n" : "");
 		fflush(stderr);
 	} else {
-		log_info(MODULE, "%s: %.1f%% read, %" PRId64 " lines, %" PRId64 " rows, %.0f rows/s, ETA %d s", im->name,
-			 fraction * 100, lines, readings, rate, (int)eta);
+		log_info(MODULE,
+			 "%s: %.1f%% read, %" PRId64 " lines, %" PRId64 " rows, %.0f rows/s, ETA %d s",
+			 im->name, fraction * 100, lines, readings, rate, (int)eta);
 	}
 }
 
@@ -1218,7 +1245,7 @@ static void show_progress(struct importer *im, bool last)
 static int check_devices(struct importer *im, int64_t *devices_out)
 {
 	char run[24];
-	const char *params[1] = {run};
+	const char *params[1] = { run };
 	PGresult *res;
 	int64_t exact = 0, in_file_dups = 0, extra = 0, missing = 0, source_total = 0;
 	int rows;
@@ -1226,51 +1253,58 @@ static int check_devices(struct importer *im, int64_t *devices_out)
 	snprintf(run, sizeof(run), "%" PRId64, im->run_id);
 	if (!begin_tenant(im))
 		return -1;
-	res = exec(im,
-		   "SELECT d.serial, r.readings, r.rows_written, "
-		   " to_char(r.first_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-		   " to_char(r.last_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-		   " (SELECT count(*) FROM measurements m WHERE m.device_id = r.device_id "
-		   "   AND m.time >= r.first_time AND m.time <= r.last_time) "
-		   "FROM import_run_devices r JOIN devices d ON d.id = r.device_id WHERE r.run_id = $1 ORDER BY d.serial",
-		   1, params, NULL, NULL, "check the database against the source");
+	res = exec(
+		im,
+		"SELECT d.serial, r.readings, r.rows_written, "
+		" to_char(r.first_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+		" to_char(r.last_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+		" (SELECT count(*) FROM measurements m WHERE m.device_id = r.device_id "
+		"   AND m.time >= r.first_time AND m.time <= r.last_time) "
+		"FROM import_run_devices r JOIN devices d ON d.id = r.device_id WHERE r.run_id = $1 ORDER BY d.serial",
+		1, params, NULL, NULL, "check the database against the source");
 	rollback(im); /* read only: end the transaction either way */
 	if (!res)
 		return -1;
 	rows = PQntuples(res);
-	printf("  %-24s %12s %12s %12s  %-27s %-27s  %s\n", "device", "source_rows", "written", "db_rows", "first",
-	       "last", "check");
+	printf("  %-24s %12s %12s %12s  %-27s %-27s  %s\n", "device", "source_rows", "written", "db_rows",
+	       "first", "last", "check");
 	for (int i = 0; i < rows; i++) {
-		int64_t source = value_i64(res, i, 1), written = value_i64(res, i, 2), db = value_i64(res, i, 5);
+		int64_t source = value_i64(res, i, 1), written = value_i64(res, i, 2),
+			db = value_i64(res, i, 5);
 		char verdict[96];
 		source_total += source;
 		if (db < written) {
-			snprintf(verdict, sizeof(verdict), "MISSING %" PRId64 " row(s) this import wrote", written - db);
+			snprintf(verdict, sizeof(verdict), "MISSING %" PRId64 " row(s) this import wrote",
+				 written - db);
 			missing++;
 		} else if (db == source) {
 			snprintf(verdict, sizeof(verdict), "ok");
 			exact++;
 		} else if (db < source) {
-			snprintf(verdict, sizeof(verdict), "ok: %" PRId64 " duplicate(s) within the file", source - db);
+			snprintf(verdict, sizeof(verdict), "ok: %" PRId64 " duplicate(s) within the file",
+				 source - db);
 			in_file_dups++;
 		} else {
-			snprintf(verdict, sizeof(verdict), "ok: %" PRId64 " more row(s) in the range than the file", db - source);
+			snprintf(verdict, sizeof(verdict),
+				 "ok: %" PRId64 " more row(s) in the range than the file", db - source);
 			extra++;
 		}
 		if (rows <= 50 || strcmp(verdict, "ok") != 0)
-			printf("  %-24s %12" PRId64 " %12" PRId64 " %12" PRId64 "  %-27s %-27s  %s\n", PQgetvalue(res, i, 0),
-			       source, written, db, PQgetvalue(res, i, 3), PQgetvalue(res, i, 4), verdict);
+			printf("  %-24s %12" PRId64 " %12" PRId64 " %12" PRId64 "  %-27s %-27s  %s\n",
+			       PQgetvalue(res, i, 0), source, written, db, PQgetvalue(res, i, 3),
+			       PQgetvalue(res, i, 4), verdict);
 	}
 	if (rows > 50)
 		printf("  (%d devices; those not exactly matching are listed)\n", rows);
-	printf("  check: %d device(s): %" PRId64 " exact, %" PRId64 " with duplicates within the file, %" PRId64
-	       " with other rows in their range, %" PRId64 " MISSING rows\n",
+	printf("  check: %d device(s): %" PRId64 " exact, %" PRId64
+	       " with duplicates within the file, %" PRId64 " with other rows in their range, %" PRId64
+	       " MISSING rows\n",
 	       rows, exact, in_file_dups, extra, missing);
 	PQclear(res);
 	*devices_out = rows;
 	if (source_total != im->committed.readings) {
-		printf("  check: per-device source rows add up to %" PRId64 ", not %" PRId64 "\n", source_total,
-		       im->committed.readings);
+		printf("  check: per-device source rows add up to %" PRId64 ", not %" PRId64 "\n",
+		       source_total, im->committed.readings);
 		return -1;
 	}
 	return missing ? -1 : 0;
@@ -1315,9 +1349,9 @@ static int report(struct importer *im)
 		       im->run_id);
 		rc = check_devices(im, &devices);
 	}
-	printf("import result: file=%s lines=%" PRId64 " skipped=%" PRId64 " accepted=%" PRId64 " rejected=%" PRId64
-	       " readings=%" PRId64 " written=%" PRId64 " duplicate=%" PRId64 " dropped=%" PRId64 " devices=%" PRId64
-	       " check=%s\n",
+	printf("import result: file=%s lines=%" PRId64 " skipped=%" PRId64 " accepted=%" PRId64
+	       " rejected=%" PRId64 " readings=%" PRId64 " written=%" PRId64 " duplicate=%" PRId64
+	       " dropped=%" PRId64 " devices=%" PRId64 " check=%s\n",
 	       im->name, lines_done(c), c->lines_skipped, c->lines_accepted, c->lines_rejected, c->readings,
 	       c->rows_written, c->rows_duplicate, c->points_dropped, devices, rc == 0 ? "ok" : "FAILED");
 	fflush(stdout);
@@ -1386,7 +1420,8 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 		line_no = 1;
 		offset = header_end;
 	} else if (!im->finished && reader_seek(&im->reader, offset) < 0) {
-		fprintf(stderr, "mqtt2pg import: %s: cannot seek to byte %" PRId64 " to resume\n", path, offset);
+		fprintf(stderr, "mqtt2pg import: %s: cannot seek to byte %" PRId64 " to resume\n", path,
+			offset);
 		return 1;
 	}
 	im->started_ms = im->last_progress_ms = clock_monotonic_ms();
@@ -1416,8 +1451,11 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 		if (got < 0) {
 			/* keep what was read before the damage; a resume stops at the same place */
 			(void)flush(im, im->reader.offset, false);
-			fprintf(stderr, "mqtt2pg import: %s: read error after line %" PRId64 " (a truncated or corrupt gzip "
-				"stream?)\n", path, line_no);
+			fprintf(stderr,
+				"mqtt2pg import: %s: read error after line %" PRId64
+				" (a truncated or corrupt gzip "
+				"stream?)\n",
+				path, line_no);
 			rc = 1;
 		} else if (!flush(im, im->reader.offset, true)) {
 			rc = 1;
@@ -1425,11 +1463,14 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 	}
 	show_progress(im, true);
 	if (rc == 1) {
-		fprintf(stderr, "mqtt2pg import: %s: stopped; what was committed stays, rerun with --resume\n", path);
+		fprintf(stderr,
+			"mqtt2pg import: %s: stopped; what was committed stays, rerun with --resume\n", path);
 		return 1;
 	}
 	if (rc > 128) {
-		fprintf(stderr, "mqtt2pg import: %s: interrupted after line %" PRId64 " (committed); rerun with --resume\n",
+		fprintf(stderr,
+			"mqtt2pg import: %s: interrupted after line %" PRId64
+			" (committed); rerun with --resume\n",
 			path, lines_done(&im->committed));
 		return rc;
 	}
@@ -1452,8 +1493,10 @@ static int rebuild_aggregates(struct importer *im, const struct counts *all)
 	if (done < 0)
 		return 1;
 	if (stop_signal) {
-		printf("aggregates: interrupted after %" PRId64 " of %" PRId64 " bucket(s); the rest stay marked dirty "
-		       "for the bridge's aggregate job (or run `mqtt2pg aggregate rebuild`)\n", done, marked);
+		printf("aggregates: interrupted after %" PRId64 " of %" PRId64
+		       " bucket(s); the rest stay marked dirty "
+		       "for the bridge's aggregate job (or run `mqtt2pg aggregate rebuild`)\n",
+		       done, marked);
 		return 128 + stop_signal;
 	}
 	printf("aggregates: %" PRId64 " bucket(s) marked, %" PRId64 " recomputed in %.1f s\n", marked, done,
@@ -1490,8 +1533,8 @@ static int parse_args(int argc, char **argv, struct import_options *o, char ***f
 			unit = argv[++i];
 		else if (strcmp(a, "--batch-rows") == 0 && has_value)
 			o->batch_rows = atoi(argv[++i]);
-		else if ((strcmp(a, "--serial-tag") == 0 || strcmp(a, "--point") == 0 || strcmp(a, "--precision") == 0 ||
-			  strcmp(a, "--strings") == 0) &&
+		else if ((strcmp(a, "--serial-tag") == 0 || strcmp(a, "--point") == 0 ||
+			  strcmp(a, "--precision") == 0 || strcmp(a, "--strings") == 0) &&
 			 has_value) {
 			char err[160];
 			const char *key = strcmp(a, "--serial-tag") == 0 ? "serial_tag" : a + 2;
@@ -1541,8 +1584,8 @@ static int parse_args(int argc, char **argv, struct import_options *o, char ***f
 
 int import_command(const struct config *cfg, int argc, char **argv)
 {
-	struct import_options o = {.aggregates = true, .batch_rows = DEFAULT_BATCH_ROWS, .copy = true};
-	struct importer im = {.o = &o};
+	struct import_options o = { .aggregates = true, .batch_rows = DEFAULT_BATCH_ROWS, .copy = true };
+	struct importer im = { .o = &o };
 	struct counts all;
 	struct sigaction sa;
 	char **files = NULL;

@@ -13,7 +13,7 @@
 #include "csvread.h"
 #include "unit.h"
 
-#define US INT64_C(1000000)
+#define US    INT64_C(1000000)
 /* 2026-10-01T00:00:00Z */
 #define T_OCT INT64_C(1790812800)
 
@@ -29,8 +29,8 @@ static bool header(const char *text, struct csvread_columns *cols)
 	return ok;
 }
 
-static enum csvread_status row(const char *text, const struct csvread_columns *cols, enum csvread_time_unit unit,
-			       struct csvread_row *out)
+static enum csvread_status row(const char *text, const struct csvread_columns *cols,
+			       enum csvread_time_unit unit, struct csvread_row *out)
 {
 	size_t len = strlen(text);
 	char *copy = malloc(len ? len : 1), detail[256];
@@ -78,16 +78,19 @@ static void test_rows(void)
 	struct csvread_columns cols = standard();
 	struct csvread_row r;
 
-	CU_ASSERT_EQUAL(row("2026-10-01T00:00:00Z,INV-1,power,5420.5", &cols, CSVREAD_SECONDS, &r), CSVREAD_OK);
+	CU_ASSERT_EQUAL(row("2026-10-01T00:00:00Z,INV-1,power,5420.5", &cols, CSVREAD_SECONDS, &r),
+			CSVREAD_OK);
 	CU_ASSERT_EQUAL(r.time_us, T_OCT * US);
 	CU_ASSERT_STRING_EQUAL(r.serial, "INV-1");
 	CU_ASSERT_STRING_EQUAL(r.point, "power");
 	CU_ASSERT_EQUAL(r.value, 5420.5);
-	CU_ASSERT_EQUAL(row("2026-10-01T02:00:00.25+02:00,INV-1,power,-1e3\r", &cols, CSVREAD_SECONDS, &r), CSVREAD_OK);
+	CU_ASSERT_EQUAL(row("2026-10-01T02:00:00.25+02:00,INV-1,power,-1e3\r", &cols, CSVREAD_SECONDS, &r),
+			CSVREAD_OK);
 	CU_ASSERT_EQUAL(r.time_us, T_OCT * US + 250000);
 	CU_ASSERT_EQUAL(r.value, -1000.0);
 	CU_ASSERT_EQUAL(row("\"2026-10-01 00:00:00Z\",\"INV \"\"1\"\"\",\"grid.voltage\",\"230\"", &cols,
-			    CSVREAD_SECONDS, &r), CSVREAD_OK);
+			    CSVREAD_SECONDS, &r),
+			CSVREAD_OK);
 	CU_ASSERT_STRING_EQUAL(r.serial, "INV \"1\"");
 	CU_ASSERT_STRING_EQUAL(r.point, "grid.voltage");
 }
@@ -127,13 +130,14 @@ static void test_faults(void)
 	CU_ASSERT_EQUAL(row("1,S,p,1,extra", &cols, CSVREAD_SECONDS, &r), CSVREAD_MALFORMED);
 	CU_ASSERT_EQUAL(row("1,\"S,p,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_MALFORMED);    /* open quote */
 	CU_ASSERT_EQUAL(row("1,\"S\"x,p,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_MALFORMED); /* after quote */
-	CU_ASSERT_EQUAL(row("1,S\"x,p,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_MALFORMED);   /* quote inside */
+	CU_ASSERT_EQUAL(row("1,S\"x,p,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_MALFORMED); /* quote inside */
 	CU_ASSERT_EQUAL(row("1,,p,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_MALFORMED);
 	CU_ASSERT_EQUAL(row("1,S,,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_MALFORMED);
 	CU_ASSERT_EQUAL(row("1,S,p,", &cols, CSVREAD_SECONDS, &r), CSVREAD_MALFORMED);
 	CU_ASSERT_EQUAL(row(",S,p,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_BAD_TIME);
 	CU_ASSERT_EQUAL(row("2026-02-30T00:00:00Z,S,p,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_BAD_TIME);
-	CU_ASSERT_EQUAL(row("2026-10-01T00:00:00,S,p,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_BAD_TIME); /* no zone */
+	CU_ASSERT_EQUAL(row("2026-10-01T00:00:00,S,p,1", &cols, CSVREAD_SECONDS, &r),
+			CSVREAD_BAD_TIME); /* no zone */
 	CU_ASSERT_EQUAL(row("1,S,bad point!,1", &cols, CSVREAD_SECONDS, &r), CSVREAD_BAD_POINT_NAME);
 	CU_ASSERT_EQUAL(row("1,S,p,abc", &cols, CSVREAD_SECONDS, &r), CSVREAD_BAD_VALUE);
 	CU_ASSERT_EQUAL(row("1,S,p,0x10", &cols, CSVREAD_SECONDS, &r), CSVREAD_BAD_VALUE);
