@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "aggregate.h"
 #include "batch.h"
@@ -30,6 +29,7 @@
 #include "csvread.h"
 #include "db.h"
 #include "decode.h"
+#include "linereader.h"
 #include "lineproto.h"
 #include "log.h"
 #include "message.h"
@@ -42,8 +42,6 @@
 #include "xalloc.h"
 
 #define MODULE		   "import"
-#define LINE_MAX_BYTES	   (64 * 1024) /* a longer line is rejected as malformed_line */
-#define READ_CHUNK	   (1024 * 1024)
 #define FINGERPRINT_BYTES  65536
 #define REJECTS_PER_BATCH  1000
 #define DEFAULT_BATCH_ROWS 20000
@@ -93,14 +91,6 @@ struct pending_reject {
 	size_t payload_len;
 };
 
-struct line_reader {
-	gzFile gz;
-	char *buf;
-	size_t start, end; /* unread bytes are buf[start..end) */
-	int64_t offset;	   /* stream offset of buf[start] */
-	bool eof;
-};
-
 struct importer {
 	const struct import_options *o;
 	PGconn *conn;
@@ -117,7 +107,7 @@ struct importer {
 	char fingerprint[17];
 	int64_t run_id;
 	bool finished;
-	struct line_reader reader;
+	struct linereader *reader; /* the file being read */
 	struct csvread_columns columns;
 
 	/* the batch being built */
@@ -316,142 +306,6 @@ out:
 		fclose(f);
 	free(buf);
 	return rc;
-}
-
-static int reader_open(struct line_reader *r, const char *path)
-{
-	memset(r, 0, sizeof(*r));
-	r->gz = gzopen(path, "rb"); /* reads plain files as they are, and gzip (influx_inspect -compress) */
-	if (!r->gz) {
-		fprintf(stderr, "mqtt2pg import: cannot open %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	gzbuffer(r->gz, 256 * 1024);
-	r->buf = xmalloc(READ_CHUNK + LINE_MAX_BYTES);
-	return 0;
-}
-
-static void reader_close(struct line_reader *r)
-{
-	if (r->gz)
-		gzclose(r->gz);
-	free(r->buf);
-	memset(r, 0, sizeof(*r));
-}
-
-/* Continues at offset of the uncompressed stream (a line start committed earlier). */
-static int reader_seek(struct line_reader *r, int64_t offset)
-{
-	if (gzseek(r->gz, (z_off_t)offset, SEEK_SET) != (z_off_t)offset)
-		return -1;
-	r->start = r->end = 0;
-	r->offset = offset;
-	r->eof = false;
-	return 0;
-}
-
-/* Position in the file as stored (compressed bytes for gzip): what progress compares with the size. */
-static int64_t reader_raw_position(struct line_reader *r)
-{
-	return (int64_t)gzoffset(r->gz);
-}
-
-/* At the end of the data: true if the stream ended properly (a truncated gzip member reports Z_BUF_ERROR). */
-static bool reader_clean_end(struct line_reader *r)
-{
-	int errnum = Z_OK;
-
-	gzerror(r->gz, &errnum);
-	return errnum == Z_OK;
-}
-
-/*
- * The next line (without its '\n') in *line and *len, *at its stream offset; *too_long when it exceeded
- * LINE_MAX_BYTES (then *line holds its first bytes and the rest was skipped). Returns 1, 0 at the end, -1 on a
- * read error (a corrupt gzip stream).
- */
-static int reader_next(struct line_reader *r, const char **line, size_t *len, int64_t *at, bool *too_long)
-{
-	size_t scanned = 0;
-
-	*too_long = false;
-	for (;;) {
-		char *nl = memchr(r->buf + r->start + scanned, '\n', r->end - r->start - scanned);
-		if (nl) {
-			*line = r->buf + r->start;
-			*len = (size_t)(nl - *line);
-			*at = r->offset;
-			r->offset += (int64_t)(*len + 1);
-			r->start += *len + 1;
-			if (*len > LINE_MAX_BYTES) {
-				*len = 256; /* the first bytes, for the rejection record */
-				*too_long = true;
-			}
-			return 1;
-		}
-		scanned = r->end - r->start;
-		if (r->eof) {
-			if (scanned == 0)
-				return 0;
-			*line = r->buf + r->start; /* last line without a newline */
-			*len = scanned;
-			*at = r->offset;
-			r->offset += (int64_t)scanned;
-			r->start = r->end;
-			if (*len > LINE_MAX_BYTES) {
-				*len = 256;
-				*too_long = true;
-			}
-			return 1;
-		}
-		if (scanned >= LINE_MAX_BYTES) {
-			/* Keep the first bytes for the rejection record; skip to the end of the line. */
-			int64_t begin = r->offset;
-			size_t keep = 256;
-			memmove(r->buf, r->buf + r->start, keep);
-			r->offset += (int64_t)scanned;
-			r->start = keep;
-			r->end = keep;
-			for (;;) {
-				int n = gzread(r->gz, r->buf + keep, READ_CHUNK);
-				if (n < 0 || (n == 0 && !reader_clean_end(r)))
-					return -1;
-				if (n == 0) {
-					r->eof = true;
-					break;
-				}
-				char *end_nl = memchr(r->buf + keep, '\n', (size_t)n);
-				if (end_nl) {
-					size_t rest = (size_t)(end_nl - (r->buf + keep));
-					r->offset += (int64_t)rest + 1;
-					r->start = keep + rest + 1;
-					r->end = keep + (size_t)n;
-					break;
-				}
-				r->offset += n;
-			}
-			*line = r->buf;
-			*len = keep;
-			*at = begin;
-			*too_long = true;
-			if (r->eof)
-				r->start = r->end = keep; /* nothing left after it */
-			return 1;
-		}
-		/* Move the partial line to the front and read more. */
-		if (r->start > 0) {
-			memmove(r->buf, r->buf + r->start, scanned);
-			r->start = 0;
-			r->end = scanned;
-		}
-		/* Here end < LINE_MAX_BYTES, so a whole chunk fits. */
-		int n = gzread(r->gz, r->buf + r->end, READ_CHUNK);
-		if (n < 0 || (n == 0 && !reader_clean_end(r)))
-			return -1;
-		if (n == 0)
-			r->eof = true;
-		r->end += (size_t)n;
-	}
 }
 
 /* --- the batch ------------------------------------------------------------------------------------ */
@@ -738,7 +592,7 @@ static void take_line(struct importer *im, int64_t line_no, const char *line, si
 	int reason;
 
 	if (too_long) {
-		snprintf(detail, sizeof(detail), "line longer than %d bytes", LINE_MAX_BYTES);
+		snprintf(detail, sizeof(detail), "line longer than %d bytes", LINEREADER_MAX_LINE);
 		reject_line(im, line_no, IMPORT_MALFORMED_LINE, detail, NULL, 0, line, len);
 		return;
 	}
@@ -1217,7 +1071,7 @@ static void show_progress(struct importer *im, bool last)
 	int64_t readings = im->committed.readings + im->pending.readings;
 	double seconds = (double)(now - im->started_ms) / 1000.0;
 	double rate = seconds > 0 ? (double)(readings - im->start_readings) / seconds : 0;
-	int64_t raw = reader_raw_position(&im->reader);
+	int64_t raw = linereader_raw_position(im->reader);
 	double fraction = im->size > 0 ? (double)raw / (double)im->size : 1.0;
 	int64_t read_now = raw - im->start_raw; /* bytes read by this process (a resumed run started later) */
 	double eta =
@@ -1360,6 +1214,15 @@ static int report(struct importer *im)
 
 /* --- one file ------------------------------------------------------------------------------------- */
 
+static struct linereader *open_reader(const char *path)
+{
+	struct linereader *r = linereader_open(path);
+
+	if (!r)
+		fprintf(stderr, "mqtt2pg import: cannot open %s: %s\n", path, strerror(errno));
+	return r;
+}
+
 /* Reads the CSV header (line 1). Returns its length + 1 (the offset of line 2), or -1 (printed). */
 static int64_t read_header(struct importer *im)
 {
@@ -1369,7 +1232,7 @@ static int64_t read_header(struct importer *im)
 	bool too_long;
 	char err[256];
 
-	if (reader_next(&im->reader, &line, &len, &at, &too_long) != 1 || too_long) {
+	if (linereader_next(im->reader, &line, &len, &at, &too_long) != 1 || too_long) {
 		fprintf(stderr, "mqtt2pg import: %s: no CSV header line\n", im->path);
 		return -1;
 	}
@@ -1377,7 +1240,7 @@ static int64_t read_header(struct importer *im)
 		fprintf(stderr, "mqtt2pg import: %s: line 1: %s\n", im->path, err);
 		return -1;
 	}
-	return im->reader.offset;
+	return linereader_offset(im->reader);
 }
 
 static void file_reset(struct importer *im)
@@ -1387,7 +1250,8 @@ static void file_reset(struct importer *im)
 	messages_clear(im);
 	rejects_clear(im);
 	devices_clear(im);
-	reader_close(&im->reader);
+	linereader_close(im->reader);
+	im->reader = NULL;
 	counts_init(&im->committed);
 	counts_init(&im->pending);
 	im->run_id = 0;
@@ -1405,7 +1269,7 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 
 	file_reset(im);
 	im->path = path;
-	if (file_identity(im) < 0 || reader_open(&im->reader, path) < 0)
+	if (file_identity(im) < 0 || (im->reader = open_reader(path)) == NULL)
 		return 1;
 	if (im->o->format == IMPORT_FORMAT_CSV && (header_end = read_header(im)) < 0)
 		return 1;
@@ -1419,27 +1283,27 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 		im->pending.lines_skipped++; /* the header */
 		line_no = 1;
 		offset = header_end;
-	} else if (!im->finished && reader_seek(&im->reader, offset) < 0) {
+	} else if (!im->finished && linereader_seek(im->reader, offset) < 0) {
 		fprintf(stderr, "mqtt2pg import: %s: cannot seek to byte %" PRId64 " to resume\n", path,
 			offset);
 		return 1;
 	}
 	im->started_ms = im->last_progress_ms = clock_monotonic_ms();
 	im->start_readings = im->committed.readings;
-	im->start_raw = reader_raw_position(&im->reader);
+	im->start_raw = linereader_raw_position(im->reader);
 	im->now_us = clock_realtime_us();
-	while (!im->finished && (got = reader_next(&im->reader, &line, &len, &offset, &too_long)) == 1) {
+	while (!im->finished && (got = linereader_next(im->reader, &line, &len, &offset, &too_long)) == 1) {
 		line_no++;
 		take_line(im, line_no, line, len, too_long);
 		if (im->row_count >= (size_t)im->o->batch_rows || im->reject_count >= REJECTS_PER_BATCH ||
 		    lines_done(&im->pending) >= (int64_t)im->o->batch_rows * 4) {
-			if (!flush(im, im->reader.offset, false)) {
+			if (!flush(im, linereader_offset(im->reader), false)) {
 				rc = 1;
 				break;
 			}
 		}
 		if (stop_signal) {
-			if (!flush(im, im->reader.offset, false))
+			if (!flush(im, linereader_offset(im->reader), false))
 				rc = 1;
 			else
 				rc = 128 + stop_signal;
@@ -1450,14 +1314,14 @@ static int import_file(struct importer *im, const char *path, struct counts *all
 	if (!im->finished && rc == 0) {
 		if (got < 0) {
 			/* keep what was read before the damage; a resume stops at the same place */
-			(void)flush(im, im->reader.offset, false);
+			(void)flush(im, linereader_offset(im->reader), false);
 			fprintf(stderr,
 				"mqtt2pg import: %s: read error after line %" PRId64
 				" (a truncated or corrupt gzip "
 				"stream?)\n",
 				path, line_no);
 			rc = 1;
-		} else if (!flush(im, im->reader.offset, true)) {
+		} else if (!flush(im, linereader_offset(im->reader), true)) {
 			rc = 1;
 		}
 	}
