@@ -155,7 +155,7 @@ int lp_mapping_set(struct lp_mapping *map, const char *key, const char *value, c
 bool lp_time_to_us(int64_t t, enum lp_precision precision, int64_t *out_us);
 
 /* The line's serial: the value of map->serial_tag. Returns 0, or -1 with err (LP_ERR_SERIAL) when the tag is
- * missing. With no serial_tag configured returns 0 and an empty span. */
+ * missing or empty. With no serial_tag configured returns 0 and an empty span. */
 int lp_map_serial(const struct lp_line *line, const struct lp_mapping *map, struct lp_span *serial,
 		  struct lp_error *err);
 

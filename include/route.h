@@ -51,6 +51,9 @@ struct route_level {
 	char *literal; /* owned; only for ROUTE_LEVEL_LITERAL */
 };
 
+/* A time_field or json_root path is split at '.'; each step is 1..ROUTE_MAX_PATH_STEP bytes (config.c checks). */
+#define ROUTE_MAX_PATH_STEP 127
+
 struct route {
 	char *template_text; /* owned, as configured */
 	char *filter;        /* owned, the derived MQTT subscription filter */

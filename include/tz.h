@@ -6,7 +6,8 @@
  * time, into an immutable table that any thread may use without a lock.
  *
  * Limits, documented for operators: the table holds the file's transitions (Debian's "fat" files list them up
- * to 2037); after the last one its offset stays. A local time that occurs twice (the hour the clocks go back)
+ * to 2037); after the last one its offset stays: the file's footer rule (TZif v2+) is not applied, and
+ * tz_load warns when a file with such a rule ends within ten years ("slim" files). A local time that occurs twice (the hour the clocks go back)
  * is read as the first occurrence; one that does not occur (the hour they go forward) with the offset before
  * the gap. Leap seconds are ignored, as POSIX time does.
  */
@@ -34,6 +35,12 @@ const char *tz_name(const struct tz *tz);
 /* The zone's UTC offset in seconds at the instant utc_sec. */
 int32_t tz_offset_at(const struct tz *tz, int64_t utc_sec);
 
+/*
+ * Whether the zone's file carries a daylight-saving rule for the times after its last transition (the TZif
+ * footer) that this table does not apply, and its transitions end before now_sec + 10 years: a "slim" file,
+ * where later times would get the last offset. tz_load logs a warning naming the zone when this is true.
+ */
+bool tz_footer_unused(const struct tz *tz, int64_t now_sec);
 /* Converts local_sec (a wall-clock time counted as if it were UTC) to seconds since the epoch. */
 int64_t tz_local_to_utc(const struct tz *tz, int64_t local_sec);
 

@@ -449,7 +449,48 @@ static bool filter_ok(const char *f)
 	return !hash || hash[1] == '\0';
 }
 
-/* The options of one route beyond topic and format, over the preset's defaults. */
+/* A dotted JSON path ("meta.ts") whose steps are 1..ROUTE_MAX_PATH_STEP bytes; NULL (not set) passes. */
+static void check_json_path(struct config_reader *rd, const config_setting_t *item, int i, const char *key,
+			    const char *path)
+{
+	for (const char *p = path; p && *p;) {
+		size_t n = strcspn(p, ".");
+		if (n == 0 || n > ROUTE_MAX_PATH_STEP || (p[n] == '.' && p[n + 1] == '\0')) {
+			const config_setting_t *at = config_setting_get_member(item, key);
+			reader_error(rd, at ? at : item,
+				     "routes[%d]: %s '%.40s%s': each '.'-separated step must be 1 to %d bytes", i,
+				     key, path, strlen(path) > 40 ? "..." : "", ROUTE_MAX_PATH_STEP);
+			return;
+		}
+		p += n + (p[n] == '.');
+	}
+}
+
+/*
+ * The prefix a preset's ignore filters hang under. An explicit prefix wins; else, when the route overrides
+ * the topic, the part of it before the preset's own tail ("home/solar" for opendtu's topic
+ * "home/solar/{serial}/{point+}"), so the status topics next to the readings stay ignored. NULL when the
+ * overridden topic does not end in the preset's tail: then nothing tells where its status topics are.
+ */
+static const char *preset_ignore_prefix(const struct preset *preset, const char *prefix, const char *topic,
+					char *buf, size_t buflen)
+{
+	const char *tail = preset->topic + strlen("{prefix}");
+	size_t tlen = strlen(tail), len = topic ? strlen(topic) : 0;
+
+	if (prefix)
+		return prefix;
+	if (!topic)
+		return preset->prefix;
+	if (len <= tlen || strcmp(topic + len - tlen, tail) != 0 || len - tlen >= buflen)
+		return NULL;
+	memcpy(buf, topic, len - tlen);
+	buf[len - tlen] = '\0';
+	return buf;
+}
+
+/* The options of one route beyond topic and format, over the preset's defaults. prefix is where the preset's
+ * ignore filters hang (preset_ignore_prefix), NULL when the route's topic does not tell. */
 static void read_route_options(struct config_reader *rd, const config_setting_t *item, int i,
 			       const struct preset *preset, const char *prefix, struct route *r)
 {
@@ -466,7 +507,12 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 	if (preset) {
 		r->ignore_retained = preset->ignore_retained;
 		r->ignore_non_numeric = preset->ignore_non_numeric;
-		for (const char *const *f = preset->ignore; *f; f++) {
+		if (!prefix && preset->ignore[0] && !ignore)
+			reader_error(rd, config_setting_get_member(item, "topic"),
+				     "routes[%d]: topic does not end like preset %s's (\"%s\"), so its ignore filters "
+				     "cannot follow it: set prefix = \"...\" or the route's own ignore = [...]",
+				     i, preset->name, preset->topic);
+		for (const char *const *f = preset->ignore; prefix && *f; f++) {
 			char *expanded = preset_expand(*f, prefix), *filter = filter_from_template(expanded);
 			route_add_ignore(r, filter);
 			free(filter);
@@ -516,6 +562,8 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 	if (config_setting_get_member(item, "timezone") && (!r->time_field || r->time_unit != ROUTE_TIME_RFC3339))
 		reader_error(rd, config_setting_get_member(item, "timezone"),
 			     "routes[%d]: timezone applies to a time_field with time_unit = \"rfc3339\"", i);
+	check_json_path(rd, item, i, "time_field", r->time_field);
+	check_json_path(rd, item, i, "json_root", r->json_root);
 	if (ignore) {
 		if (!config_setting_is_array(ignore) && !config_setting_is_list(ignore)) {
 			reader_error(rd, ignore, "routes[%d]: ignore must be a list of topic filters: [\"a/+/status\"]", i);
@@ -573,7 +621,8 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 					    "serial",	  "retained",	"non_numeric", "ignore",     "serial_tag",
 					    "point",	  "precision",	"strings",   "time_field",  "time_unit",
 					    "timezone",	  "json_root",	NULL};
-	char *topic = NULL, *format = NULL, *preset_name = NULL, *prefix = NULL, err[256];
+	char *topic = NULL, *format = NULL, *preset_name = NULL, *prefix = NULL, err[256], ignore_prefix[256];
+	bool topic_set;
 	const struct preset *preset = NULL;
 	enum route_format fmt = ROUTE_FORMAT_JSON;
 	struct route r = {0};
@@ -590,6 +639,7 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 			reader_error(rd, member, "routes[%d]: unknown setting '%s'", i, name ? name : "?");
 	}
 	read_string(rd, item, "topic", &topic);
+	topic_set = topic != NULL;
 	read_string(rd, item, "format", &format);
 	read_string(rd, item, "preset", &preset_name);
 	read_string(rd, item, "prefix", &prefix);
@@ -622,7 +672,11 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 	if (preset)
 		r.preset = xstrdup(preset->name);
 	check_keys_fit_format(rd, item, i, fmt);
-	read_route_options(rd, item, i, preset, prefix ? prefix : preset ? preset->prefix : "", &r);
+	read_route_options(rd, item, i, preset,
+			   preset ? preset_ignore_prefix(preset, prefix, topic_set ? topic : NULL, ignore_prefix,
+							 sizeof(ignore_prefix)) :
+				    "",
+			   &r);
 	if (rd->error_count == errors && !route_check(&r, err, sizeof(err)))
 		reader_error(rd, item, "routes[%d]: %s", i, err);
 	if (rd->error_count == errors) {

@@ -111,10 +111,11 @@ static int json_time(const struct route *r, const cJSON *node, enum route_time_u
 	return 0;
 }
 
-/* The member at a dotted path ("params.ts"); NULL if any step is missing or not an object. */
+/* The member at a dotted path ("params.ts"); NULL if any step is missing or not an object. config.c refuses
+ * a path with a step longer than the key buffer, so a NULL here is always "not in this payload". */
 static const cJSON *json_path(const cJSON *node, const char *path)
 {
-	char key[128];
+	char key[ROUTE_MAX_PATH_STEP + 1];
 
 	while (node && *path) {
 		size_t n = strcspn(path, ".");
@@ -216,7 +217,10 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 		return ignored(out, IGNORE_NO_VALUE); /* empty: also how a retained message is cleared */
 	if (text_is(p, n, "true") || text_is(p, n, "false")) {
 		value = p[0] == 't' ? 1.0 : 0.0;
-	} else if (number_grammar(p, n) && n <= MAX_NUMBER_TEXT) {
+	} else if (number_grammar(p, n)) {
+		if (n > MAX_NUMBER_TEXT)
+			return decode_fail(err, REJECT_MALFORMED_PAYLOAD,
+				    "number text longer than %d characters", MAX_NUMBER_TEXT);
 		memcpy(number, p, n);
 		number[n] = '\0';
 		value = strtod(number, NULL);
@@ -244,12 +248,20 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 			     const struct route_match *m, int64_t received_us, size_t max_bytes,
 			     struct decoded_message *out, struct decode_error *err)
 {
+	const char *p = payload, *end = payload + len;
 	cJSON *root;
 	const cJSON *v;
 	struct sample *s;
 	int rc = -1;
 
-	if (len == 0)
+	/* As for value: empty, only whitespace or a bare null is "no value" (README), not a JSON error. */
+	if (check_bytes(payload, len, max_bytes, err) < 0)
+		return -1;
+	while (p < end && is_space(*p))
+		p++;
+	while (end > p && is_space(end[-1]))
+		end--;
+	if (p == end || text_is(p, (size_t)(end - p), "null"))
 		return ignored(out, IGNORE_NO_VALUE);
 	root = decode_json_root(payload, len, max_bytes, err);
 	if (!root)
@@ -280,9 +292,26 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 
 /* --- JSON objects flattened to points ---------------------------------------------------------------- */
 
+static bool is_reading(const cJSON *c)
+{
+	return cJSON_IsNumber(c) || cJSON_IsBool(c);
+}
+
+/* Whether obj holds a number or boolean leaf at any depth (skip aside). */
+static bool has_reading(const cJSON *obj, const cJSON *skip)
+{
+	for (const cJSON *c = obj->child; c; c = c->next)
+		if (c != skip && (is_reading(c) || (cJSON_IsObject(c) && has_reading(c, skip))))
+			return true;
+	return false;
+}
+
 /*
  * Appends every number and boolean leaf of obj as a sample named prefix + path ("ENERGY/Total"), skipping the
- * member skip (the time). Strings, nulls and arrays are not readings.
+ * member skip (the time). Strings, nulls and arrays are not readings. A name longer than the limit rejects the
+ * message only where a reading would carry it: a long key over strings alone ({"<64 chars>":{"ssid":..}}) is
+ * not a point. name holds DECODE_MAX_POINT_NAME + 1 characters; name_len may already exceed the limit (a long
+ * topic {point}), and then nothing is written to it.
  */
 static int flatten(const cJSON *obj, char *name, size_t name_len, const cJSON *skip, int64_t time_us,
 		   struct decoded_message *out, struct decode_error *err)
@@ -292,12 +321,17 @@ static int flatten(const cJSON *obj, char *name, size_t name_len, const cJSON *s
 		double value;
 		struct sample *s;
 
-		if (c == skip || !(cJSON_IsObject(c) || cJSON_IsNumber(c) || cJSON_IsBool(c)))
+		if (c == skip || !(cJSON_IsObject(c) || is_reading(c)))
 			continue;
-		if (name_len + key_len + (cJSON_IsObject(c) ? 1 : 0) > DECODE_MAX_POINT_NAME)
+		/* An object's leaves are named name + key + "/" + at least their own key. */
+		if (name_len + key_len + (cJSON_IsObject(c) ? 1 : 0) > DECODE_MAX_POINT_NAME) {
+			if (cJSON_IsObject(c) && !has_reading(c, skip))
+				continue;
 			return decode_fail(err, REJECT_INVALID_POINT_NAME,
-				    "point name '%.*s%.32s' is longer than %d characters", (int)name_len,
-				    name, c->string, DECODE_MAX_POINT_NAME);
+				    "point name '%.*s%.32s' is longer than %d characters",
+				    (int)(name_len < DECODE_MAX_POINT_NAME ? name_len : DECODE_MAX_POINT_NAME), name,
+				    c->string, DECODE_MAX_POINT_NAME);
+		}
 		memcpy(name + name_len, c->string, key_len + 1);
 		if (cJSON_IsObject(c)) {
 			name[name_len + key_len] = '/';
@@ -320,15 +354,25 @@ static int flatten(const cJSON *obj, char *name, size_t name_len, const cJSON *s
 	return 0;
 }
 
-/* The topic's {point} as the prefix of every flattened name ("switch:0/"), or "". */
-static size_t name_prefix(const struct route_match *m, char name[DECODE_MAX_POINT_NAME + 2])
+/*
+ * The topic's {point} as the prefix of every flattened name ("switch:0/"), or "" without one; its length in
+ * *prefix_len. A {point} longer than a point name is refused here (it used to be dropped from the names); a
+ * prefix that leaves no room for a key is refused by flatten when a reading would carry it.
+ */
+static int name_prefix(const struct route_match *m, char name[DECODE_MAX_POINT_NAME + 2], size_t *prefix_len,
+		       struct decode_error *err)
 {
-	if (m->point.len == 0 || m->point.len >= DECODE_MAX_POINT_NAME)
+	*prefix_len = 0;
+	if (m->point.len == 0)
 		return 0;
+	if (m->point.len > DECODE_MAX_POINT_NAME)
+		return decode_fail(err, REJECT_INVALID_POINT_NAME,
+			    "point from the topic is longer than %d characters", DECODE_MAX_POINT_NAME);
 	memcpy(name, m->point.ptr, m->point.len);
 	name[m->point.len] = '/';
 	name[m->point.len + 1] = '\0';
-	return m->point.len + 1;
+	*prefix_len = m->point.len + 1;
+	return 0;
 }
 
 static int decode_flat_json(const struct route *r, const char *payload, size_t len,
@@ -338,6 +382,7 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 	char name[DECODE_MAX_POINT_NAME + 2] = "";
 	const cJSON *obj, *time_node = NULL;
 	int64_t time_us = received_us;
+	size_t prefix_len;
 	cJSON *root = decode_json_root(payload, len, max_bytes, err);
 	int rc = -1;
 
@@ -352,7 +397,8 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 	if (r->time_field && (time_node = json_path(root, r->time_field)) != NULL &&
 	    json_time(r, time_node, r->time_unit, &time_us, err) < 0)
 		goto out;
-	if (flatten(obj, name, name_prefix(m, name), time_node, time_us, out, err) < 0)
+	if (name_prefix(m, name, &prefix_len, err) < 0 ||
+	    flatten(obj, name, prefix_len, time_node, time_us, out, err) < 0)
 		goto out;
 	if (out->count == 0)
 		rc = r->ignore_non_numeric ?
@@ -376,13 +422,18 @@ static int decode_shelly_rpc(const struct route *r, const char *payload, size_t 
 	char name[DECODE_MAX_POINT_NAME + 2] = "";
 	const cJSON *method, *params, *ts;
 	int64_t time_us = received_us;
+	size_t prefix_len;
 	cJSON *root = decode_json_root(payload, len, max_bytes, err);
 	int rc = -1;
 
 	(void)r;
 	if (!root)
 		return -1;
-	method = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "method") : NULL;
+	if (!cJSON_IsObject(root)) {
+		rc = decode_fail(err, REJECT_WRONG_TYPE, "payload must be a Shelly RPC frame (a JSON object)");
+		goto out;
+	}
+	method = cJSON_GetObjectItemCaseSensitive(root, "method");
 	if (!cJSON_IsString(method) || (strcmp(method->valuestring, "NotifyStatus") != 0 &&
 					strcmp(method->valuestring, "NotifyFullStatus") != 0)) {
 		rc = ignored(out, IGNORE_STATUS); /* NotifyEvent, responses: not readings */
@@ -396,7 +447,8 @@ static int decode_shelly_rpc(const struct route *r, const char *payload, size_t 
 	ts = cJSON_GetObjectItemCaseSensitive(params, "ts");
 	if (ts && json_time(r, ts, ROUTE_TIME_S, &time_us, err) < 0)
 		goto out;
-	if (flatten(params, name, name_prefix(m, name), ts, time_us, out, err) < 0)
+	if (name_prefix(m, name, &prefix_len, err) < 0 ||
+	    flatten(params, name, prefix_len, ts, time_us, out, err) < 0)
 		goto out;
 	rc = out->count == 0 ? ignored(out, IGNORE_NON_NUMERIC) : 0;
 out:

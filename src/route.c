@@ -266,9 +266,10 @@ bool route_match(const struct route *r, const char *topic, size_t topic_len, str
 			found.point = (struct topic_slice){p, len};
 			break;
 		case ROUTE_LEVEL_POINT_REST:
-			/* The rest of the topic, one or more levels, none empty ("a//b" and "a/" are not points). */
+			/* The rest of the topic, one or more levels, none empty ("/b", "a//b" and "a/" are not
+			 * points): such a topic does not match this route. */
 			len = (size_t)(end - p);
-			if (len == 0 || p[len - 1] == '/' || memmem(p, len, "//", 2))
+			if (len == 0 || p[0] == '/' || p[len - 1] == '/' || memmem(p, len, "//", 2))
 				return false;
 			found.point = (struct topic_slice){p, len};
 			break;

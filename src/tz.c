@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "log.h"
 #include "xalloc.h"
 
 #define TZIF_MAX_BYTES (1024 * 1024)
 #define DAY_SEC	       INT64_C(86400)
+#define FOOTER_HORIZON (10 * 366 * DAY_SEC) /* how far ahead of now the transition table must reach */
 
 struct tz {
 	char *name;
@@ -21,6 +24,7 @@ struct tz {
 	int64_t *at;	       /* transition instants, ascending */
 	int32_t *offset_after; /* the UTC offset from at[i] on */
 	int32_t initial;       /* the offset before the first transition */
+	char *footer;	       /* the version 2+ footer's POSIX TZ rule ("CET-1CEST,M3.5.0,M10.5.0/3"), or NULL */
 };
 
 static uint32_t be32(const unsigned char *p)
@@ -79,7 +83,6 @@ static bool parse_tzif(const unsigned char *buf, size_t len, struct tz *tz)
 		}
 		break;
 	}
-	(void)lsize;
 	p += 44;
 	if ((size_t)(end - p) < (size_t)timecnt * (tsize + 1) + (size_t)typecnt * 6)
 		return false;
@@ -107,7 +110,29 @@ static bool parse_tzif(const unsigned char *buf, size_t len, struct tz *tz)
 		if (tz->offset_after[i] < -26 * 3600 || tz->offset_after[i] > 26 * 3600)
 			return false;
 	}
+	/* Version 2+: after the 64-bit block, "\n<POSIX TZ rule>\n" for the times after the last transition. */
+	if (buf[4] >= '2') {
+		const unsigned char *footer = types + (size_t)typecnt * 6;
+		size_t rest = (size_t)charcnt + (size_t)leap * lsize + isstd + isut;
+		const unsigned char *nl;
+
+		if ((size_t)(end - footer) >= rest + 2 && footer[rest] == '\n' &&
+		    (nl = memchr(footer + rest + 1, '\n', (size_t)(end - footer) - rest - 1)) != NULL) {
+			size_t n = (size_t)(nl - footer - rest - 1);
+			tz->footer = xmalloc(n + 1);
+			memcpy(tz->footer, footer + rest + 1, n);
+			tz->footer[n] = '\0';
+		}
+	}
 	return true;
+}
+
+bool tz_footer_unused(const struct tz *tz, int64_t now_sec)
+{
+	/* A rule without ',' is a fixed offset ("<+03>-3", "UTC0"): the last transition's offset already is it. */
+	if (!tz->footer || !strchr(tz->footer, ','))
+		return false;
+	return tz->count == 0 || tz->at[tz->count - 1] < now_sec + FOOTER_HORIZON;
 }
 
 int tz_load(const char *name, struct tz **out, char *err, size_t errlen)
@@ -125,7 +150,12 @@ int tz_load(const char *name, struct tz **out, char *err, size_t errlen)
 		snprintf(err, errlen, "timezone '%.64s' is not a zone name such as \"Europe/Berlin\"", name);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", name);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", name) >=
+	    sizeof(path)) {
+		snprintf(err, errlen, "timezone '%s': the path under TZDIR is longer than %zu bytes", name,
+			 sizeof(path) - 1);
+		return -1;
+	}
 	f = fopen(path, "rb");
 	if (!f) {
 		snprintf(err, errlen, "timezone '%s': cannot read %s: %s", name, path, strerror(errno));
@@ -136,9 +166,21 @@ int tz_load(const char *name, struct tz **out, char *err, size_t errlen)
 	fclose(f);
 	tz = xcalloc(1, sizeof(*tz));
 	tz->name = xstrdup(name);
-	if (!parse_tzif(buf, len, tz)) {
+	if (len == TZIF_MAX_BYTES || !parse_tzif(buf, len, tz)) { /* a cut-off file is not read as a whole one */
 		snprintf(err, errlen, "timezone '%s': %s is not a TZif file", name, path);
 		goto out;
+	}
+	if (tz_footer_unused(tz, (int64_t)time(NULL))) {
+		time_t last = tz->count ? (time_t)tz->at[tz->count - 1] : 0;
+		struct tm tm;
+		char when[32] = "its start";
+
+		if (tz->count && gmtime_r(&last, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d", &tm);
+		log_warn("tz",
+			 "timezone '%s': %s lists transitions only up to %s; its rule \"%s\" for later times is "
+			 "not applied (the last offset stays): install the \"fat\" tzdata files (zic -b fat)",
+			 name, path, when, tz->footer);
 	}
 	*out = tz;
 	tz = NULL;
@@ -156,6 +198,7 @@ void tz_free(struct tz *tz)
 	free(tz->name);
 	free(tz->at);
 	free(tz->offset_after);
+	free(tz->footer);
 	free(tz);
 }
 

@@ -648,6 +648,237 @@ static void test_config_route_options(void)
 }
 
 
+/* --- review findings: long names, empty and non-object payloads, long numbers, path steps, slim zones ------ */
+
+#define KEY60 "k23456789012345678901234567890123456789012345678901234567890"
+#define KEY64 KEY60 "1234"
+
+/* A {point} that cannot prefix any name is refused, never dropped ("apower" was stored). */
+static void test_flat_json_long_topic_point(void)
+{
+	struct config *cfg = load_ok(
+		"routes = ( { topic = \"{tenant}/{serial}/status/{point}\"; format = \"flat_json\"; } );\n");
+	struct result r;
+
+	expect_reject(cfg, "t/s/status/" KEY64, "{\"apower\":1}", REJECT_INVALID_POINT_NAME, "longer than 64");
+	expect_reject(cfg, "t/s/status/" KEY64 "5", "{\"apower\":1}", REJECT_INVALID_POINT_NAME, "longer than 64");
+	expect_reject(cfg, "t/s/status/" KEY60 "12", "{\"apower\":1}", REJECT_INVALID_POINT_NAME, "longer than 64");
+	/* 60 + "/" + 3 = 64 characters still fit */
+	r = run(cfg, "t/s/status/" KEY60, "{\"abc\":1}");
+	CU_ASSERT_EQUAL(r.rc, 0);
+	CU_ASSERT(sample_is(&r, 0, KEY60 "/abc", 1, RECEIVED_US));
+	decode_clear(&r.out);
+	config_free(cfg);
+}
+
+/* A long key over an object without readings is not a point: it does not reject the message. */
+static void test_flat_json_long_key_without_readings(void)
+{
+	struct config *cfg = load_ok("routes = ( { topic = \"f/{tenant}/{serial}\"; format = \"flat_json\"; } );\n");
+	struct result r = run(cfg, "f/acme/S1", "{\"apower\":5,\"" KEY64 "\":{\"ssid\":\"home\",\"x\":{\"y\":null}}}");
+
+	CU_ASSERT_EQUAL(r.rc, 0);
+	CU_ASSERT_EQUAL(r.out.count, 1);
+	CU_ASSERT(sample_is(&r, 0, "apower", 5, RECEIVED_US));
+	decode_clear(&r.out);
+	r = run(cfg, "f/acme/S1", "{\"" KEY60 "\":{\"" KEY60 "\":{\"ssid\":\"home\"}},\"apower\":5}");
+	CU_ASSERT_EQUAL(r.rc, 0);
+	CU_ASSERT(sample_is(&r, 0, "apower", 5, RECEIVED_US));
+	decode_clear(&r.out);
+	expect_reject(cfg, "f/acme/S1", "{\"apower\":5,\"" KEY64 "\":{\"ssid\":\"home\",\"rssi\":-60}}",
+		      REJECT_INVALID_POINT_NAME, "longer than 64");
+	/* ... but a reading under it still is a name too long */
+	expect_reject(cfg, "f/acme/S1", "{\"apower\":5,\"" KEY60 "\":{\"ssid\":\"home\",\"x\":{\"rssi\":-60}}}",
+		      REJECT_INVALID_POINT_NAME, "longer than 64");
+	expect_reject(cfg, "f/acme/S1", "{\"" KEY64 "5\":1}", REJECT_INVALID_POINT_NAME, "longer than 64");
+	config_free(cfg);
+}
+
+/* README: empty, whitespace-only, null and {"value": null} are no_value for value_json too. */
+static void test_value_json_no_value(void)
+{
+	struct config *cfg = load_ok("routes = ( { topic = \"N/{tenant}/{serial}/{point+}\"; format = \"value_json\"; } );\n");
+
+	expect_ignored(cfg, "N/acme/S1/p", "", IGNORE_NO_VALUE);
+	expect_ignored(cfg, "N/acme/S1/p", "  ", IGNORE_NO_VALUE);
+	expect_ignored(cfg, "N/acme/S1/p", " \r\n\t", IGNORE_NO_VALUE);
+	expect_ignored(cfg, "N/acme/S1/p", "null", IGNORE_NO_VALUE);
+	expect_ignored(cfg, "N/acme/S1/p", " null\n", IGNORE_NO_VALUE);
+	expect_ignored(cfg, "N/acme/S1/p", "{\"value\":null}", IGNORE_NO_VALUE);
+	expect_reject(cfg, "N/acme/S1/p", "nul", REJECT_MALFORMED_JSON, "");
+	expect_reject(cfg, "N/acme/S1/p", "\"  \"", REJECT_WRONG_TYPE, "object");
+	expect_reject(cfg, "N/acme/S1/p", " \xff ", REJECT_INVALID_UTF8, "UTF-8");
+	config_free(cfg);
+}
+
+/* A decimal longer than 64 characters is refused as such, not as "not a number". */
+static void test_value_long_number(void)
+{
+	struct config *cfg = load_ok(value_conf);
+
+	expect_reject(cfg, "v/acme/INV-1/p", "1." KEY60 "0000", REJECT_MALFORMED_PAYLOAD, "not a number");
+	expect_reject(cfg, "v/acme/INV-1/p",
+		      "1.000000000000000000000000000000000000000000000000000000000000000001",
+		      REJECT_MALFORMED_PAYLOAD, "number text longer than 64 characters");
+	/* non_numeric = "ignore" does not hide it: it is a number, only too long */
+	expect_reject(cfg, "t/acme/INV-1/p",
+		      "1.000000000000000000000000000000000000000000000000000000000000000001",
+		      REJECT_MALFORMED_PAYLOAD, "number text longer than 64 characters");
+	config_free(cfg);
+}
+
+/* A Shelly RPC frame is an object; anything else is the wrong type, not a status message. */
+static void test_shelly_non_object(void)
+{
+	struct config *cfg = load_ok("routes = ( { preset = \"shelly\"; tenant = \"acme\"; } );\n");
+
+	expect_reject(cfg, "shelly1/events/rpc", "42", REJECT_WRONG_TYPE, "object");
+	expect_reject(cfg, "shelly1/events/rpc", "[1]", REJECT_WRONG_TYPE, "object");
+	expect_reject(cfg, "shelly1/events/rpc", "\"NotifyStatus\"", REJECT_WRONG_TYPE, "object");
+	expect_ignored(cfg, "shelly1/events/rpc", "{\"id\":1,\"result\":{}}", IGNORE_STATUS);
+	expect_ignored(cfg, "shelly1/events/rpc", "{\"method\":\"NotifyEvent\",\"params\":{}}", IGNORE_STATUS);
+	config_free(cfg);
+}
+
+/* An empty device tag names no device: refused with a detail saying so. */
+static void test_empty_device_tag(void)
+{
+	struct config *cfg = load_ok(
+		"routes = ( { topic = \"tj/{tenant}/+\"; format = \"telegraf_json\"; serial_tag = \"host\"; } );\n");
+
+	expect_reject(cfg, "tj/acme/x", "{\"name\":\"cpu\",\"tags\":{\"host\":\"\"},\"fields\":{\"a\":1}}",
+		      REJECT_WRONG_TYPE, "tag 'host' naming the device is empty");
+	expect_reject(cfg, "tj/acme/x",
+		      "{\"metrics\":[{\"name\":\"cpu\",\"tags\":{\"host\":\"h1\"},\"fields\":{\"a\":1}},"
+		      "{\"name\":\"cpu\",\"tags\":{\"host\":\"\"},\"fields\":{\"a\":1}}]}",
+		      REJECT_WRONG_TYPE, "line 2: tag 'host' naming the device is empty");
+	config_free(cfg);
+}
+
+/* A time_field or json_root step longer than the decoder's key buffer is a configuration error. */
+static void test_config_json_path_steps(void)
+{
+	struct config *cfg;
+
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"meta."
+		     KEY64 KEY64 "\"; time_unit = \"s\"; } );\n",
+		     "routes[0]: time_field 'meta.k2345");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"meta."
+		     KEY64 KEY64 "\"; time_unit = \"s\"; } );\n",
+		     "...': each '.'-separated step must be 1 to 127 bytes");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; json_root = \"a..b\"; } );\n",
+		     "routes[0]: json_root 'a..b': each");
+	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t.\";"
+		     " time_unit = \"s\"; } );\n",
+		     "routes[0]: time_field 't.': each");
+	/* 127 bytes is fine, and found */
+	cfg = load_ok("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"m."
+		      KEY64 KEY60 "123\"; time_unit = \"s\"; } );\n");
+	{
+		struct result r = run(cfg, "a/acme/S1", "{\"p\":1,\"m\":{\"" KEY64 KEY60 "123\":1697551200}}");
+		CU_ASSERT_EQUAL(r.rc, 0);
+		CU_ASSERT(sample_is(&r, 0, "p", 1, T(1697551200)));
+		decode_clear(&r.out);
+	}
+	config_free(cfg);
+}
+
+/* A preset whose topic is overridden: its ignore filters follow the topic, or the config says they cannot. */
+static void test_config_preset_topic_override_ignores(void)
+{
+	struct config *cfg = load_ok(
+		"routes = ( { preset = \"opendtu\"; tenant = \"acme\"; topic = \"home/solar/{serial}/{point+}\"; } );\n");
+
+	CU_ASSERT_TRUE(route_ignores(&cfg->routes[0], "home/solar/114172220003/status/producing", 40));
+	CU_ASSERT_TRUE(route_ignores(&cfg->routes[0], "home/solar/dtu/uptime", 21));
+	CU_ASSERT_FALSE(route_ignores(&cfg->routes[0], "home/solar/114172220003/0/power", 31));
+	CU_ASSERT_FALSE(route_ignores(&cfg->routes[0], "solar/dtu/uptime", 16));
+	config_free(cfg);
+	cfg = load_ok("routes = ( { preset = \"shelly\"; tenant = \"acme\"; topic = \"shellies/{serial}/events/rpc\"; } );\n");
+	CU_ASSERT_TRUE(route_ignores(&cfg->routes[0], "shellies/plug1/online", 21));
+	config_free(cfg);
+	/* an explicit prefix still wins */
+	cfg = load_ok("routes = ( { preset = \"opendtu\"; tenant = \"acme\"; prefix = \"pv\";"
+		      " topic = \"x/{serial}/{point+}\"; } );\n");
+	CU_ASSERT_TRUE(route_ignores(&cfg->routes[0], "pv/dtu/uptime", 13));
+	config_free(cfg);
+	/* a layout of its own: the route must say where its status topics are */
+	load_refused("routes = ( { preset = \"opendtu\"; tenant = \"acme\"; topic = \"pv/{serial}/x/{point}\"; } );\n",
+		     "routes[0]: topic does not end like preset opendtu's");
+	cfg = load_ok("routes = ( { preset = \"opendtu\"; tenant = \"acme\"; topic = \"pv/{serial}/x/{point+}\";"
+		      " ignore = [ \"pv/+/x/status/#\" ]; } );\n");
+	CU_ASSERT_TRUE(route_ignores(&cfg->routes[0], "pv/1/x/status/a", 15));
+	config_free(cfg);
+}
+
+/* A slim TZif file (one transition, a DST rule in the footer): the unused rule is detected. */
+static void write_tzif(const char *path, int64_t transition, const char *footer)
+{
+	unsigned char buf[256];
+	size_t n = 0;
+	FILE *f;
+
+	for (int block = 0; block < 2; block++) {
+		uint32_t timecnt = block ? 1 : 0, counts[6] = { 0, 0, 0, timecnt, 1, 4 };
+		memset(buf + n, 0, 44);
+		memcpy(buf + n, "TZif2", 5);
+		for (int k = 0; k < 6; k++) {
+			buf[n + 20 + k * 4 + 3] = (unsigned char)counts[k];
+		}
+		n += 44;
+		if (timecnt) {
+			for (int k = 0; k < 8; k++)
+				buf[n + k] = (unsigned char)((uint64_t)transition >> (56 - 8 * k));
+			n += 8;
+			buf[n++] = 0; /* type index */
+		}
+		/* one type: +3600, not DST, abbreviation 0 */
+		memcpy(buf + n, "\x00\x00\x0e\x10\x00\x00", 6);
+		n += 6;
+		memcpy(buf + n, "CET", 4);
+		n += 4;
+	}
+	n += (size_t)snprintf((char *)buf + n, sizeof(buf) - n, "\n%s\n", footer);
+	f = fopen(path, "wb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(fwrite(buf, 1, n, f), n);
+	fclose(f);
+}
+
+static void test_tz_slim_file(void)
+{
+	char dir[] = "/tmp/mqtt2pg-test-tz-XXXXXX", path[64], err[256];
+	const char *old = getenv("TZDIR");
+	char *saved = old ? strdup(old) : NULL;
+	struct tz *tz = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/Slim", dir);
+	write_tzif(path, 946684800, "CET-1CEST,M3.5.0,M10.5.0/3");
+	setenv("TZDIR", dir, 1);
+	CU_ASSERT_EQUAL_FATAL(tz_load("Slim", &tz, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(tz_offset_at(tz, 1719828000), 3600); /* the documented limit: the last offset stays */
+	CU_ASSERT_TRUE(tz_footer_unused(tz, 1795000000));
+	CU_ASSERT_FALSE(tz_footer_unused(tz, 0)); /* transitions reach 10 years past 1970 */
+	tz_free(tz);
+	write_tzif(path, 946684800, "<+03>-3"); /* a fixed offset: nothing is lost */
+	CU_ASSERT_EQUAL_FATAL(tz_load("Slim", &tz, err, sizeof(err)), 0);
+	CU_ASSERT_FALSE(tz_footer_unused(tz, 1795000000));
+	tz_free(tz);
+	unlink(path);
+	rmdir(dir);
+	if (saved)
+		setenv("TZDIR", saved, 1);
+	else
+		unsetenv("TZDIR");
+	free(saved);
+	/* Debian's fat Europe/Berlin lists transitions to 2037: nothing to warn about in 2026 */
+	CU_ASSERT_EQUAL_FATAL(tz_load("Europe/Berlin", &tz, err, sizeof(err)), 0);
+	CU_ASSERT_FALSE(tz_footer_unused(tz, 1795000000));
+	tz_free(tz);
+}
+
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -669,6 +900,15 @@ int main(void)
 		UNIT_TEST(test_preset_telegraf),
 		UNIT_TEST(test_config_mistakes_name_the_route),
 		UNIT_TEST(test_config_route_options),
+		UNIT_TEST(test_flat_json_long_topic_point),
+		UNIT_TEST(test_flat_json_long_key_without_readings),
+		UNIT_TEST(test_value_json_no_value),
+		UNIT_TEST(test_value_long_number),
+		UNIT_TEST(test_shelly_non_object),
+		UNIT_TEST(test_empty_device_tag),
+		UNIT_TEST(test_config_json_path_steps),
+		UNIT_TEST(test_config_preset_topic_override_ignores),
+		UNIT_TEST(test_tz_slim_file),
 	};
 
 	return unit_run("formats", NULL, NULL, tests, UNIT_COUNT(tests));

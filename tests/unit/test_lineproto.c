@@ -412,6 +412,25 @@ static void test_map_point_name_checks(void)
 	lp_scratch_free(&s);
 }
 
+/* The device tag must name a device: an empty value (Telegraf JSON "tags":{"host":""}) is refused. */
+static void test_map_serial_refuses_empty(void)
+{
+	struct lp_tag tags[] = { { { "host", 4 }, { "", 0 } } };
+	struct lp_line l = { .line_no = 3, .tags = tags, .tag_count = 1 };
+	struct lp_mapping m;
+	struct lp_error e;
+	struct lp_span serial;
+	char err[160];
+
+	lp_mapping_init(&m);
+	CU_ASSERT_EQUAL(lp_mapping_set(&m, "serial_tag", "host", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(lp_map_serial(&l, &m, &serial, &e), -1);
+	CU_ASSERT_EQUAL(e.kind, LP_ERR_SERIAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e.message, "line 3: tag 'host' naming the device is empty"));
+	tags[0].value = (struct lp_span){ "h1", 2 };
+	CU_ASSERT_EQUAL(lp_map_serial(&l, &m, &serial, &e), 0);
+	CU_ASSERT_EQUAL(serial.len, 2);
+}
 
 int main(void)
 {
@@ -429,6 +448,7 @@ int main(void)
 		UNIT_TEST(test_time_to_us),
 		UNIT_TEST(test_map_line),
 		UNIT_TEST(test_map_point_name_checks),
+		UNIT_TEST(test_map_serial_refuses_empty),
 	};
 
 	return unit_run("lineproto", NULL, NULL, tests, UNIT_COUNT(tests));

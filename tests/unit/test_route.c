@@ -334,6 +334,10 @@ static void test_point_placeholders(void)
 	CU_ASSERT_FALSE(route_match(&r, "solar/S/a//b", 12, &m));
 	CU_ASSERT_FALSE(route_match(&r, "solar/S/a/", 10, &m));
 	route_clear(&r);
+	CU_ASSERT_TRUE_FATAL(route_parse_template("solar/{tenant}/{serial}/{point+}", ROUTE_FORMAT_VALUE, &r, err, sizeof(err)));
+	CU_ASSERT_TRUE(route_match(&r, "solar/t/s/0/power", 17, &m));
+	CU_ASSERT(slice_is(m.point, "0/power"));
+	route_clear(&r);
 	CU_ASSERT_TRUE_FATAL(route_parse_template("{serial}/status/{point}", ROUTE_FORMAT_FLAT_JSON, &r, err, sizeof(err)));
 	ASSERT_STR(r.filter, "+/status/+");
 	CU_ASSERT_TRUE(route_match(&r, "shelly1/status/switch:0", 23, &m));
@@ -343,6 +347,25 @@ static void test_point_placeholders(void)
 	CU_ASSERT_FALSE(route_parse_template("a/{point+}/b", ROUTE_FORMAT_VALUE, &r, err, sizeof(err)));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "last level"));
 	CU_ASSERT_FALSE(route_parse_template("a/{point}/{point+}", ROUTE_FORMAT_VALUE, &r, err, sizeof(err)));
+}
+
+/* {point+} is one or more non-empty levels: an empty level anywhere in it, the first too, is no match. */
+static void test_point_rest_refuses_empty_levels(void)
+{
+	static const char *const topics[] = { "solar/t/s//power", "solar/t/s//", "solar/t/s///x", "solar/t/s/a//b",
+					      "solar/t/s/a/", "solar/t/s/" };
+	struct route r = {0};
+	struct route_match m;
+	char err[256] = "";
+
+	CU_ASSERT_TRUE_FATAL(route_parse_template("solar/{tenant}/{serial}/{point+}", ROUTE_FORMAT_VALUE, &r, err, sizeof(err)));
+	for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
+		bool matched = route_match(&r, topics[i], strlen(topics[i]), &m);
+		if (matched)
+			fprintf(stderr, "\n  %s matched with point '%.*s'\n", topics[i], (int)m.point.len, m.point.ptr);
+		CU_ASSERT_FALSE(matched);
+	}
+	route_clear(&r);
 }
 
 static void test_filter_matches(void)
@@ -395,6 +418,7 @@ int main(void)
 		UNIT_TEST(test_match_topic_not_nul_terminated),
 		UNIT_TEST(test_match_serial_with_odd_bytes),
 		UNIT_TEST(test_point_placeholders),
+		UNIT_TEST(test_point_rest_refuses_empty_levels),
 		UNIT_TEST(test_filter_matches),
 		UNIT_TEST(test_new_format_names),
 	};
