@@ -218,6 +218,33 @@ assert_eq t "$(psql_super "SELECT line_number > 0 AND line_number = lines_skippe
            AND finished_at IS NULL FROM import_runs WHERE file_name = 'cut.csv.gz'")" \
 	"truncated gzip: the lines before the damage are committed and accounted for"
 
+# unknown points under the other two policies: "drop" keeps the line's known readings and counts the others,
+# "register" adds the point to the device as it goes (line protocol, point template {measurement}.{field})
+policy_conf()
+{
+	sed '/^database/a validation = { unknown_points = "'"$1"'"; max_points_per_device = 5; };' "$IT_DIR/import.conf" >"$IT_DIR/$1.conf"
+}
+policy_conf drop
+policy_conf register
+printf 'inverter,serial=T1-INV-0002 power=10,frequency=50 1790000000000000000\n' >"$IT_DIR/drop.lp"
+"$MQTT2PG_BIN" -c "$IT_DIR/drop.conf" import --format influx --tenant t1 "$IT_DIR/drop.lp" >"$IT_DIR/drop.out" 2>&1 ||
+	{ cat "$IT_DIR/drop.out" >&2; fail "import under policy drop failed"; }
+assert_eq "1 1 1 0" "$(for k in accepted readings dropped rejected; do result_field "$IT_DIR/drop.out" $k; done | tr '\n' ' ' | sed 's/ $//')" \
+	"policy drop: the line is accepted, its unknown point dropped and counted"
+{
+	printf 'inverter,serial=T1-INV-0003 freq=50,temp=41.5 1790000000000000000\n'
+	printf 'inverter,serial=T1-INV-0003 freq=50.1,temp=41.7 1790000010000000000\n'
+	printf 'inverter,serial=T1-INV-0003 extra=1 1790000020000000000\n' # a sixth point: over the cap of 5
+} >"$IT_DIR/register.lp"
+"$MQTT2PG_BIN" -c "$IT_DIR/register.conf" import --format influx --tenant t1 --point '{measurement}.{field}' \
+	"$IT_DIR/register.lp" >"$IT_DIR/register.out" 2>&1 || { cat "$IT_DIR/register.out" >&2; fail "import under policy register failed"; }
+assert_eq "2 4 4 1" "$(for k in accepted readings written rejected; do result_field "$IT_DIR/register.out" $k; done | tr '\n' ' ' | sed 's/ $//')" \
+	"policy register: new points registered and written; the point over the cap rejected"
+assert_eq "inverter.freq inverter.temp" "$(psql_super "SELECT string_agg(p.name, ' ' ORDER BY p.name) FROM points p
+           JOIN devices d ON d.id = p.device_id WHERE d.serial = 'T1-INV-0003' AND p.auto_registered")" \
+	"policy register: the points are in the registry, marked auto_registered"
+grep -q "point_limit=1" "$IT_DIR/register.out" || { cat "$IT_DIR/register.out" >&2; fail "the sixth point is not point_limit"; }
+
 it_log "aggregates against the reference"
 # --- 5. aggregates equal a reference computed here (lag over each point's whole series) --------------------
 assert_eq 0 "$(psql_super "SELECT count(*) FROM aggregate_dirty")" "no dirty bucket left after the imports"
