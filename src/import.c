@@ -213,9 +213,12 @@ static const char *const insert_staged_sql =
 	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
 	"SELECT device_id, count(*) FROM ins GROUP BY device_id";
 
-static const char *const insert_reject_sql =
+/* A batch's rejected lines in one statement: five arrays (text-format literals, see array_add). */
+static const char *const insert_rejects_sql =
 	"INSERT INTO rejected_messages (received_at, topic, tenant_slug, serial, tenant_id, reason, detail, payload, "
-	"origin, origin_seq) VALUES (now(), NULL, $1, $2, $3::integer, $4, $5, $6::bytea, $7, $8::bigint) "
+	"origin, origin_seq) "
+	"SELECT now(), NULL, $1, r.serial, $2::integer, r.reason, r.detail, r.payload, $3, r.seq "
+	"FROM unnest($4::text[], $5::text[], $6::text[], $7::bytea[], $8::bigint[]) AS r(serial, reason, detail, payload, seq) "
 	"ON CONFLICT (origin, origin_seq) DO NOTHING";
 
 static const char *const upsert_devices_sql =
@@ -812,29 +815,87 @@ static bool insert_readings(struct importer *im)
 	return true;
 }
 
+/* Appends one element to an array literal: NULL, a quoted text (quotes and backslashes escaped), or bytea. */
+/* Appends n bytes to t. */
+static void text_put(struct text *t, const char *bytes, size_t n)
+{
+	if (t->len + n + 1 > t->cap) {
+		t->cap = (t->len + n + 1) * 2;
+		t->s = xrealloc(t->s, t->cap);
+	}
+	memcpy(t->s + t->len, bytes, n);
+	t->len += n;
+	t->s[t->len] = '\0';
+}
+
+/*
+ * Appends one element to an array literal (after "{" or a previous element): NULL, a quoted text with its
+ * quotes and backslashes escaped, or bytes as bytea's hex form ("\\x..." in the literal is \x... in the element).
+ */
+static void array_add(struct text *t, const char *value, const unsigned char *bytes, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (t->len > 1)
+		text_put(t, ",", 1);
+	if (!value && !bytes) {
+		text_put(t, "NULL", 4);
+		return;
+	}
+	text_put(t, "\"", 1);
+	if (bytes) {
+		text_put(t, "\\\\x", 3);
+		for (size_t i = 0; i < len; i++) {
+			char pair[2] = { hex[bytes[i] >> 4], hex[bytes[i] & 15] };
+			text_put(t, pair, 2);
+		}
+	} else {
+		for (const char *c = value; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				text_put(t, "\\", 1);
+			text_put(t, c, 1);
+		}
+	}
+	text_put(t, "\"", 1);
+}
+
 static bool insert_rejects(struct importer *im)
 {
+	struct text serial = { 0 }, reason = { 0 }, detail = { 0 }, payload = { 0 }, seq = { 0 };
 	char origin[40], tenant[16];
+	bool ok;
 
+	if (im->reject_count == 0)
+		return true;
 	snprintf(origin, sizeof(origin), "import:%" PRId64, im->run_id);
 	snprintf(tenant, sizeof(tenant), "%d", (int)im->tenant_id);
+	text_add(&serial, "{");
+	text_add(&reason, "{");
+	text_add(&detail, "{");
+	text_add(&payload, "{");
+	text_add(&seq, "{");
 	for (size_t i = 0; i < im->reject_count; i++) {
 		const struct pending_reject *r = &im->rejects[i];
-		char seq[24];
-		const char *params[8] = {
-			im->o->tenant_slug,	  r->serial, tenant, reason_name(r->reason), r->detail,
-			(const char *)r->payload, origin,    seq
-		};
-		const int lengths[8] = { 0, 0, 0, 0, 0, (int)r->payload_len, 0, 0 };
-		const int formats[8] = { 0, 0, 0, 0, 0, 1, 0, 0 };
-		snprintf(seq, sizeof(seq), "%" PRId64, r->line);
-		PGresult *res =
-			exec(im, insert_reject_sql, 8, params, lengths, formats, "record rejected line");
-		if (!res)
-			return false;
-		PQclear(res);
+		array_add(&serial, r->serial, NULL, 0);
+		array_add(&reason, reason_name(r->reason), NULL, 0);
+		array_add(&detail, r->detail, NULL, 0);
+		array_add(&payload, "", r->payload, r->payload_len);
+		text_add(&seq, "%s%" PRId64, i ? "," : "", r->line);
 	}
-	return true;
+	text_add(&serial, "}");
+	text_add(&reason, "}");
+	text_add(&detail, "}");
+	text_add(&payload, "}");
+	text_add(&seq, "}");
+	const char *params[8] = { im->o->tenant_slug, tenant,	origin,	   serial.s,
+				  reason.s,	      detail.s, payload.s, seq.s };
+	ok = exec_ok(im, insert_rejects_sql, 8, params, "record rejected lines");
+	free(serial.s);
+	free(reason.s);
+	free(detail.s);
+	free(payload.s);
+	free(seq.s);
+	return ok;
 }
 
 static bool upsert_devices(struct importer *im)

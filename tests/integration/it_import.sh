@@ -199,15 +199,22 @@ it_log "hostile input"
 	printf 'T1-INV-0001,power\0,3,2026-09-01T00:00:10Z\n'                 # NUL byte: malformed_line
 	printf 'T1-\xff\xfe,power,4,2026-09-01T00:00:20Z\n'                   # invalid UTF-8 serial: unknown_device
 	printf '"T1-INV-0001","power","5","2026-09-01T00:00:30Z"\n'           # quoted: accepted
+	printf '"NOPE ""Q"" \\",power,7,2026-09-01T00:00:50Z\n'             # quotes, backslash: unknown_device
 	printf 'T1-INV-0001,power,6,2026-09-01T00:00:40Z'                      # no final newline: accepted
 } >"$IT_DIR/hostile.csv"
 m2p_import --format csv --tenant t1 "$IT_DIR/hostile.csv" >"$IT_DIR/hostile.out" 2>&1 ||
 	{ cat "$IT_DIR/hostile.out" >&2; fail "hostile CSV import failed"; }
-assert_eq "7 1 3 3" "$(for k in lines skipped accepted rejected; do result_field "$IT_DIR/hostile.out" $k; done | tr '\n' ' ' | sed 's/ $//')" \
-	"hostile CSV: 7 lines = 1 header + 3 accepted + 3 rejected"
-assert_eq "malformed_line=2 unknown_device=1" "$(psql_super "SELECT string_agg(reason || '=' || n, ' ' ORDER BY reason)
+assert_eq "8 1 3 4" "$(for k in lines skipped accepted rejected; do result_field "$IT_DIR/hostile.out" $k; done | tr '\n' ' ' | sed 's/ $//')" \
+	"hostile CSV: 8 lines = 1 header + 3 accepted + 4 rejected"
+assert_eq "malformed_line=2 unknown_device=2" "$(psql_super "SELECT string_agg(reason || '=' || n, ' ' ORDER BY reason)
            FROM (SELECT reason, count(*) n FROM rejected_messages x JOIN import_runs r ON x.origin = 'import:' || r.id
            WHERE r.file_name = 'hostile.csv' GROUP BY reason) s")" "hostile CSV: reasons recorded"
+hostile_rejects="FROM rejected_messages x JOIN import_runs r ON x.origin = 'import:' || r.id WHERE r.file_name = 'hostile.csv'"
+assert_eq "t t" "$(psql_super "SELECT bool_or(position('\\xfffe'::bytea IN payload) > 0) $hostile_rejects" \
+           "SELECT bool_or(serial = 'NOPE \"Q\" \\\\') $hostile_rejects" | tr '\n' ' ' | sed 's/ $//')" \
+	"hostile CSV: raw bytes kept in payload; the serial with its quotes, the backslash escaped (text_escape)"
+assert_eq 1 "$(psql_super "SELECT count(*) $hostile_rejects AND position('\\x00'::bytea IN payload) > 0")" \
+	"hostile CSV: the NUL byte kept in payload"
 # a truncated gzip stream: what could be read is committed and counted, the import says so and exits 1
 head -c 20000 "$IT_DIR/t2.csv.gz" >"$IT_DIR/cut.csv.gz"
 rc=0
