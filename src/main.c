@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "bridge.h"
 #include "config.h"
+#include "import.h"
 #include "json_arena.h"
 #include "log.h"
 #include "migrate.h"
@@ -39,6 +40,8 @@ static void print_usage(FILE *out)
 		"  point list [--device SERIAL]\n"
 		"  aggregate rebuild --from T1 --to T2 [--tenant SLUG]\n"
 		"                               recompute the 5-minute aggregates of a range (RFC 3339 times)\n"
+		"  import --format influx|csv --tenant SLUG [--resume] [--validate-only] [--no-aggregates] FILE...\n"
+		"                               import history (writer role, database.conninfo); see README\n"
 		"  acl export|check ...         broker ACL from the registry / lint an acl_file (mqtt2pg acl for usage)\n"
 		"  version\n"
 		"\n"
@@ -177,6 +180,8 @@ int main(int argc, char **argv)
 		rc = admin_point(db_arg, argc - i, argv + i);
 	} else if (strcmp(command, "aggregate") == 0) {
 		rc = admin_aggregate(db_arg, argc - i, argv + i);
+	} else if (strcmp(command, "import") == 0) {
+		rc = import_command(cfg, argc - i, argv + i);
 	} else if (strcmp(command, "acl") == 0) {
 		rc = acl_command(db_arg, argc - i, argv + i);
 	} else {
