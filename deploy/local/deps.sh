@@ -18,6 +18,7 @@ PACKAGES=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	# libraries
 	libpaho-mqtt-dev libpq-dev libcjson-dev libconfig-dev libcunit1-dev libmicrohttpd-dev
+	zlib1g-dev # mqtt2pg import reads gzip-compressed exports
 	# run + integration tests
 	postgresql-15 postgresql-client-15 mosquitto mosquitto-clients
 	procps iproute2 curl jq
