@@ -40,6 +40,7 @@
 #include "timeparse.h"
 #include "validate.h"
 #include "xalloc.h"
+#include "readings_sql.h"
 
 #define MODULE		   "import"
 #define FINGERPRINT_BYTES  65536
@@ -183,35 +184,11 @@ static int64_t lines_done(const struct counts *c)
  * dirty, in the same transaction), returning the new rows per device for the report.
  */
 static const char *const insert_readings_sql =
-	"WITH ins AS ("
-	" INSERT INTO measurements (time, tenant_id, device_id, point_id, value)"
-	" SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $5::integer, r.d, r.p, r.v"
-	" FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS r(t, d, p, v)"
-	" ON CONFLICT DO NOTHING RETURNING device_id, time), "
-	"marks AS ("
-	" INSERT INTO aggregate_dirty (tenant_id, device_id, bucket)"
-	" SELECT DISTINCT $5::integer, k.device_id, k.bucket FROM ("
-	"  SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS bucket FROM ins"
-	"  UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes' FROM ins"
-	" ) k ORDER BY 2, 3"
-	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
-	"SELECT device_id, count(*) FROM ins GROUP BY device_id";
+	READINGS_WRITE(READINGS_FROM_ARRAYS, "$5::integer") "SELECT device_id, count(*) FROM ins GROUP BY device_id";
 
 /* The same, from a temporary table filled by COPY (--method copy; COPY into measurements is refused under RLS). */
 static const char *const insert_staged_sql =
-	"WITH ins AS ("
-	" INSERT INTO measurements (time, tenant_id, device_id, point_id, value)"
-	" SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $1::integer, r.d, r.p, r.v"
-	" FROM import_stage AS r"
-	" ON CONFLICT DO NOTHING RETURNING device_id, time), "
-	"marks AS ("
-	" INSERT INTO aggregate_dirty (tenant_id, device_id, bucket)"
-	" SELECT DISTINCT $1::integer, k.device_id, k.bucket FROM ("
-	"  SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS bucket FROM ins"
-	"  UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes' FROM ins"
-	" ) k ORDER BY 2, 3"
-	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
-	"SELECT device_id, count(*) FROM ins GROUP BY device_id";
+	READINGS_WRITE("import_stage AS r", "$1::integer") "SELECT device_id, count(*) FROM ins GROUP BY device_id";
 
 /* A batch's rejected lines in one statement: five arrays (text-format literals, see array_add). */
 static const char *const insert_rejects_sql =

@@ -21,31 +21,15 @@
 #include "log.h"
 #include "timeparse.h"
 #include "xalloc.h"
+#include "readings_sql.h"
 
 #define MODULE "writer"
 #define POP_MAX 4096
 #define REJECT_BATCH_MAX 500
 
-/*
- * One statement per batch: insert the rows, and for the rows that were new (a replay marks nothing) mark
- * their 5-minute bucket and the next one dirty for the aggregate job, in the same transaction (see
- * sql/003_aggregates.sql for why the next one). DO UPDATE, not DO NOTHING: it locks a dirty row the job may
- * be claiming at this moment, so the job's recomputation waits for these rows instead of missing them.
- */
+/* One statement per batch: the rows, and the dirty marks of the new ones (readings_sql.h). */
 static const char *const insert_readings_sql =
-	"WITH ins AS ("
-	" INSERT INTO measurements (time, tenant_id, device_id, point_id, value)"
-	" SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $5::integer, r.d, r.p, r.v"
-	" FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS r(t, d, p, v)"
-	" ON CONFLICT DO NOTHING RETURNING device_id, time), "
-	"marks AS ("
-	" INSERT INTO aggregate_dirty (tenant_id, device_id, bucket)"
-	" SELECT DISTINCT $5::integer, k.device_id, k.bucket FROM ("
-	"  SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS bucket FROM ins"
-	"  UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes' FROM ins"
-	" ) k ORDER BY 2, 3"
-	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
-	"SELECT count(*) FROM ins";
+	READINGS_WRITE(READINGS_FROM_ARRAYS, "$5::integer") "SELECT count(*) FROM ins";
 
 /* Idempotent through (origin, origin_seq): a replayed spool record is not recorded twice. */
 static const char *const insert_rejection_sql =

@@ -33,6 +33,8 @@
 #include <arpa/inet.h>
 #include <endian.h>
 
+#include "readings_sql.h"
+
 #include <libpq-fe.h>
 
 #define POINTS		   4
@@ -47,19 +49,7 @@ static const char *const point_names[POINTS] = { "total_output_power", "grid_vol
 						 "daily_energy" };
 
 static const char *const bridge_sql =
-	"WITH ins AS ("
-	" INSERT INTO measurements (time, tenant_id, device_id, point_id, value)"
-	" SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $5::integer, r.d, r.p, r.v"
-	" FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS r(t, d, p, v)"
-	" ON CONFLICT DO NOTHING RETURNING device_id, time), "
-	"marks AS ("
-	" INSERT INTO aggregate_dirty (tenant_id, device_id, bucket)"
-	" SELECT DISTINCT $5::integer, k.device_id, k.bucket FROM ("
-	"  SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS bucket FROM ins"
-	"  UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes' FROM ins"
-	" ) k ORDER BY 2, 3"
-	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
-	"SELECT count(*) FROM ins";
+	READINGS_WRITE(READINGS_FROM_ARRAYS, "$5::integer") "SELECT count(*) FROM ins";
 
 enum mode {
 	MODE_VALUES,
