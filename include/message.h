@@ -68,10 +68,11 @@ struct message *message_new_reject(enum reject_reason reason, const char *detail
 int32_t message_add_new_point(struct message *m, const char *name);
 
 /*
- * Serialises m (not its next/spool_seq) into *buf (grown as needed; *cap is its size) and returns the length.
- * The format is the spool's record payload: native byte order, the same machine reads it back.
+ * Serialises m (not its next/spool_seq) into *buf from byte offset on (the buffer grown as needed, the bytes
+ * before offset kept; *cap is its size) and returns the length written. The format is the spool's record
+ * payload: native byte order, the same machine reads it back.
  */
-size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap);
+size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap, size_t offset);
 
 /* Decodes what message_encode wrote; returns an owned message, or NULL if the bytes are not well-formed. */
 struct message *message_decode(const unsigned char *buf, size_t len);

@@ -29,8 +29,9 @@
  * there is nothing to write) with its reject reason (REJECT_NONE: accepted), or the reason it was ignored.
  */
 struct outcome {
-	struct message **parts; /* owned until handed over */
-	enum reject_reason *reasons;
+	struct message **parts;      /* what there is to write (owned until handed over), part_count of them */
+	enum reject_reason *reasons; /* per device part, count of them: REJECT_NONE = accepted */
+	size_t part_count;
 	size_t count;
 	size_t capacity;
 	uint32_t dropped;
@@ -87,7 +88,8 @@ static void outcome_add(struct outcome *out, struct message *m, enum reject_reas
 		out->parts = xrealloc(out->parts, out->capacity * sizeof(*out->parts));
 		out->reasons = xrealloc(out->reasons, out->capacity * sizeof(*out->reasons));
 	}
-	out->parts[out->count] = m;
+	if (m) /* NULL: nothing to write (every point dropped, or a refusal only counted) */
+		out->parts[out->part_count++] = m;
 	out->reasons[out->count++] = reason;
 }
 
@@ -188,6 +190,7 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	int rc;
 
 	out->count = 0;
+	out->part_count = 0;
 	out->dropped = 0;
 	out->ignored = IGNORE_NONE;
 	route = match_route(in, topic, topic_len, &m, &out->ignored);
@@ -257,16 +260,13 @@ static int queue_hand_over(struct ingest *in, struct message *m, int timeout_ms)
  * the message whole if we refuse it, so a part taken twice would be stored twice (with a new receive time
  * when the payload has none, which no primary key absorbs). Disk mode: one spool append of every part (the
  * parts are freed here). Memory mode: once the first part is queued, the others wait for room as long as it
- * takes. Blocks at most enqueue_timeout_ms before the first part is taken. Empties out->parts.
+ * takes. Blocks at most enqueue_timeout_ms before the first part is taken. Takes or frees every part.
  */
 static int hand_over(struct ingest *in, struct outcome *out)
 {
-	size_t n = 0;
+	size_t n = out->part_count;
 	int rc = 0;
 
-	for (size_t i = 0; i < out->count; i++) /* compact away the parts with nothing to write */
-		if (out->parts[i])
-			out->parts[n++] = out->parts[i];
 	if (in->spool) {
 		rc = spool_append_all(in->spool, (const struct message *const *)out->parts, n,
 				      in->cfg->database.enqueue_timeout_ms);
@@ -280,8 +280,7 @@ static int hand_over(struct ingest *in, struct outcome *out)
 				rc = queue_hand_over(in, out->parts[i], i == 0 ? in->cfg->database.enqueue_timeout_ms : -1);
 		}
 	}
-	for (size_t i = 0; i < out->count; i++)
-		out->parts[i] = NULL;
+	out->part_count = 0;
 	return rc;
 }
 

@@ -116,9 +116,9 @@ static void put_string(struct encoder *e, const char *s)
 		put(e, s, n);
 }
 
-size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap)
+size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap, size_t offset)
 {
-	struct encoder e = {buf, cap, 0};
+	struct encoder e = {buf, cap, offset};
 	uint8_t kind = (uint8_t)m->kind;
 
 	put(&e, &kind, 1);
@@ -148,7 +148,7 @@ size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap)
 		if (payload_len)
 			put(&e, r->payload, payload_len);
 	}
-	return e.len;
+	return e.len - offset;
 }
 
 struct decoder {

@@ -60,9 +60,7 @@ struct spool {
 	int append_fd;
 	uint64_t next_seq;
 	uint64_t total_bytes;
-	unsigned char *encoded; /* one message's body */
-	size_t encoded_cap;
-	unsigned char *batch;   /* the records of one append: headers and bodies */
+	unsigned char *batch; /* the records of one append: headers and bodies */
 	size_t batch_cap;
 	bool unsynced;
 	int64_t last_sync_ms;
@@ -442,16 +440,12 @@ static size_t encode_records(struct spool *s, const struct message *const *messa
 	size_t used = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		size_t length = message_encode(messages[i], &s->encoded, &s->encoded_cap);
+		/* The body goes straight to its place after its header's; the header follows, once its length is known. */
+		size_t length = message_encode(messages[i], &s->batch, &s->batch_cap, used + HEADER_BYTES);
 		struct record_header h = {.length = (uint32_t)length, .seq = s->next_seq + i};
 
-		h.crc = record_crc(h.seq, s->encoded, h.length);
-		if (used + HEADER_BYTES + length > s->batch_cap) {
-			s->batch_cap = (used + HEADER_BYTES + length) * 2;
-			s->batch = xrealloc(s->batch, s->batch_cap);
-		}
+		h.crc = record_crc(h.seq, s->batch + used + HEADER_BYTES, h.length);
 		memcpy(s->batch + used, &h, HEADER_BYTES);
-		memcpy(s->batch + used + HEADER_BYTES, s->encoded, length);
 		used += HEADER_BYTES + length;
 	}
 	return used;
@@ -761,7 +755,6 @@ void spool_close(struct spool *s)
 	for (size_t i = 0; i < s->segment_count; i++)
 		free(s->segments[i].path);
 	free(s->segments);
-	free(s->encoded);
 	free(s->batch);
 	free(s->read_buf);
 	free(s->done);

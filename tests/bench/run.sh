@@ -361,21 +361,8 @@ bench_bridge_stop()
 	bridge_check_sanitizers
 }
 
-# metric NAME: the bridge's /metrics value (bash /dev/tcp: no process per poll), empty if unreachable.
-metric()
-{
-	local line value=
-	{ exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT"; } 2>/dev/null || return 0
-	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	while IFS= read -r -t 5 line <&3; do
-		if [[ "$line" == "$1 "* ]]; then
-			value=${line#* }
-			value=${value%$'\r'}
-		fi
-	done
-	exec 3<&-
-	printf '%s' "$value"
-}
+# metric NAME: the bridge's /metrics value, empty if unreachable.
+metric() { metric_at "$HTTP_PORT" "$1"; }
 
 # wait_rows TARGET: until the bridge has committed TARGET new rows. Gives up when nothing moves for 30 s
 # or after a deadline proportional to the load. Polls every 0.2 s.

@@ -26,43 +26,8 @@ for t in 1 2 3; do
 done
 assert_eq 6 "$(psql_super "SELECT count(*) FROM points WHERE kind = 'counter'")" "six counter points registered"
 
-# The reference: the bucket definition written independently of recompute_buckets() (correlated subqueries
-# instead of window functions). Prints the number of disagreeing or missing/extra buckets.
-mismatches()
-{
-	psql_super "
-	WITH r AS (
-	  SELECT m.device_id, m.point_id, m.time, m.value, p.kind,
-	         date_bin('5 minutes', m.time, timestamptz 'epoch') AS bucket,
-	         (SELECT max(m2.time) FROM measurements m2 WHERE m2.device_id = m.device_id
-	             AND m2.point_id = m.point_id AND m2.time < m.time) AS pt
-	    FROM measurements m JOIN points p ON p.id = m.point_id),
-	r2 AS (
-	  SELECT r.*, (SELECT m3.value FROM measurements m3 WHERE m3.device_id = r.device_id
-	                  AND m3.point_id = r.point_id AND m3.time = r.pt) AS pv,
-	         r.pt IS NOT NULL AND r.time - r.pt <= interval '5 minutes' AS paired
-	    FROM r),
-	ref AS (
-	  SELECT device_id, point_id, bucket, kind, count(*) AS count, avg(value) AS avg, min(value) AS min,
-	         max(value) AS max, min(time) AS first_time, max(time) AS last_time, sum(value) AS sum,
-	         sum(CASE WHEN paired THEN (value + pv) / 2 * extract(epoch FROM time - pt) / 3600 ELSE 0 END) AS integral,
-	         sum(CASE WHEN paired THEN CASE WHEN value >= pv THEN value - pv ELSE value END ELSE 0 END) AS increase
-	    FROM r2 GROUP BY device_id, point_id, bucket, kind)
-	SELECT count(*) FROM ref FULL JOIN measurements_5m a USING (device_id, point_id, bucket)
-	 WHERE ref.device_id IS NULL OR a.device_id IS NULL
-	    OR ref.count <> a.count OR ref.first_time <> a.first_time OR ref.last_time <> a.last_time
-	    OR a.first_value <> (SELECT value FROM measurements x WHERE x.device_id = a.device_id
-	                            AND x.point_id = a.point_id AND x.time = ref.first_time)
-	    OR a.last_value <> (SELECT value FROM measurements x WHERE x.device_id = a.device_id
-	                           AND x.point_id = a.point_id AND x.time = ref.last_time)
-	    OR abs(ref.avg - a.avg) > 1e-9 * greatest(1, abs(ref.avg))
-	    OR ref.min <> a.min OR ref.max <> a.max
-	    OR abs(ref.sum - a.sum) > 1e-9 * greatest(1, abs(ref.sum))
-	    OR abs(ref.integral - a.integral) > 1e-9 * greatest(1, abs(ref.integral))
-	    OR (ref.kind = 'counter') <> (a.increase IS NOT NULL)
-	    OR (ref.kind = 'counter' AND abs(ref.increase - a.increase) > 1e-9 * greatest(1, abs(ref.increase)))
-	    OR a.tenant_id <> (SELECT tenant_id FROM devices WHERE id = a.device_id)"
-}
+# Buckets that differ from the reference (bridge.sh).
+mismatches() { local r; r=$(aggregate_mismatches); echo "${r%|*}"; }
 dirty_empty() { test "$(psql_super "SELECT count(*) FROM aggregate_dirty")" -eq 0; }
 settle()
 {

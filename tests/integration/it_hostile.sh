@@ -262,10 +262,7 @@ sed -i 's/level = "info"/level = "debug"/' "$conf"
 grep -q 'level = "debug"' "$conf" || fail "could not set the log level to debug in $conf"
 bridge_start "$conf"
 
-metric()
-{
-	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v name="$1" '$1 == name { print $2 }'
-}
+metric() { metric_at "$HTTP_PORT" "$1"; }
 
 # --- publishing -----------------------------------------------------------------------------------------
 # A variable-length MQTT "remaining length", as hex.

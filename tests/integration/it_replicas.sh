@@ -171,22 +171,7 @@ rep_stop()
 
 live_names() { awk '{ print $1 }' "$LIVE" | sort; }
 
-# metric PORT NAME: one value from a replica's /metrics (bash /dev/tcp, no process per poll); empty if down.
-metric()
-{
-	local line value=
-	{ exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
-	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	while IFS= read -r -t 5 line <&3; do
-		if [[ "$line" == "$2 "* ]]; then
-			value=${line#* }
-			value=${value%$'\r'}
-		fi
-	done
-	exec 3<&-
-	printf '%s' "$value"
-}
-rmetric() { metric "${R_PORT[$1]}" "mqtt2pg_$2"; }
+rmetric() { metric_at "${R_PORT[$1]}" "mqtt2pg_$2"; }
 
 # --- publishing ----------------------------------------------------------------------------------------
 # pub_run PHASE N RATE: publish N messages from all devices (RATE msgs/s, 0 = full speed) and load what was
@@ -212,7 +197,7 @@ all_idle()
 {
 	local name port
 	while read -r name port; do
-		[[ "$(metric "$port" mqtt2pg_spool_backlog)" == 0 && "$(metric "$port" mqtt2pg_queue_depth)" == 0 ]] || return 1
+		[[ "$(metric_at "$port" mqtt2pg_spool_backlog)" == 0 && "$(metric_at "$port" mqtt2pg_queue_depth)" == 0 ]] || return 1
 	done <"$LIVE"
 }
 
@@ -573,7 +558,7 @@ sampler()
 		locks=$(psql_super "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted" 2>/dev/null || echo '?')
 		leaders=0
 		while read -r name port; do
-			v=$(metric "$port" mqtt2pg_aggregate_leader)
+			v=$(metric_at "$port" mqtt2pg_aggregate_leader)
 			leaders=$((leaders + ${v:-0}))
 		done <"$LIVE"
 		echo "$(utc_ms) $locks $leaders" >>"$IT_DIR/leader.samples"
@@ -880,40 +865,7 @@ echo "ok: phase 8b: a replica whose client id was taken logged why, and reconnec
 dirty_empty() { test "$(psql_super "SELECT count(*) FROM aggregate_dirty")" -eq 0; }
 wait_until 120 dirty_empty || fail "dirty buckets left: $(psql_super "SELECT count(*) FROM aggregate_dirty")"
 t0=$EPOCHREALTIME
-# The reference of it_aggregates.sh: the bucket definition written independently of recompute_buckets()
-# (correlated subqueries instead of window functions); prints the number of disagreeing or missing/extra buckets.
-mismatches=$(psql_super "SET jit = off" "
-	WITH r AS (
-	  SELECT m.device_id, m.point_id, m.time, m.value, p.kind,
-	         date_bin('5 minutes', m.time, timestamptz 'epoch') AS bucket,
-	         (SELECT max(m2.time) FROM measurements m2 WHERE m2.device_id = m.device_id
-	             AND m2.point_id = m.point_id AND m2.time < m.time) AS pt
-	    FROM measurements m JOIN points p ON p.id = m.point_id),
-	r2 AS (
-	  SELECT r.*, (SELECT m3.value FROM measurements m3 WHERE m3.device_id = r.device_id
-	                  AND m3.point_id = r.point_id AND m3.time = r.pt) AS pv,
-	         r.pt IS NOT NULL AND r.time - r.pt <= interval '5 minutes' AS paired
-	    FROM r),
-	ref AS (
-	  SELECT device_id, point_id, bucket, kind, count(*) AS count, avg(value) AS avg, min(value) AS min,
-	         max(value) AS max, min(time) AS first_time, max(time) AS last_time, sum(value) AS sum,
-	         sum(CASE WHEN paired THEN (value + pv) / 2 * extract(epoch FROM time - pt) / 3600 ELSE 0 END) AS integral,
-	         sum(CASE WHEN paired THEN CASE WHEN value >= pv THEN value - pv ELSE value END ELSE 0 END) AS increase
-	    FROM r2 GROUP BY device_id, point_id, bucket, kind)
-	SELECT count(*) || '|' || (SELECT count(*) FROM measurements_5m) FROM ref FULL JOIN measurements_5m a USING (device_id, point_id, bucket)
-	 WHERE ref.device_id IS NULL OR a.device_id IS NULL
-	    OR ref.count <> a.count OR ref.first_time <> a.first_time OR ref.last_time <> a.last_time
-	    OR a.first_value <> (SELECT value FROM measurements x WHERE x.device_id = a.device_id
-	                            AND x.point_id = a.point_id AND x.time = ref.first_time)
-	    OR a.last_value <> (SELECT value FROM measurements x WHERE x.device_id = a.device_id
-	                           AND x.point_id = a.point_id AND x.time = ref.last_time)
-	    OR abs(ref.avg - a.avg) > 1e-9 * greatest(1, abs(ref.avg))
-	    OR ref.min <> a.min OR ref.max <> a.max
-	    OR abs(ref.sum - a.sum) > 1e-9 * greatest(1, abs(ref.sum))
-	    OR abs(ref.integral - a.integral) > 1e-9 * greatest(1, abs(ref.integral))
-	    OR (ref.kind = 'counter') <> (a.increase IS NOT NULL)
-	    OR (ref.kind = 'counter' AND abs(ref.increase - a.increase) > 1e-9 * greatest(1, abs(ref.increase)))
-	    OR a.tenant_id <> (SELECT tenant_id FROM devices WHERE id = a.device_id)")
+mismatches=$(aggregate_mismatches) # the reference computation of bridge.sh
 buckets=${mismatches#*|}
 total_rows=$(rows)
 summary "aggregates: $buckets device-point buckets over $total_rows raw rows, $((${mismatches%|*})) differ from the reference ($(elapsed "$t0") s)"

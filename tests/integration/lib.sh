@@ -591,3 +591,22 @@ mosq_start_again()
 	it_log "starting mosquitto again on port $MQTT_PORT"
 	_mosq_launch
 }
+
+# --- the bridge's /metrics ------------------------------------------------------------------------------
+
+# metric_at PORT NAME: one value from the /metrics page on 127.0.0.1:PORT (bash /dev/tcp: no process per
+# poll, which matters in wait loops); empty if nothing answers.
+metric_at()
+{
+	local line value=
+	{ exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
+	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+	while IFS= read -r -t 5 line <&3; do
+		if [[ "$line" == "$2 "* ]]; then
+			value=${line#* }
+			value=${value%$'\r'}
+		fi
+	done
+	exec 3<&-
+	printf '%s' "$value"
+}
