@@ -55,6 +55,7 @@ struct pub_options {
 	int window;
 	int processes;
 	int timeout_s;
+	const char *stop_file; /* stop publishing (early, not failed) once this file exists */
 };
 
 /* One device this process publishes for. */
@@ -79,6 +80,7 @@ struct flight {
 struct result {
 	long sent, acked, failed;
 	int64_t start_us, end_us;
+	bool stopped; /* the stop file appeared before all messages were sent */
 };
 
 static int64_t realtime_us(void)
@@ -410,6 +412,12 @@ static int publish_share(const struct pub_options *o, int index, long messages, 
 		int64_t t;
 		int len, src;
 
+		/* Checked every 64 messages: a stat per message would cost more than the publish. */
+		if (o->stop_file && i % 64 == 0 && access(o->stop_file, F_OK) == 0) {
+			res->stopped = true;
+			break;
+		}
+
 		if (rate > 0) {
 			int64_t due = t0_ns + (int64_t)((double)i * 1e9 / rate);
 			if (monotonic_ns() < due)
@@ -451,7 +459,7 @@ static int publish_share(const struct pub_options *o, int index, long messages, 
 	res->failed = f->failed;
 	res->end_us = f->last_ack_us ? f->last_ack_us : realtime_us();
 	pthread_mutex_unlock(&f->lock);
-	if (res->sent == messages && res->acked == messages)
+	if ((res->sent == messages || res->stopped) && res->acked == res->sent)
 		rc = 0;
 cleanup:
 	session_close(&s);
@@ -476,6 +484,8 @@ static void usage(FILE *out)
 		     "  -o, --expected PREFIX  write each sent (serial, time) to PREFIX.<process>\n"
 		     "  -c, --client-id ID     client id prefix (mqtt2pg-bench-pub)\n"
 		     "      --timeout S        give up after S seconds (600)\n"
+		     "      --stop-file PATH   stop early (exit 0) once PATH exists: a stream that lasts until the\n"
+		     "                         caller says so, whatever the machine's speed (at most N messages)\n"
 		     "  -V, --version          print the Paho version and exit\n");
 }
 
@@ -488,6 +498,7 @@ static bool parse_options(int argc, char **argv, struct pub_options *o)
 		{ "window", required_argument, NULL, 'w' },   { "processes", required_argument, NULL, 'P' },
 		{ "expected", required_argument, NULL, 'o' }, { "client-id", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 'T' },  { "version", no_argument, NULL, 'V' },
+		{ "stop-file", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },	      { NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -535,6 +546,9 @@ static bool parse_options(int argc, char **argv, struct pub_options *o)
 			break;
 		case 'T':
 			o->timeout_s = atoi(optarg);
+			break;
+		case 'S':
+			o->stop_file = optarg;
 			break;
 		case 'V': {
 #ifdef PUB_MQTTCLIENT
@@ -654,7 +668,7 @@ int main(int argc, char **argv)
 		       total.sent ? cpu_us / (double)total.sent : 0.0, total.start_us / 1000000,
 		       total.start_us % 1000000, total.end_us / 1000000, total.end_us % 1000000);
 	}
-	if (total.sent != o.messages || total.acked != o.messages)
+	if ((!o.stop_file && total.sent != o.messages) || total.acked != total.sent)
 		rc = 1;
 	return rc;
 }

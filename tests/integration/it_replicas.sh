@@ -174,18 +174,23 @@ live_names() { awk '{ print $1 }' "$LIVE" | sort; }
 rmetric() { metric_at "${R_PORT[$1]}" "mqtt2pg_$2"; }
 
 # --- publishing ----------------------------------------------------------------------------------------
-# pub_run PHASE N RATE: publish N messages from all devices (RATE msgs/s, 0 = full speed) and load what was
+# pub_run PHASE N RATE [STOP_FILE]: publish N messages from all devices (RATE msgs/s, 0 = full speed), or
+# fewer if STOP_FILE appears first (a stream that lasts until the test has done what must happen mid-stream,
+# however slow the machine: pub_sent PHASE then says how many were sent), and load what was
 # sent into it.expected. Foreground; the "pub:" line goes to $IT_DIR/pub.PHASE.out.
 pub_run()
 {
-	local phase=$1 n=$2 rate=$3
-	"$PUB" -u "$MQTT_URI" -n "$n" -m "$DEVICES" -t "$TENANTS" -q 1 -r "$rate" -w 100 -P 2 \
+	local phase=$1 n=$2 rate=$3 stop=${4:+--stop-file=$4}
+	"$PUB" -u "$MQTT_URI" -n "$n" -m "$DEVICES" -t "$TENANTS" -q 1 -r "$rate" -w 100 -P 2 $stop \
 		-o "$IT_DIR/expected.$phase" -c "it-pub-$phase" --timeout 300 >"$IT_DIR/pub.$phase.out" \
 		2>"$IT_DIR/pub.$phase.err" || { cat "$IT_DIR/pub.$phase.err" >&2; fail "publisher failed in phase $phase"; }
 	cat "$IT_DIR/expected.$phase".* | awk -v p="$phase" '{ print p "\t" $0 }' |
 		psql -X -q -v ON_ERROR_STOP=1 -d "$SUPER_DB" -c '\copy it.expected FROM STDIN'
 }
 pub_field() { grep -o "$2=[^ ]*" "$IT_DIR/pub.$1.out" | cut -d= -f2; }
+# stream_stop PHASE: end the stop-file stream of PHASE (see pub_run)
+stream_file() { echo "$IT_DIR/stop.$1"; }
+stream_stop() { touch "$(stream_file "$1")"; }
 
 # rows since the epoch-microsecond T (the phase's start; pub stamps each message with its send time).
 rows_since() { psql_super "SELECT count(*) FROM measurements WHERE time >= timestamptz 'epoch' + $1 * interval '1 microsecond'"; }
@@ -603,27 +608,30 @@ leader()
 }
 
 # --- 2. the leader SIGKILLed mid-stream, restarted on its client id and spool ---------------------------
-N2=40000
+N2=400000 # at most: the stream runs until 1 s after the restart (stream_stop), then N2 = what was sent
 victim=$(leader) || fail "no replica reports aggregate_leader 1"
 share_begin
 t0=$EPOCHREALTIME
 since=$(now_us)
-pub_run 2 "$N2" 10000 &
+pub_run 2 "$N2" 10000 "$(stream_file 2)" &
 pub=$!
 it_track_pid "$pub"
-# 1 s into the 4 s stream (by the clock, not by rows: a slow, sanitized bridge must still be hit mid-stream)
+# 1 s after the first rows; the stream goes on until stream_stop, so the kill is mid-stream on any machine
 wait_until 60 rows_since_ge "$since" 4 || fail "phase 2 did not start"
 sleep 1
 _it_alive "$pub" || fail "phase 2: the publisher finished before the kill (not mid-stream)"
 share_bank "$victim"
 rep_stop "$victim" KILL
-it_log "phase 2: SIGKILLed $victim (the aggregate leader) with $(rows_since "$since") of $((N2 * 4)) rows in"
+it_log "phase 2: SIGKILLed $victim (the aggregate leader) with $(rows_since "$since") rows of the stream in"
 sleep 2 # the broker keeps routing the dead member's share into its session meanwhile
 rep_start "$victim"
 replay=$(grep -o '[0-9]* record(s) to replay' "${R_LOG[$victim]}" || echo "0 record(s) to replay")
 it_log "phase 2: $victim restarted ($replay)"
+sleep 1
+stream_stop 2
 wait "$pub" || fail "phase 2: publisher failed"
 it_untrack_pid "$pub"
+N2=$(pub_field 2 sent)
 wait_until 120 rows_since_ge "$since" $((N2 * 4)) || fail "phase 2: $(rows_since "$since") of $((N2 * 4)) rows"
 back=$(rmetric "$victim" messages_received_total)
 dup=$(rmetric "$victim" rows_duplicate_total)
@@ -665,20 +673,23 @@ assert_eq "$NR|$((NR * (NR - 1) / 2))|$NR|0" "$(new_rows)|$(rejected)" "phase 3a
 ((SHARE_MIN > 0)) || fail "phase 3a: a replica got none of the new device's messages: $SHARES"
 echo "ok: phase 3a: every replica accepted messages of the new device ($SHARES)"
 
-N3=40000
+N3=400000 # at most: the stream runs until 1 s after r4 has started
 rep_config r4 "" "$AGG"
 share_begin
 t0=$EPOCHREALTIME
 since=$(now_us)
-pub_run 3 "$N3" 10000 &
+pub_run 3 "$N3" 10000 "$(stream_file 3)" &
 pub=$!
 it_track_pid "$pub"
 wait_until 60 rows_since_ge "$since" 4 || fail "phase 3 did not start"
 sleep 1
 rep_start r4
 _it_alive "$pub" || fail "phase 3: the publisher finished before r4 subscribed (not mid-stream)"
+sleep 1
+stream_stop 3
 wait "$pub" || fail "phase 3: publisher failed"
 it_untrack_pid "$pub"
+N3=$(pub_field 3 sent)
 wait_until 120 rows_since_ge "$since" $((N3 * 4)) || fail "phase 3: $(rows_since "$since") of $((N3 * 4)) rows"
 phase_exact 3 "r4 added mid-stream" "$N3" "$t0"
 assert_eq "$N3" "$SHARE_SUM" "phase 3: received counters add up to exactly the messages sent"
@@ -739,14 +750,14 @@ phase_gone 5 r6 TERM
 # DISCONNECT). The least-loss retirement available: SIGTERM (it disconnects, then drains its spool), and as
 # soon as it has disconnected, connect once with its client id and a clean session, which makes Mosquitto
 # drop its session and its place in the group. What the broker routed to it in between is lost; measured.
-N6=30000
+N6=300000 # at most: the stream runs until 1 s after r7 was retired
 rep_config r7 "" "$AGG"
 rep_start r7
 members=$(wc -l <"$LIVE")
 share_begin
 t0=$EPOCHREALTIME
 since=$(now_us)
-pub_run 6 "$N6" 10000 &
+pub_run 6 "$N6" 10000 "$(stream_file 6)" &
 pub=$!
 it_track_pid "$pub"
 wait_until 60 rows_since_ge "$since" 4 || fail "phase 6 did not start"
@@ -770,8 +781,11 @@ live_set
 BRIDGE_LOG=${R_LOG[r7]}
 bridge_check_sanitizers
 assert_eq 0 "$BRIDGE_RC" "phase 6: r7 drained and exited 0 on SIGTERM"
+sleep 1
+stream_stop 6
 wait "$pub" || fail "phase 6: publisher failed"
 it_untrack_pid "$pub"
+N6=$(pub_field 6 sent)
 settle_since "$since"
 check_phase 6
 share_collect
@@ -790,7 +804,7 @@ echo "ok: phase 6: retiring r7 this way lost $((MISSING / 4)) messages (what the
 # session holds, unsubscribes, takes what was in flight, drains into the database and ends the session.
 # Nothing may be missing; and a second stream afterwards must arrive whole: had r8 stayed in the group, a
 # share of it would be queued for r8 and missing.
-N7=30000
+N7=300000 # at most: the stream runs until 1 s after leave exited
 N7B=4000
 rep_config r8 "" "$AGG"
 rep_start r8
@@ -798,7 +812,7 @@ members=$(wc -l <"$LIVE")
 share_begin
 t0=$EPOCHREALTIME
 since=$(now_us)
-pub_run 7 "$N7" 5000 &
+pub_run 7 "$N7" 5000 "$(stream_file 7)" &
 pub=$!
 it_track_pid "$pub"
 wait_until 60 rows_since_ge "$since" 4 || fail "phase 7 did not start"
@@ -823,8 +837,11 @@ assert_eq 0 "$LEAVE_RC" "phase 7: mqtt2pg leave exited 0"
 grep -q "unsubscribed from" "$LEAVE_LOG" || fail "phase 7: leave did not unsubscribe (see $LEAVE_LOG)"
 grep -q "ending the session of mqtt2pg-replicas-r8" "$LEAVE_LOG" || fail "phase 7: leave did not end the session"
 taken=$(grep -o "took [0-9]* message" "$LEAVE_LOG" | cut -d' ' -f2)
+sleep 1
+stream_stop 7
 wait "$pub" || fail "phase 7: publisher failed"
 it_untrack_pid "$pub"
+N7=$(pub_field 7 sent)
 settle_since "$since"
 phase_exact 7 "r8 of $members stopped mid-stream at 5,000 msgs/s, then retired with mqtt2pg leave (${leave_s} s, took ${taken:-?} messages from its session)" "$N7" "$t0"
 share_begin
