@@ -75,7 +75,7 @@ struct config_spool {
 struct config_aggregates {
 	bool enabled;              /* run the job (the leader among replicas does the work) */
 	int interval;              /* seconds between runs; also how soon a replica takes over a dead leader */
-	int raw_retention_days;    /* drop raw partitions older than this; 0 = keep forever */
+	int raw_retention_days;	   /* deprecated: only warned about; the database's server_settings decides */
 	int partitions_ahead_days; /* daily partitions created ahead of need */
 };
 

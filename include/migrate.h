@@ -21,4 +21,11 @@ extern const struct migration migration_files[];
  */
 int migrate_run(const char *conninfo, const char *chunk_interval);
 
+/*
+ * Stores server_settings.raw_retention_days (sql/009; 0 keeps raw readings forever) as the owner, after
+ * migrate_run. The bridge's retention takes its cutoff from there: the writer role can neither pass one nor
+ * change it. Returns 0, or -1 after logging why.
+ */
+int migrate_set_raw_retention(const char *conninfo, int days);
+
 #endif

@@ -7,6 +7,7 @@
 #include "admin.h"
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,173 @@ static int finish(PGconn *conn, PGresult *res, bool print)
 	return rc;
 }
 
+/* Why role may not be mapped to a tenant's readers, or NULL when it may. */
+static const char *reader_role_refusal(PGconn *conn, const char *role, bool *ok)
+{
+	static char why[256];
+	const char *params[1] = { role };
+	PGresult *res = run(
+		conn,
+		"SELECT CASE WHEN r.oid IS NULL THEN 'no such role (add --create to create it)' "
+		" WHEN r.rolname IN ('mqtt2pg_writer', 'mqtt2pg_reader') OR r.rolname = current_user "
+		"  THEN 'a service role (every dashboard role is a member of mqtt2pg_reader: mapping a "
+		"shared role opens the tenant to all of them)' "
+		" WHEN r.rolsuper OR r.rolbypassrls THEN 'superuser or BYPASSRLS: row-level security does "
+		"not confine it' "
+		" WHEN r.rolcreaterole THEN 'CREATEROLE: it could make itself a member of other reader "
+		"roles' "
+		" WHEN pg_has_role(r.oid, 'mqtt2pg_writer', 'MEMBER') OR pg_has_role(r.oid, current_user, "
+		"'MEMBER') THEN 'a member of the writer or owner role' "
+		" WHEN EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = r.oid) THEN 'it has members "
+		"(map login roles, not groups: every member would read the tenant)' END "
+		"FROM (SELECT $1::text AS name) n LEFT JOIN pg_roles r ON r.rolname = n.name",
+		1, params);
+
+	*ok = res != NULL;
+	if (!res)
+		return NULL;
+	if (PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		return NULL;
+	}
+	snprintf(why, sizeof(why), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return why;
+}
+
+/* Runs before + the role's name quoted as an identifier + after. */
+static bool run_with_role(PGconn *conn, const char *before, const char *role, const char *after)
+{
+	char *ident = PQescapeIdentifier(conn, role, strlen(role));
+	char sql[512];
+	PGresult *res;
+
+	if (!ident) {
+		fprintf(stderr, "mqtt2pg: cannot quote role name: %s", PQerrorMessage(conn));
+		return false;
+	}
+	snprintf(sql, sizeof(sql), "%s%s%s", before, ident, after);
+	PQfreemem(ident);
+	res = run(conn, sql, 0, NULL);
+	PQclear(res);
+	return res != NULL;
+}
+
+static PGresult *list_readers(PGconn *conn, const char *slug)
+{
+	const char *params[1] = { slug };
+
+	return run(
+		conn,
+		"SELECT m.role::text AS role, t.slug AS tenant, m.granted_at FROM tenant_members m "
+		"JOIN tenants t ON t.id = m.tenant_id WHERE $1::text IS NULL OR t.slug = $1 ORDER BY t.slug, 1",
+		1, params);
+}
+
+/*
+ * tenant grant-reader SLUG --role R [--create]: R (a login role) may read SLUG's readings, aggregates,
+ * registry and import runs (sql/009: tenant_members, membership-based policies). One transaction. The
+ * password is not ours to take on the command line (ps, shell history): set it with psql's \password.
+ */
+static int tenant_grant_reader(const char *conninfo, const char *slug, const char *role, bool create)
+{
+	const char *params[2] = { role, slug };
+	const char *why;
+	PGconn *conn;
+	PGresult *res;
+	bool ok;
+
+	if (!(conn = connect_admin(conninfo)))
+		return 1;
+	if (!(res = run(conn, "BEGIN", 0, NULL)))
+		return finish(conn, NULL, false);
+	PQclear(res);
+	if (!(res = run(conn, "SELECT 1 FROM tenants WHERE slug = $1", 1, params + 1)))
+		return finish(conn, NULL, false);
+	if (PQntuples(res) == 0) {
+		fprintf(stderr, "mqtt2pg: no tenant '%s'\n", slug);
+		PQclear(res);
+		return finish(conn, NULL, false);
+	}
+	PQclear(res);
+	if (create) {
+		if (!(res = run(conn, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, params)))
+			return finish(conn, NULL, false);
+		bool exists = PQntuples(res) > 0;
+		PQclear(res);
+		if (!exists &&
+		    !run_with_role(conn, "CREATE ROLE ", role,
+				   " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION"))
+			return finish(conn, NULL, false);
+	}
+	why = reader_role_refusal(conn, role, &ok);
+	if (!ok)
+		return finish(conn, NULL, false);
+	if (why) {
+		fprintf(stderr, "mqtt2pg: role '%s' cannot read a tenant: %s\n", role, why);
+		return finish(conn, NULL, false);
+	}
+	/* mqtt2pg_reader holds the table grants; the policies decide which rows. */
+	if (!run_with_role(conn, "GRANT mqtt2pg_reader TO ", role, ""))
+		return finish(conn, NULL, false);
+	res = run(
+		conn,
+		"INSERT INTO tenant_members (role, tenant_id) SELECT r.oid::regrole, t.id FROM pg_roles r, tenants t "
+		"WHERE r.rolname = $1 AND t.slug = $2 ON CONFLICT DO NOTHING",
+		2, params);
+	if (!res)
+		return finish(conn, NULL, false);
+	PQclear(res);
+	if (!(res = run(conn, "COMMIT", 0, NULL)))
+		return finish(conn, NULL, false);
+	PQclear(res);
+	return finish(conn, list_readers(conn, slug), true);
+}
+
+static int tenant_revoke_reader(const char *conninfo, const char *slug, const char *role)
+{
+	const char *params[2] = { slug, role };
+	PGconn *conn;
+	PGresult *res;
+
+	if (!(conn = connect_admin(conninfo)))
+		return 1;
+	res = run(
+		conn,
+		"DELETE FROM tenant_members m USING tenants t, pg_roles r WHERE m.tenant_id = t.id AND t.slug = $1 "
+		"AND m.role = r.oid AND r.rolname = $2 RETURNING r.rolname AS role, t.slug AS tenant",
+		2, params);
+	if (res && PQntuples(res) == 0) {
+		fprintf(stderr, "mqtt2pg: role '%s' is not a reader of tenant '%s'\n", role, slug);
+		PQclear(res);
+		res = NULL;
+	}
+	return finish(conn, res, true);
+}
+
+/* grant-reader / revoke-reader: SLUG --role R [--create]; --create is a flag, so positional() cannot parse. */
+static int tenant_readers_change(const char *conninfo, int argc, char **argv)
+{
+	const char *slug = NULL, *role = NULL;
+	bool grant = strcmp(argv[0], "grant-reader") == 0, create = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+			role = argv[++i];
+		else if (grant && strcmp(argv[i], "--create") == 0)
+			create = true;
+		else if (!slug && argv[i][0] != '-')
+			slug = argv[i];
+		else
+			slug = role = NULL, i = argc; /* unknown or extra argument: usage */
+	}
+	if (!slug || !role || !*role)
+		return usage(grant ? "tenant grant-reader SLUG --role ROLE [--create]" :
+				     "tenant revoke-reader SLUG --role ROLE");
+	return grant ? tenant_grant_reader(conninfo, slug, role, create) :
+		       tenant_revoke_reader(conninfo, slug, role);
+}
+
 int admin_tenant(const char *conninfo, int argc, char **argv)
 {
 	const char *verb = argc > 0 ? argv[0] : "";
@@ -130,7 +298,16 @@ int admin_tenant(const char *conninfo, int argc, char **argv)
 				  0, NULL),
 			      true);
 	}
-	return usage("tenant add SLUG [--name NAME] | tenant list");
+	if (strcmp(verb, "grant-reader") == 0 || strcmp(verb, "revoke-reader") == 0)
+		return tenant_readers_change(conninfo, argc, argv);
+	if (strcmp(verb, "readers") == 0) {
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		return finish(conn, list_readers(conn, positional(argc, argv, 0)), true);
+	}
+	return usage(
+		"tenant add SLUG [--name NAME] | tenant list | tenant grant-reader SLUG --role ROLE [--create] | "
+		"tenant revoke-reader SLUG --role ROLE | tenant readers [SLUG]");
 }
 
 /* Parses "name[:unit[:min:max[:kind]]]" into params (name, unit, min or NULL, max or NULL, kind); edits spec

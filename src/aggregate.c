@@ -51,41 +51,31 @@ static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *c
 	return res;
 }
 
-/* Claims and recomputes up to batch_keys dirty keys of one tenant in one transaction; returns how many. */
+/*
+ * Claims and recomputes up to batch_keys dirty keys of one tenant in one transaction; returns how many.
+ * recompute_dirty() (sql/009) claims only the keys aggregate_dirty holds for the tenant in context and
+ * recomputes them as the owner: the caller chooses the tenant, never the keys.
+ */
 static int64_t recompute_batch(PGconn *conn, const char *tenant, int batch_keys)
 {
 	char limit[16];
-	const char *claim_params[2] = {tenant, limit};
+	const char *context[1] = { tenant }, *params[1] = { limit };
 	PGresult *res = NULL;
 	int64_t claimed = -1;
 
 	snprintf(limit, sizeof(limit), "%d", batch_keys);
 	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
 		return -1;
-	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, claim_params, PGRES_TUPLES_OK,
+	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, context, PGRES_TUPLES_OK,
 			  "set tenant context");
 	if (!res)
 		goto fail;
 	PQclear(res);
-	/* SKIP LOCKED: a key a writer is re-marking right now is left for the next round (see writer.c). */
-	res = exec_params(conn,
-			  "WITH c AS (DELETE FROM aggregate_dirty WHERE (device_id, bucket) IN ("
-			  " SELECT device_id, bucket FROM aggregate_dirty WHERE tenant_id = $1::integer"
-			  " ORDER BY bucket LIMIT $2::integer FOR UPDATE SKIP LOCKED) RETURNING device_id, bucket) "
-			  "SELECT count(*), array_agg(device_id), array_agg(bucket) FROM c",
-			  2, claim_params, PGRES_TUPLES_OK, "claim dirty buckets");
+	res = exec_params(conn, "SELECT recompute_dirty($1::integer)", 1, params, PGRES_TUPLES_OK,
+			  "recompute dirty buckets");
 	if (!res)
 		goto fail;
 	claimed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	if (claimed > 0) {
-		/* A new statement: it sees every row committed by the writers the claim waited for. */
-		const char *keys[2] = {PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2)};
-		PGresult *rc = exec_params(conn, "SELECT recompute_buckets($1::integer[], $2::timestamptz[])", 2, keys,
-					   PGRES_TUPLES_OK, "recompute buckets");
-		if (!rc)
-			goto fail;
-		PQclear(rc);
-	}
 	PQclear(res);
 	res = NULL;
 	if (db_exec(MODULE, conn, claimed > 0 ? "COMMIT" : "ROLLBACK", "end recompute") < 0)
@@ -106,9 +96,11 @@ int64_t aggregate_recompute_dirty(PGconn *conn, int32_t tenant_id, int batch_key
 	int64_t total = 0;
 
 	snprintf(filter, sizeof(filter), "%d", (int)tenant_id);
-	tenants = exec_params(conn,
-			      "SELECT DISTINCT tenant_id FROM aggregate_dirty WHERE $1::integer IN (0, tenant_id) ORDER BY 1",
-			      1, params, PGRES_TUPLES_OK, "list dirty tenants");
+	tenants = exec_params(
+		conn,
+		"SELECT dirty_tenant FROM aggregate_dirty_tenants() WHERE $1::integer IN (0, dirty_tenant) "
+		"ORDER BY 1",
+		1, params, PGRES_TUPLES_OK, "list dirty tenants");
 	if (!tenants)
 		return -1;
 	for (int i = 0; i < PQntuples(tenants); i++) {
@@ -219,29 +211,31 @@ static void create_partitions_ahead(struct aggregator *a)
 	PQclear(res);
 }
 
-/* Drops raw partitions past the retention, at most once an hour. */
+/*
+ * Drops raw partitions past the retention, at most once an hour. The cutoff is the server's
+ * (server_settings.raw_retention_days, set by `mqtt2pg migrate --raw-retention-days N`): the writer role
+ * cannot pass one (sql/009).
+ */
 static void apply_retention(struct aggregator *a, int64_t now_ms)
 {
-	char days[16];
-	const char *params[1] = {days};
 	PGresult *res;
 
-	if (a->options.raw_retention_days <= 0 || now_ms - a->last_retention_ms < 3600 * 1000)
+	if (a->last_retention_ms != 0 && now_ms - a->last_retention_ms < 3600 * 1000)
 		return;
 	a->last_retention_ms = now_ms;
-	snprintf(days, sizeof(days), "%d", a->options.raw_retention_days);
-	res = exec_params(a->conn, "SELECT drop_raw_partitions_before(now() - $1::integer * interval '1 day')", 1,
-			  params, PGRES_TUPLES_OK, "apply retention");
+	res = exec_params(a->conn, "SELECT apply_raw_retention()", 0, NULL, PGRES_TUPLES_OK,
+			  "apply retention");
 	for (int i = 0; res && i < PQntuples(res); i++)
-		log_info(MODULE, "retention: dropped %s (older than %d days)", PQgetvalue(res, i, 0),
-			 a->options.raw_retention_days);
+		log_info(MODULE, "retention: dropped %s (older than server_settings.raw_retention_days)",
+			 PQgetvalue(res, i, 0));
 	PQclear(res);
 }
 
 static void record_lag(struct aggregator *a)
 {
-	PGresult *res = PQexec(a->conn, "SELECT coalesce(extract(epoch FROM now() - min(marked_at)) * 1000, 0)::bigint "
-					"FROM aggregate_dirty");
+	PGresult *res = PQexec(
+		a->conn, "SELECT coalesce(extract(epoch FROM now() - min(oldest_mark)) * 1000, 0)::bigint "
+			 "FROM aggregate_dirty_tenants()");
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		atomic_store(&a->stats->agg_lag_ms, strtoull(PQgetvalue(res, 0, 0), NULL, 10));
@@ -300,6 +294,12 @@ struct aggregator *aggregator_start(const struct aggregator_options *options, st
 
 	a->options = *options;
 	a->stats = stats;
+	if (options->raw_retention_days > 0)
+		log_warn(
+			MODULE,
+			"aggregates.raw_retention_days = %d is not applied by the bridge any more: retention follows the "
+			"database's server_settings.raw_retention_days (mqtt2pg migrate --raw-retention-days N)",
+			options->raw_retention_days);
 	atomic_init(&a->stopping, false);
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_condattr_init(&attr);

@@ -786,7 +786,9 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 		read_bool(rd, aggregates, "enabled", &cfg->aggregates.enabled);
 		read_int(rd, aggregates, "interval", &cfg->aggregates.interval, 1, 86400);
 		read_int(rd, aggregates, "raw_retention_days", &cfg->aggregates.raw_retention_days, 0, 36500);
-		read_int(rd, aggregates, "partitions_ahead_days", &cfg->aggregates.partitions_ahead_days, 1, 366);
+		/* at most server_settings.partitions_ahead_max_days (31 by default, sql/009) */
+		read_int(rd, aggregates, "partitions_ahead_days", &cfg->aggregates.partitions_ahead_days, 1,
+			 31);
 	}
 	if (registry) {
 		check_known_keys(rd, registry, registry_known);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aggregate.h"
@@ -48,9 +49,16 @@
 #define DEFAULT_BATCH_ROWS 20000
 #define DETAIL_MAX	   256
 
-/* Rejection reasons: the live path's, plus one for a line that is not a record of its format at all. */
+/* Rejection reasons: the live path's, plus one for a line that is not a record of its format at all, and one
+ * for a reading outside the range the run may write (--allow-range, default DEFAULT_HISTORY_DAYS back). */
 #define IMPORT_MALFORMED_LINE REJECT_REASON_COUNT
-#define IMPORT_REASON_COUNT   (REJECT_REASON_COUNT + 1)
+#define IMPORT_OUT_OF_RANGE   (REJECT_REASON_COUNT + 1)
+#define IMPORT_REASON_COUNT   (REJECT_REASON_COUNT + 2)
+/* Without --allow-range an import writes the daily-partition zone (sql/009: daily_partition_days) up to the
+ * furthest partitions may be made ahead: a stray 1990 timestamp is rejected, not a partition. */
+#define DEFAULT_HISTORY_DAYS  366
+#define DEFAULT_AHEAD_DAYS    31
+#define DAY_US		      (86400LL * 1000000LL)
 
 enum import_format {
 	IMPORT_FORMAT_INFLUX,
@@ -67,6 +75,8 @@ struct import_options {
 	bool copy; /* --method copy (default; measured faster for CSV, equal or faster for line protocol): COPY into
 		    * a temporary table, then INSERT ... SELECT; --method array: the writer's binary-array statement */
 	struct config_validation policy; /* the config's, with max_age off: this is history */
+	const char *allow_range;	 /* --allow-range as given, for messages; NULL: the default window */
+	int64_t allow_from_us, allow_to_us; /* readings must lie in [from, to) */
 	const char *conninfo, *password;
 };
 
@@ -143,8 +153,11 @@ static void on_signal(int sig)
 
 static const char *reason_name(int reason)
 {
-	return reason == IMPORT_MALFORMED_LINE ? "malformed_line" :
-						 reject_reason_name((enum reject_reason)reason);
+	if (reason == IMPORT_MALFORMED_LINE)
+		return "malformed_line";
+	if (reason == IMPORT_OUT_OF_RANGE)
+		return "timestamp_out_of_range";
+	return reject_reason_name((enum reject_reason)reason);
 }
 
 static void counts_init(struct counts *c)
@@ -561,6 +574,27 @@ static bool is_skipped(const struct importer *im, const char *line, size_t len)
 	return false;
 }
 
+/*
+ * Whether every reading of m lies in the run's allowed range. Each reading outside it would need a partition
+ * (sql/009 bounds what one call may create); far-off history is asked for explicitly with --allow-range.
+ */
+static bool in_allowed_range(const struct importer *im, const struct message *m, char *detail, size_t cap)
+{
+	for (uint32_t i = 0; i < m->reading_count; i++) {
+		int64_t t = m->readings[i].time_us;
+		if (t < im->o->allow_from_us || t >= im->o->allow_to_us) {
+			char when[40];
+			timeparse_format(t, when, sizeof(when));
+			snprintf(detail, cap, "reading at %s is outside %s%s", when,
+				 im->o->allow_range ? "--allow-range " :
+						      "the last 366 days (--allow-range FROM..TO for older)",
+				 im->o->allow_range ? im->o->allow_range : "");
+			return false;
+		}
+	}
+	return true;
+}
+
 /* One line: skipped, accepted into the batch, or rejected with its reason. */
 static void take_line(struct importer *im, int64_t line_no, const char *line, size_t len, bool too_long)
 {
@@ -592,6 +626,11 @@ static void take_line(struct importer *im, int64_t line_no, const char *line, si
 	if (validate_message(im->reg, &im->o->policy, &match, &im->decoded, im->now_us, im->now_us, &result,
 			     &err) < 0) {
 		reject_line(im, line_no, err.reason, err.detail, serial, serial_len, line, len);
+		return;
+	}
+	if (result.message && !in_allowed_range(im, result.message, detail, sizeof(detail))) {
+		message_free(result.message);
+		reject_line(im, line_no, IMPORT_OUT_OF_RANGE, detail, serial, serial_len, line, len);
 		return;
 	}
 	im->pending.points_dropped += result.dropped_points;
@@ -1410,10 +1449,27 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: mqtt2pg import --format influx|csv --tenant SLUG [--resume] [--validate-only] [--no-aggregates]\n"
-		"                      [--time-unit s|ms|us|ns] [--batch-rows N] [--method copy|array] FILE...\n"
+		"                      [--time-unit s|ms|us|ns] [--batch-rows N] [--method copy|array]\n"
+		"                      [--allow-range FROM..TO (RFC 3339; default: the last 366 days)] FILE...\n"
 		"  line protocol: [--serial-tag TAG (serial)] [--point TEMPLATE ({field})] [--precision ns|us|ms|s (ns)]\n"
 		"                 [--strings reject|ignore (reject)]\n");
 	return 2;
+}
+
+/* --allow-range FROM..TO (RFC 3339 times with a zone, FROM before TO): readings in [FROM, TO). */
+static int parse_allow_range(const char *arg, struct import_options *o)
+{
+	const char *dots = strstr(arg, "..");
+
+	if (!dots || !timeparse_rfc3339(arg, (size_t)(dots - arg), &o->allow_from_us) ||
+	    !timeparse_rfc3339(dots + 2, strlen(dots + 2), &o->allow_to_us) ||
+	    o->allow_from_us >= o->allow_to_us) {
+		fprintf(stderr,
+			"mqtt2pg import: --allow-range is FROM..TO, RFC 3339 times with a zone, FROM before TO\n");
+		return -1;
+	}
+	o->allow_range = arg;
+	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct import_options *o, char ***files, int *file_count)
@@ -1451,6 +1507,9 @@ static int parse_args(int argc, char **argv, struct import_options *o, char ***f
 				return -1;
 			}
 			o->copy = strcmp(m, "copy") == 0;
+		} else if (strcmp(a, "--allow-range") == 0 && has_value) {
+			if (parse_allow_range(argv[++i], o) < 0)
+				return -1;
 		} else if (strcmp(a, "--resume") == 0)
 			o->resume = true;
 		else if (strcmp(a, "--validate-only") == 0)
@@ -1497,6 +1556,11 @@ int import_command(const struct config *cfg, int argc, char **argv)
 	if (parse_args(argc, argv, &o, &files, &file_count) < 0) {
 		free(files);
 		return usage();
+	}
+	if (!o.allow_range) {
+		int64_t now_us = (int64_t)time(NULL) * 1000000LL;
+		o.allow_from_us = now_us - DEFAULT_HISTORY_DAYS * DAY_US;
+		o.allow_to_us = now_us + DEFAULT_AHEAD_DAYS * DAY_US;
 	}
 	o.policy = cfg->validation;
 	o.policy.max_age = INT32_MAX; /* history: no staleness limit (timestamps back to 1958 pass) */

@@ -30,9 +30,13 @@ static void print_usage(FILE *out)
 		"  leave                        retire this replica (its client id and spool) from the shared\n"
 		"                               group without loss: take its session, unsubscribe, drain, end it\n"
 		"  check-config                 check the configuration file and list every error with its line\n"
-		"  migrate [--chunk-interval I] create or upgrade the database schema (owner role)\n"
+		"  migrate [--chunk-interval I] [--raw-retention-days N]\n"
+		"                               create or upgrade the database schema (owner role); N: drop raw\n"
+		"                               readings older than N days (0 keeps them; stored in the database)\n"
 		"  tenant add SLUG [--name N]   register a tenant\n"
 		"  tenant list\n"
+		"  tenant grant-reader SLUG --role R [--create] | tenant revoke-reader SLUG --role R\n"
+		"  tenant readers [SLUG]        the login roles that may read a tenant (dashboards)\n"
 		"  device add SERIAL --tenant SLUG [--model M] [--point NAME[:UNIT[:MIN:MAX[:KIND]]]]...\n"
 		"  device list [--tenant SLUG]\n"
 		"  device disable SERIAL | device enable SERIAL\n"
@@ -40,7 +44,8 @@ static void print_usage(FILE *out)
 		"  point list [--device SERIAL]\n"
 		"  aggregate rebuild --from T1 --to T2 [--tenant SLUG]\n"
 		"                               recompute the 5-minute aggregates of a range (RFC 3339 times)\n"
-		"  import --format influx|csv --tenant SLUG [--resume] [--validate-only] [--no-aggregates] FILE...\n"
+		"  import --format influx|csv --tenant SLUG [--resume] [--validate-only] [--no-aggregates]\n"
+		"         [--allow-range FROM..TO] FILE...\n"
 		"                               import history (writer role, database.conninfo); see README\n"
 		"  acl export|check ...         broker ACL from the registry / lint an acl_file (mqtt2pg acl for usage)\n"
 		"  version\n"
@@ -162,15 +167,30 @@ int main(int argc, char **argv)
 	if (!db_arg)
 		db_arg = cfg->database.admin_conninfo;
 	if (strcmp(command, "migrate") == 0) {
-		const char *chunk = NULL;
-		for (int j = i; j + 1 < argc; j++)
+		const char *chunk = NULL, *retention = NULL;
+		int days = -1; /* -1: leave server_settings.raw_retention_days as it is */
+		for (int j = i; j + 1 < argc; j++) {
 			if (strcmp(argv[j], "--chunk-interval") == 0)
 				chunk = argv[j + 1];
+			else if (strcmp(argv[j], "--raw-retention-days") == 0)
+				retention = argv[j + 1];
+		}
+		if (retention) {
+			char *end;
+			long v = strtol(retention, &end, 10);
+			days = *retention && !*end && v >= 0 && v <= 36500 ? (int)v : -2;
+		}
 		if (!db_arg) {
 			fprintf(stderr, "mqtt2pg: migrate needs the owner's connection: --db CONNINFO\n");
 			rc = 2;
+		} else if (days == -2) {
+			fprintf(stderr,
+				"mqtt2pg: --raw-retention-days is a whole number of days, 0 (keep) to 36500\n");
+			rc = 2;
 		} else {
 			rc = migrate_run(db_arg, chunk) == 0 ? 0 : 1;
+			if (rc == 0 && days >= 0 && migrate_set_raw_retention(db_arg, days) < 0)
+				rc = 1;
 		}
 	} else if (strcmp(command, "tenant") == 0) {
 		rc = admin_tenant(db_arg, argc - i, argv + i);

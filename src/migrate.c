@@ -102,3 +102,29 @@ out:
 	PQfinish(conn); /* ends the session, and with it the advisory lock */
 	return rc;
 }
+
+int migrate_set_raw_retention(const char *conninfo, int days)
+{
+	PGconn *conn = db_connect(MODULE, conninfo, NULL, "mqtt2pg-migrate");
+	char value[16], err[512];
+	const char *params[1] = { value };
+	PGresult *res;
+	int rc = -1;
+
+	if (!conn)
+		return -1;
+	snprintf(value, sizeof(value), "%d", days);
+	res = PQexecParams(conn, "UPDATE server_settings SET raw_retention_days = $1::integer", 1, NULL,
+			   params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_error(MODULE, "cannot set raw_retention_days to %d: %s", days,
+			  db_error_line(conn, res, err, sizeof(err)));
+	} else {
+		log_info(MODULE, "raw_retention_days = %d (%s)", days,
+			 days > 0 ? "raw partitions older than that are dropped" : "raw readings are kept");
+		rc = 0;
+	}
+	PQclear(res);
+	PQfinish(conn);
+	return rc;
+}

@@ -166,6 +166,7 @@ p3_service_roles()
 	local rc=0
 	m2p_admin tenant grant-reader globex --role mqtt2pg_reader >"$IT_DIR/p3b.out" 2>&1 || rc=$?
 	test "$rc" -ne 0 || fail "p3: grant-reader accepted mqtt2pg_reader (every tenant's dashboard role is a member)"
+	grep -q "service role" "$IT_DIR/p3b.out" || fail "p3: unexpected refusal: $(cat "$IT_DIR/p3b.out")"
 	echo "ok: p3: grant-reader refuses the shared roles ($(head -1 "$IT_DIR/p3b.out"))"
 	m2p_admin tenant grant-reader globex --role globex_dash --create >/dev/null
 	m2p_admin tenant revoke-reader globex --role globex_dash >/dev/null
