@@ -4,7 +4,8 @@
 # rows; without a context nothing is visible; a context never outlives its transaction on a pooled
 # session (a writer connection carries no tenant's context into the next batch); the writer cannot read
 # reading values at all (even with a context it forged), nor update or delete readings, nor read rejected
-# messages; the roles are not owner, superuser or BYPASSRLS.
+# messages; the roles are not owner, superuser or BYPASSRLS. A reader role sees its granted tenant only,
+# whatever context it sets (tenant grant-reader; it_security has the attacks).
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/lib.sh"
@@ -71,9 +72,15 @@ expect_refused "delete of a reading" "permission denied" \
 	"BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" "DELETE FROM measurements"
 expect_refused "reading rejected messages" "permission denied" "SELECT detail, payload FROM rejected_messages"
 expect_refused "registering a device" "permission denied" "INSERT INTO devices (tenant_id, serial) VALUES ($A, 'X')"
-assert_eq 1 "$(psql_as "$READER_DB" "BEGIN" "SELECT set_config('app.tenant_id', '$B', true)" \
-	"SELECT count(*) FROM measurements WHERE tenant_id = $B" "COMMIT" | tail -1)" "reader sees its tenant's row"
+# Readers: a login role mapped to its tenant by `tenant grant-reader` (sql/009), not a context it could set.
+m2p_admin tenant grant-reader globex --role globex_dash --create >/dev/null
+psql_super "ALTER ROLE globex_dash PASSWORD 'globex-secret'"
+GLOBEX_DB="host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=globex_dash password=globex-secret"
+assert_eq 1 "$(psql_as "$GLOBEX_DB" "SELECT count(*) FROM measurements WHERE tenant_id = $B")" "reader sees its tenant's row"
+assert_eq 0 "$(psql_as "$GLOBEX_DB" "BEGIN" "SELECT set_config('app.tenant_id', '$A', true)" \
+	"SELECT count(*) FROM measurements WHERE tenant_id = $A" "COMMIT" | tail -1)" \
+	"reader never sees another tenant's row, even under that tenant's context"
 assert_eq 0 "$(psql_as "$READER_DB" "BEGIN" "SELECT set_config('app.tenant_id', '$B', true)" \
-	"SELECT count(*) FROM measurements WHERE tenant_id = $A" "COMMIT" | tail -1)" "reader never sees another tenant's row"
+	"SELECT count(*) FROM measurements" "COMMIT" | tail -1)" "mqtt2pg_reader itself (no tenant granted) sees nothing"
 assert_eq 2 "$(psql_super "SELECT count(*) FROM measurements")" "nothing was written by the refused statements"
 echo "PASS it_rls"
