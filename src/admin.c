@@ -210,8 +210,13 @@ static int tenant_grant_reader(const char *conninfo, const char *slug, const cha
 		fprintf(stderr, "mqtt2pg: role '%s' cannot read a tenant: %s\n", role, why);
 		return finish(conn, NULL, false);
 	}
-	/* mqtt2pg_reader holds the table grants; the policies decide which rows. */
-	if (!run_with_role(conn, "GRANT mqtt2pg_reader TO ", role, ""))
+	/* mqtt2pg_reader holds the table grants; the policies decide which rows. Granted only when missing: an
+	 * owner without CREATEROLE (the compose stack's) cannot grant it, but may map a role a superuser made. */
+	if (!(res = run(conn, "SELECT pg_has_role($1, 'mqtt2pg_reader', 'MEMBER')", 1, params)))
+		return finish(conn, NULL, false);
+	bool member = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!member && !run_with_role(conn, "GRANT mqtt2pg_reader TO ", role, ""))
 		return finish(conn, NULL, false);
 	res = run(
 		conn,

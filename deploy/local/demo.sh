@@ -65,10 +65,11 @@ wait_until 20 aggregates_done || fail "aggregates not computed"
 
 echo
 echo "== rows per device, latest values, and energy from the 5-minute aggregates =="
-echo "   (read as the dashboard role mqtt2pg_reader in tenant 'demo''s RLS context)"
-psql -X -v ON_ERROR_STOP=1 "$READER_DB" -q <<SQL
+echo "   (read as demo_dash, a dashboard role mapped to tenant 'demo' by tenant grant-reader: RLS by role)"
+m2p_admin tenant grant-reader demo --role demo_dash --create >/dev/null
+psql_super "ALTER ROLE demo_dash PASSWORD 'demo-dash-secret'"
+psql -X -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=demo_dash password=demo-dash-secret" -q <<SQL
 BEGIN;
-SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'demo'), true) \\g /dev/null
 SELECT d.serial, count(*) AS rows, min(m.time) AS first, max(m.time) AS last
   FROM measurements m JOIN devices d ON d.id = m.device_id GROUP BY d.serial ORDER BY d.serial;
 SELECT d.serial, p.name AS point, m.value, p.unit, m.time

@@ -6,7 +6,8 @@
 #   mqtt2pg_owner   owns the database and runs the migrations (no superuser, no CREATEROLE needed since
 #                   the two roles below already exist)
 #   mqtt2pg_writer  the bridge: not owner, not superuser, not BYPASSRLS
-#   mqtt2pg_reader  dashboards, confined by the same RLS policy
+#   mqtt2pg_reader  the group holding the dashboards' SELECT grants; it reads no tenant itself: each dashboard
+#                   logs in as its own role, mapped by `mqtt2pg tenant grant-reader SLUG --role R --create`
 # It may be sourced rather than executed by the entrypoint, so it sets no shell options and never exits.
 # psql quotes the passwords itself (:'name').
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
