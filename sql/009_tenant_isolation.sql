@@ -143,7 +143,7 @@ BEGIN
             USING ERRCODE = 'MQ003';
     END IF;
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-        RETURN QUERY EXECUTE 'SELECT public.drop_chunks(''public.measurements'', older_than => $1)::text' USING cutoff;
+        RETURN QUERY EXECUTE 'SELECT drop_chunks(''measurements'', older_than => $1)::text' USING cutoff;
         RETURN;
     END IF;
     FOR part IN

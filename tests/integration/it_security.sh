@@ -123,6 +123,9 @@ p2_writer_deletes_history()
 		"UPDATE server_settings SET raw_retention_days = 0"
 	assert_eq 0 "$(as_writer "SELECT count(*) FROM apply_raw_retention()")" \
 		"p2: the writer's retention call drops nothing within the server's horizon"
+	psql_super "SELECT ensure_partitions(now() - interval '40 days', now() - interval '40 days')" >/dev/null
+	assert_eq "measurements_$(date -u -d '40 days ago' +%Y%m%d)" "$(as_writer "SELECT * FROM apply_raw_retention()")" \
+		"p2: and drops a partition past it (40 days old, raw_retention_days = 30)"
 	assert_eq "$SEEDED" "$(snapshot)" "p2: every reading, aggregate and partition is still there"
 }
 
