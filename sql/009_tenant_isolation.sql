@@ -191,11 +191,12 @@ ALTER TABLE aggregate_dirty ADD CONSTRAINT aggregate_dirty_device_tenant_fkey
     FOREIGN KEY (device_id, tenant_id) REFERENCES devices (id, tenant_id) NOT VALID;
 
 -- Claims up to p_limit dirty keys of the tenant in context (app.tenant_id, set by the caller in its
--- transaction) and recomputes them; returns how many were claimed. A key whose window reaches a raw
--- partition that is gone (or lies before the retention horizon) is claimed but not recomputed: its raw
--- readings are incomplete, and its aggregate is what outlives them. SKIP LOCKED: a key a writer is
--- re-marking right now is left for the next round. Each statement takes a new snapshot (VOLATILE), so the
--- recomputation sees every row committed by the writers the claim waited for.
+-- transaction) and recomputes them; returns how many were claimed. A key whose bucket has no raw partition
+-- (dropped: rows are only ever removed with their partition), or whose window reaches before the retention
+-- horizon, is claimed but not recomputed: its raw readings are incomplete, and its aggregate is what outlives
+-- them. (A missing partition for the 5-minute lookback alone is normal: the day before the first data.)
+-- SKIP LOCKED: a key a writer is re-marking right now is left for the next round. Each statement takes a new
+-- snapshot (VOLATILE), so the recomputation sees every row committed by the writers the claim waited for.
 CREATE FUNCTION recompute_dirty(p_limit integer) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
@@ -222,8 +223,7 @@ BEGIN
     SELECT array_agg(k.d), array_agg(k.b) INTO devs, buckets
       FROM unnest(devs, buckets) AS k(d, b)
      WHERE (horizon IS NULL OR k.b - interval '5 minutes' >= horizon)
-       AND public.raw_partition_exists(k.b - interval '5 minutes')
-       AND public.raw_partition_exists(k.b + interval '5 minutes' - interval '1 microsecond');
+       AND public.raw_partition_exists(k.b);
     IF devs IS NOT NULL THEN
         PERFORM public.recompute_buckets(devs, buckets);
     END IF;
