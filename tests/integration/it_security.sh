@@ -14,7 +14,8 @@
 #     app.tenant_id, options='-c app.tenant_id=N', set_config() inside the query; the registry, import runs
 #     and aggregates are confined the same way; no SECURITY DEFINER function is executable by a reader.
 #  p4 partition explosion: a 2-line CSV dated 1990 and 1999 imported as the writer, ensure_partitions()
-#     over decades or far ahead; then an --allow-range import of old history makes monthly partitions.
+#     over decades or far ahead; then an --allow-range import of old history makes a monthly partition,
+#     which retention can drop.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/lib.sh"
@@ -212,6 +213,10 @@ p4_partition_bomb()
 		JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'measurements'::regclass AND c.relname LIKE '%2003%'")" \
 		"p4: history far from now goes to one monthly partition"
 	assert_eq 2 "$(psql_super "SELECT count(*) FROM measurements WHERE time < '2004-01-01'")" "p4: both old rows are in"
+	# Retention can drop monthly partitions too (the 3,652 daily ones of 1990-1999 could not be dropped).
+	m2p_admin migrate --raw-retention-days 30 >"$IT_DIR/p4-migrate.log" 2>&1 || fail "migrate --raw-retention-days failed"
+	assert_eq measurements_200306 "$(psql_owner "SELECT * FROM drop_raw_partitions_before(now() - interval '31 days')")" \
+		"p4: the owner's retention drops the monthly partition"
 }
 
 failed=()
