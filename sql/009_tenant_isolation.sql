@@ -142,7 +142,9 @@ BEGIN
         RAISE EXCEPTION 'cutoff % is closer to now than raw_retention_days allows (%)', cutoff, horizon
             USING ERRCODE = 'MQ003';
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+    -- Decided by what the table is (plainly partitioned or not), as ensure_partitions() does: an extension
+    -- created after a plain migration leaves measurements partitioned.
+    IF NOT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'public.measurements'::regclass) THEN
         RETURN QUERY EXECUTE 'SELECT drop_chunks(''measurements'', older_than => $1)::text' USING cutoff;
         RETURN;
     END IF;

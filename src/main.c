@@ -30,9 +30,10 @@ static void print_usage(FILE *out)
 		"  leave                        retire this replica (its client id and spool) from the shared\n"
 		"                               group without loss: take its session, unsubscribe, drain, end it\n"
 		"  check-config                 check the configuration file and list every error with its line\n"
-		"  migrate [--chunk-interval I] [--raw-retention-days N]\n"
-		"                               create or upgrade the database schema (owner role); N: drop raw\n"
-		"                               readings older than N days (0 keeps them; stored in the database)\n"
+		"  migrate [--chunk-interval I] [--timescaledb] [--raw-retention-days N]\n"
+		"                               create or upgrade the database schema (owner role);\n"
+		"                               --timescaledb creates the extension first (hypertable); N: drop\n"
+		"                               raw readings older than N days (0 keeps them; stored in the database)\n"
 		"  tenant add SLUG [--name N]   register a tenant\n"
 		"  tenant list\n"
 		"  tenant grant-reader SLUG --role R [--create] | tenant revoke-reader SLUG --role R\n"
@@ -167,12 +168,15 @@ int main(int argc, char **argv)
 	if (!db_arg)
 		db_arg = cfg->database.admin_conninfo;
 	if (strcmp(command, "migrate") == 0) {
-		const char *chunk = NULL, *retention = NULL;
+		struct migrate_options opts = { 0 };
+		const char *retention = NULL;
 		int days = -1; /* -1: leave server_settings.raw_retention_days as it is */
-		for (int j = i; j + 1 < argc; j++) {
-			if (strcmp(argv[j], "--chunk-interval") == 0)
-				chunk = argv[j + 1];
-			else if (strcmp(argv[j], "--raw-retention-days") == 0)
+		for (int j = i; j < argc; j++) {
+			if (strcmp(argv[j], "--chunk-interval") == 0 && j + 1 < argc)
+				opts.chunk_interval = argv[j + 1];
+			else if (strcmp(argv[j], "--timescaledb") == 0)
+				opts.timescaledb = true;
+			else if (strcmp(argv[j], "--raw-retention-days") == 0 && j + 1 < argc)
 				retention = argv[j + 1];
 		}
 		if (retention) {
@@ -188,7 +192,7 @@ int main(int argc, char **argv)
 				"mqtt2pg: --raw-retention-days is a whole number of days, 0 (keep) to 36500\n");
 			rc = 2;
 		} else {
-			rc = migrate_run(db_arg, chunk) == 0 ? 0 : 1;
+			rc = migrate_run(db_arg, &opts) == 0 ? 0 : 1;
 			if (rc == 0 && days >= 0 && migrate_set_raw_retention(db_arg, days) < 0)
 				rc = 1;
 		}
