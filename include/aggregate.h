@@ -25,6 +25,7 @@ struct aggregator_options {
 	const char *password;
 	int interval_s;          /* how often the job runs (and non-leaders try to lead) */
 	int raw_retention_days;  /* 0: keep raw readings forever */
+	int rejected_retention_days; /* 0: keep rejected_messages forever */
 	int partitions_ahead_days;
 };
 
