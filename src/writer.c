@@ -175,13 +175,15 @@ static void ensure_connected(struct writer *w)
 	if (reconnecting)
 		STATS_ADD(w->stats, db_reconnects, 1);
 	read_only = session_is_read_only(w);
-	if (!w->probing || read_only != !atomic_load(&w->writable))
+	/* While the database stays read-only, each new session says so again: only the change is news. */
+	if (read_only != !atomic_load(&w->writable) || (!w->probing && !read_only))
 		log_info(w->name, "connected to the database%s", read_only ? " (read-only: writes wait)" : "");
 	if (!read_only)
 		create_partitions_ahead(w);
 	atomic_store(&w->writable, !read_only);
 	atomic_store(&w->connected, true);
-	w->backoff_ms = 100;
+	if (!read_only) /* a read-only database keeps the back-off growing: no reconnect storm */
+		w->backoff_ms = 100;
 }
 
 /* --- one transaction ------------------------------------------------------------------------------- */
@@ -199,7 +201,10 @@ static enum write_outcome classify(struct writer *w, PGresult *res, const char *
 		w->new_session = db_error_needs_new_session(w->conn, res);
 		w->read_only = strcmp(state, "25006") == 0;
 		STATS_ADD(w->stats, db_errors_transient, 1);
-		log_warn(w->name, "%s failed, will retry: %s", what, w->error);
+		if (w->read_only && !atomic_load(&w->writable))
+			log_debug(w->name, "%s failed, will retry: %s", what, w->error); /* said once (wait_transient) */
+		else
+			log_warn(w->name, "%s failed, will retry: %s", what, w->error);
 	} else if (strcmp(state, "23514") == 0 && strstr(w->error, "no partition")) {
 		outcome = WRITE_NO_PARTITION;
 	} else {
@@ -426,6 +431,7 @@ static void write_isolating(struct writer *w, write_fn fn, refused_fn refused, i
 		outcome = fn(w, tenant_id, first, count);
 		if (outcome == WRITE_OK) {
 			mark_writable(w);
+			w->backoff_ms = 100;
 			commit_spooled(w, first, count);
 			return;
 		}

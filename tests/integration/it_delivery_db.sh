@@ -200,21 +200,21 @@ scenario_6()
 {
 	mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -r -t solar/acme/D-2/telemetry -m '{"measurements":{"p":424242}}'
 	mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -r -t solar/acme/D-3/telemetry \
-		-m "{\"timestamp\":$((base + 6 * 3600)),\"measurements\":{\"p\":777}}"
+		-m "{\"timestamp\":$((base + 6 * 3600)),\"measurements\":{\"p\":7777777}}"
 	for ((k = 0; k < 3; k++)); do
 		bridge_stop
 		bridge_start "$conf"
 		retained_seen() { test "$(metric 'mqtt2pg_messages_ignored_total{reason="retained"}')" -ge 1; }
-		wait_until 30 rows_ge 1 "value = 777" || fail "scenario 6: the timestamped retained reading never arrived"
+		wait_until 30 rows_ge 1 "value = 7777777" || fail "scenario 6: the timestamped retained reading never arrived"
 		wait_until 30 retained_seen || fail "scenario 6: reconnect $k: the untimestamped retained message was not ignored"
 	done
 	mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -r -t solar/acme/D-2/telemetry -n
 	mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -r -t solar/acme/D-3/telemetry -n
 	echo "scenario 6 (retained, default policy, 3 reconnects): untimestamped rows $(rows "value = 424242")," \
-		"timestamped rows $(rows "value = 777")" | tee -a "$SUMMARY"
+		"timestamped rows $(rows "value = 7777777")" | tee -a "$SUMMARY"
 	# The live delivery (the bridge is subscribed when they are published: the broker clears the retain flag)
 	# is one reading each; the three redeliveries flagged retained at the re-subscribes add none.
-	assert_eq "1|1" "$(rows "value = 424242")|$(rows "value = 777")" \
+	assert_eq "1|1" "$(rows "value = 424242")|$(rows "value = 7777777")" \
 		"scenario 6: retained redeliveries add no row (untimestamped ignored, timestamped idempotent)"
 }
 
