@@ -191,7 +191,9 @@ static bool ensure_connected(struct aggregator *a)
 		a->leader = false;
 		atomic_store(&a->stats->agg_leader, 0);
 	}
-	a->conn = db_connect(MODULE, a->options.conninfo, a->options.password, "mqtt2pg-aggregate");
+	a->conn = a->options.secret
+			  ? db_connect_secret(MODULE, a->options.conninfo, a->options.secret, "mqtt2pg-aggregate")
+			  : db_connect(MODULE, a->options.conninfo, a->options.password, "mqtt2pg-aggregate");
 	return a->conn != NULL;
 }
 

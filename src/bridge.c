@@ -385,6 +385,7 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 	b.store = registry_store_new();
 	b.regsync = regsync_new(cfg->database.conninfo, cfg->database.password, b.store, &b.stats,
 				cfg->registry_refresh_interval);
+	regsync_use_secret(b.regsync, b.db_secret);
 	if (cfg->spool.durable) {
 		struct spool_options so = {
 			.directory = cfg->spool.directory,
@@ -411,6 +412,7 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		struct aggregator_options agg = {
 			.conninfo = cfg->database.conninfo,
 			.password = cfg->database.password,
+			.secret = b.db_secret,
 			.interval_s = cfg->aggregates.interval,
 			.raw_retention_days = cfg->aggregates.raw_retention_days,
 			.rejected_retention_days = cfg->validation.rejected_retention_days,

@@ -172,10 +172,13 @@ int db_secret_reload(struct db_secret *secret)
 	pthread_mutex_lock(&secret->lock);
 	changed = !secret->password || strcmp(secret->password, buf) != 0;
 	if (changed) {
+		if (secret->password)
+			explicit_bzero(secret->password, strlen(secret->password));
 		free(secret->password);
 		secret->password = xstrdup(buf);
 	}
 	pthread_mutex_unlock(&secret->lock);
+	explicit_bzero(buf, sizeof(buf));
 	return changed;
 }
 
@@ -196,7 +199,22 @@ void db_secret_free(struct db_secret *secret)
 	if (!secret)
 		return;
 	pthread_mutex_destroy(&secret->lock);
+	if (secret->password)
+		explicit_bzero(secret->password, strlen(secret->password));
 	free(secret->password);
 	free(secret->file);
 	free(secret);
+}
+
+PGconn *db_connect_secret(const char *module, const char *conninfo, struct db_secret *secret,
+			  const char *application_name)
+{
+	char *password = db_secret_get(secret);
+	PGconn *conn = db_connect(module, conninfo, password, application_name);
+
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	return conn;
 }

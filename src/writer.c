@@ -149,13 +149,7 @@ static void create_partitions_ahead(struct writer *w)
 /* One attempt: a connection with the current password (re-read at SIGHUP), prepared. */
 static bool connect_once(struct writer *w)
 {
-	char *password = db_secret_get(w->options.secret);
-
-	w->conn = db_connect(w->name, w->options.conninfo, password, "mqtt2pg-writer");
-	if (password) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
+	w->conn = db_connect_secret(w->name, w->options.conninfo, w->options.secret, "mqtt2pg-writer");
 	return w->conn && prepare_statements(w);
 }
 

@@ -7,7 +7,7 @@
 #      not ready (db_writers_writable) while it lasts, ready again after;
 #   2. INSERT revoked from the writer mid-stream and granted again (42501 that is no RLS refusal): 0 lost;
 #   3. PostgreSQL restarted mid-stream while the writer's password is rotated (new password file + SIGHUP):
-#      0 lost;
+#      0 lost, and the registry's connection comes back with the new password too;
 #   4. a flood of invalid messages is sampled: at most one stored row per second per (reason, device) and
 #      per topic for no_route, every one counted in mqtt2pg_messages_rejected_total;
 #   5. rejected_messages older than validation.rejected_retention_days are purged by the scheduled job;
@@ -142,6 +142,14 @@ scenario_3()
 	pg_start_again
 	wait_until 120 scenario_rows_ge 3 $((N * DEVICES)) || fail "scenario 3: $(rows "$(window 3)") rows"
 	check 3 $N "PostgreSQL restarted mid-stream, password rotated"
+	# The registry's connection came back with the new password too: a device added now is known at once.
+	m2p_admin device add X-NEW --tenant acme --point p:W >/dev/null
+	new_device_row() {
+		publish solar/acme/X-NEW/telemetry "{\"timestamp\":$((base + 3 * 3600 + 3500)),\"measurements\":{\"p\":5}}"
+		rows_ge 1 "device_id = (SELECT id FROM devices WHERE serial = 'X-NEW')"
+	}
+	wait_until 60 new_device_row || fail "scenario 3: the registry did not see a device added after the rotation"
+	echo "ok: scenario 3: the registry reconnected with the rotated password"
 }
 
 # --- 4. a flood of invalid messages is sampled ---------------------------------------------------------------
