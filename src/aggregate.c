@@ -270,8 +270,8 @@ static void purge_rejected(struct aggregator *a, int64_t now_ms)
 	res = exec_params(a->conn, "SELECT purge_rejected_messages($1::integer)", 1, params, PGRES_TUPLES_OK,
 			  "purge rejected_messages");
 	if (res && strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0)
-		log_info(MODULE, "retention: deleted %s rejected_messages row(s) older than %d days", PQgetvalue(res, 0, 0),
-			 a->options.rejected_retention_days);
+		log_info(MODULE, "retention: deleted %s rejected_messages row(s) older than %d days",
+			 PQgetvalue(res, 0, 0), a->options.rejected_retention_days);
 	PQclear(res);
 }
 

@@ -366,7 +366,8 @@ static void read_validation(struct config_reader *rd, struct config *cfg, const 
 {
 	static const char *const known[] = {"max_payload_bytes", "max_future_skew", "max_age", "unknown_points",
 					    "max_points_per_device", "reject_payload_bytes", "device_rate",
-					    "device_burst", "tenant_rate", "tenant_burst", "rejected_retention_days", NULL};
+					    "device_burst", "tenant_rate", "tenant_burst", "rejected_retention_days",
+					    NULL};
 	struct config_validation *v = &cfg->validation;
 	char *policy = NULL;
 

@@ -261,8 +261,9 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	if (payload_len > (size_t)policy->max_payload_bytes) {
 		/* Refused before any decoder copies it (with MQTT 5 the broker keeps the giants away already). */
 		err.reason = REJECT_OVERSIZED_PAYLOAD;
-		snprintf(err.detail, sizeof(err.detail), "payload of %zu bytes exceeds validation.max_payload_bytes (%d)",
-			 payload_len, policy->max_payload_bytes);
+		snprintf(err.detail, sizeof(err.detail),
+			 "payload of %zu bytes exceeds validation.max_payload_bytes (%d)", payload_len,
+			 policy->max_payload_bytes);
 		outcome_add(out, make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
 			    err.reason);
 		return;

@@ -109,7 +109,8 @@ static bool prepare_statements(struct writer *w)
  */
 static bool session_is_read_only(struct writer *w)
 {
-	PGresult *res = PQexec(w->conn, "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()");
+	PGresult *res =
+		PQexec(w->conn, "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()");
 	bool read_only = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
 
 	PQclear(res);
@@ -195,8 +196,8 @@ static enum write_outcome classify(struct writer *w, PGresult *res, const char *
 		w->new_session = db_error_needs_new_session(w->conn, res);
 		w->read_only = strcmp(state, "25006") == 0;
 		STATS_ADD(w->stats, db_errors_transient, 1);
-		if (w->read_only && !atomic_load(&w->writable))
-			log_debug(w->name, "%s failed, will retry: %s", what, w->error); /* said once (wait_transient) */
+		if (w->read_only && !atomic_load(&w->writable)) /* said once, by wait_transient */
+			log_debug(w->name, "%s failed, will retry: %s", what, w->error);
 		else
 			log_warn(w->name, "%s failed, will retry: %s", what, w->error);
 	} else if (strcmp(state, "23514") == 0 && strstr(w->error, "no partition")) {
@@ -492,7 +493,8 @@ static void rejection_refused(struct writer *w, struct message *m)
 
 	log_error(w->name, "could not record a rejected message (reason %s): %s; recording it without its payload",
 		  reject_reason_name(r->reason), w->error);
-	snprintf(detail, sizeof(detail), "%s [payload dropped: the database refused the record: %s]", r->detail, w->error);
+	snprintf(detail, sizeof(detail), "%s [payload dropped: the database refused the record: %s]", r->detail,
+		 w->error);
 	free(r->detail);
 	r->detail = xstrdup(detail);
 	free(r->payload);
