@@ -53,7 +53,8 @@ char *db_secret_get(struct db_secret *secret);
 /* NULL is a no-op. */
 void db_secret_free(struct db_secret *secret);
 
-/* db_connect with the secret's current password (the copy is wiped after use). secret may be NULL. */
+/* db_connect with the secret's current password (the copy is wiped after use). When that fails and the
+ * secret's file holds a new password, connects once more with it. secret may be NULL. */
 PGconn *db_connect_secret(const char *module, const char *conninfo, struct db_secret *secret,
 			  const char *application_name);
 

@@ -216,5 +216,11 @@ PGconn *db_connect_secret(const char *module, const char *conninfo, struct db_se
 		explicit_bzero(password, strlen(password));
 		free(password);
 	}
+	/* A Secret mounted as a file is rotated in place and nobody sends SIGHUP: a failed connect looks at the
+	 * file again, and tries once more when the password in it changed. */
+	if (!conn && db_secret_reload(secret) > 0) {
+		log_info(module, "the database password file changed: connecting with the new password");
+		return db_connect_secret(module, conninfo, secret, application_name);
+	}
 	return conn;
 }

@@ -150,6 +150,14 @@ scenario_3()
 	}
 	wait_until 60 new_device_row || fail "scenario 3: the registry did not see a device added after the rotation"
 	echo "ok: scenario 3: the registry reconnected with the rotated password"
+	# Rotated again in place, without a signal (a mounted Kubernetes Secret): the next connect re-reads the file.
+	psql_super "ALTER ROLE mqtt2pg_writer PASSWORD 'rotated-again'"
+	echo rotated-again >"$PWFILE"
+	psql_super "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'mqtt2pg_writer'" >/dev/null
+	publish solar/acme/X-NEW/telemetry "{\"timestamp\":$((base + 3 * 3600 + 3501)),\"measurements\":{\"p\":6}}"
+	wait_until 60 rows_ge 1 "value = 6 AND device_id = (SELECT id FROM devices WHERE serial = 'X-NEW')" ||
+		fail "scenario 3: no writer reconnected after the password file changed without SIGHUP"
+	echo "ok: scenario 3: a password rotated in the file without SIGHUP is picked up at the next connect"
 }
 
 # --- 4. a flood of invalid messages is sampled ---------------------------------------------------------------
