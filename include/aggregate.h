@@ -20,11 +20,15 @@
 
 #include "stats.h"
 
+struct db_secret; /* db.h */
+
 struct aggregator_options {
 	const char *conninfo; /* borrowed for the aggregator's lifetime */
 	const char *password;
+	struct db_secret *secret; /* borrowed; when set, its current password instead (re-read at SIGHUP) */
 	int interval_s;          /* how often the job runs (and non-leaders try to lead) */
 	int raw_retention_days;  /* 0: keep raw readings forever */
+	int rejected_retention_days; /* 0: keep rejected_messages forever */
 	int partitions_ahead_days;
 };
 

@@ -41,6 +41,7 @@ struct config_mqtt {
 struct config_database {
 	char *conninfo;       /* libpq conninfo for the writer role */
 	char *password;       /* from password_file or $MQTT2PG_DB_PASSWORD; never logged */
+	char *password_file;  /* where password came from, re-read at SIGHUP; NULL when from the environment */
 	char *admin_conninfo; /* for migrate and the admin commands (owner role); may be NULL */
 	int writers;          /* connections == writer threads */
 	int batch_rows;       /* flush a tenant's batch at this many rows */
@@ -62,6 +63,7 @@ struct config_validation {
 	double device_burst;
 	double tenant_rate;       /* messages/s per tenant; 0 = unlimited */
 	double tenant_burst;
+	int rejected_retention_days; /* rejected_messages older than this are purged by the scheduler; 0 = never */
 };
 
 struct config_spool {

@@ -21,6 +21,7 @@ struct health {
 	atomic_int_fast64_t loop_heartbeat_ms; /* monotonic ms of the main loop's last tick */
 	atomic_bool mqtt_connected;
 	atomic_int writers_connected;
+	atomic_int writers_writable; /* connected, and the database accepts writes (not read-only) */
 	atomic_int writers_total;
 	atomic_bool registry_loaded;
 	atomic_bool draining;
@@ -36,6 +37,19 @@ struct http_server *http_start(const char *listen_address, int port, struct heal
 
 /* Stops serving and frees the server. NULL is a no-op. */
 void http_stop(struct http_server *server);
+
+/*
+ * One readiness check: /readyz is ready when every check passes, and /metrics shows each as
+ * mqtt2pg_ready{check="<name>"} 1 or 0. why says what a failing check means, for /readyz's body.
+ */
+struct http_ready_check {
+	const char *name;
+	const char *why;
+	bool (*passes)(const struct health *h);
+};
+
+/* The checks, in the order /readyz reports them; *count is set to how many. */
+const struct http_ready_check *http_ready_checks(size_t *count);
 
 /* Renders the Prometheus exposition into buf (cap bytes); returns the length (truncated output ends at a
  * line boundary). Exposed for tests. */

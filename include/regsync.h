@@ -15,10 +15,15 @@
 #include "stats.h"
 
 struct regsync;
+struct db_secret; /* db.h */
 
 /* Borrows conninfo, password, store and stats for its lifetime. */
 struct regsync *regsync_new(const char *conninfo, const char *password, struct registry_store *store,
 			    struct stats *stats, int refresh_interval_s);
+
+/* From now on connect with secret's current password (borrowed; re-read at SIGHUP) instead of password. */
+void regsync_use_secret(struct regsync *rs, struct db_secret *secret);
+
 void regsync_free(struct regsync *rs);
 
 /* Connects, LISTENs and loads a snapshot now. Returns 0 on success, -1 after logging why. */

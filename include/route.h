@@ -65,6 +65,8 @@ struct route {
 	char *tenant;            /* fixed tenant slug; NULL: the topic's {tenant} */
 	char *serial;            /* fixed serial; NULL: the topic's {serial} or the payload's */
 	bool ignore_retained;    /* retained = "ignore": retained messages are counted and dropped */
+	bool retained_timestamped; /* retained = "timestamped" (default): only retained messages whose every
+				      reading carries its own timestamp are taken; the others as "ignore" */
 	bool ignore_non_numeric; /* non_numeric = "ignore": text where a number belongs is counted, dropped */
 	char **ignore;           /* MQTT filters of status/LWT/command topics of this tree: counted, dropped */
 	size_t ignore_count;

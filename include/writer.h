@@ -8,22 +8,25 @@
  * A batch is written when it reaches batch_rows, when its oldest message waited flush_interval_ms, or, once
  * the queue is empty, linger_ms.
  *
- * Failures: a transient one (connection lost, shutdown, serialization) is retried with back-off, forever,
- * reconnecting as needed; a permanent one (a row the database refuses) is isolated by bisecting the batch,
- * the refused messages are recorded in rejected_messages with the database's message, and the rest commit.
+ * Failures: a transient one (connection lost, shutdown, serialization, a read-only database, a missing
+ * GRANT: db_error_is_transient) is retried with back-off, forever, on a new session when the failure asks for
+ * one; a batch is never given up. A permanent one (a row the database refuses) is isolated by bisecting the
+ * batch, the refused messages are recorded in rejected_messages with the database's message, and the rest
+ * commit. Recording a rejection is itself retried until it succeeds: nothing leaves the spool unrecorded.
  */
 #ifndef MQTT2PG_WRITER_H
 #define MQTT2PG_WRITER_H
 
 #include <stdbool.h>
 
+#include "db.h"
 #include "queue.h"
 #include "spool.h"
 #include "stats.h"
 
 struct writer_options {
 	const char *conninfo;  /* borrowed for the writer's lifetime */
-	const char *password;  /* may be NULL */
+	struct db_secret *secret; /* borrowed: the password, re-read at SIGHUP; may be NULL */
 	int batch_rows;
 	int flush_interval_ms; /* a batch waits at most this long while more messages keep coming */
 	int linger_ms;         /* ... and this long once the queue is empty */
@@ -44,6 +47,9 @@ struct writer *writer_start(int index, const struct writer_options *options, str
 
 /* True while the writer holds a working connection. */
 bool writer_is_connected(const struct writer *w);
+
+/* True while the writer holds a connection on which the database accepts writes (not read-only). */
+bool writer_is_writable(const struct writer *w);
 
 /* True once the thread has drained its (closed) queue and exited. */
 bool writer_is_finished(const struct writer *w);

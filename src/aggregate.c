@@ -33,6 +33,7 @@ struct aggregator {
 	PGconn *conn;
 	bool leader;
 	int64_t last_retention_ms;
+	int64_t last_reject_purge_ms;
 };
 
 /* --- recomputation (shared with the CLI) ------------------------------------------------------------ */
@@ -182,7 +183,9 @@ static bool ensure_connected(struct aggregator *a)
 		a->leader = false;
 		atomic_store(&a->stats->agg_leader, 0);
 	}
-	a->conn = db_connect(MODULE, a->options.conninfo, a->options.password, "mqtt2pg-aggregate");
+	a->conn = a->options.secret
+			  ? db_connect_secret(MODULE, a->options.conninfo, a->options.secret, "mqtt2pg-aggregate")
+			  : db_connect(MODULE, a->options.conninfo, a->options.password, "mqtt2pg-aggregate");
 	return a->conn != NULL;
 }
 
@@ -242,6 +245,29 @@ static void apply_retention(struct aggregator *a, int64_t now_ms)
 	PQclear(res);
 }
 
+/*
+ * Deletes rejected_messages past their retention, at the first run and then once an hour: a hostile device
+ * costs a sampled row a second (ingest), and this bounds how long they stay. Batched in the function.
+ */
+static void purge_rejected(struct aggregator *a, int64_t now_ms)
+{
+	char days[16];
+	const char *params[1] = {days};
+	PGresult *res;
+
+	if (a->options.rejected_retention_days <= 0 ||
+	    (a->last_reject_purge_ms != 0 && now_ms - a->last_reject_purge_ms < 3600 * 1000))
+		return;
+	a->last_reject_purge_ms = now_ms;
+	snprintf(days, sizeof(days), "%d", a->options.rejected_retention_days);
+	res = exec_params(a->conn, "SELECT purge_rejected_messages($1::integer)", 1, params, PGRES_TUPLES_OK,
+			  "purge rejected_messages");
+	if (res && strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0)
+		log_info(MODULE, "retention: deleted %s rejected_messages row(s) older than %d days",
+			 PQgetvalue(res, 0, 0), a->options.rejected_retention_days);
+	PQclear(res);
+}
+
 static void record_lag(struct aggregator *a)
 {
 	PGresult *res = PQexec(
@@ -259,6 +285,7 @@ static void run_once(struct aggregator *a)
 
 	create_partitions_ahead(a);
 	apply_retention(a, started);
+	purge_rejected(a, started);
 	n = aggregate_recompute_dirty(a->conn, 0, BATCH_KEYS, NULL, NULL, &a->stopping);
 	if (n < 0)
 		return; /* logged; the connection check at the next run decides what to do */

@@ -16,6 +16,7 @@
 
 #include "aggregate.h"
 #include "clock.h"
+#include "db.h"
 #include "dispatch.h"
 #include "http.h"
 #include "ingest.h"
@@ -53,6 +54,7 @@ struct bridge {
 	size_t policy_count;
 	struct health health;
 	struct http_server *http;
+	struct db_secret *db_secret; /* the writers' password, re-read at SIGHUP */
 	int signal_fd;
 };
 
@@ -87,7 +89,7 @@ static void start_writers(struct bridge *b)
 	const struct config_database *db = &b->cfg->database;
 	struct writer_options options = {
 		.conninfo = db->conninfo,
-		.password = db->password,
+		.secret = b->db_secret,
 		.batch_rows = db->batch_rows,
 		.flush_interval_ms = db->flush_interval_ms,
 		.linger_ms = db->linger_ms < db->flush_interval_ms ? db->linger_ms : db->flush_interval_ms,
@@ -138,12 +140,15 @@ static int load_registry(struct bridge *b)
 /* Publishes the state /readyz and /metrics read. */
 static void update_health(struct bridge *b, int64_t now)
 {
-	int connected = 0;
+	int connected = 0, writable = 0;
 
-	for (size_t i = 0; i < b->writer_count; i++)
+	for (size_t i = 0; i < b->writer_count; i++) {
 		connected += b->writers[i] && writer_is_connected(b->writers[i]);
+		writable += b->writers[i] && writer_is_writable(b->writers[i]);
+	}
 	atomic_store(&b->health.loop_heartbeat_ms, now);
 	atomic_store(&b->health.writers_connected, connected);
+	atomic_store(&b->health.writers_writable, writable);
 	atomic_store(&b->health.mqtt_connected, b->ingest && ingest_is_connected(b->ingest));
 	atomic_store(&b->health.registry_loaded, regsync_has_snapshot(b->regsync));
 }
@@ -192,8 +197,9 @@ static int count_restart_keys(const struct config *old, const struct config *new
 				      differ(a->ca_file, b->ca_file) || differ(a->cert_file, b->cert_file) ||
 				      differ(a->key_file, b->key_file));
 	n += restart_required("routes", routes);
+	/* The password is not in this list: SIGHUP re-reads its file (reload_password). */
 	n += restart_required("database", differ(old->database.conninfo, new->database.conninfo) ||
-						  differ(old->database.password, new->database.password) ||
+						  differ(old->database.password_file, new->database.password_file) ||
 						  old->database.writers != new->database.writers ||
 						  old->database.batch_rows != new->database.batch_rows ||
 						  old->database.flush_interval_ms != new->database.flush_interval_ms ||
@@ -212,6 +218,21 @@ static int count_restart_keys(const struct config *old, const struct config *new
 }
 
 /*
+ * A rotated database password (a Kubernetes Secret is updated in place): new writer connections use it; open
+ * sessions stay, PostgreSQL does not end them when a password changes.
+ */
+static void reload_password(struct bridge *b)
+{
+	int rc = db_secret_reload(b->db_secret);
+
+	if (rc > 0)
+		log_info(MODULE, "re-read the database password from %s: new connections use it",
+			 b->cfg->database.password_file);
+	else if (rc == 0 && b->cfg->database.password_file)
+		log_info(MODULE, "re-read the database password from %s: unchanged", b->cfg->database.password_file);
+}
+
+/*
  * SIGHUP: parse the file again into a new snapshot; if it is valid, apply what can change at run time (log
  * level, validation policy, stats interval) and report every other changed key as "restart required"; if it
  * is not, keep the running configuration and say why. Then refresh the registry.
@@ -223,6 +244,7 @@ static void reload(struct bridge *b)
 	struct config_validation *policy;
 	int pending;
 
+	reload_password(b);
 	if (!fresh) {
 		char *saveptr = NULL;
 		for (char *line = strtok_r(errors, "\n", &saveptr); line; line = strtok_r(NULL, "\n", &saveptr))
@@ -359,9 +381,11 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		if (!b.http)
 			die(MODULE, "cannot start the HTTP listener (http.port = %d)", cfg->http_port);
 	}
+	b.db_secret = db_secret_new(cfg->database.password, cfg->database.password_file);
 	b.store = registry_store_new();
 	b.regsync = regsync_new(cfg->database.conninfo, cfg->database.password, b.store, &b.stats,
 				cfg->registry_refresh_interval);
+	regsync_use_secret(b.regsync, b.db_secret);
 	if (cfg->spool.durable) {
 		struct spool_options so = {
 			.directory = cfg->spool.directory,
@@ -388,8 +412,10 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		struct aggregator_options agg = {
 			.conninfo = cfg->database.conninfo,
 			.password = cfg->database.password,
+			.secret = b.db_secret,
 			.interval_s = cfg->aggregates.interval,
 			.raw_retention_days = cfg->aggregates.raw_retention_days,
+			.rejected_retention_days = cfg->validation.rejected_retention_days,
 			.partitions_ahead_days = cfg->aggregates.partitions_ahead_days,
 		};
 		b.aggregator = aggregator_start(&agg, &b.stats);
@@ -422,6 +448,7 @@ out:
 	spool_close(b.spool);
 	http_stop(b.http);
 	regsync_free(b.regsync);
+	db_secret_free(b.db_secret);
 	registry_store_free(b.store);
 	free(b.queues);
 	free(b.writers);

@@ -232,6 +232,7 @@ static void set_defaults(struct config *cfg)
 	cfg->validation.reject_payload_bytes = 1024;
 	cfg->validation.device_burst = 100;
 	cfg->validation.tenant_burst = 10000;
+	cfg->validation.rejected_retention_days = 30;
 	cfg->aggregates.enabled = true;
 	cfg->aggregates.interval = 30;
 	cfg->aggregates.raw_retention_days = 0;
@@ -353,6 +354,8 @@ static void read_database(struct config_reader *rd, struct config *cfg, const co
 		read_int(rd, g, "reconnect_max_ms", &d->reconnect_max_ms, 100, 600000);
 	}
 	read_password(rd, g, "MQTT2PG_DB_PASSWORD", &d->password);
+	if (!(getenv("MQTT2PG_DB_PASSWORD") && *getenv("MQTT2PG_DB_PASSWORD")))
+		read_string(rd, g, "password_file", &d->password_file);
 	override_from_env("MQTT2PG_DB_CONNINFO", &d->conninfo);
 	override_from_env("MQTT2PG_ADMIN_CONNINFO", &d->admin_conninfo);
 	if (!d->conninfo)
@@ -363,7 +366,8 @@ static void read_validation(struct config_reader *rd, struct config *cfg, const 
 {
 	static const char *const known[] = {"max_payload_bytes", "max_future_skew", "max_age", "unknown_points",
 					    "max_points_per_device", "reject_payload_bytes", "device_rate",
-					    "device_burst", "tenant_rate", "tenant_burst", NULL};
+					    "device_burst", "tenant_rate", "tenant_burst", "rejected_retention_days",
+					    NULL};
 	struct config_validation *v = &cfg->validation;
 	char *policy = NULL;
 
@@ -379,6 +383,7 @@ static void read_validation(struct config_reader *rd, struct config *cfg, const 
 	read_double(rd, g, "device_burst", &v->device_burst, 1, 1e9);
 	read_double(rd, g, "tenant_rate", &v->tenant_rate, 0, 1e9);
 	read_double(rd, g, "tenant_burst", &v->tenant_burst, 1, 1e9);
+	read_int(rd, g, "rejected_retention_days", &v->rejected_retention_days, 0, 36500);
 	read_string(rd, g, "unknown_points", &policy);
 	if (policy) {
 		if (strcmp(policy, "reject") == 0)
@@ -494,7 +499,7 @@ static const char *preset_ignore_prefix(const struct preset *preset, const char 
 static void read_route_options(struct config_reader *rd, const config_setting_t *item, int i,
 			       const struct preset *preset, const char *prefix, struct route *r)
 {
-	static const char *const retained_names[] = {"accept", "ignore", NULL};
+	static const char *const retained_names[] = {"accept", "ignore", "timestamped", NULL};
 	static const char *const units[] = {"s", "ms", "us", "ns", "rfc3339", NULL};
 	static const char *const lp_keys[] = {"serial_tag", "point", "precision", "strings", NULL};
 	const config_setting_t *ignore = config_setting_get_member(item, "ignore");
@@ -506,6 +511,7 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 	read_string(rd, item, "json_root", &r->json_root);
 	if (preset) {
 		r->ignore_retained = preset->ignore_retained;
+		r->retained_timestamped = !preset->ignore_retained;
 		r->ignore_non_numeric = preset->ignore_non_numeric;
 		if (!prefix && preset->ignore[0] && !ignore)
 			reader_error(rd, config_setting_get_member(item, "topic"),
@@ -527,8 +533,11 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 			r->time_unit = preset->time_unit;
 		}
 	}
-	if ((choice = read_choice(rd, item, i, "retained", retained_names, "\"accept\" or \"ignore\"")) >= 0)
+	if ((choice = read_choice(rd, item, i, "retained", retained_names,
+				  "\"timestamped\", \"accept\" or \"ignore\"")) >= 0) {
 		r->ignore_retained = choice == 1;
+		r->retained_timestamped = choice == 2;
+	}
 	if ((choice = read_choice(rd, item, i, "non_numeric", (const char *const[]){"reject", "ignore", NULL},
 				  "\"reject\" or \"ignore\"")) >= 0)
 		r->ignore_non_numeric = choice == 1;
@@ -859,6 +868,7 @@ void config_free(struct config *cfg)
 	free(cfg->mqtt.key_file);
 	free(cfg->database.conninfo);
 	free(cfg->database.password);
+	free(cfg->database.password_file);
 	free(cfg->database.admin_conninfo);
 	for (size_t i = 0; i < cfg->route_count; i++)
 		route_clear(&cfg->routes[i]);

@@ -4,10 +4,22 @@
  */
 #include "db.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "xalloc.h"
+
+#define MODULE "db"
+
+struct db_secret {
+	pthread_mutex_t lock;
+	char *password; /* guarded by lock */
+	char *file;     /* NULL: nothing to re-read */
+};
 
 /* libpq prints notices (and a server's FATAL on a killed session) to stderr raw; route them to our log. */
 static void notice_to_log(void *module, const char *message)
@@ -64,6 +76,20 @@ const char *db_sqlstate(const PGresult *res)
 	return state ? state : "";
 }
 
+/*
+ * 42501 (insufficient privilege) is the code of two different things: a row-level security policy that
+ * refuses a row (the row's fault: permanent, only that row is rejected) and a missing GRANT on our own tables
+ * (an operator's migration or REVOKE in progress: every row fails the same way, so it is the database's state,
+ * and rejecting the batch would lose it). PostgreSQL words the first "new row violates row-level security
+ * policy"; the message is the only difference.
+ */
+static bool is_rls_violation(const PGresult *res)
+{
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	return msg && strstr(msg, "row-level security") != NULL;
+}
+
 bool db_error_is_transient(PGconn *conn, const PGresult *res)
 {
 	const char *state = db_sqlstate(res);
@@ -73,6 +99,7 @@ bool db_error_is_transient(PGconn *conn, const PGresult *res)
 	if (state[0] == '\0')
 		return true; /* no SQLSTATE: the failure came from libpq or the link, not from a row */
 	if (strncmp(state, "08", 2) == 0 ||  /* connection exception */
+	    strncmp(state, "25", 2) == 0 ||  /* invalid transaction state: 25006 read-only (standby, failover) */
 	    strncmp(state, "40", 2) == 0 ||  /* serialization failure, deadlock */
 	    strncmp(state, "53", 2) == 0 ||  /* insufficient resources: disk full, too many connections */
 	    strncmp(state, "57", 2) == 0 ||  /* operator intervention: admin/crash shutdown, cancel */
@@ -80,7 +107,20 @@ bool db_error_is_transient(PGconn *conn, const PGresult *res)
 	    strcmp(state, "55P03") == 0 ||   /* lock not available */
 	    strcmp(state, "XX000") == 0)     /* internal error: not the row's fault */
 		return true;
+	if (strcmp(state, "42501") == 0 && !is_rls_violation(res))
+		return true; /* a missing GRANT: the database's state, not the row's */
 	return false;
+}
+
+bool db_error_needs_new_session(PGconn *conn, const PGresult *res)
+{
+	const char *state = db_sqlstate(res);
+
+	if (PQstatus(conn) != CONNECTION_OK)
+		return true;
+	/* A session that saw "read-only" may sit on a standby (failover moved the primary elsewhere; a new
+	 * connection through the same service name finds it) or keep a read-only default set at connect. */
+	return strcmp(state, "25006") == 0 || strncmp(state, "57P0", 4) == 0 || strncmp(state, "08", 2) == 0;
 }
 
 const char *db_error_line(PGconn *conn, const PGresult *res, char *buf, size_t cap)
@@ -98,4 +138,89 @@ const char *db_error_line(PGconn *conn, const PGresult *res, char *buf, size_t c
 		if (*p == '\n' || *p == '\r')
 			*p = (p[1] ? ' ' : '\0');
 	return buf;
+}
+
+struct db_secret *db_secret_new(const char *password, const char *file)
+{
+	struct db_secret *secret = xcalloc(1, sizeof(*secret));
+
+	pthread_mutex_init(&secret->lock, NULL);
+	secret->password = password ? xstrdup(password) : NULL;
+	secret->file = file ? xstrdup(file) : NULL;
+	return secret;
+}
+
+int db_secret_reload(struct db_secret *secret)
+{
+	char buf[1024];
+	FILE *f;
+	size_t len;
+	int changed;
+
+	if (!secret || !secret->file)
+		return 0;
+	f = fopen(secret->file, "r");
+	if (!f) {
+		log_error(MODULE, "cannot re-read the database password file '%s': %s; keeping the old password",
+			  secret->file, strerror(errno));
+		return -1;
+	}
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	pthread_mutex_lock(&secret->lock);
+	changed = !secret->password || strcmp(secret->password, buf) != 0;
+	if (changed) {
+		if (secret->password)
+			explicit_bzero(secret->password, strlen(secret->password));
+		free(secret->password);
+		secret->password = xstrdup(buf);
+	}
+	pthread_mutex_unlock(&secret->lock);
+	explicit_bzero(buf, sizeof(buf));
+	return changed;
+}
+
+char *db_secret_get(struct db_secret *secret)
+{
+	char *copy;
+
+	if (!secret)
+		return NULL;
+	pthread_mutex_lock(&secret->lock);
+	copy = secret->password ? xstrdup(secret->password) : NULL;
+	pthread_mutex_unlock(&secret->lock);
+	return copy;
+}
+
+void db_secret_free(struct db_secret *secret)
+{
+	if (!secret)
+		return;
+	pthread_mutex_destroy(&secret->lock);
+	if (secret->password)
+		explicit_bzero(secret->password, strlen(secret->password));
+	free(secret->password);
+	free(secret->file);
+	free(secret);
+}
+
+PGconn *db_connect_secret(const char *module, const char *conninfo, struct db_secret *secret,
+			  const char *application_name)
+{
+	char *password = db_secret_get(secret);
+	PGconn *conn = db_connect(module, conninfo, password, application_name);
+
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	/* A Secret mounted as a file is rotated in place and nobody sends SIGHUP: a failed connect looks at the
+	 * file again, and tries once more when the password in it changed. */
+	if (!conn && db_secret_reload(secret) > 0) {
+		log_info(module, "the database password file changed: connecting with the new password");
+		return db_connect_secret(module, conninfo, secret, application_name);
+	}
+	return conn;
 }

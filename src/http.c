@@ -80,6 +80,8 @@ static void histogram(struct writer_buf *w, const char *name, const char *help, 
 	     (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name, (unsigned long long)cumulative);
 }
 
+static void ready_gauges(struct writer_buf *w, const struct health *health);
+
 size_t http_render_metrics(const struct health *health, struct stats *s, char *buf, size_t cap)
 {
 	struct writer_buf w = {buf, cap, 0};
@@ -114,6 +116,8 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	counter(&w, "db_reconnects_total", "Writer reconnections to the database.", STATS_GET(s, db_reconnects));
 	gauge(&w, "db_writers_connected", "Writer connections currently usable.",
 	      (double)atomic_load(&health->writers_connected));
+	gauge(&w, "db_writers_writable", "Writer connections on which the database accepts writes (not read-only).",
+	      (double)atomic_load(&health->writers_writable));
 	gauge(&w, "db_writers", "Writer connections configured.", (double)atomic_load(&health->writers_total));
 	gauge(&w, "queue_depth", "Messages accepted and waiting for a writer.", (double)STATS_GET(s, queue_depth));
 	counter(&w, "enqueue_waits_total", "Times the MQTT callback found a writer queue full.", STATS_GET(s, enqueue_waits));
@@ -139,6 +143,7 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	counter(&w, "spool_write_errors_total", "Spool writes that failed (disk errors).", STATS_GET(s, spool_write_errors));
 	counter(&w, "spool_torn_records_total", "Torn records dropped at recovery.", STATS_GET(s, spool_torn_records));
 	gauge(&w, "draining", "1 while shutting down.", atomic_load(&health->draining) ? 1 : 0);
+	ready_gauges(&w, health);
 	return w.len;
 }
 
@@ -147,22 +152,72 @@ static bool loop_alive(const struct health *h)
 	return clock_monotonic_ms() - atomic_load(&h->loop_heartbeat_ms) < LOOP_STALL_MS;
 }
 
-/* Empty when ready, else the reasons, comma-separated. */
+static bool not_draining(const struct health *h)
+{
+	return !atomic_load(&h->draining);
+}
+
+static bool broker_connected(const struct health *h)
+{
+	return atomic_load(&h->mqtt_connected);
+}
+
+static bool writers_connected(const struct health *h)
+{
+	return atomic_load(&h->writers_connected) > 0;
+}
+
+/* A read-only database (failover to a standby, a managed service's "disk full" mode) takes no rows: what
+ * arrives waits in the spool, and a load balancer should prefer a replica that can write. */
+static bool writers_writable(const struct health *h)
+{
+	return atomic_load(&h->writers_writable) > 0;
+}
+
+static bool registry_loaded(const struct health *h)
+{
+	return atomic_load(&h->registry_loaded);
+}
+
+/* One row per check: adding one is adding a row (and the health field it reads). */
+static const struct http_ready_check ready_checks[] = {
+	{"not_draining", "draining", not_draining},
+	{"broker_connected", "broker not connected", broker_connected},
+	{"db_writers_connected", "no database connection", writers_connected},
+	{"db_writers_writable", "database read-only (db_writers_writable)", writers_writable},
+	{"registry_loaded", "registry not loaded", registry_loaded},
+	{"main_loop", "main loop stalled", loop_alive},
+};
+
+const struct http_ready_check *http_ready_checks(size_t *count)
+{
+	*count = sizeof(ready_checks) / sizeof(ready_checks[0]);
+	return ready_checks;
+}
+
+/* Empty when ready, else the reasons, comma-separated. A database nobody is connected to is not also
+ * reported as read-only. */
 static void readiness(const struct health *h, char *why, size_t cap)
 {
 	why[0] = '\0';
-	if (atomic_load(&h->draining))
-		strncat(why, "draining,", cap - strlen(why) - 1);
-	if (!atomic_load(&h->mqtt_connected))
-		strncat(why, "broker not connected,", cap - strlen(why) - 1);
-	if (atomic_load(&h->writers_connected) == 0)
-		strncat(why, "no database connection,", cap - strlen(why) - 1);
-	if (!atomic_load(&h->registry_loaded))
-		strncat(why, "registry not loaded,", cap - strlen(why) - 1);
-	if (!loop_alive(h))
-		strncat(why, "main loop stalled,", cap - strlen(why) - 1);
+	for (size_t i = 0; i < sizeof(ready_checks) / sizeof(ready_checks[0]); i++) {
+		const struct http_ready_check *c = &ready_checks[i];
+		if (c->passes(h) || (c->passes == writers_writable && !writers_connected(h)))
+			continue;
+		strncat(why, c->why, cap - strlen(why) - 1);
+		strncat(why, ",", cap - strlen(why) - 1);
+	}
 	if (why[0])
 		why[strlen(why) - 1] = '\0';
+}
+
+static void ready_gauges(struct writer_buf *w, const struct health *health)
+{
+	emit(w, "# HELP mqtt2pg_ready 1 while the readiness check passes (all must for /readyz).\n"
+		"# TYPE mqtt2pg_ready gauge\n");
+	for (size_t i = 0; i < sizeof(ready_checks) / sizeof(ready_checks[0]); i++)
+		emit(w, "mqtt2pg_ready{check=\"%s\"} %d\n", ready_checks[i].name,
+		     ready_checks[i].passes(health) ? 1 : 0);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

@@ -17,12 +17,14 @@
 #include "formats.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "reject.h"
 #include "text.h"
 #include "validate.h"
 #include "xalloc.h"
 
 #define MODULE "mqtt"
 #define DISCONNECT_TIMEOUT_MS 5000
+#define MAX_PACKET_HEADROOM (1024u * 1024u)
 
 /*
  * What one MQTT message became: a pipeline message per device it names (readings or a rejection; NULL when
@@ -64,6 +66,7 @@ struct ingest {
 	_Atomic(const struct config_validation *) policy; /* swapped by reload, read once per message */
 	struct ratelimit *device_limit; /* receive thread only; NULL = unlimited */
 	struct ratelimit *tenant_limit;
+	struct reject_sampler *sampler; /* receive thread only */
 	MQTTAsync_SSLOptions ssl;
 };
 
@@ -93,10 +96,44 @@ static void outcome_add(struct outcome *out, struct message *m, enum reject_reas
 	out->reasons[out->count++] = reason;
 }
 
-static struct message *make_rejection(const struct ingest *in, const struct decode_error *err, const char *topic,
+/*
+ * Whether a rejection is stored or only counted: per reason and claimed tenant/serial (per topic when there
+ * is none, as for no_route) at most one a second, so a broken or hostile device costs a row a second, not a
+ * row a message. Rate-limited refusals have their own sampling (rate_limited). On true, *detail is err's
+ * detail with the count of those not stored since the last one.
+ */
+static bool sample_rejection(struct ingest *in, const struct decode_error *err, const char *topic, size_t topic_len,
+			     const struct route_match *m, int64_t received_us, char *detail, size_t cap)
+{
+	char key[512];
+	size_t key_len;
+	uint32_t suppressed = 0;
+
+	if (m && (m->tenant.len > 0 || m->serial.len > 0))
+		key_len = (size_t)snprintf(key, sizeof(key), "%.*s/%.*s", (int)m->tenant.len, m->tenant.ptr,
+					   (int)m->serial.len, m->serial.ptr);
+	else
+		key_len = (size_t)snprintf(key, sizeof(key), "%.*s", (int)topic_len, topic);
+	if (key_len >= sizeof(key))
+		key_len = sizeof(key) - 1;
+	if (err->reason != REJECT_RATE_LIMITED &&
+	    !reject_sampler_should_store(in->sampler, err->reason, key, key_len, received_us, &suppressed))
+		return false;
+	if (suppressed > 0)
+		snprintf(detail, cap, "%s; %u more like it since the last record (counted, not stored)", err->detail,
+			 suppressed);
+	else
+		snprintf(detail, cap, "%s", err->detail);
+	return true;
+}
+
+/* A rejection to record, or NULL when the sampler only counts it (outcome_add takes NULL as "counted"). */
+static struct message *make_rejection(struct ingest *in, const struct decode_error *err, const char *topic,
 				      size_t topic_len, const struct route_match *m, const void *payload,
 				      size_t payload_len, int64_t received_us)
 {
+	char detail[sizeof(err->detail) + 80];
+
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		/* Both may hold device text (a topic level, a JSON key): escaped, or it could paint the log. */
 		char safe_topic[256], safe_detail[400];
@@ -105,7 +142,9 @@ static struct message *make_rejection(const struct ingest *in, const struct deco
 		log_debug(MODULE, "rejected message on topic %s: %s (%s)", safe_topic, reject_reason_name(err->reason),
 			  safe_detail);
 	}
-	return message_new_reject(err->reason, err->detail, topic, topic_len, m ? m->tenant.ptr : NULL,
+	if (!sample_rejection(in, err, topic, topic_len, m, received_us, detail, sizeof(detail)))
+		return NULL;
+	return message_new_reject(err->reason, detail, topic, topic_len, m ? m->tenant.ptr : NULL,
 				  m ? m->tenant.len : 0, m ? m->serial.ptr : NULL, m ? m->serial.len : 0, payload,
 				  payload_len, (size_t)atomic_load(&in->policy)->reject_payload_bytes, received_us);
 }
@@ -172,6 +211,18 @@ static void validate_device(struct ingest *in, const struct config_validation *p
 }
 
 /*
+ * Whether every reading has a time from the payload. Decoders stamp a reading without one with received_us
+ * (taken for this message, to the microsecond), so a reading carrying exactly that time has none of its own.
+ */
+static bool carries_own_time(const struct decoded_message *decoded, int64_t received_us)
+{
+	for (size_t i = 0; i < decoded->count; i++)
+		if (decoded->samples[i].time_us == received_us)
+			return false;
+	return true;
+}
+
+/*
  * Turns one MQTT message into *out: route -> (ignore?) -> decode -> validate, per device the payload names.
  * Status and LWT topics, retained messages on routes that ignore them, and payloads that hold no reading are
  * only counted.
@@ -207,6 +258,16 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 		out->ignored = IGNORE_RETAINED;
 		return;
 	}
+	if (payload_len > (size_t)policy->max_payload_bytes) {
+		/* Refused before any decoder copies it (with MQTT 5 the broker keeps the giants away already). */
+		err.reason = REJECT_OVERSIZED_PAYLOAD;
+		snprintf(err.detail, sizeof(err.detail),
+			 "payload of %zu bytes exceeds validation.max_payload_bytes (%d)", payload_len,
+			 policy->max_payload_bytes);
+		outcome_add(out, make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
+			    err.reason);
+		return;
+	}
 	rc = formats_decode(route, payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes,
 			    &in->decoded, &err);
 	if (rc > 0) {
@@ -216,6 +277,10 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	if (rc < 0) {
 		outcome_add(out, make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
 			    err.reason);
+		return;
+	}
+	if (msg->retained && route->retained_timestamped && !carries_own_time(decoded, received_us)) {
+		out->ignored = IGNORE_RETAINED;
 		return;
 	}
 	if (decoded->device_count == 0) {
@@ -572,6 +637,7 @@ static int start_connect(struct ingest *in)
 	MQTTAsync_connectOptions *o = mq->version == 5 ? &opts5 : &opts;
 	MQTTProperties props = MQTTProperties_initializer;
 	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+	MQTTProperty max_packet = {.identifier = MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE};
 	int rc;
 
 	o->keepAliveInterval = mq->keepalive;
@@ -587,6 +653,12 @@ static int start_connect(struct ingest *in)
 		o->cleanstart = mq->clean_session;
 		expiry.value.integer4 = (unsigned)mq->session_expiry;
 		MQTTProperties_add(&props, &expiry);
+		/* The broker does not send us a packet past this (MQTT 5, 3.1.2.11.4): a giant payload is dropped
+		 * there instead of costing us its size in memory. The MiB above max_payload_bytes leaves room for
+		 * the topic and properties, so what is merely over the limit still arrives and is rejected with its
+		 * reason. MQTT 3.1.1 has no such field: set the broker's message_size_limit (README). */
+		max_packet.value.integer4 = (unsigned)atomic_load(&in->policy)->max_payload_bytes + MAX_PACKET_HEADROOM;
+		MQTTProperties_add(&props, &max_packet);
 		o->connectProperties = &props;
 		o->onFailure5 = on_connect_failure5;
 	} else {
@@ -638,6 +710,7 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 	build_filters(in);
 	in->device_limit = ratelimit_new(cfg->validation.device_rate, cfg->validation.device_burst);
 	in->tenant_limit = ratelimit_new(cfg->validation.tenant_rate, cfg->validation.tenant_burst);
+	in->sampler = reject_sampler_new();
 	MQTTAsync_setTraceCallback(on_trace);
 	MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
 	create.MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
@@ -778,5 +851,6 @@ void ingest_stop(struct ingest *in)
 	free(in->outcome.reasons);
 	ratelimit_free(in->device_limit);
 	ratelimit_free(in->tenant_limit);
+	reject_sampler_free(in->sampler);
 	free(in);
 }

@@ -95,6 +95,8 @@ static void describe_route(const struct route *r)
 		       r->timezone ? ", zone " : "", r->timezone ? tz_name(r->timezone) : "");
 	if (r->ignore_retained)
 		printf("    retained messages ignored\n");
+	else if (r->retained_timestamped)
+		printf("    retained messages taken only with their own timestamp\n");
 	for (size_t i = 0; i < r->ignore_count; i++)
 		printf("    ignores %s\n", r->ignore[i]);
 }

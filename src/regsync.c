@@ -20,6 +20,7 @@
 struct regsync {
 	const char *conninfo;
 	const char *password;
+	struct db_secret *secret; /* when set, its password instead (regsync_use_secret) */
 	struct registry_store *store;
 	struct stats *stats;
 	int64_t refresh_interval_ms;
@@ -43,6 +44,11 @@ struct regsync *regsync_new(const char *conninfo, const char *password, struct r
 	rs->refresh_interval_ms = (int64_t)refresh_interval_s * 1000;
 	rs->backoff_ms = 500;
 	return rs;
+}
+
+void regsync_use_secret(struct regsync *rs, struct db_secret *secret)
+{
+	rs->secret = secret;
 }
 
 void regsync_free(struct regsync *rs)
@@ -178,7 +184,8 @@ static int connect_and_listen(struct regsync *rs)
 		return 0;
 	if (rs->conn)
 		PQfinish(rs->conn);
-	rs->conn = db_connect(MODULE, rs->conninfo, rs->password, "mqtt2pg-registry");
+	rs->conn = rs->secret ? db_connect_secret(MODULE, rs->conninfo, rs->secret, "mqtt2pg-registry")
+			      : db_connect(MODULE, rs->conninfo, rs->password, "mqtt2pg-registry");
 	if (!rs->conn)
 		return -1;
 	if (db_exec(MODULE, rs->conn, "LISTEN mqtt2pg_registry", "LISTEN") < 0) {

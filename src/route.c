@@ -186,7 +186,10 @@ bool route_check(const struct route *r, char *err, size_t errlen)
 bool route_parse_template(const char *template_text, enum route_format format, struct route *out, char *err,
 			  size_t errlen)
 {
-	struct route r = {0};
+	/* Retained messages: a retained reading without its own timestamp would become a new row at every
+	 * reconnect (the broker sends it again, we stamp it with the new receive time); with a timestamp the
+	 * redelivery is an idempotent duplicate. So by default only timestamped ones are accepted. */
+	struct route r = {.retained_timestamped = true};
 	const char *p = template_text;
 	int tenants = 0, serials = 0, points = 0;
 
@@ -339,6 +342,7 @@ bool route_equal(const struct route *a, const struct route *b)
 {
 	if (strcmp(a->template_text, b->template_text) != 0 || a->format != b->format || !same(a->tenant, b->tenant) ||
 	    !same(a->serial, b->serial) || a->ignore_retained != b->ignore_retained ||
+	    a->retained_timestamped != b->retained_timestamped ||
 	    a->ignore_non_numeric != b->ignore_non_numeric ||
 	    a->ignore_count != b->ignore_count || strcmp(a->influx.serial_tag, b->influx.serial_tag) != 0 ||
 	    strcmp(a->influx.point, b->influx.point) != 0 || a->influx.precision != b->influx.precision ||

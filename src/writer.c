@@ -53,6 +53,7 @@ struct writer {
 	struct stats *stats; /* borrowed */
 	pthread_t thread;
 	atomic_bool connected;
+	atomic_bool writable; /* false while the database answers "read-only" (25006) */
 	atomic_bool finished;
 	PGconn *conn;
 	struct batch *batches; /* one per tenant seen, reused */
@@ -60,7 +61,11 @@ struct writer {
 	struct batch rejections; /* rejected messages waiting to be recorded (tenant_id 0) */
 	struct batch_arrays arrays;
 	char error[512]; /* the last database error, for rejection records */
+	bool new_session; /* the last transient failure wants a new session (classify) */
+	bool read_only;   /* ... and it was the database being read-only */
 	int backoff_ms;
+	int64_t probed_ms; /* monotonic, the last check of a read-only database while idle */
+	bool probing;      /* ensure_connected called by probe_writable: log only a change */
 };
 
 typedef enum write_outcome (*write_fn)(struct writer *w, int32_t tenant_id, struct message *first, size_t count);
@@ -97,6 +102,21 @@ static bool prepare_statements(struct writer *w)
 	return true;
 }
 
+/*
+ * Whether the new session may write: default_transaction_read_only (set on the database during a managed
+ * service's "disk full" mode) or a standby behind the service address after a failover. Unknown counts as
+ * writable: the first write tells.
+ */
+static bool session_is_read_only(struct writer *w)
+{
+	PGresult *res =
+		PQexec(w->conn, "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()");
+	bool read_only = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
+
+	PQclear(res);
+	return read_only;
+}
+
 static void disconnect(struct writer *w)
 {
 	if (w->conn) {
@@ -127,28 +147,38 @@ static void create_partitions_ahead(struct writer *w)
 	PQclear(res);
 }
 
+/* One attempt: a connection with the current password (re-read at SIGHUP), prepared. */
+static bool connect_once(struct writer *w)
+{
+	w->conn = db_connect_secret(w->name, w->options.conninfo, w->options.secret, "mqtt2pg-writer");
+	return w->conn && prepare_statements(w);
+}
+
 /* Returns with a working, prepared connection, waiting as long as it takes. */
 static void ensure_connected(struct writer *w)
 {
-	bool reconnecting = false;
+	bool reconnecting = false, read_only;
 
 	if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
 		return;
 	disconnect(w);
-	for (;;) {
-		w->conn = db_connect(w->name, w->options.conninfo, w->options.password, "mqtt2pg-writer");
-		if (w->conn && prepare_statements(w))
-			break;
+	while (!connect_once(w)) {
 		disconnect(w);
 		reconnecting = true;
 		backoff(w);
 	}
 	if (reconnecting)
 		STATS_ADD(w->stats, db_reconnects, 1);
-	log_info(w->name, "connected to the database");
-	create_partitions_ahead(w);
+	read_only = session_is_read_only(w);
+	/* While the database stays read-only, each new session says so again: only the change is news. */
+	if (read_only != !atomic_load(&w->writable) || (!w->probing && !read_only))
+		log_info(w->name, "connected to the database%s", read_only ? " (read-only: writes wait)" : "");
+	if (!read_only)
+		create_partitions_ahead(w);
+	atomic_store(&w->writable, !read_only);
 	atomic_store(&w->connected, true);
-	w->backoff_ms = 100;
+	if (!read_only) /* a read-only database keeps the back-off growing: no reconnect storm */
+		w->backoff_ms = 100;
 }
 
 /* --- one transaction ------------------------------------------------------------------------------- */
@@ -159,10 +189,17 @@ static enum write_outcome classify(struct writer *w, PGresult *res, const char *
 	enum write_outcome outcome;
 
 	db_error_line(w->conn, res, w->error, sizeof(w->error));
+	w->new_session = false;
+	w->read_only = false;
 	if (db_error_is_transient(w->conn, res)) {
 		outcome = WRITE_TRANSIENT;
+		w->new_session = db_error_needs_new_session(w->conn, res);
+		w->read_only = strcmp(state, "25006") == 0;
 		STATS_ADD(w->stats, db_errors_transient, 1);
-		log_warn(w->name, "%s failed, will retry: %s", what, w->error);
+		if (w->read_only && !atomic_load(&w->writable)) /* said once, by wait_transient */
+			log_debug(w->name, "%s failed, will retry: %s", what, w->error);
+		else
+			log_warn(w->name, "%s failed, will retry: %s", what, w->error);
 	} else if (strcmp(state, "23514") == 0 && strstr(w->error, "no partition")) {
 		outcome = WRITE_NO_PARTITION;
 	} else {
@@ -354,6 +391,26 @@ static void commit_spooled(struct writer *w, const struct message *first, size_t
 }
 
 /*
+ * After a transient failure: wait, on a new session when the failure asks for one. A read-only database
+ * (failover to a standby, or the read-only mode a managed service enters when its disk fills) is waited out
+ * the same way: the rows are not the problem, so none of them is rejected; readiness says so meanwhile.
+ */
+static void wait_transient(struct writer *w)
+{
+	if (w->read_only && atomic_exchange(&w->writable, false))
+		log_warn(w->name, "the database is read-only: writes wait and are retried (%s)", w->error);
+	if (w->new_session)
+		disconnect(w);
+	backoff(w);
+}
+
+static void mark_writable(struct writer *w)
+{
+	if (!atomic_exchange(&w->writable, true))
+		log_info(w->name, "the database accepts writes again");
+}
+
+/*
  * Writes count messages from first with fn, retrying transient failures forever and isolating permanent
  * ones by bisection: a refused single message goes to refused(). The messages stay owned by the caller.
  */
@@ -368,18 +425,20 @@ static void write_isolating(struct writer *w, write_fn fn, refused_fn refused, i
 		ensure_connected(w);
 		outcome = fn(w, tenant_id, first, count);
 		if (outcome == WRITE_OK) {
+			mark_writable(w);
+			w->backoff_ms = 100;
 			commit_spooled(w, first, count);
 			return;
 		}
 		if (outcome == WRITE_TRANSIENT) {
-			backoff(w);
+			wait_transient(w);
 			continue;
 		}
 		if (outcome == WRITE_NO_PARTITION && !partitions_tried) {
 			partitions_tried = true;
 			if (create_partitions(w, first, count) != WRITE_TRANSIENT)
 				continue;
-			backoff(w);
+			wait_transient(w);
 			continue;
 		}
 		break; /* permanent */
@@ -420,11 +479,43 @@ static void readings_refused(struct writer *w, struct message *m)
 	refuse_readings(w, m, REJECT_DATABASE);
 }
 
+/*
+ * A rejection record the database refused (transient failures never get here: write_isolating waits them
+ * out). Dropping it would lose an acknowledged message without a trace, so it is recorded in its plainest
+ * form, without the payload that may be what the database refuses and with the refusal in its detail; if
+ * even that is refused, it is retried until it is recorded: the spool's checkpoint never moves past it.
+ */
 static void rejection_refused(struct writer *w, struct message *m)
 {
-	log_error(w->name, "could not record a rejected message (reason %s): %s", reject_reason_name(m->rejection->reason),
-		  w->error);
-	commit_spooled(w, m, 1); /* counted and logged; retrying a refused record forever would stall the spool */
+	struct rejection *r = m->rejection;
+	char detail[1024];
+	bool logged = false;
+
+	log_error(w->name, "could not record a rejected message (reason %s): %s; recording it without its payload",
+		  reject_reason_name(r->reason), w->error);
+	snprintf(detail, sizeof(detail), "%s [payload dropped: the database refused the record: %s]", r->detail,
+		 w->error);
+	free(r->detail);
+	r->detail = xstrdup(detail);
+	free(r->payload);
+	r->payload = NULL;
+	r->payload_len = 0;
+	for (;;) {
+		ensure_connected(w);
+		enum write_outcome outcome = insert_rejections(w, 0, m, 1);
+		if (outcome == WRITE_OK)
+			break;
+		if (outcome == WRITE_TRANSIENT) {
+			wait_transient(w);
+			continue;
+		}
+		if (!logged)
+			log_error(w->name, "the database refuses even the plain rejection record (%s): retrying until it "
+				  "accepts it", w->error);
+		logged = true;
+		backoff(w);
+	}
+	commit_spooled(w, m, 1);
 }
 
 /*
@@ -461,7 +552,7 @@ static void register_new_points(struct writer *w, struct message **chain, size_t
 					refused = true;
 					break;
 				}
-				backoff(w);
+				wait_transient(w);
 			}
 			for (uint32_t r = 0; r < m->reading_count && !refused; r++)
 				if (m->readings[r].point_id == -(int32_t)(i + 1))
@@ -566,6 +657,24 @@ static int wait_budget_ms(struct writer *w)
 	return budget < 0 ? 0 : (int)budget;
 }
 
+/*
+ * A session that saw a read-only database stays read-only (the setting is read at connect), and an idle
+ * writer would not find out that the database is writable again: readiness would stay false. So while idle
+ * and read-only, look again on a new session once a second.
+ */
+static void probe_writable(struct writer *w)
+{
+	int64_t now = clock_monotonic_ms();
+
+	if (atomic_load(&w->writable) || now - w->probed_ms < 1000)
+		return;
+	w->probed_ms = now;
+	disconnect(w);
+	w->probing = true;
+	ensure_connected(w);
+	w->probing = false;
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
@@ -584,6 +693,7 @@ static void *writer_main(void *arg)
 			break;
 		}
 		flush_due(w, false);
+		probe_writable(w);
 	}
 	log_info(w->name, "queue drained, writer stops");
 	disconnect(w);
@@ -604,6 +714,7 @@ struct writer *writer_start(int index, const struct writer_options *options, str
 	w->stats = stats;
 	w->backoff_ms = 100;
 	atomic_init(&w->connected, false);
+	atomic_init(&w->writable, true);
 	atomic_init(&w->finished, false);
 	batch_init(&w->rejections, 0);
 	rc = pthread_create(&w->thread, NULL, writer_main, w);
@@ -618,6 +729,11 @@ struct writer *writer_start(int index, const struct writer_options *options, str
 bool writer_is_connected(const struct writer *w)
 {
 	return atomic_load(&w->connected);
+}
+
+bool writer_is_writable(const struct writer *w)
+{
+	return atomic_load(&w->connected) && atomic_load(&w->writable);
 }
 
 bool writer_is_finished(const struct writer *w)

@@ -8,7 +8,8 @@
 #  2. status, LWT and command topics of those trees, "null" and empty payloads are ignored and counted by
 #     reason (mqtt2pg_messages_ignored_total), never stored and never recorded as rejections;
 #  3. a retained message is ignored on a preset route (retained = "ignore") and accepted on a route that
-#     accepts retained messages;
+#     accepts retained messages (retained = "accept"; the default "timestamped" would ignore this one, which
+#     has no timestamp: it_delivery_db);
 #  4. malformed line protocol and "nan" are rejected with their reasons and recorded.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
@@ -36,7 +37,7 @@ bridge_config "$conf" "http = { listen = \"127.0.0.1\"; port = $port; };" \
   { preset = "deye"; tenant = "acme"; serial = "DEYE-1"; },
   { topic = "lp/{tenant}"; format = "influx"; serial_tag = "serial"; precision = "s"; },
   { preset = "victron"; tenant = "acme"; },
-  { topic = "val/{tenant}/{serial}/{point+}"; format = "value"; },
+  { topic = "val/{tenant}/{serial}/{point+}"; format = "value"; retained = "accept"; },
   { preset = "tasmota"; tenant = "acme"; timezone = "Europe/Berlin"; },
   { preset = "shelly"; tenant = "acme"; }
 );'

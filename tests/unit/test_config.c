@@ -551,6 +551,32 @@ static void test_routes(void)
 	config_free(cfg);
 }
 
+/* Retained: "timestamped" unless the route (or its preset) says otherwise; rejected rows kept 30 days. */
+static void test_retained_policies(void)
+{
+	struct config *cfg = expect_load("validation = { rejected_retention_days = 7; };\n"
+					 "routes = (\n"
+					 "  { topic = \"a/{tenant}/{serial}\"; },\n"
+					 "  { topic = \"b/{tenant}/{serial}\"; retained = \"accept\"; },\n"
+					 "  { topic = \"c/{tenant}/{serial}\"; retained = \"ignore\"; },\n"
+					 "  { topic = \"d/{tenant}/{serial}\"; retained = \"timestamped\"; }\n"
+					 ");\n");
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL_FATAL(cfg->route_count, 4);
+	CU_ASSERT_TRUE(cfg->routes[0].retained_timestamped && !cfg->routes[0].ignore_retained);
+	CU_ASSERT_TRUE(!cfg->routes[1].retained_timestamped && !cfg->routes[1].ignore_retained);
+	CU_ASSERT_TRUE(!cfg->routes[2].retained_timestamped && cfg->routes[2].ignore_retained);
+	CU_ASSERT_TRUE(cfg->routes[3].retained_timestamped && !cfg->routes[3].ignore_retained);
+	CU_ASSERT_EQUAL(cfg->validation.rejected_retention_days, 7);
+	config_free(cfg);
+	cfg = expect_load("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_TRUE(cfg->routes[0].retained_timestamped);
+	CU_ASSERT_EQUAL(cfg->validation.rejected_retention_days, 30);
+	config_free(cfg);
+}
+
 static void test_route_errors(void)
 {
 	expect_one_error(
@@ -733,6 +759,7 @@ int main(void)
 		UNIT_TEST(test_cross_checks),
 		UNIT_TEST(test_policies_and_levels),
 		UNIT_TEST(test_routes),
+		UNIT_TEST(test_retained_policies),
 		UNIT_TEST(test_route_errors),
 		UNIT_TEST(test_password_files),
 		UNIT_TEST(test_password_file_missing),
