@@ -9,14 +9,14 @@
 #   1. spool on a 2 MiB tmpfs (ENOSPC), the table locked for 45 s, 40,000 messages, then SIGTERM + restart;
 #      the log says "cannot append" once, not per message;
 #   2. the spool directory deleted while records are pending, then SIGKILL and restart;
-#   3. the spool's file system remounted read-only, SIGTERM while intake is blocked, restart after rw;
+#   3. the spool's disk turns read-only (ext4, errors=remount-ro), SIGTERM while intake is blocked, restart;
 #   4. restart with pending spool after restarts without traffic (an empty segment's name reused);
 #   5. SIGKILL storm: STORM_KILLS (20) kills at random moments while publishing, spool small and the table
 #      locked part of the time, restart each time;
 #   6. spool.max_bytes < 2 x spool.segment_bytes is refused by check-config and by run;
 #   7. spool full: spool_state / intake_blocked metrics, one log line per state change.
 # IT_SCENARIOS="1 5" runs a subset. The long storm: STORM_KILLS=60 STORM_PER_DEVICE=10000 IT_SCENARIOS=5.
-# Scenarios 1-3 mount a tmpfs (root); where mounting is impossible they are skipped with a clear message.
+# Scenarios 1 and 3 mount a tmpfs or a loop device (root); where that is impossible they are skipped, saying so.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/lib.sh"
@@ -31,7 +31,9 @@ DEVICES=50
 it_setup delivery_intake
 MOUNTS=()
 # Unmount our tmpfs mounts before lib.sh's cleanup removes $IT_DIR.
-trap 'for m in "${MOUNTS[@]}"; do umount -l "$m" 2>/dev/null || true; done; it_cleanup' EXIT
+# it_cleanup takes the test's status from $?: hand it on.
+unmount_all() { local m; for m in "${MOUNTS[@]}"; do umount -l "$m" 2>/dev/null || true; done; }
+trap 'rc=$?; unmount_all; (exit $rc); it_cleanup' EXIT
 
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
@@ -197,25 +199,49 @@ if wants 2; then
 	bridge_stop
 fi
 
-# --- 3. read-only spool: SIGTERM while intake is blocked ---------------------------------------------------
-if wants 3 && mount_tmpfs "$IT_DIR/fs3" 16m; then
+# --- 3. the spool's disk turns read-only: SIGTERM while intake is blocked ----------------------------------
+# A remount read-only is refused while files are open for writing (the bridge holds its segments open), so
+# the disk fails as a real one does: ext4 on a loop device with errors=remount-ro, and an error triggered
+# through sysfs; every write then fails with EROFS. It comes back only by unmount, fsck and mount.
+mount_ext4()
+{
+	mkdir -p "$1"
+	truncate -s 32M "$IT_DIR/s3.img" && mkfs.ext4 -q -F "$IT_DIR/s3.img" ||
+		{ echo "SKIP: scenario 3: cannot make an ext4 image"; return 1; }
+	if ! mount -o loop,errors=remount-ro "$IT_DIR/s3.img" "$1" 2>"$IT_DIR/mount.err"; then
+		echo "SKIP: scenario 3: cannot mount a loop device here ($(cat "$IT_DIR/mount.err"))"
+		return 1
+	fi
+	MOUNTS+=("$1")
+	EXT4_DEV=$(basename "$(findmnt -no SOURCE "$1")")
+	[[ -w /sys/fs/ext4/$EXT4_DEV/trigger_fs_error ]] || { echo "SKIP: scenario 3: no ext4 trigger_fs_error"; return 1; }
+}
+if wants 3 && mount_ext4 "$IT_DIR/fs3"; then
 	fresh
 	BRIDGE_SPOOL="spool = { directory = \"$IT_DIR/fs3/spool\"; segment_bytes = 65536; };" \
 		BRIDGE_DB_EXTRA="enqueue_timeout_ms = 500;" bridge_config "$conf" "shutdown_timeout = 20;"
 	bridge_start "$conf"
 	log0=$(log_lines)
-	mount -o remount,ro "$IT_DIR/fs3"
-	publish_bg 1000 s3
-	publish_wait s3
+	publish_bg 500 s3a
+	publish_wait s3a
+	total=$PUBLISHED
+	echo 1 >"/sys/fs/ext4/$EXT4_DEV/trigger_fs_error"   # the disk turns read-only under the bridge
+	publish_bg 1000 s3b
+	publish_wait s3b
+	total=$((total + PUBLISHED))
 	wait_until 30 grep -q "cannot append" "$BRIDGE_LOG" || fail "scenario 3: no append failed on the read-only spool"
+	sleep 2                                      # retries meanwhile: logged once, not per try
 	appends=$(grep -c "cannot append" "$BRIDGE_LOG" || true)
 	bridge_stop TERM
 	it_log "scenario 3: SIGTERM while read-only: exit $BRIDGE_RC"
-	mount -o remount,rw "$IT_DIR/fs3"
+	umount "$IT_DIR/fs3"
+	e2fsck -fy "$IT_DIR/s3.img" >"$IT_DIR/fsck.log" 2>&1 || true
+	mount -o loop "$IT_DIR/s3.img" "$IT_DIR/fs3"
 	t0=$(now_s)
 	bridge_start "$conf"
-	settle "$PUBLISHED" "3 read-only spool, SIGTERM" "$log0" "$t0"
+	settle "$total" "3 spool disk read-only, SIGTERM" "$log0" "$t0"
 	test "$appends" -le 3 || fail "scenario 3: 'cannot append' logged $appends times"
+	echo "ok: scenario 3: 'cannot append' logged $appends time(s)"
 	bridge_stop
 fi
 
@@ -253,12 +279,12 @@ if wants 5; then
 	bridge_start "$conf"
 	log0=$(log_lines)
 	n=$((STORM_PER_DEVICE * DEVICES))
-	publish_bg "$n" s5 $((n / (STORM_KILLS + 5)))  # spread over roughly one second per kill
+	publish_bg "$n" s5 $((n / 15))                # 15 s of publishing at least: kills land mid-stream
 	for ((k = 1; k <= STORM_KILLS; k++)); do
 		if [[ -n "$LOCK_PID" ]] && ! _it_alive "$LOCK_PID"; then
 			wait "$LOCK_PID" 2>/dev/null || true; it_untrack_pid "$LOCK_PID"; LOCK_PID=
 		fi
-		if ((k % 4 == 1)) && [[ -z "$LOCK_PID" ]]; then lock_table 3; fi  # the spool fills now and then
+		if ((k % 4 == 1)) && [[ -z "$LOCK_PID" ]]; then lock_table 6; fi  # the 1 MiB spool fills now and then
 		sleep "0.$((RANDOM % 9 + 1))"
 		kill -KILL "$BRIDGE_PID"; wait "$BRIDGE_PID" 2>/dev/null || true; it_untrack_pid "$BRIDGE_PID"
 		bridge_check_sanitizers
@@ -267,7 +293,7 @@ if wants 5; then
 	t0=$(now_s)
 	unlock_table
 	publish_wait s5
-	it_log "scenario 5: $STORM_KILLS SIGKILLs while publishing"
+	it_log "scenario 5: $STORM_KILLS SIGKILLs while publishing; the spool was full in $(grep -l "spool full" "$IT_DIR"/bridge.*.log | wc -l) run(s), intake blocked in $(grep -l "intake blocked" "$IT_DIR"/bridge.*.log | wc -l)"
 	settle "$PUBLISHED" "5 SIGKILL storm ($STORM_KILLS kills)" "$log0" "$t0"
 	bridge_stop
 fi
