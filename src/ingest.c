@@ -825,8 +825,8 @@ static void on_disconnect_failure5(void *context, MQTTAsync_failureData5 *respon
 
 /*
  * Leaving, MQTT 5, and everything the session held is ours: DISCONNECT with Session Expiry Interval 0 makes
- * the broker delete the session, and with it our place in the shared group. If a message was handed back to
- * Paho (spool full), the session is kept: ending it could drop that message. MQTT 3.1.1 has no such field;
+ * the broker delete the session, and with it our place in the shared group. If a message was left
+ * unacknowledged (intake blocked at the stop), the session is kept: ending it could drop that message. MQTT 3.1.1 has no such field;
  * the session stays, without subscriptions, so nothing more is routed to it.
  */
 static bool end_session_on_disconnect(struct ingest *in, MQTTProperties *props)
@@ -836,7 +836,7 @@ static bool end_session_on_disconnect(struct ingest *in, MQTTProperties *props)
 	if (!in->leaving || !atomic_load(&in->unsubscribed))
 		return false;
 	if (atomic_load(&in->refused) || atomic_load(&in->busy)) {
-		log_warn(MODULE, "a message was handed back, or is still being taken, while leaving: keeping the session "
+		log_warn(MODULE, "a message was left unacknowledged, or is still being taken, while leaving: keeping the session "
 			 "(run leave again)");
 		return false;
 	}
