@@ -401,11 +401,15 @@ static void count(struct ingest *in, const struct outcome *out)
 	}
 }
 
-/* The callback begins: parks (the message unacknowledged) if the bridge is stopping and may not wait for it. */
+/*
+ * The callback begins. While ingest_stop waits for the previous callback to end, the next one lets it in
+ * first (it then takes its message normally; Paho's disconnect waits for that).
+ */
 static void callback_enter(struct ingest *in)
 {
-	park_if_stopping(in);
 	pthread_mutex_lock(&in->gate);
+	while (in->stopping && !in->main_in_paho && !in->parked)
+		pthread_cond_wait(&in->gate_changed, &in->gate);
 	in->in_callback = true;
 	pthread_mutex_unlock(&in->gate);
 }
@@ -872,6 +876,7 @@ static bool stop_callbacks(struct ingest *in)
 		pthread_cond_wait(&in->gate_changed, &in->gate);
 	in->main_in_paho = !in->parked;
 	paho_usable = !in->parked;
+	pthread_cond_broadcast(&in->gate_changed); /* a callback waiting in callback_enter goes on */
 	pthread_mutex_unlock(&in->gate);
 	return paho_usable;
 }

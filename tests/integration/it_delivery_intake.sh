@@ -248,7 +248,8 @@ fi
 # --- 4. restart with pending spool, after restarts without traffic ----------------------------------------
 if wants 4; then
 	fresh
-	BRIDGE_SPOOL="spool = { directory = \"$IT_DIR/spool.s4\"; segment_bytes = 65536; };" bridge_config "$conf"
+	# Default segments (16 MiB): everything stays in the segment the restarts left empty.
+	BRIDGE_SPOOL="spool = { directory = \"$IT_DIR/spool.s4\"; };" bridge_config "$conf"
 	bridge_start "$conf"; bridge_stop
 	bridge_start "$conf"; bridge_stop          # the last segment is empty now: its name is the next sequence
 	bridge_start "$conf"
@@ -279,12 +280,12 @@ if wants 5; then
 	bridge_start "$conf"
 	log0=$(log_lines)
 	n=$((STORM_PER_DEVICE * DEVICES))
-	publish_bg "$n" s5 $((n / 15))                # 15 s of publishing at least: kills land mid-stream
+	publish_bg "$n" s5 $((n * 4 / (STORM_KILLS * 3)))  # spread over the storm: kills land mid-stream
 	for ((k = 1; k <= STORM_KILLS; k++)); do
 		if [[ -n "$LOCK_PID" ]] && ! _it_alive "$LOCK_PID"; then
 			wait "$LOCK_PID" 2>/dev/null || true; it_untrack_pid "$LOCK_PID"; LOCK_PID=
 		fi
-		if ((k % 4 == 1)) && [[ -z "$LOCK_PID" ]]; then lock_table 6; fi  # the 1 MiB spool fills now and then
+		if ((k % 8 == 1)) && [[ -z "$LOCK_PID" ]]; then lock_table 10; fi  # the 1 MiB spool fills now and then
 		sleep "0.$((RANDOM % 9 + 1))"
 		kill -KILL "$BRIDGE_PID"; wait "$BRIDGE_PID" 2>/dev/null || true; it_untrack_pid "$BRIDGE_PID"
 		bridge_check_sanitizers
