@@ -351,9 +351,10 @@ static int attempt(struct ingest *in, struct outcome *out, size_t *next, int wai
 		struct message *m = out->parts[*next];
 		size_t index = message_shard(m, in->queue_count, &in->next_reject_queue);
 		int rc = queue_push(in->queues[index], m, wait_ms);
-		if (rc < 0)
-			return rc == -EPIPE ? -ETIMEDOUT :
-					      rc; /* closed: only at teardown, and it never reopens */
+		if (rc == -ETIMEDOUT)
+			STATS_ADD(in->stats, enqueue_waits, 1);
+		if (rc < 0) /* -EPIPE (closed) only at teardown, after the callbacks stopped: backed off, not spun */
+			return rc;
 		STATS_ADD(in->stats, queue_depth, 1);
 		out->parts[(*next)++] = NULL;
 	}
