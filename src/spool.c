@@ -769,14 +769,14 @@ int spool_append_all(struct spool *s, const struct message *const *messages, siz
 		pthread_mutex_unlock(&s->lock);
 		return rc;
 	}
-	if (s->state == STATS_SPOOL_WRITE_ERROR)
-		set_state(s, STATS_SPOOL_OK, NULL);
 	if (seg->first_seq == 0)
 		seg->first_seq = s->next_seq;
 	s->next_seq += n;
 	seg->last_seq = s->next_seq - 1;
 	seg->bytes += bytes;
 	s->total_bytes += bytes;
+	if (s->state == STATS_SPOOL_WRITE_ERROR)
+		set_state(s, STATS_SPOOL_OK, NULL);
 	s->unsynced = true;
 	if (s->options.fsync_interval_ms == 0) {
 		fdatasync(seg->fd);

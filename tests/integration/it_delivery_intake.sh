@@ -7,7 +7,7 @@
 # PostgreSQL (4 readings each, tests/bench/pub.c's shape), lost = published - distinct, duplicates = rows
 # absorbed by the primary key (mqtt2pg_rows_duplicate_total) and doubled rows (must be 0).
 #   1. spool on a 2 MiB tmpfs (ENOSPC), the table locked for 45 s, 40,000 messages, then SIGTERM + restart;
-#      the log says "cannot append" once, not per message;
+#      the log says "cannot append" once, not per message; keepalive 10 s, so the block costs a reconnect;
 #   2. the spool directory deleted while records are pending, then SIGKILL and restart;
 #   3. the spool's disk turns read-only (ext4, errors=remount-ro), SIGTERM while intake is blocked, restart;
 #   4. restart with pending spool after restarts without traffic (an empty segment's name reused);
@@ -152,6 +152,7 @@ if wants 1 && mount_tmpfs "$IT_DIR/fs1" 2m; then
 	fresh
 	BRIDGE_SPOOL="spool = { directory = \"$IT_DIR/fs1/spool\"; segment_bytes = 262144; };" \
 		BRIDGE_DB_EXTRA="enqueue_timeout_ms = 5000;" bridge_config "$conf"
+	sed -i 's/keepalive = 30;/keepalive = 10;/' "$conf"   # the broker drops us after 15 s without a ping
 	bridge_start "$conf"
 	log0=$(log_lines)
 	lock_table 45
@@ -163,6 +164,8 @@ if wants 1 && mount_tmpfs "$IT_DIR/fs1" 2m; then
 	publish_wait s1
 	wait_until 180 metric_is mqtt2pg_spool_backlog 0 || true
 	appends=$(grep -c "cannot append" "$BRIDGE_LOG" || true)
+	# Paho sends PINGREQ from the thread our callback blocks: a block past 1.5 x keepalive costs a reconnect.
+	it_log "scenario 1: intake blocked $(metric mqtt2pg_intake_blocked_seconds_total) s in $(metric mqtt2pg_intake_blocks_total) block(s); $(grep -c "connection to the broker lost" "$BRIDGE_LOG" || true) reconnect(s) (keepalive 10 s)"
 	t0=$(now_s)
 	bridge_stop TERM
 	bridge_start "$conf"
