@@ -3,11 +3,13 @@
  * ingest: the first stage. An Eclipse Paho MQTTAsync client subscribed to every route's filter; for each
  * message, on Paho's receive thread: route -> decode -> validate -> hand to a writer queue.
  *
- * Paho sends the QoS 1 PUBACK after the message callback returns, whatever it returns, and then the broker
- * forgets the message. So the callback returns only once the message is durably in the spool (disk mode) or
- * in a writer queue (memory mode). When the spool or queue stays full past database.enqueue_timeout_ms, the
- * callback returns 0 and Paho hands the same message to it again later: it is kept, and the broker is
- * slowed by TCP back-pressure.
+ * Paho 1.3 calls the message callback inline on its receive thread and sends the QoS 1 PUBACK after it
+ * returns, whatever it returns; then the broker forgets the message. A callback that returns 0 is worse:
+ * Paho keeps that message in its memory queue and, while the queue is not empty, acknowledges every further
+ * message as soon as it has read it. So the callback never returns 0: it returns only once the message is
+ * durably in the spool (disk mode) or in a writer queue (memory mode), and while the spool is full or cannot
+ * be written it blocks (intake_blocked), so Paho reads and acknowledges nothing more and the broker keeps the
+ * rest. Keepalive pings pause meanwhile (same thread): a long block costs one reconnect.
  */
 #ifndef MQTT2PG_INGEST_H
 #define MQTT2PG_INGEST_H
@@ -55,14 +57,18 @@ bool ingest_is_connected(const struct ingest *in);
  * UNSUBSCRIBE for the shared filters, keeps taking what was in flight, and at ingest_stop ends the session
  * (MQTT 5: DISCONNECT with Session Expiry Interval 0).
  * ingest_has_left: the broker confirmed the UNSUBSCRIBE and no message has arrived for quiet_ms.
- * ingest_left_cleanly: unsubscribed and every message the session gave us was taken (none handed back).
+ * ingest_left_cleanly: unsubscribed and every message the session gave us was taken (none left
+ * unacknowledged by a stop while intake was blocked).
  */
 bool ingest_has_left(struct ingest *in, int quiet_ms);
 bool ingest_left_cleanly(struct ingest *in);
 
 /*
  * Stops consuming: disconnects (messages not yet handed to us stay with the broker's persistent session) and
- * destroys the client. When it returns, no callback is running or will run. NULL is a no-op.
+ * destroys the client. When it returns, no callback is running or will run. If intake is blocked (the spool
+ * cannot take the message in hand), the callback parks for good without returning, so that message stays
+ * unacknowledged; then the client is neither disconnected nor destroyed (the connection closes at exit) and
+ * in stays allocated. NULL is a no-op.
  */
 void ingest_stop(struct ingest *in);
 

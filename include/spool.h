@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * spool: the durable hand-off between ingest and the writers. Paho acknowledges a QoS 1 message when our
- * callback returns, and then the broker forgets it; so every validated (or rejected) message is appended
+ * spool: the durable hand-off between ingest and the writers. Paho sends the QoS 1 PUBACK when our callback
+ * returns, and then the broker forgets the message; so every validated (or rejected) message is appended
  * to the spool with write(2) before the callback returns. From then on it survives a crash or SIGKILL of
  * the process; an fdatasync every spool.fsync_interval_ms bounds what a machine crash can cost.
  *
@@ -16,9 +16,15 @@
  * length or CRC does not check out at the end of a segment is a torn write: it and what follows in that
  * segment are dropped and reported, never misread.
  *
- * The spool has a size limit; when full, spool_append blocks (bounded) until the writers catch up, and the
- * MQTT callback then hands the message back to Paho: TCP back-pressure reaches the broker and the
- * persistent session holds the rest there.
+ * Segments wholly behind the in-memory checkpoint are deleted whether or not the checkpoint file could be
+ * written (a full disk); the next sequence never goes back, because an empty segment's name carries it.
+ * Every segment's file is held open: if the directory is removed (or replaced) at run time, the next tick
+ * or append notices, and the uncommitted records are written back into a recreated directory.
+ *
+ * The spool has a size limit; when full, spool_append waits (bounded) for the writers to catch up, and the
+ * MQTT callback tries again, and again: it never hands a message back to Paho (see ingest.c). TCP
+ * back-pressure reaches the broker and the persistent session holds the rest there. The spool's state
+ * (ok, full, write error, directory missing) is logged on each change and published in stats.
  */
 #ifndef MQTT2PG_SPOOL_H
 #define MQTT2PG_SPOOL_H
@@ -47,7 +53,8 @@ struct spool *spool_open(const struct spool_options *options, struct stats *stat
 
 /*
  * Appends m durably (write(2) done when it returns 0; m stays the caller's). Waits up to timeout_ms while the
- * spool is full. Returns 0, -ETIMEDOUT (full), or -EIO (disk error, logged; nothing half-written remains).
+ * spool is full. Returns 0, -ETIMEDOUT (full), -ENOENT (the directory is missing and not rebuilt yet), or
+ * the write's -errno (-ENOSPC, -EROFS, -EIO; logged once per state change; nothing half-written remains).
  */
 int spool_append(struct spool *s, const struct message *m, int timeout_ms) __attribute__((warn_unused_result));
 

@@ -428,7 +428,7 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		serve(&b);
 		atomic_store(&b.health.draining, true);
 		if (mode == INGEST_LEAVE && !ingest_left_cleanly(b.ingest)) {
-			log_error(MODULE, "did not leave the group cleanly (interrupted, or a message was handed back): "
+			log_error(MODULE, "did not leave the group cleanly (interrupted, or a message was left unacknowledged): "
 				  "the session stays; run leave again");
 			rc = 1;
 		}

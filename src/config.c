@@ -782,6 +782,17 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 		read_int(rd, spool, "fsync_interval_ms", &cfg->spool.fsync_interval_ms, 0, 600000);
 		if (cfg->spool.durable && !cfg->spool.directory)
 			reader_error(rd, spool, "spool.directory is required in disk mode");
+		/*
+		 * The segment being written is never deleted, and the next one starts only when it is full: with
+		 * less than two segments of room, a full spool could never free a byte (measured: "spool full"
+		 * forever, also after a restart).
+		 */
+		if (cfg->spool.max_bytes < 2 * cfg->spool.segment_bytes)
+			reader_error(
+				rd, spool,
+				"spool.max_bytes (%lld) must be at least twice spool.segment_bytes (%lld): the segment "
+				"being written is never deleted, so a smaller spool can fill up for good",
+				(long long)cfg->spool.max_bytes, (long long)cfg->spool.segment_bytes);
 	}
 	if (http) {
 		check_known_keys(rd, http, http_known);

@@ -82,6 +82,39 @@ static void histogram(struct writer_buf *w, const char *name, const char *help, 
 
 static void ready_gauges(struct writer_buf *w, const struct health *health);
 
+/* The spool's state and the MQTT callback's waits (issue 13): intake blocks instead of dropping. */
+static void render_intake(struct writer_buf *w, struct stats *s)
+{
+	uint64_t state = STATS_GET(s, spool_state);
+
+	emit(w,
+	     "# HELP mqtt2pg_spool_state 1 for the spool's current state; every state but ok blocks intake.\n"
+	     "# TYPE mqtt2pg_spool_state gauge\n");
+	for (int i = 0; i < STATS_SPOOL_STATE_COUNT; i++)
+		emit(w, "mqtt2pg_spool_state{state=\"%s\"} %d\n", stats_spool_state_name(i),
+		     state == (uint64_t)i);
+	emit(w, "# HELP mqtt2pg_spool_problems_total Times the spool entered each problem state.\n"
+		"# TYPE mqtt2pg_spool_problems_total counter\n");
+	for (int i = 1; i < STATS_SPOOL_STATE_COUNT; i++)
+		emit(w, "mqtt2pg_spool_problems_total{state=\"%s\"} %llu\n", stats_spool_state_name(i),
+		     (unsigned long long)STATS_GET(s, spool_problems[i]));
+	emit(w,
+	     "# HELP mqtt2pg_spool_records_lost_total Spooled records lost, by reason (each one is logged).\n"
+	     "# TYPE mqtt2pg_spool_records_lost_total counter\n");
+	for (int i = 0; i < STATS_LOST_REASON_COUNT; i++)
+		emit(w, "mqtt2pg_spool_records_lost_total{reason=\"%s\"} %llu\n", stats_lost_reason_name(i),
+		     (unsigned long long)STATS_GET(s, spool_records_lost[i]));
+	gauge(w, "intake_blocked",
+	      "1 while the MQTT callback waits to make a message durable (nothing more is read).",
+	      (double)STATS_GET(s, intake_blocked));
+	counter(w, "intake_blocks_total", "Times the MQTT callback began to wait.",
+		STATS_GET(s, intake_blocks));
+	emit(w,
+	     "# HELP mqtt2pg_intake_blocked_seconds_total Time the MQTT callback spent waiting.\n"
+	     "# TYPE mqtt2pg_intake_blocked_seconds_total counter\nmqtt2pg_intake_blocked_seconds_total %.3f\n",
+	     (double)STATS_GET(s, intake_blocked_ms) / 1000.0);
+}
+
 size_t http_render_metrics(const struct health *health, struct stats *s, char *buf, size_t cap)
 {
 	struct writer_buf w = {buf, cap, 0};
@@ -120,9 +153,8 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	      (double)atomic_load(&health->writers_writable));
 	gauge(&w, "db_writers", "Writer connections configured.", (double)atomic_load(&health->writers_total));
 	gauge(&w, "queue_depth", "Messages accepted and waiting for a writer.", (double)STATS_GET(s, queue_depth));
-	counter(&w, "enqueue_waits_total", "Times the MQTT callback found a writer queue full.", STATS_GET(s, enqueue_waits));
-	counter(&w, "redeliveries_total", "Messages handed back to Paho because a queue stayed full.",
-		STATS_GET(s, redeliveries));
+	counter(&w, "enqueue_waits_total", "Times the MQTT callback found a writer queue full.",
+		STATS_GET(s, enqueue_waits));
 	gauge(&w, "mqtt_connected", "1 while connected and subscribed.", atomic_load(&health->mqtt_connected) ? 1 : 0);
 	counter(&w, "mqtt_connects_total", "Successful connects to the broker.", STATS_GET(s, mqtt_connects));
 	counter(&w, "mqtt_connection_lost_total", "Connections to the broker lost.", STATS_GET(s, mqtt_connection_lost));
@@ -142,6 +174,7 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 		STATS_GET(s, spool_full_waits));
 	counter(&w, "spool_write_errors_total", "Spool writes that failed (disk errors).", STATS_GET(s, spool_write_errors));
 	counter(&w, "spool_torn_records_total", "Torn records dropped at recovery.", STATS_GET(s, spool_torn_records));
+	render_intake(&w, s);
 	gauge(&w, "draining", "1 while shutting down.", atomic_load(&health->draining) ? 1 : 0);
 	ready_gauges(&w, health);
 	return w.len;

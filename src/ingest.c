@@ -7,6 +7,7 @@
 
 #include <MQTTAsync.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@
 #define MODULE "mqtt"
 #define DISCONNECT_TIMEOUT_MS 5000
 #define MAX_PACKET_HEADROOM (1024u * 1024u)
+#define ATTEMPT_WAIT_MS	      1000 /* one wait on a full spool or queue, between checks for a stop */
+#define RETRY_MIN_MS	      50   /* back-off after a disk error or a missing directory... */
+#define RETRY_MAX_MS	      2000 /* ...doubling up to this */
 
 /*
  * What one MQTT message became: a pipeline message per device it names (readings or a rejection; NULL when
@@ -58,7 +62,18 @@ struct ingest {
 	bool leaving;
 	atomic_bool unsubscribed;          /* the broker confirmed the UNSUBSCRIBE: no new messages are routed to us */
 	atomic_bool busy;                  /* a message callback is running */
-	atomic_bool refused;               /* a message was handed back to Paho: the session is not empty */
+	atomic_bool refused; /* a message was left unacknowledged at stop: the session is not empty */
+	/*
+	 * The stop protocol (see park_if_stopping and ingest_stop), under gate: the callback runs with Paho's
+	 * global mutex held, so a callback that blocks for good must never meet a main thread waiting inside
+	 * a Paho call, and a stopping main thread must not free what a blocked callback uses.
+	 */
+	pthread_mutex_t gate;
+	pthread_cond_t gate_changed;
+	bool in_callback;		   /* a message callback is running */
+	bool stopping;			   /* ingest_stop began */
+	bool main_in_paho;		   /* ingest_stop committed to MQTTAsync_disconnect/destroy */
+	bool parked;			   /* the callback stopped for good without taking its message */
 	_Atomic int64_t last_activity_ms;  /* monotonic, the end of the last message callback */
 	size_t next_reject_queue;
 	struct decoded_message decoded; /* reused; receive thread only */
@@ -298,55 +313,143 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	}
 }
 
-/*
- * Memory mode: m goes to its writer's queue (taken over on success). Waits at most timeout_ms when the
- * queue is full (< 0: as long as it takes). On failure m is freed here and the error returned.
- */
-static int queue_hand_over(struct ingest *in, struct message *m, int timeout_ms)
-{
-	size_t index = message_shard(m, in->queue_count, &in->next_reject_queue);
-	int rc = queue_push(in->queues[index], m, 0);
+/* --- making a message safe, or blocking until it is ---------------------------------------------------- */
 
-	if (rc == -ETIMEDOUT) {
-		STATS_ADD(in->stats, enqueue_waits, 1);
-		do
-			rc = queue_push(in->queues[index], m, timeout_ms < 0 ? 1000 : timeout_ms);
-		while (rc == -ETIMEDOUT && timeout_ms < 0);
+/*
+ * When the bridge stops while the callback cannot take its message, the callback stops here for good
+ * without returning: Paho sends the PUBACK only after the callback returns, so the message stays
+ * unacknowledged and the broker delivers it again after the restart. Not while the main thread is already
+ * inside a Paho call (it waits for Paho's mutex, which this thread holds): then the callback goes on
+ * trying, and the stop waits for the spool. Never returns when it parks.
+ */
+static void park_if_stopping(struct ingest *in)
+{
+	pthread_mutex_lock(&in->gate);
+	if (in->stopping && !in->main_in_paho) {
+		in->parked = true;
+		atomic_store(&in->refused, true);
+		pthread_cond_broadcast(&in->gate_changed);
+		log_warn(
+			MODULE,
+			"stopping while intake is blocked: the message being taken stays unacknowledged, the "
+			"broker delivers it again after the restart");
+		for (;;)
+			pthread_cond_wait(&in->gate_changed, &in->gate);
 	}
-	if (rc == 0)
-		STATS_ADD(in->stats, queue_depth, 1);
-	else
-		message_free(m);
-	return rc;
+	pthread_mutex_unlock(&in->gate);
+}
+
+/* One wait of the MQTT callback for a message that could not be made safe yet. */
+struct intake_block {
+	int64_t since_ms;   /* 0: not blocked */
+	int64_t counted_ms; /* up to here added to intake_blocked_ms */
+	int backoff_ms;
+	int last_rc;
+};
+
+static const char *block_reason(const struct ingest *in, int rc)
+{
+	if (!in->spool)
+		return "the writer queues are full: the database is not keeping up";
+	if (rc == -ETIMEDOUT)
+		return "the spool is full: the database is not keeping up";
+	if (rc == -ENOENT)
+		return "the spool directory is missing";
+	return "the spool cannot be written";
 }
 
 /*
- * Makes the parts of one MQTT message safe before Paho acknowledges it, all or none: the broker redelivers
- * the message whole if we refuse it, so a part taken twice would be stored twice (with a new receive time
- * when the payload has none, which no primary key absorbs). Disk mode: one spool append of every part (the
- * parts are freed here). Memory mode: once the first part is queued, the others wait for room as long as it
- * takes. Blocks at most enqueue_timeout_ms before the first part is taken. Takes or frees every part.
+ * After a failed attempt: accounts the wait (intake_blocked, intake_blocks_total, intake_blocked_seconds),
+ * logs the state when it begins or its reason changes (never per message), parks if stopping, and backs off
+ * where the attempt itself did not wait (disk errors, a missing directory).
  */
-static int hand_over(struct ingest *in, struct outcome *out)
+static void intake_wait(struct ingest *in, struct intake_block *b, int rc)
 {
-	size_t n = out->part_count;
-	int rc = 0;
+	int64_t now = clock_monotonic_ms();
 
-	if (in->spool) {
-		rc = spool_append_all(in->spool, (const struct message *const *)out->parts, n,
-				      in->cfg->database.enqueue_timeout_ms);
-		for (size_t i = 0; i < n; i++)
-			message_free(out->parts[i]);
-	} else {
-		for (size_t i = 0; i < n; i++) {
-			if (rc < 0)
-				message_free(out->parts[i]);
-			else
-				rc = queue_hand_over(in, out->parts[i], i == 0 ? in->cfg->database.enqueue_timeout_ms : -1);
-		}
+	if (b->since_ms == 0) {
+		b->since_ms = b->counted_ms = now;
+		b->backoff_ms = RETRY_MIN_MS;
+		STATS_ADD(in->stats, intake_blocks, 1);
+		atomic_store(&in->stats->intake_blocked, 1);
+		log_warn(
+			MODULE,
+			"intake blocked: %s; nothing more is read from the broker until this message is safe "
+			"(it is not acknowledged; keepalive pings pause too, so the broker may drop the connection: "
+			"its persistent session keeps the rest and delivers it again)",
+			block_reason(in, rc));
+	} else if (rc != b->last_rc && strcmp(block_reason(in, rc), block_reason(in, b->last_rc)) != 0) {
+		log_warn(MODULE, "intake still blocked: now %s", block_reason(in, rc));
 	}
+	b->last_rc = rc;
+	STATS_ADD(in->stats, intake_blocked_ms, (uint64_t)(now - b->counted_ms));
+	b->counted_ms = now;
+	park_if_stopping(in);
+	if (rc != -ETIMEDOUT) {
+		clock_sleep_ms(b->backoff_ms);
+		b->backoff_ms = b->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : b->backoff_ms * 2;
+	}
+}
+
+static void intake_resumed(struct ingest *in, struct intake_block *b)
+{
+	int64_t now = clock_monotonic_ms();
+
+	if (b->since_ms == 0)
+		return;
+	STATS_ADD(in->stats, intake_blocked_ms, (uint64_t)(now - b->counted_ms));
+	atomic_store(&in->stats->intake_blocked, 0);
+	log_info(MODULE, "intake resumed after %.1f s blocked", (double)(now - b->since_ms) / 1000.0);
+}
+
+/*
+ * One attempt to make every part safe. Disk mode: one spool append of them all (all or none: the broker
+ * would redeliver the message whole, and a part taken twice would be stored twice). Memory mode: the parts
+ * go to their writers' queues in order; *next is the first one not handed over yet.
+ */
+static int attempt(struct ingest *in, struct outcome *out, size_t *next, int wait_ms)
+{
+	if (in->spool)
+		return spool_append_all(in->spool, (const struct message *const *)out->parts, out->part_count,
+					wait_ms);
+	while (*next < out->part_count) {
+		struct message *m = out->parts[*next];
+		size_t index = message_shard(m, in->queue_count, &in->next_reject_queue);
+		int rc = queue_push(in->queues[index], m, wait_ms);
+		if (rc == -ETIMEDOUT)
+			STATS_ADD(in->stats, enqueue_waits, 1);
+		if (rc < 0) /* -EPIPE (closed) only at teardown, after the callbacks stopped: backed off, not spun */
+			return rc;
+		STATS_ADD(in->stats, queue_depth, 1);
+		out->parts[(*next)++] = NULL;
+	}
+	return 0;
+}
+
+/*
+ * Makes the parts of one MQTT message safe before Paho acknowledges it: Paho sends the PUBACK when this
+ * callback returns, and once a callback has returned 0 it acknowledges ahead from its own memory (FACTS.md).
+ * So it never gives up: a full spool or queue, a failed write or a missing directory blocks intake, retried
+ * until the message is safe. The first wait lasts at most database.enqueue_timeout_ms. Frees every part.
+ */
+static void hand_over(struct ingest *in, struct outcome *out)
+{
+	struct intake_block block = { 0 };
+	int wait_ms = in->cfg->database.enqueue_timeout_ms < ATTEMPT_WAIT_MS ?
+			      in->cfg->database.enqueue_timeout_ms :
+			      ATTEMPT_WAIT_MS;
+	size_t next = 0;
+	int rc;
+
+	while ((rc = attempt(in, out, &next, wait_ms)) < 0) {
+		intake_wait(in, &block, rc);
+		wait_ms = ATTEMPT_WAIT_MS;
+	}
+	intake_resumed(in, &block);
+	if (in->spool)
+		for (size_t i = 0; i < out->part_count; i++)
+			message_free(out->parts[i]);
 	out->part_count = 0;
-	return rc;
 }
 
 /* One MQTT message received; each device part accepted or rejected, or the whole message ignored. */
@@ -364,24 +467,43 @@ static void count(struct ingest *in, const struct outcome *out)
 	}
 }
 
+/*
+ * The callback begins. While ingest_stop waits for the previous callback to end, the next one lets it in
+ * first (it then takes its message normally; Paho's disconnect waits for that).
+ */
+static void callback_enter(struct ingest *in)
+{
+	pthread_mutex_lock(&in->gate);
+	while (in->stopping && !in->main_in_paho && !in->parked)
+		pthread_cond_wait(&in->gate_changed, &in->gate);
+	in->in_callback = true;
+	pthread_mutex_unlock(&in->gate);
+}
+
+static void callback_leave(struct ingest *in)
+{
+	pthread_mutex_lock(&in->gate);
+	in->in_callback = false;
+	pthread_cond_broadcast(&in->gate_changed);
+	pthread_mutex_unlock(&in->gate);
+}
+
+/*
+ * Paho's receive thread calls this inline and sends the PUBACK after it returns. It returns only once the
+ * message is safe (so always 1): returning 0 would make Paho acknowledge this and the following messages
+ * from its memory, where a restart loses them.
+ */
 static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct ingest *in = context;
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	struct outcome *out = &in->outcome;
-	int rc;
 
+	callback_enter(in);
 	process(in, topic, len, msg, out);
-	rc = hand_over(in, out);
-	if (rc < 0) {
-		/* Not ours yet: Paho keeps the message and calls us again, so nothing is lost. */
-		log_warn(MODULE, "%s full for %d ms (%s); the message will be delivered again",
-			 in->spool ? "spool" : "writer queue", in->cfg->database.enqueue_timeout_ms,
-			 rc == -EIO ? "disk error" : "database slow or down");
-		STATS_ADD(in->stats, redeliveries, 1);
-		return 0;
-	}
+	hand_over(in, out);
 	count(in, out);
+	callback_leave(in);
 	MQTTAsync_freeMessage(&msg);
 	MQTTAsync_free(topic);
 	return 1;
@@ -707,6 +829,8 @@ struct ingest *ingest_start(const struct config *cfg, struct registry_store *sto
 	atomic_init(&in->refused, false);
 	atomic_init(&in->last_activity_ms, clock_monotonic_ms());
 	atomic_init(&in->policy, &cfg->validation);
+	pthread_mutex_init(&in->gate, NULL);
+	pthread_cond_init(&in->gate_changed, NULL);
 	build_filters(in);
 	in->device_limit = ratelimit_new(cfg->validation.device_rate, cfg->validation.device_burst);
 	in->tenant_limit = ratelimit_new(cfg->validation.tenant_rate, cfg->validation.tenant_burst);
@@ -779,8 +903,8 @@ static void on_disconnect_failure5(void *context, MQTTAsync_failureData5 *respon
 
 /*
  * Leaving, MQTT 5, and everything the session held is ours: DISCONNECT with Session Expiry Interval 0 makes
- * the broker delete the session, and with it our place in the shared group. If a message was handed back to
- * Paho (spool full), the session is kept: ending it could drop that message. MQTT 3.1.1 has no such field;
+ * the broker delete the session, and with it our place in the shared group. If a message was left
+ * unacknowledged (intake blocked at the stop), the session is kept: ending it could drop that message. MQTT 3.1.1 has no such field;
  * the session stays, without subscriptions, so nothing more is routed to it.
  */
 static bool end_session_on_disconnect(struct ingest *in, MQTTProperties *props)
@@ -790,7 +914,7 @@ static bool end_session_on_disconnect(struct ingest *in, MQTTProperties *props)
 	if (!in->leaving || !atomic_load(&in->unsubscribed))
 		return false;
 	if (atomic_load(&in->refused) || atomic_load(&in->busy)) {
-		log_warn(MODULE, "a message was handed back, or is still being taken, while leaving: keeping the session "
+		log_warn(MODULE, "a message was left unacknowledged, or is still being taken, while leaving: keeping the session "
 			 "(run leave again)");
 		return false;
 	}
@@ -811,10 +935,38 @@ bool ingest_left_cleanly(struct ingest *in)
 	return in->leaving && atomic_load(&in->unsubscribed) && !atomic_load(&in->refused);
 }
 
+/*
+ * Begins the stop: waits until no callback runs, or the running one has parked (a blocked callback checks
+ * at least every RETRY_MAX_MS). Returns false when it parked: then Paho's mutex stays taken for good, and
+ * neither Paho nor what the callback uses may be touched again.
+ */
+static bool stop_callbacks(struct ingest *in)
+{
+	bool paho_usable;
+
+	pthread_mutex_lock(&in->gate);
+	in->stopping = true;
+	while (in->in_callback && !in->parked)
+		pthread_cond_wait(&in->gate_changed, &in->gate);
+	in->main_in_paho = !in->parked;
+	paho_usable = !in->parked;
+	pthread_cond_broadcast(&in->gate_changed); /* a callback waiting in callback_enter goes on */
+	pthread_mutex_unlock(&in->gate);
+	return paho_usable;
+}
+
 void ingest_stop(struct ingest *in)
 {
 	if (!in)
 		return;
+	if (in->client && !stop_callbacks(in)) {
+		/* Deliberately not freed: the parked callback holds in and Paho's mutex until the process exits. */
+		log_warn(
+			MODULE,
+			"not disconnecting from the broker: intake was blocked; the connection closes at exit "
+			"and the broker keeps what was not acknowledged");
+		return;
+	}
 	if (in->client) {
 		MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer;
 		MQTTAsync_disconnectOptions opts5 = MQTTAsync_disconnectOptions_initializer5;
@@ -852,5 +1004,7 @@ void ingest_stop(struct ingest *in)
 	ratelimit_free(in->device_limit);
 	ratelimit_free(in->tenant_limit);
 	reject_sampler_free(in->sampler);
+	pthread_cond_destroy(&in->gate_changed);
+	pthread_mutex_destroy(&in->gate);
 	free(in);
 }

@@ -413,6 +413,9 @@ static void test_range_errors(void)
 	expect_one_error("aggregates = {\n  partitions_ahead_days = 0;\n};\n", 2,
 			 "'partitions_ahead_days' = 0");
 	expect_one_error("aggregates = {\n  raw_retention_days = -1;\n};\n", 2, "'raw_retention_days' = -1");
+	/* The segment being written is never deleted: less than two segments of room could fill for good. */
+	expect_one_error("spool = {\n  max_bytes = 1048576;\n  segment_bytes = 1048576;\n};\n", 1,
+			 "must be at least twice spool.segment_bytes");
 	/* A 64-bit value is range-checked, not truncated to its low 32 bits (2^32 + 60 would read as 60). */
 	expect_one_error("mqtt = {\n  keepalive = 4294967356L;\n};\n", 2,
 			 "'keepalive' = 4294967356 is out of range");

@@ -4,7 +4,9 @@
  * segment boundaries and read-ahead windows, records larger than a window, a reader that is caught up
  * (waits, then takes what arrives), commits that let segments go, and records replayed after a reopen;
  * one process per directory (a second open is refused while the first holds it, allowed once it is
- * closed), and the CRC-32C check value.
+ * closed), and the CRC-32C check value; and the faults of issue 13: an empty segment's name not reused
+ * after restarts, a removed directory rebuilt from the open files, committed segments deleted although the
+ * checkpoint cannot be written, and max_bytes below two segments refused.
  */
 #include <CUnit/Basic.h>
 #include <errno.h>
@@ -231,6 +233,128 @@ static void test_append_all_is_all_or_none(void)
 	spool_close(s);
 }
 
+/* Appends messages [from, to) (not read). */
+static void append_range(struct spool *s, uint32_t from, uint32_t to)
+{
+	for (uint32_t i = from; i < to; i++) {
+		struct message *m = make(i);
+		CU_ASSERT_EQUAL(spool_append(s, m, 0), 0);
+		message_free(m);
+	}
+}
+
+/* Reads what the spool replays, committing each; returns how many. */
+static size_t replay_count(struct spool *s)
+{
+	size_t n = 0;
+
+	for (struct message *got; (got = spool_next(s, 200)) != NULL; n++) {
+		spool_commit(s, got->spool_seq);
+		message_free(got);
+	}
+	return n;
+}
+
+/* A spool of its own below the suite's directory. */
+static struct spool *open_own(char *own, size_t cap, const char *name, uint64_t max_bytes,
+			      uint64_t segment_bytes)
+{
+	struct spool_options o = { .directory = own,
+				   .max_bytes = max_bytes,
+				   .segment_bytes = segment_bytes,
+				   .fsync_interval_ms = 1000 };
+
+	snprintf(own, cap, "%s/%s", directory, name);
+	return spool_open(&o, &stats);
+}
+
+/*
+ * Restarts without traffic leave an empty last segment named by the next sequence. The next start must not
+ * create that name again: two entries for one file, and deleting the older one unlinked the file being
+ * written, so its uncommitted records vanished at the next restart.
+ */
+static void test_empty_segment_name_not_reused(void)
+{
+	char own[96];
+	struct spool *s = open_own(own, sizeof(own), "reuse", 1ull << 30, 256 * 1024);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	spool_close(s);
+	s = open_own(own, sizeof(own), "reuse", 1ull << 30, 256 * 1024);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	spool_close(s);
+	s = open_own(own, sizeof(own), "reuse", 1ull << 30, 256 * 1024);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	append_range(s, 0, 5);
+	CU_ASSERT_EQUAL(replay_count(s), 5);
+	spool_tick(s, 1000000); /* the checkpoint moves: committed segments are deleted */
+	append_range(s, 5, 10); /* not committed */
+	spool_close(s);
+	s = open_own(own, sizeof(own), "reuse", 1ull << 30, 256 * 1024);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(replay_count(s), 5);
+	spool_close(s);
+}
+
+/* The directory removed at run time: the next tick rebuilds it from the open files; nothing is lost. */
+static void test_removed_directory_rebuilt(void)
+{
+	char own[96], cmd[160];
+	struct spool *s = open_own(own, sizeof(own), "removed", 1ull << 30, 64 * 1024);
+	struct stat st;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	append_range(s, 0, 300); /* several segments */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", own);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+	spool_tick(s, 1000000);
+	CU_ASSERT_EQUAL(stat(own, &st), 0);
+	CU_ASSERT_EQUAL(atomic_load(&stats.spool_state), STATS_SPOOL_OK);
+	CU_ASSERT(atomic_load(&stats.spool_problems[STATS_SPOOL_MISSING]) >= 1);
+	append_range(s, 300, 310);
+	/* Removed again, noticed by the next append (the file it writes to is unlinked) before any tick. */
+	CU_ASSERT_EQUAL(system(cmd), 0);
+	append_range(s, 310, 320);
+	spool_close(s);
+	s = open_own(own, sizeof(own), "removed", 1ull << 30, 64 * 1024);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(replay_count(s), 320);
+	spool_close(s);
+}
+
+/* A checkpoint that cannot be written (here: its temporary name is a directory) does not keep segments. */
+static void test_committed_segments_deleted_without_checkpoint(void)
+{
+	char own[96], blocker[128];
+	struct spool *s = open_own(own, sizeof(own), "nocheckpoint", 1ull << 30, 64 * 1024);
+	uint64_t before;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	snprintf(blocker, sizeof(blocker), "%s/checkpoint.tmp", own);
+	CU_ASSERT_EQUAL(mkdir(blocker, 0700), 0);
+	append_range(s, 0, 300);
+	spool_tick(s, 1000000);
+	before = atomic_load(&stats.spool_bytes);
+	CU_ASSERT_EQUAL(replay_count(s), 300);
+	spool_tick(s, 2000000);
+	CU_ASSERT(atomic_load(&stats.spool_bytes) < before / 2);
+	spool_close(s);
+	rmdir(blocker);
+}
+
+/* Less than two segments of room could never free a byte: refused. */
+static void test_max_bytes_below_two_segments_refused(void)
+{
+	char own[96];
+	struct spool *s = open_own(own, sizeof(own), "small", 1024 * 1024, 1024 * 1024);
+
+	CU_ASSERT_PTR_NULL(s);
+	spool_close(s);
+	s = open_own(own, sizeof(own), "small", 2 * 1024 * 1024, 1024 * 1024);
+	CU_ASSERT_PTR_NOT_NULL(s);
+	spool_close(s);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -238,6 +362,10 @@ int main(void)
 		UNIT_TEST(test_uncommitted_records_replayed_after_reopen),
 		UNIT_TEST(test_one_owner_per_directory),
 		UNIT_TEST(test_append_all_is_all_or_none),
+		UNIT_TEST(test_empty_segment_name_not_reused),
+		UNIT_TEST(test_removed_directory_rebuilt),
+		UNIT_TEST(test_committed_segments_deleted_without_checkpoint),
+		UNIT_TEST(test_max_bytes_below_two_segments_refused),
 		UNIT_TEST(test_crc32c_check_value),
 	};
 
