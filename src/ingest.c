@@ -35,6 +35,7 @@ struct outcome {
 	size_t count;
 	size_t capacity;
 	uint32_t dropped;
+	uint32_t skipped[SKIP_REASON_COUNT]; /* values passed over in the decoded payload */
 	enum ignore_reason ignored;
 };
 
@@ -192,6 +193,7 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	out->count = 0;
 	out->part_count = 0;
 	out->dropped = 0;
+	memset(out->skipped, 0, sizeof(out->skipped));
 	out->ignored = IGNORE_NONE;
 	route = match_route(in, topic, topic_len, &m, &out->ignored);
 	if (out->ignored != IGNORE_NONE)
@@ -209,6 +211,8 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	}
 	rc = formats_decode(route, payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes,
 			    &in->decoded, &err);
+	if (rc >= 0)
+		memcpy(out->skipped, decoded->skipped, sizeof(out->skipped));
 	if (rc > 0) {
 		out->ignored = decoded->ignored;
 		return;
@@ -289,6 +293,9 @@ static void count(struct ingest *in, const struct outcome *out)
 {
 	STATS_ADD(in->stats, messages_received, 1);
 	STATS_ADD(in->stats, points_dropped, out->dropped);
+	for (int k = 0; k < SKIP_REASON_COUNT; k++)
+		if (out->skipped[k])
+			STATS_ADD(in->stats, values_skipped[k], out->skipped[k]);
 	if (out->ignored != IGNORE_NONE)
 		STATS_ADD(in->stats, messages_ignored[out->ignored], 1);
 	for (size_t i = 0; i < out->count; i++) {

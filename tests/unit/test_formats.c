@@ -163,12 +163,9 @@ static void test_value_numbers(void)
 	r = run(cfg, "v/acme/INV-1/yield", " \t-12.5e1 \r\n");
 	CU_ASSERT(sample_is(&r, 0, "yield", -125, RECEIVED_US));
 	decode_clear(&r.out);
-	r = run(cfg, "v/acme/INV-1/on", "true");
-	CU_ASSERT(sample_is(&r, 0, "on", 1, RECEIVED_US));
-	decode_clear(&r.out);
-	r = run(cfg, "v/acme/INV-1/on", "false");
-	CU_ASSERT(sample_is(&r, 0, "on", 0, RECEIVED_US));
-	decode_clear(&r.out);
+	/* Issue 15: true/false only on a route with booleans = true; else skipped, the message ignored. */
+	expect_ignored(cfg, "v/acme/INV-1/on", "true", IGNORE_SKIPPED);
+	expect_ignored(cfg, "v/acme/INV-1/on", "false", IGNORE_SKIPPED);
 	r = run(cfg, "v/acme/INV-1/x", ".5");
 	CU_ASSERT(sample_is(&r, 0, "x", 0.5, RECEIVED_US));
 	decode_clear(&r.out);
@@ -255,15 +252,15 @@ static void test_influx_several_devices(void)
 	CU_ASSERT_EQUAL_FATAL(r.out.device_count, 2);
 	CU_ASSERT_STRING_EQUAL(r.out.devices[0].serial, "A");
 	CU_ASSERT_EQUAL(r.out.devices[0].first, 0);
-	CU_ASSERT_EQUAL(r.out.devices[0].count, 4);
+	CU_ASSERT_EQUAL(r.out.devices[0].count, 3); /* on=t: a boolean, skipped without booleans = true */
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_BOOLEAN], 1);
 	CU_ASSERT_STRING_EQUAL(r.out.devices[1].serial, "B");
-	CU_ASSERT_EQUAL(r.out.devices[1].first, 4);
+	CU_ASSERT_EQUAL(r.out.devices[1].first, 3);
 	CU_ASSERT_EQUAL(r.out.devices[1].count, 1);
 	CU_ASSERT(sample_is(&r, 0, "p", 1, T(1697551200)));
 	CU_ASSERT(sample_is(&r, 1, "q", 2, T(1697551200)));
 	CU_ASSERT(sample_is(&r, 2, "p", 4, T(1697551202)));
-	CU_ASSERT(sample_is(&r, 3, "on", 1, T(1697551202)));
-	CU_ASSERT(sample_is(&r, 4, "p", 3, T(1697551201)));
+	CU_ASSERT(sample_is(&r, 3, "p", 3, T(1697551201)));
 	decode_clear(&r.out);
 	config_free(cfg);
 }
@@ -503,11 +500,14 @@ static void test_preset_shelly(void)
 	int64_t t = INT64_C(1631266595430000);
 
 	CU_ASSERT_STRING_EQUAL(cfg->routes[0].filter, "+/events/rpc");
-	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
-	CU_ASSERT_EQUAL(r.out.count, 2);
-	CU_ASSERT(sample_is(&r, 0, "switch:0/id", 0, t));
-	CU_ASSERT(sample_is(&r, 1, "switch:0/output", 1, t));
+	/* Issue 15: "id" is bookkeeping (the preset's ignore_points), "output" a boolean: nothing is a reading. */
+	CU_ASSERT_EQUAL_FATAL(r.rc, 1);
+	CU_ASSERT_EQUAL(r.out.ignored, IGNORE_SKIPPED);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_IGNORED_POINT], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_BOOLEAN], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_STRING], 1);
 	decode_clear(&r.out);
+	(void)t;
 	expect_ignored(
 		cfg, "shellypro4pm-f008d1d8b8b8/events/rpc",
 		"{\"src\":\"shellypro4pm-f008d1d8b8b8\",\"method\":\"NotifyEvent\",\"params\":{\"ts\":1631266595.43,"
@@ -518,10 +518,13 @@ static void test_preset_shelly(void)
 		"\"aenergy\":{\"total\":0.000,\"by_minute\":[0.000,0.000,0.000],\"minute_ts\":1654511972},"
 		"\"temperature\":{\"tC\":48.4,\"tF\":119.1}}");
 	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
-	CU_ASSERT_EQUAL(r.out.count, 9);
-	CU_ASSERT(sample_is(&r, 3, "switch:0/voltage", 225.9, RECEIVED_US));
-	CU_ASSERT(sample_is(&r, 5, "switch:0/aenergy/total", 0, RECEIVED_US));
-	CU_ASSERT(sample_is(&r, 7, "switch:0/temperature/tC", 48.4, RECEIVED_US));
+	/* id, output (boolean), source (text), by_minute/0..2, minute_ts: not readings */
+	CU_ASSERT_EQUAL(r.out.count, 6);
+	CU_ASSERT(sample_is(&r, 0, "switch:0/apower", 0, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 1, "switch:0/voltage", 225.9, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 3, "switch:0/aenergy/total", 0, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 4, "switch:0/temperature/tC", 48.4, RECEIVED_US));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_IGNORED_POINT], 5);
 	decode_clear(&r.out);
 	expect_ignored(cfg, "shellyplus1pm-a8032ab12345/online", "true", IGNORE_STATUS);
 	config_free(cfg);
@@ -538,7 +541,9 @@ static void test_preset_telegraf(void)
 		    "cpu,cpu=cpu-total,host=host1 usage_idle=98.5,usage_user=1.2 1697551200000000000\n");
 
 	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
-	CU_ASSERT_EQUAL(r.out.device_count, 0);
+	/* Issue 15: the device is the metric's host tag (the preset's serial_tag), not a topic level */
+	CU_ASSERT_EQUAL_FATAL(r.out.device_count, 1);
+	CU_ASSERT_STRING_EQUAL(r.out.devices[0].serial, "host1");
 	CU_ASSERT(sample_is(&r, 0, "cpu.usage_idle", 98.5, T(1697551200)));
 	CU_ASSERT(sample_is(&r, 1, "cpu.usage_user", 1.2, T(1697551200)));
 	decode_clear(&r.out);
