@@ -130,6 +130,19 @@ bool route_equal(const struct route *a, const struct route *b);
 /* True when topic[0..len) is matched by one of the route's ignore filters (status, LWT, command topics). */
 bool route_ignores(const struct route *r, const char *topic, size_t len);
 
+/*
+ * True when some topic matches both MQTT filters (a broker then delivers it once per subscription); writes one
+ * such topic to example (a literal level where either filter has one, "x" for a level both leave open).
+ */
+bool route_filters_overlap(const char *a, const char *b, char *example, size_t cap);
+
+/*
+ * The index of the route whose subscription owns a received topic: the first whose filter matches (every
+ * message is processed under that one subscription; copies the broker sends for later overlapping filters are
+ * not). -1 when none matches.
+ */
+int route_owner(const struct route *routes, size_t count, const char *topic, size_t len);
+
 /* True when the MQTT topic filter (with + and #) matches topic[0..len). */
 bool route_filter_matches(const char *filter, const char *topic, size_t len);
 

@@ -346,6 +346,97 @@ void route_add_ignore(struct route *r, const char *filter)
 	r->ignore[r->ignore_count++] = xstrdup(filter);
 }
 
+#define MAX_FILTER_LEVELS 64
+
+/* Splits a filter into its levels (pointers and lengths into it); the count, or 0 when it has too many. */
+static size_t split_levels(const char *f, const char *level[MAX_FILTER_LEVELS], size_t len[MAX_FILTER_LEVELS])
+{
+	size_t n = 0;
+
+	for (;;) {
+		size_t k = strcspn(f, "/");
+		if (n == MAX_FILTER_LEVELS)
+			return 0;
+		level[n] = f;
+		len[n++] = k;
+		if (f[k] == '\0')
+			return n;
+		f += k + 1;
+	}
+}
+
+static bool is_wild(const char *level, size_t len, char c)
+{
+	return len == 1 && level[0] == c;
+}
+
+/* Appends a level to the example topic (bounded; a too-long example is cut, never overflowed). */
+static void append_example(char *example, size_t cap, size_t *used, const char *text, size_t n)
+{
+	if (*used + n + 2 > cap)
+		return;
+	if (*used > 0)
+		example[(*used)++] = '/';
+	memcpy(example + *used, text, n);
+	*used += n;
+	example[*used] = '\0';
+}
+
+/* The example's level for filter levels that both match: a literal if either has one, else "x". */
+static void example_level(char *example, size_t cap, size_t *used, const char *level, size_t len)
+{
+	if (is_wild(level, len, '+') || is_wild(level, len, '#'))
+		append_example(example, cap, used, "x", 1);
+	else
+		append_example(example, cap, used, level, len);
+}
+
+bool route_filters_overlap(const char *a, const char *b, char *example, size_t cap)
+{
+	const char *la[MAX_FILTER_LEVELS], *lb[MAX_FILTER_LEVELS];
+	size_t na[MAX_FILTER_LEVELS], nb[MAX_FILTER_LEVELS];
+	size_t ca = split_levels(a, la, na), cb = split_levels(b, lb, nb), used = 0, i;
+
+	if (cap > 0)
+		example[0] = '\0';
+	if (ca == 0 || cb == 0)
+		return false;
+	for (i = 0; i < ca && i < cb; i++) {
+		bool a_hash = is_wild(la[i], na[i], '#'), b_hash = is_wild(lb[i], nb[i], '#');
+		if (a_hash || b_hash) {
+			/* The other filter's remaining levels make the example ("x" for its own wildcards). */
+			const char *const *rest = a_hash ? lb : la;
+			const size_t *rest_len = a_hash ? nb : na;
+			size_t rest_count = a_hash ? cb : ca;
+			for (size_t k = i; k < rest_count; k++)
+				if (!is_wild(rest[k], rest_len[k], '#'))
+					example_level(example, cap, &used, rest[k], rest_len[k]);
+			if (used == 0)
+				append_example(example, cap, &used, "x", 1);
+			return true;
+		}
+		if (is_wild(la[i], na[i], '+'))
+			example_level(example, cap, &used, lb[i], nb[i]);
+		else if (is_wild(lb[i], nb[i], '+') || (na[i] == nb[i] && memcmp(la[i], lb[i], na[i]) == 0))
+			example_level(example, cap, &used, la[i], na[i]);
+		else
+			return false;
+	}
+	if (ca == cb)
+		return true;
+	/* One filter is longer: only its "#" right after the shorter one's end still matches ("a/#" takes "a"). */
+	return (ca == cb + 1 && is_wild(la[cb], na[cb], '#')) ||
+	       (cb == ca + 1 && is_wild(lb[ca], nb[ca], '#'));
+}
+
+int route_owner(const struct route *routes, size_t count, const char *topic, size_t len)
+{
+	for (size_t i = 0; i < count; i++)
+		if (route_filter_matches(routes[i].filter, topic, len))
+			return (int)i;
+	return -1;
+}
+
 void route_list_add(char ***list, size_t *count, const char *text)
 {
 	*list = xrealloc(*list, (*count + 1) * sizeof(**list));

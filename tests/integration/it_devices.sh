@@ -113,6 +113,7 @@ done
 printf '%-9s %8d %8d %7d %5d %10d\n' total "$sum_m" "$sum_e" "$sum_s" "$sum_j" "$sum_d"
 curl -s "$url/metrics" | grep -E '^mqtt2pg_(messages_(ignored|rejected)_total|values_skipped_total)\{' | sed 's/^/    /'
 
+overlap=$(metric 'mqtt2pg_messages_ignored_total{reason="overlap_copy"}')
 bridge_stop
 assert_eq 0 "$BRIDGE_RC" "clean exit"
 if [ "$baseline" = 1 ]; then
@@ -120,3 +121,24 @@ if [ "$baseline" = 1 ]; then
 	exit 0
 fi
 assert_eq 0 "$bad" "every family: all expected readings stored, no junk, no duplicates"
+# The envelope's route overlaps OpenDTU's solar/+/#: check-config says so, and the broker's second copy of each
+# of the 3 envelope messages was ignored as overlap_copy (MQTT 5 subscription identifiers).
+grep -q "warning: routes\[0\] (solar/+/+/telemetry) and routes\[1\] (solar/+/#) overlap: e.g. solar/x/x/telemetry" \
+	"$IT_DIR/check.log" || fail "check-config did not report the overlap: $(cat "$IT_DIR/check.log")"
+echo "ok: check-config reports the overlapping routes with an example topic"
+assert_eq 3 "$overlap" "each overlapping copy ignored as overlap_copy"
+# Auto-registered points take their unit and kind from point_defaults (sql/011).
+assert_eq "|gauge;W|gauge;kWh|counter" "$(psql_super "SELECT string_agg(p.unit || '|' || p.kind, ';' ORDER BY p.name)
+	FROM points p JOIN devices d ON d.id = p.device_id
+	WHERE d.serial = 'tasmota_A1B2C3' AND p.name IN ('ENERGY/Total', 'ENERGY/Power', 'ENERGY/Period')")" \
+	"point defaults: ENERGY/Period none, ENERGY/Power W gauge, ENERGY/Total kWh counter"
+# The CLI: an alias listed, refused for another tenant's device, removed; a bad serial gets a sentence.
+m2p_admin device alias list --tenant acme | grep -q "Balkon_Süd.*116181234567" || fail "alias not listed"
+m2p_admin tenant add other >/dev/null
+if m2p_admin device alias add x 116181234567 --tenant other 2>"$IT_DIR/cli.err"; then fail "alias to another tenant's device accepted"; fi
+grep -q "tenant 'other' has no device '116181234567'" "$IT_DIR/cli.err" || fail "unexpected: $(cat "$IT_DIR/cli.err")"
+if m2p_admin device add "Balkon Süd" --tenant acme 2>"$IT_DIR/cli.err"; then fail "bad serial accepted"; fi
+grep -q "a serial is 1-64 characters" "$IT_DIR/cli.err" || fail "raw constraint error: $(cat "$IT_DIR/cli.err")"
+m2p_admin device alias remove Balkon_Süd --tenant acme >/dev/null
+assert_eq 0 "$(psql_super "SELECT count(*) FROM device_aliases")" "alias removed"
+echo "ok: device alias add/list/remove, errors as sentences"
