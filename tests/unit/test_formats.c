@@ -577,6 +577,132 @@ static void test_preset_telegraf(void)
 	config_free(cfg);
 }
 
+
+/* --- issue 15: every value real devices send, or a counted reason ------------------------------------------- */
+
+/* A three-phase Tasmota energy monitor: arrays are Key/0..n; text and nulls are skipped and counted. */
+static void test_arrays_named_by_index(void)
+{
+	struct config *cfg =
+		load_ok("routes = ( { topic = \"t/{tenant}/{serial}\"; format = \"flat_json\"; } );\n");
+	struct result r = run(cfg, "t/acme/M1",
+			      "{\"ENERGY\":{\"Power\":[612,130,88],\"Phases\":[{\"V\":231.2},{\"V\":null}],"
+			      "\"Unit\":\"W\",\"None\":[]}}");
+
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT_EQUAL_FATAL(r.out.count, 4);
+	CU_ASSERT(sample_is(&r, 0, "ENERGY/Power/0", 612, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 2, "ENERGY/Power/2", 88, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 3, "ENERGY/Phases/0/V", 231.2, RECEIVED_US));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_NULL], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_STRING], 1);
+	decode_clear(&r.out);
+	config_free(cfg);
+}
+
+/* A cloud poller's strings and key names: numeric_strings (strict decimals only), points_map, ignore_points. */
+static void test_numeric_strings_and_points_map(void)
+{
+	struct config *cfg = load_ok(
+		"routes = ( { topic = \"p/{tenant}/{serial}\"; format = \"flat_json\"; numeric_strings = true;\n"
+		"  ignore_points = [\"SN\"]; points_map = ( [\"Total_AC_Output_Power(Active)\", \"ac_power\"] ); } );\n");
+	struct result r = run(
+		cfg, "p/acme/inverter_1",
+		"{\"SN\":\"2106223344\",\"DC_Voltage_PV1\":\"35.60\",\"Total_AC_Output_Power(Active)\":\"612\","
+		"\"hex\":\"0x10\",\"exp\":\"1e3\",\"plus\":\"+1\",\"space\":\" 1\",\"status\":\"Normal\"}");
+
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT_EQUAL_FATAL(r.out.count, 2);
+	CU_ASSERT(sample_is(&r, 0, "DC_Voltage_PV1", 35.6, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 1, "ac_power", 612, RECEIVED_US));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_IGNORED_POINT], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_STRING], 5); /* 0x10, 1e3, +1, " 1", Normal: not strict decimals */
+	decode_clear(&r.out);
+	config_free(cfg);
+	/* Without points_map the key is no point name: rejected, with the way out in the detail. */
+	cfg = load_ok(
+		"routes = ( { topic = \"p/{tenant}/{serial}\"; format = \"flat_json\"; numeric_strings = true; } );\n");
+	expect_reject(cfg, "p/acme/inverter_1", "{\"Total_AC_Output_Power(Active)\":\"612\"}",
+		      REJECT_INVALID_POINT_NAME, "points_map");
+	config_free(cfg);
+}
+
+/* A preset's ignore_points are extended by the route's own, replaced only with ignore_points_replace; points
+ * is an allow-list. */
+static void test_ignore_points_extend_and_allow_list(void)
+{
+	const char *frame = "{\"id\":0,\"apower\":12.5,\"voltage\":231.4,\"current\":0.08}";
+	struct config *cfg = load_ok(
+		"routes = ( { preset = \"shelly_status\"; tenant = \"acme\"; ignore_points = [\"+/current\"]; } );\n");
+	struct result r = run(cfg, "shellyplus1pm-a1/status/switch:0", frame);
+
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT_EQUAL(r.out.count, 2); /* id (preset) and current (route) skipped */
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_IGNORED_POINT], 2);
+	decode_clear(&r.out);
+	config_free(cfg);
+	cfg = load_ok(
+		"routes = ( { preset = \"shelly_status\"; tenant = \"acme\"; ignore_points_replace = true;"
+		" ignore_points = [\"+/current\"]; } );\n");
+	r = run(cfg, "shellyplus1pm-a1/status/switch:0", frame);
+	CU_ASSERT_EQUAL(r.out.count, 3); /* id kept: the preset's list replaced */
+	decode_clear(&r.out);
+	config_free(cfg);
+	cfg = load_ok(
+		"routes = ( { preset = \"shelly_status\"; tenant = \"acme\"; points = [\"+/apower\"]; } );\n");
+	r = run(cfg, "shellyplus1pm-a1/status/switch:0", frame);
+	CU_ASSERT_EQUAL_FATAL(r.out.count, 1);
+	CU_ASSERT(sample_is(&r, 0, "switch:0/apower", 12.5, RECEIVED_US));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_NOT_LISTED], 2);
+	decode_clear(&r.out);
+	config_free(cfg);
+}
+
+/* Telegraf's two serializers on one topic (format auto), a measurement allow-list, string fields counted. */
+static void test_format_auto_and_measurements(void)
+{
+	struct config *cfg =
+		load_ok("routes = ( { preset = \"telegraf\"; tenant = \"acme\"; format = \"auto\";"
+			" serial_tag = \"name\"; measurements = [\"modbus\"]; strings = \"ignore\"; } );\n");
+	struct result r = run(cfg, "telegraf/pi/modbus",
+			      "cpu,host=pi usage_idle=97.5 1697551200000000000\n"
+			      "modbus,host=pi,name=inv1 power=612i,state=\"run\" 1697551200000000000\n");
+
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT_EQUAL_FATAL(r.out.device_count, 1);
+	CU_ASSERT_STRING_EQUAL(r.out.devices[0].serial, "inv1");
+	CU_ASSERT(sample_is(&r, 0, "modbus.power", 612, T(1697551200)));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_MEASUREMENT], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_STRING], 1);
+	decode_clear(&r.out);
+	r = run(cfg, "telegraf/pi/modbus",
+		" {\"name\":\"modbus\",\"tags\":{\"name\":\"inv2\"},\"fields\":{\"power\":488},\"timestamp\":1697551200}");
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT(sample_is(&r, 0, "modbus.power", 488, T(1697551200))); /* JSON: seconds */
+	decode_clear(&r.out);
+	expect_ignored(cfg, "telegraf/pi/cpu", "cpu,host=pi usage_idle=97.5", IGNORE_SKIPPED);
+	config_free(cfg);
+}
+
+/* Overlapping filters, with the example topic check-config prints; the owner of a topic is the first route. */
+static void test_filters_overlap(void)
+{
+	char ex[128];
+	struct config *cfg = load_ok("routes = ( { topic = \"solar/{tenant}/{serial}/telemetry\"; },\n"
+				     "            { preset = \"opendtu\"; tenant = \"acme\"; } );\n");
+
+	CU_ASSERT(route_filters_overlap("solar/+/+/telemetry", "solar/+/#", ex, sizeof(ex)));
+	CU_ASSERT_STRING_EQUAL(ex, "solar/x/x/telemetry");
+	CU_ASSERT(route_filters_overlap("a/#", "a", ex, sizeof(ex)));
+	CU_ASSERT(route_filters_overlap("+/events/rpc", "+/status/+", ex, sizeof(ex)) == false);
+	CU_ASSERT(route_filters_overlap("tele/+/SENSOR", "telegraf/+/+", ex, sizeof(ex)) == false);
+	CU_ASSERT(route_filters_overlap("a/+/c", "a/b/+", ex, sizeof(ex)));
+	CU_ASSERT_STRING_EQUAL(ex, "a/b/c");
+	CU_ASSERT_EQUAL(route_owner(cfg->routes, cfg->route_count, "solar/acme/S/telemetry", 22), 0);
+	CU_ASSERT_EQUAL(route_owner(cfg->routes, cfg->route_count, "solar/S/0/power", 15), 1);
+	config_free(cfg);
+}
+
 /* --- configuration ----------------------------------------------------------------------------------------- */
 
 static void test_config_mistakes_name_the_route(void)
@@ -938,6 +1064,11 @@ int main(void)
 		UNIT_TEST(test_config_preset_topic_override_ignores),
 		UNIT_TEST(test_tz_slim_file),
 		UNIT_TEST(test_ignore_list_stays_with_its_route),
+		UNIT_TEST(test_arrays_named_by_index),
+		UNIT_TEST(test_numeric_strings_and_points_map),
+		UNIT_TEST(test_ignore_points_extend_and_allow_list),
+		UNIT_TEST(test_format_auto_and_measurements),
+		UNIT_TEST(test_filters_overlap),
 	};
 
 	return unit_run("formats", NULL, NULL, tests, UNIT_COUNT(tests));
