@@ -6,7 +6,8 @@
  *   {"serial":"INV-0001","timestamp":"2026-11-21T10:30:00Z","measurements":{"total_output_power":5420}}
  * or a JSON array of such objects. "serial" is optional but, when present, must equal the topic's serial.
  * "timestamp" is RFC 3339 with a zone or a number of epoch seconds; absent means the time we received it.
- * Measurement values are numbers (true/false count as 1/0). Other top-level members are ignored.
+ * Measurement values are numbers; null is skipped, true/false are 1/0 only on a route with booleans = true
+ * (else skipped), each skip counted in decoded_message.skipped. Other top-level members are ignored.
  */
 #ifndef MQTT2PG_DECODE_H
 #define MQTT2PG_DECODE_H
