@@ -91,6 +91,18 @@ static void describe_route(const struct route *r)
 		printf("    retained messages ignored\n");
 	for (size_t i = 0; i < r->ignore_count; i++)
 		printf("    ignores %s\n", r->ignore[i]);
+	if (r->numeric_strings || r->booleans)
+		printf("    values:%s%s\n", r->numeric_strings ? " numeric strings" : "", r->booleans ? " booleans" : "");
+	for (size_t i = 0; i < r->points_map_count; i++)
+		printf("    maps %s -> %s\n", r->points_map[2 * i], r->points_map[2 * i + 1]);
+	for (size_t i = 0; i < r->ignore_points_count; i++)
+		printf("    skips points %s\n", r->ignore_points[i]);
+	for (size_t i = 0; i < r->points_count; i++)
+		printf("    keeps only points %s\n", r->points[i]);
+	for (size_t i = 0; i < r->measurements_count; i++)
+		printf("    keeps measurement %s\n", r->measurements[i]);
+	if (r->alias_scope && *r->alias_scope)
+		printf("    device aliases of scope %s\n", r->alias_scope);
 }
 
 /*
