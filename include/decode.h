@@ -6,7 +6,8 @@
  *   {"serial":"INV-0001","timestamp":"2026-11-21T10:30:00Z","measurements":{"total_output_power":5420}}
  * or a JSON array of such objects. "serial" is optional but, when present, must equal the topic's serial.
  * "timestamp" is RFC 3339 with a zone or a number of epoch seconds; absent means the time we received it.
- * Measurement values are numbers (true/false count as 1/0). Other top-level members are ignored.
+ * Measurement values are numbers; null is skipped, true/false are 1/0 only on a route with booleans = true
+ * (else skipped), each skip counted in decoded_message.skipped. Other top-level members are ignored.
  */
 #ifndef MQTT2PG_DECODE_H
 #define MQTT2PG_DECODE_H
@@ -49,6 +50,7 @@ struct decoded_message {
 	uint32_t *device_of; /* owned, parallel to samples while decoding */
 	size_t device_of_capacity;
 	enum ignore_reason ignored; /* when a decoder returns 1: why the payload holds no reading */
+	uint32_t skipped[SKIP_REASON_COUNT]; /* values passed over, by reason (counted by the caller) */
 	struct lp_scratch lp;       /* owned, reused by the line protocol reader */
 };
 
@@ -60,10 +62,34 @@ struct decode_error {
 /*
  * Decodes payload[0..len) of a message whose topic matched with *m. max_bytes bounds the payload.
  * On success fills out (which the caller frees with decode_clear; it may reuse it across calls) and
- * returns 0. On failure returns -1 with err filled, and out holds nothing the caller needs.
+ * returns 0; 1 when every value was skipped (null, boolean: out->skipped, out->ignored = IGNORE_SKIPPED).
+ * On failure returns -1 with err filled, and out holds nothing the caller needs.
  */
 int decode_json(const char *payload, size_t len, const struct route_match *m, int64_t received_us,
 		size_t max_bytes, struct decoded_message *out, struct decode_error *err);
+
+/*
+ * decode_json with a route's value options (booleans, numeric_strings, points_map, ignore_points, points);
+ * r NULL: the defaults (nulls and booleans skipped and counted in out->skipped). decode_json is this with NULL.
+ */
+int decode_json_route(const struct route *r, const char *payload, size_t len, const struct route_match *m,
+		      int64_t received_us, size_t max_bytes, struct decoded_message *out,
+		      struct decode_error *err);
+
+/*
+ * One JSON leaf as a reading under the route's options: a number is kept; null, a boolean (without
+ * booleans), a string (unless numeric_strings and a strict decimal) are skipped and counted in out->skipped.
+ * Returns 1 with *value set, 0 skipped, -1 (non-finite) with err filled. r NULL: the defaults.
+ */
+int decode_leaf_value(const struct route *r, const struct cJSON *leaf, const char *name, double *value,
+		      struct decoded_message *out, struct decode_error *err);
+
+/*
+ * Appends a sample named name (mapped and filtered by route_point; r NULL: as is) unless the route skips
+ * it (counted). Returns 0, or -1 with err for a name outside the point alphabet.
+ */
+int decode_emit(const struct route *r, const char *name, double value, int64_t time_us,
+		struct decoded_message *out, struct decode_error *err);
 
 /* Empties out for reuse, keeping its buffer. */
 void decode_reset(struct decoded_message *out);

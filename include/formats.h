@@ -4,16 +4,23 @@
  * payload (pointer + length, as MQTT gives it) and what the topic said into samples, or a reason to reject, or
  * the verdict that the payload holds no reading (ignored and counted, not an error):
  *
- *   value          the payload is one number: "230.4", " 12 \n", "true"/"false" (1/0). Empty, whitespace
+ *   value          the payload is one number: "230.4", " 12 \n"; "true"/"false" (1/0) with the route's
+ *                  booleans, else skipped (ignored, all_skipped). Empty, whitespace
  *                  and "null" are no reading (ignored, no_value); "nan"/"inf" are rejected
  *                  (non_finite_value); other text is rejected (malformed_payload), or ignored
  *                  (non_numeric = "ignore"). The point is the topic's {point}/{point+}; the time, receive time.
  *   value_json     {"value": number|bool|null|...} (Victron Venus OS dbus-mqtt): as value, for the member.
  *   influx         InfluxDB line protocol (lineproto.h), one or more lines; the route's lp_mapping says which
  *                  tag is the device, how points are named and the timestamp precision.
- *   flat_json      a JSON object; each number or boolean leaf (nested objects joined with '/') is a point,
- *                  prefixed by the topic's {point} if any. Strings, nulls and arrays are not readings. The
+ *   flat_json      a JSON object; each number leaf (nested objects joined with '/', array elements named by
+ *                  index: "Power/0") is a point, prefixed by the topic's {point} if any. Nulls, booleans
+ *                  (without booleans) and strings (without numeric_strings) are skipped and counted. The
  *                  time is the route's time_field in time_unit, else the receive time.
+ *   auto           telegraf_json when the payload starts with '{', else influx (JSON times in seconds).
+ *
+ * Every format then passes each value's name through the route's points_map, ignore_points and points
+ * (route_point): skipped values are counted in out->skipped; a payload whose values were all skipped on
+ * purpose (not just text) is "ignored" (IGNORE_SKIPPED), never a rejection.
  *   shelly_rpc     a Shelly Gen2 RPC frame: NotifyStatus/NotifyFullStatus flatten "params" (minus "ts", the
  *                  time in epoch seconds) as flat_json; other methods (NotifyEvent) are ignored (status).
  *   telegraf_json  Telegraf's JSON serializer, one metric or {"metrics": [...]}: "name" is the measurement,

@@ -28,6 +28,9 @@ struct preset {
 	enum route_time_unit time_unit;
 	bool needs_serial;   /* the device is in neither topic nor payload: serial = "..." is required */
 	bool needs_timezone; /* the payload's times carry no zone: timezone (or time_field = "") is required */
+	const char *const
+		*ignore_points; /* NULL or NULL-terminated point filters: the firmware's bookkeeping */
+	const char *serial_tag; /* influx/telegraf: the tag naming the device, NULL = none */
 };
 
 /* The preset called name, or NULL. */

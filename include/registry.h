@@ -58,6 +58,16 @@ bool registry_add_device(struct registry *r, int32_t id, int32_t tenant_id, cons
 bool registry_add_point(struct registry *r, int32_t id, int32_t device_id, const char *name, bool has_min,
 			double min, bool has_max, double max) __attribute__((warn_unused_result));
 
+/* A device alias (sql/011): alias names device_id in tenant_id under scope ("" = tenant-wide). Strings copied.
+ * False when the device is unknown or of another tenant (the database's trigger makes that impossible). */
+bool registry_add_alias(struct registry *r, int32_t tenant_id, const char *scope, const char *alias,
+			int32_t device_id) __attribute__((warn_unused_result));
+
+/* The device alias[0..len) names in tenant_id under scope, or NULL. */
+const struct registry_device *registry_find_alias(const struct registry *r, int32_t tenant_id,
+						  const char *scope, const char *alias, size_t len);
+size_t registry_alias_count(const struct registry *r);
+
 /* Lookups borrow from the snapshot; keys are byte slices (not NUL-terminated). NULL when absent. */
 const struct registry_tenant *registry_find_tenant(const struct registry *r, const char *slug, size_t len);
 const struct registry_tenant *registry_find_tenant_by_id(const struct registry *r, int32_t id);

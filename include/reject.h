@@ -48,6 +48,8 @@ enum ignore_reason {
 	IGNORE_RETAINED, /* a retained message on a route with retained = "ignore" */
 	IGNORE_NO_VALUE, /* a one-value payload that says "no reading": empty, null, {"value": null} */
 	IGNORE_NON_NUMERIC, /* text where a number belongs, on a route with non_numeric = "ignore" */
+	IGNORE_OVERLAP_COPY, /* a second copy of a message the broker sent for another route's subscription */
+	IGNORE_SKIPPED,	     /* every value of the message was skipped (values_skipped_total says why) */
 	IGNORE_REASON_COUNT
 };
 
@@ -71,6 +73,24 @@ void reject_sampler_free(struct reject_sampler *s);
  */
 bool reject_sampler_should_store(struct reject_sampler *s, enum reject_reason reason, const void *key, size_t key_len,
 				 int64_t now_us, uint32_t *suppressed);
+
+/*
+ * Why one value of an otherwise good message was passed over (mqtt2pg_values_skipped_total{reason}): never
+ * silently, never as a rejection of the whole message.
+ */
+enum skip_reason {
+	SKIP_NULL = 0,	    /* JSON null: "no value" */
+	SKIP_BOOLEAN,	    /* true/false on a route without booleans = true */
+	SKIP_STRING,	    /* text where a number belongs (numeric_strings off, or not a strict decimal) */
+	SKIP_IGNORED_POINT, /* the route's (or its preset's) ignore_points */
+	SKIP_NOT_LISTED,    /* not in the route's points allow-list */
+	SKIP_MEASUREMENT,   /* line protocol / Telegraf: a measurement outside the route's measurements */
+	SKIP_ARRAY,	    /* an array element that is not a number (objects and arrays in arrays) */
+	SKIP_REASON_COUNT
+};
+
+/* The stable name of a skip reason ("null"). */
+const char *skip_reason_name(enum skip_reason reason);
 
 /* The stable name of an ignore reason ("status"). */
 const char *ignore_reason_name(enum ignore_reason reason);

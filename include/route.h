@@ -26,6 +26,7 @@ enum route_format {
 	ROUTE_FORMAT_FLAT_JSON,     /* a JSON object whose numeric leaves are the points (Tasmota, Shelly status) */
 	ROUTE_FORMAT_SHELLY_RPC,    /* Shelly Gen2 NotifyStatus / NotifyFullStatus frames */
 	ROUTE_FORMAT_TELEGRAF_JSON, /* Telegraf's JSON serializer: {"name","tags","fields","timestamp"} */
+	ROUTE_FORMAT_AUTO,	    /* influx or telegraf_json, by the payload's first byte ('{': JSON) */
 };
 
 /* Where a payload's time is, and in what unit (never guessed). */
@@ -76,6 +77,19 @@ struct route {
 	enum route_time_unit time_unit;
 	struct tz *timezone;     /* for RFC 3339 times without a zone; NULL: such times are rejected */
 	char *json_root;         /* flat_json: dotted path of the object to flatten; NULL: the whole payload */
+	/* What becomes a reading (formats.c applies them to every format, in this order: map, ignore, allow). */
+	bool numeric_strings;	 /* a JSON string that is a strict decimal ("35.60") is that number */
+	bool booleans;		 /* true/false are stored as 1/0; otherwise skipped and counted */
+	char **points_map;	 /* pairs: source name (key path, may hold any text), point name */
+	size_t points_map_count; /* pairs */
+	char **ignore_points;	 /* filters over point names ('/' levels, + and #): skipped and counted */
+	size_t ignore_points_count;
+	char **points; /* allow-list of point filters; none: every point */
+	size_t points_count;
+	char **measurements; /* influx, telegraf_json, auto: allow-list of measurement names; none: all */
+	size_t measurements_count;
+	char *alias_scope; /* device aliases of this scope name the device ("": tenant-wide); NULL: "" */
+	int sub_id;	   /* the MQTT 5 subscription identifier of the route's filter (index + 1) */
 };
 
 /* A slice of the topic (not NUL-terminated); borrows the topic's bytes. */
@@ -88,6 +102,7 @@ struct route_match {
 	struct topic_slice tenant;
 	struct topic_slice serial; /* empty when the payload names the device (serial_tag) */
 	struct topic_slice point;  /* empty unless the template has {point} or {point+} */
+	const char *alias_scope;   /* the route's alias scope ("" when none); borrows the route */
 };
 
 /*
@@ -117,6 +132,19 @@ bool route_equal(const struct route *a, const struct route *b);
 /* True when topic[0..len) is matched by one of the route's ignore filters (status, LWT, command topics). */
 bool route_ignores(const struct route *r, const char *topic, size_t len);
 
+/*
+ * True when some topic matches both MQTT filters (a broker then delivers it once per subscription); writes one
+ * such topic to example (a literal level where either filter has one, "x" for a level both leave open).
+ */
+bool route_filters_overlap(const char *a, const char *b, char *example, size_t cap);
+
+/*
+ * The index of the route whose subscription owns a received topic: the first whose filter matches (every
+ * message is processed under that one subscription; copies the broker sends for later overlapping filters are
+ * not). -1 when none matches.
+ */
+int route_owner(const struct route *routes, size_t count, const char *topic, size_t len);
+
 /* True when the MQTT topic filter (with + and #) matches topic[0..len). */
 bool route_filter_matches(const char *filter, const char *topic, size_t len);
 
@@ -131,6 +159,24 @@ const struct route *route_select(const struct route *routes, size_t count, const
 
 /* Adds an ignore filter (copied). */
 void route_add_ignore(struct route *r, const char *filter);
+
+/* Appends a copy of text to a string list of the route (ignore_points, points, measurements, points_map). */
+void route_list_add(char ***list, size_t *count, const char *text);
+
+/*
+ * What the route makes of a value's name (flattened key path, topic point or line protocol point): name is
+ * replaced by its points_map target (buffer of DECODE_MAX_POINT_NAME + 1 bytes; a target is at most that long,
+ * config.c checks). Returns ROUTE_POINT_KEEP, or ROUTE_POINT_IGNORED / ROUTE_POINT_NOT_LISTED.
+ */
+enum route_point_verdict {
+	ROUTE_POINT_KEEP,
+	ROUTE_POINT_IGNORED,
+	ROUTE_POINT_NOT_LISTED
+};
+enum route_point_verdict route_point(const struct route *r, char *name, size_t cap);
+
+/* True when the route keeps lines of this measurement (no measurements list: every one). */
+bool route_measurement_ok(const struct route *r, const char *name, size_t len);
 
 /* Frees what route_parse allocated in r (not r itself); route_clear of a zeroed route is a no-op. */
 void route_clear(struct route *r);

@@ -44,6 +44,7 @@ struct stats {
 	atomic_uint_fast64_t messages_accepted;
 	atomic_uint_fast64_t messages_rejected[REJECT_REASON_COUNT];
 	atomic_uint_fast64_t messages_ignored[IGNORE_REASON_COUNT]; /* status/LWT topics, retained, no value */
+	atomic_uint_fast64_t values_skipped[SKIP_REASON_COUNT]; /* values passed over in accepted messages */
 	atomic_uint_fast64_t points_dropped;     /* samples of unknown points under policy "drop" */
 	atomic_uint_fast64_t enqueue_waits;	 /* times the MQTT callback found a queue full */
 	atomic_uint_fast64_t rows_inserted;      /* committed new rows */

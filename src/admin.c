@@ -20,13 +20,47 @@
 #define MAX_POINTS_ON_ADD 256
 
 /* Runs a parameterised statement; prints the error and returns NULL if it fails. */
+/*
+ * The sentence for a constraint the CLI's input can break (issue 15: a raw "violates check constraint" is not
+ * something an operator can act on); NULL for any other error, which is printed as PostgreSQL says it.
+ */
+static const char *constraint_sentence(const PGresult *res)
+{
+	static const struct {
+		const char *constraint, *sentence;
+	} known[] = {
+		{ "devices_serial_check",
+		  "a serial is 1-64 characters of A-Z a-z 0-9 _ . : - starting with a letter or digit; a device known by "
+		  "another name (spaces, non-ASCII, a site-local id) keeps a serial and gets that name as an alias: "
+		  "mqtt2pg device alias add NAME SERIAL --tenant SLUG" },
+		{ "devices_serial_key", "a device with this serial is already registered" },
+		{ "device_aliases_pkey", "this alias already names a device of the tenant (in this scope)" },
+		{ "device_aliases_alias_check",
+		  "an alias is 1-256 bytes of UTF-8 text without control characters, '/', '+' or '#' (one topic level)" },
+		{ "device_aliases_scope_check", "a scope is at most 64 characters" },
+		{ "points_name_check", "a point name is 1-64 characters of A-Z a-z 0-9 _ . : / -" },
+		{ "tenants_slug_check",
+		  "a tenant slug is 1-63 characters of a-z 0-9 _ - starting with a letter or digit" },
+	};
+	const char *name = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+
+	for (size_t i = 0; name && i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(name, known[i].constraint) == 0)
+			return known[i].sentence;
+	return NULL;
+}
+
 static PGresult *run(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	char err[1024];
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-		fprintf(stderr, "mqtt2pg: %s\n", db_error_line(conn, res, err, sizeof(err)));
+		const char *sentence = constraint_sentence(res);
+		if (sentence)
+			fprintf(stderr, "mqtt2pg: %s\n", sentence);
+		else
+			fprintf(stderr, "mqtt2pg: %s\n", db_error_line(conn, res, err, sizeof(err)));
 		PQclear(res);
 		return NULL;
 	}
@@ -388,11 +422,73 @@ static int device_add(const char *conninfo, int argc, char **argv)
 	return finish(conn, res, true);
 }
 
+/*
+ * mqtt2pg device alias add ALIAS SERIAL --tenant SLUG [--scope S] | remove ALIAS --tenant SLUG [--scope S] |
+ * list [--tenant SLUG]: names (any UTF-8 text of one topic level) by which topics mean a registered device.
+ */
+static int device_alias(const char *conninfo, int argc, char **argv)
+{
+	const char *verb = argc > 1 ? argv[1] : "", *alias = positional(argc - 1, argv + 1, 0);
+	const char *tenant = option(argc, argv, "--tenant"), *scope = option(argc, argv, "--scope");
+	PGconn *conn;
+	PGresult *res;
+
+	if (strcmp(verb, "list") == 0) {
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		return finish(conn,
+			      run(conn,
+				  "SELECT t.slug AS tenant, a.scope, a.alias, d.serial FROM device_aliases a "
+				  "JOIN tenants t ON t.id = a.tenant_id JOIN devices d ON d.id = a.device_id "
+				  "WHERE $1::text IS NULL OR t.slug = $1 ORDER BY t.slug, a.scope, a.alias",
+				  1, (const char *const[]){ tenant }),
+			      true);
+	}
+	if (strcmp(verb, "add") == 0) {
+		const char *serial = positional(argc - 1, argv + 1, 1);
+		if (!alias || !serial || !tenant)
+			return usage("device alias add ALIAS SERIAL --tenant SLUG [--scope SCOPE]");
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		res = run(conn,
+			  "INSERT INTO device_aliases (tenant_id, scope, alias, device_id) "
+			  "SELECT t.id, $4, $1, d.id FROM tenants t JOIN devices d ON d.tenant_id = t.id "
+			  "WHERE t.slug = $3 AND d.serial = $2 RETURNING alias, device_id",
+			  4, (const char *const[]){ alias, serial, tenant, scope ? scope : "" });
+		if (res && PQntuples(res) == 0) {
+			fprintf(stderr, "mqtt2pg: tenant '%s' has no device '%s'\n", tenant, serial);
+			PQclear(res);
+			res = NULL;
+		}
+		return finish(conn, res, true);
+	}
+	if (strcmp(verb, "remove") == 0) {
+		if (!alias || !tenant)
+			return usage("device alias remove ALIAS --tenant SLUG [--scope SCOPE]");
+		if (!(conn = connect_admin(conninfo)))
+			return 1;
+		res = run(
+			conn,
+			"DELETE FROM device_aliases a USING tenants t WHERE t.id = a.tenant_id AND t.slug = $2 "
+			"AND a.scope = $3 AND a.alias = $1 RETURNING a.alias, a.device_id",
+			3, (const char *const[]){ alias, tenant, scope ? scope : "" });
+		if (res && PQntuples(res) == 0) {
+			fprintf(stderr, "mqtt2pg: tenant '%s' has no alias '%s'\n", tenant, alias);
+			PQclear(res);
+			res = NULL;
+		}
+		return finish(conn, res, true);
+	}
+	return usage("device alias add|remove|list ...");
+}
+
 int admin_device(const char *conninfo, int argc, char **argv)
 {
 	const char *verb = argc > 0 ? argv[0] : "";
 	PGconn *conn;
 
+	if (strcmp(verb, "alias") == 0)
+		return device_alias(conninfo, argc, argv);
 	if (strcmp(verb, "add") == 0)
 		return device_add(conninfo, argc, argv);
 	if (strcmp(verb, "list") == 0) {
@@ -426,7 +522,7 @@ int admin_device(const char *conninfo, int argc, char **argv)
 		}
 		return finish(conn, res, true);
 	}
-	return usage("device add|list|disable|enable ...");
+	return usage("device add|list|disable|enable|alias ...");
 }
 
 int admin_point(const char *conninfo, int argc, char **argv)

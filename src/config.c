@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "decode.h"
 #include "preset.h"
 #include "tz.h"
 #include "xalloc.h"
@@ -494,6 +495,84 @@ static const char *preset_ignore_prefix(const struct preset *preset, const char 
 	return buf;
 }
 
+/* A list of strings (["a", "b"]) appended to *list; check (may be NULL) vets each element. */
+static void read_string_list(struct config_reader *rd, const config_setting_t *item, int i, const char *key,
+			     bool (*check)(const char *), char ***list, size_t *count)
+{
+	const config_setting_t *l = config_setting_get_member(item, key);
+
+	if (!l)
+		return;
+	if (!config_setting_is_array(l) && !config_setting_is_list(l)) {
+		reader_error(rd, l, "routes[%d]: %s must be a list of strings: [\"a\", \"b\"]", i, key);
+		return;
+	}
+	for (int k = 0; k < config_setting_length(l); k++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)k);
+		const char *text =
+			config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
+		if (!text || !*text || (check && !check(text)))
+			reader_error(rd, e, "routes[%d]: %s[%d] is not valid here", i, key, k);
+		else
+			route_list_add(list, count, text);
+	}
+}
+
+static bool point_filter_ok(const char *f)
+{
+	return filter_ok(f) && strlen(f) <= 256;
+}
+
+/* points_map = ( ["source key", "point"], ... ): the source may be any text, the point must be a point name. */
+static void read_points_map(struct config_reader *rd, const config_setting_t *item, int i, struct route *r)
+{
+	const config_setting_t *l = config_setting_get_member(item, "points_map");
+
+	if (!l)
+		return;
+	if (!config_setting_is_list(l) && !config_setting_is_array(l)) {
+		reader_error(rd, l,
+			     "routes[%d]: points_map must be a list of pairs: ( [\"key\", \"point\"] )", i);
+		return;
+	}
+	for (int k = 0; k < config_setting_length(l); k++) {
+		const config_setting_t *pair = config_setting_get_elem(l, (unsigned)k);
+		const char *from = config_setting_get_string_elem(pair, 0),
+			   *to = config_setting_get_string_elem(pair, 1);
+		if (!config_setting_is_array(pair) || config_setting_length(pair) != 2 || !from || !to ||
+		    !*from || strlen(from) > 255) {
+			reader_error(rd, pair, "routes[%d]: points_map[%d] must be [\"key\", \"point\"]", i,
+				     k);
+			continue;
+		}
+		if (!decode_point_name_ok(to)) {
+			reader_error(
+				rd, pair,
+				"routes[%d]: points_map[%d]: '%s' is not a point name (1-64 of A-Z a-z 0-9 _ . : / -)",
+				i, k, to);
+			continue;
+		}
+		r->points_map =
+			xrealloc(r->points_map, (r->points_map_count + 1) * 2 * sizeof(*r->points_map));
+		r->points_map[2 * r->points_map_count] = xstrdup(from);
+		r->points_map[2 * r->points_map_count + 1] = xstrdup(to);
+		r->points_map_count++;
+	}
+}
+
+/* The route keys that decide which values become readings (README "Devices"). */
+static void read_route_values(struct config_reader *rd, const config_setting_t *item, int i, struct route *r)
+{
+	read_bool(rd, item, "numeric_strings", &r->numeric_strings);
+	read_bool(rd, item, "booleans", &r->booleans);
+	read_points_map(rd, item, i, r);
+	read_string_list(rd, item, i, "ignore_points", point_filter_ok, &r->ignore_points,
+			 &r->ignore_points_count);
+	read_string_list(rd, item, i, "points", point_filter_ok, &r->points, &r->points_count);
+	read_string_list(rd, item, i, "measurements", NULL, &r->measurements, &r->measurements_count);
+	read_string(rd, item, "alias_scope", &r->alias_scope);
+}
+
 /* The options of one route beyond topic and format, over the preset's defaults. prefix is where the preset's
  * ignore filters hang (preset_ignore_prefix), NULL when the route's topic does not tell. */
 static void read_route_options(struct config_reader *rd, const config_setting_t *item, int i,
@@ -503,8 +582,14 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 	static const char *const units[] = {"s", "ms", "us", "ns", "rfc3339", NULL};
 	static const char *const lp_keys[] = {"serial_tag", "point", "precision", "strings", NULL};
 	const config_setting_t *ignore = config_setting_get_member(item, "ignore");
+	bool ignore_replace = false, ignore_points_replace = false;
 	char *zone = NULL, err[256];
 	int choice;
+
+	read_bool(rd, item, "ignore_replace", &ignore_replace);
+	read_bool(rd, item, "ignore_points_replace", &ignore_points_replace);
+	if (ignore_replace && !ignore)
+		reader_error(rd, item, "routes[%d]: ignore_replace needs the route's own ignore = [...]", i);
 
 	read_string(rd, item, "tenant", &r->tenant);
 	read_string(rd, item, "serial", &r->serial);
@@ -513,17 +598,22 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		r->ignore_retained = preset->ignore_retained;
 		r->retained_timestamped = !preset->ignore_retained;
 		r->ignore_non_numeric = preset->ignore_non_numeric;
-		if (!prefix && preset->ignore[0] && !ignore)
+		if (!prefix && preset->ignore[0] && !ignore && !ignore_replace)
 			reader_error(rd, config_setting_get_member(item, "topic"),
 				     "routes[%d]: topic does not end like preset %s's (\"%s\"), so its ignore filters "
 				     "cannot follow it: set prefix = \"...\" or the route's own ignore = [...]",
 				     i, preset->name, preset->topic);
-		for (const char *const *f = preset->ignore; prefix && *f; f++) {
+		for (const char *const *f = preset->ignore; prefix && !ignore_replace && *f; f++) {
 			char *expanded = preset_expand(*f, prefix), *filter = filter_from_template(expanded);
 			route_add_ignore(r, filter);
 			free(filter);
 			free(expanded);
 		}
+		for (const char *const *f = preset->ignore_points; f && !ignore_points_replace && *f; f++)
+			route_list_add(&r->ignore_points, &r->ignore_points_count, *f);
+		if (preset->serial_tag &&
+		    lp_mapping_set(&r->influx, "serial_tag", preset->serial_tag, err, sizeof(err)) != 0)
+			reader_error(rd, item, "routes[%d]: preset serial_tag: %s", i, err);
 		if (preset->point && lp_mapping_set(&r->influx, "point", preset->point, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset point: %s", i, err);
 		if (preset->precision && lp_mapping_set(&r->influx, "precision", preset->precision, err, sizeof(err)) != 0)
@@ -587,6 +677,7 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 			}
 		}
 	}
+	read_route_values(rd, item, i, r);
 	if (preset && preset->needs_serial && !r->serial)
 		reader_error(rd, item, "routes[%d]: preset %s needs serial = \"...\" (the device is in neither topic nor payload)",
 			     i, preset->name);
@@ -607,15 +698,16 @@ static void check_keys_fit_format(struct config_reader *rd, const config_setting
 		const char *key;
 		unsigned formats;
 	} fit[] = {
-		{"serial_tag", F(INFLUX) | F(TELEGRAF_JSON)},
-		{"point", F(INFLUX) | F(TELEGRAF_JSON)},
-		{"precision", F(INFLUX) | F(TELEGRAF_JSON)},
-		{"strings", F(INFLUX) | F(TELEGRAF_JSON)},
-		{"time_field", F(FLAT_JSON)},
-		{"time_unit", F(FLAT_JSON)},
-		{"timezone", F(FLAT_JSON)},
-		{"json_root", F(FLAT_JSON)},
-		{"non_numeric", F(VALUE) | F(VALUE_JSON) | F(FLAT_JSON)},
+		{ "serial_tag", F(INFLUX) | F(TELEGRAF_JSON) | F(AUTO) },
+		{ "point", F(INFLUX) | F(TELEGRAF_JSON) | F(AUTO) },
+		{ "precision", F(INFLUX) | F(TELEGRAF_JSON) | F(AUTO) },
+		{ "strings", F(INFLUX) | F(TELEGRAF_JSON) | F(AUTO) },
+		{ "time_field", F(FLAT_JSON) },
+		{ "time_unit", F(FLAT_JSON) },
+		{ "timezone", F(FLAT_JSON) },
+		{ "json_root", F(FLAT_JSON) },
+		{ "non_numeric", F(VALUE) | F(VALUE_JSON) | F(FLAT_JSON) },
+		{ "measurements", F(INFLUX) | F(TELEGRAF_JSON) | F(AUTO) },
 	};
 #undef F
 	for (size_t k = 0; k < sizeof(fit) / sizeof(fit[0]); k++)
@@ -626,10 +718,33 @@ static void check_keys_fit_format(struct config_reader *rd, const config_setting
 
 static void read_route(struct config_reader *rd, const config_setting_t *item, int i, struct config *cfg)
 {
-	static const char *const known[] = {"topic",	  "format",	"preset",    "prefix",	    "tenant",
-					    "serial",	  "retained",	"non_numeric", "ignore",     "serial_tag",
-					    "point",	  "precision",	"strings",   "time_field",  "time_unit",
-					    "timezone",	  "json_root",	NULL};
+	static const char *const known[] = { "topic",
+					     "format",
+					     "preset",
+					     "prefix",
+					     "tenant",
+					     "serial",
+					     "retained",
+					     "non_numeric",
+					     "ignore",
+					     "serial_tag",
+					     "point",
+					     "precision",
+					     "strings",
+					     "time_field",
+					     "time_unit",
+					     "timezone",
+					     "json_root",
+					     "numeric_strings",
+					     "booleans",
+					     "points_map",
+					     "points",
+					     "ignore_points",
+					     "ignore_points_replace",
+					     "ignore_replace",
+					     "measurements",
+					     "alias_scope",
+					     NULL };
 	char *topic = NULL, *format = NULL, *preset_name = NULL, *prefix = NULL, err[256], ignore_prefix[256];
 	bool topic_set;
 	const struct preset *preset = NULL;
@@ -664,10 +779,11 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 			topic = preset_expand(preset->topic, prefix ? prefix : preset->prefix);
 	}
 	if (format && !route_format_parse(format, &fmt)) {
-		reader_error(rd, item,
-			     "routes[%d]: unknown format '%s' (known: json, value, value_json, influx, flat_json, shelly_rpc, "
-			     "telegraf_json)",
-			     i, format);
+		reader_error(
+			rd, item,
+			"routes[%d]: unknown format '%s' (known: json, value, value_json, influx, flat_json, shelly_rpc, "
+			"telegraf_json, auto)",
+			i, format);
 		goto out;
 	}
 	if (!topic) {

@@ -35,6 +35,7 @@ void decode_reset(struct decoded_message *out)
 	out->count = 0;
 	out->device_count = 0;
 	out->ignored = IGNORE_NONE;
+	memset(out->skipped, 0, sizeof(out->skipped));
 }
 
 void decode_clear(struct decoded_message *out)
@@ -293,37 +294,115 @@ static int decode_timestamp(const cJSON *ts, int64_t received_us, int64_t *out_u
 	return decode_fail(err, REJECT_WRONG_TYPE, "timestamp must be an RFC 3339 string or epoch seconds");
 }
 
-static int decode_measurements(const cJSON *measurements, int64_t time_us, struct decoded_message *out,
-			       struct decode_error *err)
+/* True when text is a strict decimal: an optional '-', digits, optionally '.' and digits (no exponent, no
+ * '+', no spaces, no hex): what a device that writes numbers as text means by a number, nothing looser. */
+static bool strict_decimal(const char *text)
+{
+	const char *p = text + (*text == '-');
+	size_t whole = strspn(p, "0123456789"), frac = 0;
+
+	if (whole == 0 || whole > 40)
+		return false;
+	p += whole;
+	if (*p == '.') {
+		frac = strspn(p + 1, "0123456789");
+		if (frac == 0 || frac > 20)
+			return false;
+		p += 1 + frac;
+	}
+	return *p == '\0';
+}
+
+int decode_leaf_value(const struct route *r, const cJSON *leaf, const char *name, double *value,
+		      struct decoded_message *out, struct decode_error *err)
+{
+	if (cJSON_IsNumber(leaf)) {
+		*value = leaf->valuedouble;
+	} else if (cJSON_IsBool(leaf)) {
+		if (!r || !r->booleans) {
+			out->skipped[SKIP_BOOLEAN]++;
+			return 0;
+		}
+		*value = cJSON_IsTrue(leaf) ? 1.0 : 0.0;
+	} else if (cJSON_IsString(leaf) && r && r->numeric_strings && strict_decimal(leaf->valuestring)) {
+		*value = strtod(leaf->valuestring, NULL);
+	} else {
+		out->skipped[cJSON_IsNull(leaf) ? SKIP_NULL : SKIP_STRING]++;
+		return 0;
+	}
+	if (!isfinite(*value))
+		return decode_fail(err, REJECT_NON_FINITE_VALUE, "'%.64s' is not a finite number", name);
+	return 1;
+}
+
+int decode_emit(const struct route *r, const char *name, double value, int64_t time_us,
+		struct decoded_message *out, struct decode_error *err)
+{
+	char point[DECODE_MAX_POINT_NAME + 1];
+	struct sample *s;
+
+	if (strlen(name) > DECODE_MAX_POINT_NAME && !(r && r->points_map_count))
+		return decode_fail(err, REJECT_INVALID_POINT_NAME,
+				   "point name '%.64s...' is longer than %d characters", name,
+				   DECODE_MAX_POINT_NAME);
+	if (r) {
+		char mapped[256];
+		snprintf(mapped, sizeof(mapped), "%s", name);
+		switch (route_point(r, mapped, sizeof(mapped))) {
+		case ROUTE_POINT_IGNORED:
+			out->skipped[SKIP_IGNORED_POINT]++;
+			return 0;
+		case ROUTE_POINT_NOT_LISTED:
+			out->skipped[SKIP_NOT_LISTED]++;
+			return 0;
+		case ROUTE_POINT_KEEP:
+			break;
+		}
+		if (!point_name_ok(mapped))
+			return decode_fail(
+				err, REJECT_INVALID_POINT_NAME,
+				"point names are 1-64 characters of A-Z a-z 0-9 _ . : / - ('%.64s'; points_map renames)",
+				mapped);
+		memcpy(point, mapped, strlen(mapped) + 1); /* point_name_ok: at most 64 bytes */
+	} else {
+		if (!point_name_ok(name))
+			return decode_fail(err, REJECT_INVALID_POINT_NAME,
+					   "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
+		memcpy(point, name, strlen(name) + 1);
+	}
+	s = append_sample(out);
+	memcpy(s->point, point, strlen(point) + 1);
+	s->value = value;
+	s->time_us = time_us;
+	return 0;
+}
+
+static int decode_measurements(const struct route *r, const cJSON *measurements, int64_t time_us,
+			       struct decoded_message *out, struct decode_error *err)
 {
 	if (!cJSON_IsObject(measurements))
 		return decode_fail(err, REJECT_WRONG_TYPE, "measurements must be an object of point: number");
 	for (const cJSON *m = measurements->child; m; m = m->next) {
-		struct sample *s;
 		double value;
+		int rc;
 
-		if (!point_name_ok(m->string))
+		if (!(r && r->points_map_count) && !point_name_ok(m->string))
 			return decode_fail(err, REJECT_INVALID_POINT_NAME,
 				    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
-		if (cJSON_IsNumber(m))
-			value = m->valuedouble;
-		else if (cJSON_IsBool(m))
-			value = cJSON_IsTrue(m) ? 1.0 : 0.0;
-		else
+		if (!cJSON_IsNumber(m) && !cJSON_IsBool(m) && !cJSON_IsNull(m) &&
+		    !(cJSON_IsString(m) && r && r->numeric_strings))
 			return decode_fail(err, REJECT_WRONG_TYPE, "measurement '%s' is not a number", m->string);
-		if (!isfinite(value))
-			return decode_fail(err, REJECT_NON_FINITE_VALUE, "measurement '%s' is not a finite number",
-				    m->string);
-		s = append_sample(out);
-		memcpy(s->point, m->string, strlen(m->string) + 1);
-		s->value = value;
-		s->time_us = time_us;
+		rc = decode_leaf_value(r, m, m->string, &value, out, err);
+		if (rc < 0)
+			return -1;
+		if (rc == 1 && decode_emit(r, m->string, value, time_us, out, err) < 0)
+			return -1;
 	}
 	return 0;
 }
 
-static int decode_object(const cJSON *obj, const struct route_match *m, int64_t received_us,
-			 struct decoded_message *out, struct decode_error *err)
+static int decode_object(const struct route *r, const cJSON *obj, const struct route_match *m,
+			 int64_t received_us, struct decoded_message *out, struct decode_error *err)
 {
 	const cJSON *serial, *measurements;
 	int64_t time_us;
@@ -343,7 +422,7 @@ static int decode_object(const cJSON *obj, const struct route_match *m, int64_t 
 	measurements = cJSON_GetObjectItemCaseSensitive(obj, "measurements");
 	if (!measurements)
 		return decode_fail(err, REJECT_WRONG_TYPE, "missing 'measurements'");
-	return decode_measurements(measurements, time_us, out, err);
+	return decode_measurements(r, measurements, time_us, out, err);
 }
 
 /*
@@ -374,6 +453,13 @@ static bool only_whitespace(const char *p, const char *end)
 
 int decode_json(const char *payload, size_t len, const struct route_match *m, int64_t received_us,
 		size_t max_bytes, struct decoded_message *out, struct decode_error *err)
+{
+	return decode_json_route(NULL, payload, len, m, received_us, max_bytes, out, err);
+}
+
+int decode_json_route(const struct route *r, const char *payload, size_t len, const struct route_match *m,
+		      int64_t received_us, size_t max_bytes, struct decoded_message *out,
+		      struct decode_error *err)
 {
 	const char *parse_end = NULL;
 	cJSON *root = NULL;
@@ -408,13 +494,22 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 			goto out;
 		}
 		for (const cJSON *item = root->child; item; item = item->next)
-			if (decode_object(item, m, received_us, out, err) < 0)
+			if (decode_object(r, item, m, received_us, out, err) < 0)
 				goto out;
-	} else if (decode_object(root, m, received_us, out, err) < 0) {
+	} else if (decode_object(r, root, m, received_us, out, err) < 0) {
 		goto out;
 	}
 	if (out->count == 0) {
-		rc = decode_fail(err, REJECT_NO_MEASUREMENTS, "no measurements");
+		bool skipped = false;
+		for (int k = 0; k < SKIP_REASON_COUNT; k++)
+			skipped = skipped || out->skipped[k] > 0;
+		/* Values that were there but skipped (null, boolean, ignored points) make no error: ignored. */
+		if (skipped) {
+			out->ignored = IGNORE_SKIPPED;
+			rc = 1;
+		} else {
+			rc = decode_fail(err, REJECT_NO_MEASUREMENTS, "no measurements");
+		}
 		goto out;
 	}
 	rc = 0;

@@ -131,17 +131,29 @@ static const cJSON *json_path(const cJSON *node, const char *path)
 
 /* --- one value per topic ----------------------------------------------------------------------------- */
 
-static int topic_point(const struct route_match *m, struct sample *s, struct decode_error *err)
+/* The topic's {point} as a C string for decode_emit; longer than a point name is refused. */
+static int topic_point(const struct route_match *m, char name[DECODE_MAX_POINT_NAME + 1],
+		       struct decode_error *err)
 {
 	if (m->point.len > DECODE_MAX_POINT_NAME)
 		return decode_fail(err, REJECT_INVALID_POINT_NAME,
 			    "point from the topic is longer than %d characters", DECODE_MAX_POINT_NAME);
-	memcpy(s->point, m->point.ptr, m->point.len);
-	s->point[m->point.len] = '\0';
-	if (!decode_point_name_ok(s->point))
-		return decode_fail(err, REJECT_INVALID_POINT_NAME,
-			    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
+	memcpy(name, m->point.ptr, m->point.len);
+	name[m->point.len] = '\0';
 	return 0;
+}
+
+/*
+ * The end of a decode that emitted nothing: values that were there and skipped on purpose (null, boolean,
+ * ignored or unlisted point, measurement) make it "ignored"; text alone keeps the format's verdict
+ * (no_measurements, or non_numeric), as before strings were counted.
+ */
+static bool any_skipped(const struct decoded_message *out)
+{
+	for (int k = 0; k < SKIP_REASON_COUNT; k++)
+		if (k != SKIP_STRING && out->skipped[k] > 0)
+			return true;
+	return false;
 }
 
 static bool is_space(char c)
@@ -201,8 +213,7 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 			struct decode_error *err)
 {
 	const char *p = payload, *end = payload + len;
-	char number[MAX_NUMBER_TEXT + 1];
-	struct sample *s;
+	char number[MAX_NUMBER_TEXT + 1], name[DECODE_MAX_POINT_NAME + 1];
 	double value;
 	size_t n;
 
@@ -216,6 +227,10 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 	if (n == 0 || text_is(p, n, "null"))
 		return ignored(out, IGNORE_NO_VALUE); /* empty: also how a retained message is cleared */
 	if (text_is(p, n, "true") || text_is(p, n, "false")) {
+		if (!r->booleans) {
+			out->skipped[SKIP_BOOLEAN]++;
+			return ignored(out, IGNORE_SKIPPED);
+		}
 		value = p[0] == 't' ? 1.0 : 0.0;
 	} else if (number_grammar(p, n)) {
 		if (n > MAX_NUMBER_TEXT)
@@ -235,12 +250,9 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 		return decode_fail(err, REJECT_MALFORMED_PAYLOAD,
 			    "payload is not a number (nor true, false or null)");
 	}
-	s = decode_append(out);
-	if (topic_point(m, s, err) < 0)
+	if (topic_point(m, name, err) < 0 || decode_emit(r, name, value, received_us, out, err) < 0)
 		return -1;
-	s->value = value;
-	s->time_us = received_us;
-	return 0;
+	return out->count == 0 ? ignored(out, IGNORE_SKIPPED) : 0;
 }
 
 /* {"value": X}: Victron Venus OS dbus-mqtt wraps every D-Bus value so. */
@@ -251,7 +263,6 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 	const char *p = payload, *end = payload + len;
 	cJSON *root;
 	const cJSON *v;
-	struct sample *s;
 	int rc = -1;
 
 	/* As for value: empty, only whitespace or a bare null is "no value" (README), not a JSON error. */
@@ -271,16 +282,21 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 		rc = decode_fail(err, REJECT_WRONG_TYPE, "payload must be an object with a \"value\" member");
 	} else if (cJSON_IsNull(v)) {
 		rc = ignored(out, IGNORE_NO_VALUE);
-	} else if (cJSON_IsNumber(v) || cJSON_IsBool(v)) {
-		double value = cJSON_IsNumber(v) ? v->valuedouble : cJSON_IsTrue(v) ? 1.0 : 0.0;
-		if (!isfinite(value)) {
-			rc = decode_fail(err, REJECT_NON_FINITE_VALUE, "value is not a finite number");
-		} else {
-			s = decode_append(out);
-			rc = topic_point(m, s, err);
-			s->value = value;
-			s->time_us = received_us;
-		}
+	} else if (cJSON_IsNumber(v) || cJSON_IsBool(v) || (cJSON_IsString(v) && r->numeric_strings)) {
+		char name[DECODE_MAX_POINT_NAME + 1];
+		double value;
+		int got = decode_leaf_value(r, v, "value", &value, out, err);
+		if (got < 0 || (got == 1 && (topic_point(m, name, err) < 0 ||
+					     decode_emit(r, name, value, received_us, out, err) < 0)))
+			rc = -1;
+		else if (out->count == 0 && any_skipped(out))
+			rc = ignored(out, IGNORE_SKIPPED);
+		else if (out->count == 0)
+			rc = r->ignore_non_numeric ?
+				     ignored(out, IGNORE_NON_NUMERIC) :
+				     decode_fail(err, REJECT_WRONG_TYPE, "\"value\" is not a number");
+		else
+			rc = 0;
 	} else if (r->ignore_non_numeric) {
 		rc = ignored(out, IGNORE_NON_NUMERIC);
 	} else {
@@ -292,64 +308,77 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 
 /* --- JSON objects flattened to points ---------------------------------------------------------------- */
 
-static bool is_reading(const cJSON *c)
+/* What a flattening walk needs besides the node and the name so far. */
+struct flat_walk {
+	const struct route *r;
+	const cJSON *skip; /* the time member */
+	int64_t time_us;
+	struct decoded_message *out;
+	struct decode_error *err;
+};
+
+static bool is_container(const cJSON *c)
 {
-	return cJSON_IsNumber(c) || cJSON_IsBool(c);
+	return cJSON_IsObject(c) || cJSON_IsArray(c);
 }
 
-/* Whether obj holds a number or boolean leaf at any depth (skip aside). */
-static bool has_reading(const cJSON *obj, const cJSON *skip)
+/* Whether obj holds a leaf that could be a reading (number, boolean, string, null) at any depth. */
+static bool has_leaf(const cJSON *obj, const cJSON *skip)
 {
 	for (const cJSON *c = obj->child; c; c = c->next)
-		if (c != skip && (is_reading(c) || (cJSON_IsObject(c) && has_reading(c, skip))))
+		if (c != skip && (!is_container(c) || has_leaf(c, skip)))
 			return true;
 	return false;
 }
 
 /*
- * Appends every number and boolean leaf of obj as a sample named prefix + path ("ENERGY/Total"), skipping the
- * member skip (the time). Strings, nulls and arrays are not readings. A name longer than the limit rejects the
- * message only where a reading would carry it: a long key over strings alone ({"<64 chars>":{"ssid":..}}) is
- * not a point. name holds DECODE_MAX_POINT_NAME + 1 characters; name_len may already exceed the limit (a long
- * topic {point}), and then nothing is written to it.
+ * Appends every leaf of obj (an object, or an array whose elements are named 0, 1, ...) as a sample named
+ * prefix + path ("ENERGY/Total", "ENERGY/Power/0"), skipping the time member. A leaf is a reading as
+ * decode_leaf_value says (null, booleans, strings skipped and counted) and as the route's point options say
+ * (decode_emit). Names are built in a buffer of NAME_CAP bytes: a source name may be longer than a point name
+ * when points_map renames it; a source name longer than the buffer rejects the message (invalid_point_name),
+ * except over an object with no leaf at all ({"<long key>":{}}), which names nothing.
  */
-static int flatten(const cJSON *obj, char *name, size_t name_len, const cJSON *skip, int64_t time_us,
-		   struct decoded_message *out, struct decode_error *err)
-{
-	for (const cJSON *c = obj->child; c; c = c->next) {
-		size_t key_len = strlen(c->string);
-		double value;
-		struct sample *s;
+#define NAME_CAP 256
 
-		if (c == skip || !(cJSON_IsObject(c) || is_reading(c)))
-			continue;
-		/* An object's leaves are named name + key + "/" + at least their own key. */
-		if (name_len + key_len + (cJSON_IsObject(c) ? 1 : 0) > DECODE_MAX_POINT_NAME) {
-			if (cJSON_IsObject(c) && !has_reading(c, skip))
-				continue;
-			return decode_fail(err, REJECT_INVALID_POINT_NAME,
-				    "point name '%.*s%.32s' is longer than %d characters",
-				    (int)(name_len < DECODE_MAX_POINT_NAME ? name_len : DECODE_MAX_POINT_NAME), name,
-				    c->string, DECODE_MAX_POINT_NAME);
+static int flatten(const struct flat_walk *w, const cJSON *obj, char *name, size_t name_len)
+{
+	size_t index = 0;
+
+	for (const cJSON *c = obj->child; c; c = c->next, index++) {
+		char key_buf[24];
+		const char *key = c->string;
+		size_t key_len;
+		double value;
+		int got;
+
+		if (cJSON_IsArray(obj)) {
+			snprintf(key_buf, sizeof(key_buf), "%zu", index);
+			key = key_buf;
 		}
-		memcpy(name + name_len, c->string, key_len + 1);
-		if (cJSON_IsObject(c)) {
+		key_len = strlen(key);
+		if (c == w->skip)
+			continue;
+		if (name_len + key_len + 2 > NAME_CAP) {
+			if (is_container(c) && !has_leaf(c, w->skip))
+				continue;
+			return decode_fail(
+				w->err, REJECT_INVALID_POINT_NAME,
+				"point name '%.*s%.32s' is longer than %d characters",
+				(int)(name_len < DECODE_MAX_POINT_NAME ? name_len : DECODE_MAX_POINT_NAME),
+				name, key, DECODE_MAX_POINT_NAME);
+		}
+		memcpy(name + name_len, key, key_len + 1);
+		if (is_container(c)) {
 			name[name_len + key_len] = '/';
 			name[name_len + key_len + 1] = '\0';
-			if (flatten(c, name, name_len + key_len + 1, skip, time_us, out, err) < 0)
+			if (flatten(w, c, name, name_len + key_len + 1) < 0)
 				return -1;
 			continue;
 		}
-		if (!decode_point_name_ok(name))
-			return decode_fail(err, REJECT_INVALID_POINT_NAME,
-				    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
-		value = cJSON_IsNumber(c) ? c->valuedouble : cJSON_IsTrue(c) ? 1.0 : 0.0;
-		if (!isfinite(value))
-			return decode_fail(err, REJECT_NON_FINITE_VALUE, "'%s' is not a finite number", name);
-		s = decode_append(out);
-		memcpy(s->point, name, strlen(name) + 1);
-		s->value = value;
-		s->time_us = time_us;
+		got = decode_leaf_value(w->r, c, name, &value, w->out, w->err);
+		if (got < 0 || (got == 1 && decode_emit(w->r, name, value, w->time_us, w->out, w->err) < 0))
+			return -1;
 	}
 	return 0;
 }
@@ -359,7 +388,7 @@ static int flatten(const cJSON *obj, char *name, size_t name_len, const cJSON *s
  * *prefix_len. A {point} longer than a point name is refused here (it used to be dropped from the names); a
  * prefix that leaves no room for a key is refused by flatten when a reading would carry it.
  */
-static int name_prefix(const struct route_match *m, char name[DECODE_MAX_POINT_NAME + 2], size_t *prefix_len,
+static int name_prefix(const struct route_match *m, char name[NAME_CAP], size_t *prefix_len,
 		       struct decode_error *err)
 {
 	*prefix_len = 0;
@@ -379,7 +408,7 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 			    const struct route_match *m, int64_t received_us, size_t max_bytes,
 			    struct decoded_message *out, struct decode_error *err)
 {
-	char name[DECODE_MAX_POINT_NAME + 2] = "";
+	char name[NAME_CAP] = "";
 	const cJSON *obj, *time_node = NULL;
 	int64_t time_us = received_us;
 	size_t prefix_len;
@@ -398,9 +427,11 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 	    json_time(r, time_node, r->time_unit, &time_us, err) < 0)
 		goto out;
 	if (name_prefix(m, name, &prefix_len, err) < 0 ||
-	    flatten(obj, name, prefix_len, time_node, time_us, out, err) < 0)
+	    flatten(&(struct flat_walk){ r, time_node, time_us, out, err }, obj, name, prefix_len) < 0)
 		goto out;
-	if (out->count == 0)
+	if (out->count == 0 && any_skipped(out) && !r->ignore_non_numeric)
+		rc = ignored(out, IGNORE_SKIPPED);
+	else if (out->count == 0)
 		rc = r->ignore_non_numeric ?
 			     ignored(out, IGNORE_NON_NUMERIC) :
 			     decode_fail(err, REJECT_NO_MEASUREMENTS, "no number or boolean in the object");
@@ -419,14 +450,13 @@ static int decode_shelly_rpc(const struct route *r, const char *payload, size_t 
 			     const struct route_match *m, int64_t received_us, size_t max_bytes,
 			     struct decoded_message *out, struct decode_error *err)
 {
-	char name[DECODE_MAX_POINT_NAME + 2] = "";
+	char name[NAME_CAP] = "";
 	const cJSON *method, *params, *ts;
 	int64_t time_us = received_us;
 	size_t prefix_len;
 	cJSON *root = decode_json_root(payload, len, max_bytes, err);
 	int rc = -1;
 
-	(void)r;
 	if (!root)
 		return -1;
 	if (!cJSON_IsObject(root)) {
@@ -448,9 +478,9 @@ static int decode_shelly_rpc(const struct route *r, const char *payload, size_t 
 	if (ts && json_time(r, ts, ROUTE_TIME_S, &time_us, err) < 0)
 		goto out;
 	if (name_prefix(m, name, &prefix_len, err) < 0 ||
-	    flatten(params, name, prefix_len, ts, time_us, out, err) < 0)
+	    flatten(&(struct flat_walk){ r, ts, time_us, out, err }, params, name, prefix_len) < 0)
 		goto out;
-	rc = out->count == 0 ? ignored(out, IGNORE_NON_NUMERIC) : 0;
+	rc = out->count == 0 ? ignored(out, any_skipped(out) ? IGNORE_SKIPPED : IGNORE_NON_NUMERIC) : 0;
 out:
 	cJSON_Delete(root);
 	return rc;
@@ -484,6 +514,10 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 	size_t device = 0;
 	int64_t time_us;
 
+	if (!route_measurement_ok(r, line->measurement.ptr, line->measurement.len)) {
+		out->skipped[SKIP_MEASUREMENT] += (uint32_t)line->field_count;
+		return 0;
+	}
 	if (lp_map_serial(line, &r->influx, &serial, &lerr) < 0)
 		return decode_fail(err, REJECT_WRONG_TYPE, "%s", lerr.message);
 	if (r->influx.serial_tag[0]) {
@@ -498,20 +532,27 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 	for (size_t i = 0; i < line->field_count; i++) {
 		char point[LP_MAX_POINT_NAME + 1];
 		double value;
-		int rc = lp_map_field(line, i, &r->influx, point, &value, &lerr);
-		struct sample *s;
+		size_t before = out->count;
+		int rc;
 
+		if (line->fields[i].type == LP_FIELD_BOOL && !r->booleans) {
+			out->skipped[SKIP_BOOLEAN]++;
+			continue;
+		}
+		rc = lp_map_field(line, i, &r->influx, point, &value, &lerr);
 		if (rc < 0)
 			return decode_fail(err,
 				    lerr.kind == LP_ERR_STRING ? REJECT_WRONG_TYPE :
 								 REJECT_INVALID_POINT_NAME,
 				    "%s", lerr.message);
-		if (rc == 0)
+		if (rc == 0) {
+			out->skipped[SKIP_STRING]++; /* a string field under strings = "ignore" */
 			continue;
-		s = decode_append(out);
-		memcpy(s->point, point, strlen(point) + 1);
-		s->value = value;
-		s->time_us = time_us;
+		}
+		if (decode_emit(r, point, value, time_us, out, err) < 0)
+			return -1;
+		if (out->count == before)
+			continue; /* skipped by the route's point options */
 		if (out->device_of_capacity < out->capacity) {
 			out->device_of_capacity = out->capacity;
 			out->device_of =
@@ -548,6 +589,8 @@ static int finish_lines(const struct route *r, struct decoded_message *out, stru
 {
 	size_t kept = 0;
 
+	if (out->count == 0 && any_skipped(out))
+		return ignored(out, IGNORE_SKIPPED);
 	if (out->count == 0)
 		return decode_fail(err, REJECT_NO_MEASUREMENTS, "no numeric fields");
 	if (!r->influx.serial_tag[0])
@@ -583,7 +626,7 @@ static int decode_influx(const struct route *r, const char *payload, size_t len,
 
 /* One Telegraf JSON metric as a line: {"name":..,"tags":{..},"fields":{..},"timestamp":..}. */
 static int telegraf_metric(const struct route *r, const cJSON *metric, size_t index, int64_t received_us,
-			   struct decoded_message *out, struct decode_error *err)
+			   enum lp_precision precision, struct decoded_message *out, struct decode_error *err)
 {
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(metric, "name");
 	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(metric, "tags");
@@ -626,7 +669,9 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 			lf->type = LP_FIELD_STRING;
 			lf->str = (struct lp_span){ f->valuestring, strlen(f->valuestring) };
 		} else {
-			continue; /* null, object, array: not a field Telegraf writes */
+			out->skipped[cJSON_IsNull(f) ? SKIP_NULL :
+						       SKIP_ARRAY]++; /* not a field Telegraf writes */
+			continue;
 		}
 		if (!isfinite(lf->value)) {
 			rc = decode_fail(err, REJECT_NON_FINITE_VALUE, "metric %zu: field '%.64s' is not finite",
@@ -646,16 +691,23 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 		}
 		/* Telegraf writes a whole number in json_timestamp_units (the route's precision). */
 		if (ts->valuedouble != floor(ts->valuedouble) || fabs(ts->valuedouble) >= 9.0e18 ||
-		    !lp_time_to_us((int64_t)ts->valuedouble, r->influx.precision, &us)) {
+		    !lp_time_to_us((int64_t)ts->valuedouble, precision, &us)) {
 			rc = decode_fail(err, REJECT_BAD_TIMESTAMP,
-				  "metric %zu: timestamp %.17g (%s) is out of range or not whole", index + 1,
-				  ts->valuedouble, lp_precision_name(r->influx.precision));
+					 "metric %zu: timestamp %.17g (%s) is out of range or not whole",
+					 index + 1, ts->valuedouble, lp_precision_name(precision));
 			goto out;
 		}
 		line.has_time = true;
 		line.time = (int64_t)ts->valuedouble;
 	}
-	rc = emit_line(r, &line, received_us, out, err);
+	if (line.has_time && precision != r->influx.precision) {
+		/* format auto: the JSON's seconds, not the route's line protocol precision */
+		struct route copy = *r;
+		copy.influx.precision = precision;
+		rc = emit_line(&copy, &line, received_us, out, err);
+	} else {
+		rc = emit_line(r, &line, received_us, out, err);
+	}
 out:
 	free(tag_array);
 	free(field_array);
@@ -663,7 +715,8 @@ out:
 }
 
 static int decode_telegraf_json(const struct route *r, const char *payload, size_t len, int64_t received_us,
-				size_t max_bytes, struct decoded_message *out, struct decode_error *err)
+				size_t max_bytes, enum lp_precision precision, struct decoded_message *out,
+				struct decode_error *err)
 {
 	cJSON *root = decode_json_root(payload, len, max_bytes, err);
 	const cJSON *metrics;
@@ -684,10 +737,10 @@ static int decode_telegraf_json(const struct route *r, const char *payload, size
 				rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu is not an object", index + 1);
 				goto out;
 			}
-			if (telegraf_metric(r, item, index, received_us, out, err) < 0)
+			if (telegraf_metric(r, item, index, received_us, precision, out, err) < 0)
 				goto out;
 		}
-	} else if (telegraf_metric(r, root, 0, received_us, out, err) < 0) {
+	} else if (telegraf_metric(r, root, 0, received_us, precision, out, err) < 0) {
 		goto out;
 	}
 	rc = finish_lines(r, out, err);
@@ -703,7 +756,7 @@ int formats_decode(const struct route *r, const char *payload, size_t len, const
 	decode_reset(out);
 	switch (r->format) {
 	case ROUTE_FORMAT_JSON:
-		return decode_json(payload, len, m, received_us, max_bytes, out, err);
+		return decode_json_route(r, payload, len, m, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_VALUE:
 		return decode_value(r, payload, len, m, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_VALUE_JSON:
@@ -715,7 +768,20 @@ int formats_decode(const struct route *r, const char *payload, size_t len, const
 	case ROUTE_FORMAT_SHELLY_RPC:
 		return decode_shelly_rpc(r, payload, len, m, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_TELEGRAF_JSON:
-		return decode_telegraf_json(r, payload, len, received_us, max_bytes, out, err);
+		return decode_telegraf_json(r, payload, len, received_us, max_bytes, r->influx.precision, out,
+					    err);
+	case ROUTE_FORMAT_AUTO:
+		/* Telegraf's two serializers on one topic: JSON starts with '{' (after blanks), line protocol
+		 * with a measurement name, which cannot. JSON timestamps are Telegraf's default seconds. */
+		for (size_t i = 0; i < len; i++) {
+			if (is_space(payload[i]))
+				continue;
+			if (payload[i] == '{')
+				return decode_telegraf_json(r, payload, len, received_us, max_bytes,
+							    LP_PRECISION_S, out, err);
+			break;
+		}
+		return decode_influx(r, payload, len, received_us, max_bytes, out, err);
 	}
 	return decode_fail(err, REJECT_NO_ROUTE, "route has an unknown format");
 }

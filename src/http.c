@@ -135,6 +135,12 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	for (int i = 1; i < IGNORE_REASON_COUNT; i++)
 		emit(&w, "mqtt2pg_messages_ignored_total{reason=\"%s\"} %llu\n", ignore_reason_name(i),
 		     (unsigned long long)STATS_GET(s, messages_ignored[i]));
+	emit(&w,
+	     "# HELP mqtt2pg_values_skipped_total Values passed over inside a message (null, boolean, string, "
+	     "ignored or unlisted point, measurement), by reason.\n# TYPE mqtt2pg_values_skipped_total counter\n");
+	for (int i = 0; i < SKIP_REASON_COUNT; i++)
+		emit(&w, "mqtt2pg_values_skipped_total{reason=\"%s\"} %llu\n", skip_reason_name(i),
+		     (unsigned long long)STATS_GET(s, values_skipped[i]));
 	counter(&w, "points_dropped_total", "Samples of unknown points dropped (policy drop).", STATS_GET(s, points_dropped));
 	counter(&w, "rows_inserted_total", "Readings committed as new rows.", STATS_GET(s, rows_inserted));
 	counter(&w, "rows_duplicate_total", "Readings that already existed (redelivery, replay).",

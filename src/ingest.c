@@ -41,7 +41,16 @@ struct outcome {
 	size_t count;
 	size_t capacity;
 	uint32_t dropped;
+	uint32_t skipped[SKIP_REASON_COUNT]; /* values passed over in the decoded payload */
 	enum ignore_reason ignored;
+};
+
+struct ingest;
+
+/* MQTT 5: each route's filter is its own SUBSCRIBE with subscription identifier index + 1 (see subscribe()). */
+struct route_subscription {
+	struct ingest *in;
+	size_t route;
 };
 
 struct ingest {
@@ -54,6 +63,9 @@ struct ingest {
 	MQTTAsync client;
 	char **filters; /* owned, one per route, with $share/<group>/ when configured */
 	int *qos;
+	struct route_subscription
+		*subs;		 /* owned, one per route: the callbacks' context of each SUBSCRIBE (MQTT 5) */
+	atomic_int subs_pending; /* SUBSCRIBEs not yet answered in the current round */
 	atomic_bool connected;
 	atomic_bool disconnected; /* set by the disconnect callbacks during stop */
 	_Atomic int64_t connected_at_ms; /* monotonic, the last successful connect */
@@ -242,6 +254,32 @@ static bool carries_own_time(const struct decoded_message *decoded, int64_t rece
  * Status and LWT topics, retained messages on routes that ignore them, and payloads that hold no reading are
  * only counted.
  */
+/*
+ * True when this delivery is a broker's extra copy of a message for an overlapping subscription (issue 15: it
+ * was stored twice, with two receive times). Each route subscribed with its own identifier (index + 1); the
+ * message is processed under the first route whose filter matches, other copies are ignored (overlap_copy).
+ * A broker that sends one copy with every matching identifier has the owner's among them. Without identifiers
+ * (MQTT 3.1.1) every copy is processed, as before.
+ */
+static bool overlap_copy(const struct ingest *in, const char *topic, size_t topic_len,
+			 const MQTTAsync_message *msg)
+{
+	MQTTProperties *props = (MQTTProperties *)&msg->properties; /* Paho's getters take no const */
+	int n = MQTTProperties_propertyCount(props, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER);
+	int owner;
+
+	if (n <= 0)
+		return false;
+	owner = route_owner(in->cfg->routes, in->cfg->route_count, topic, topic_len);
+	if (owner < 0)
+		return false;
+	for (int k = 0; k < n; k++)
+		if (MQTTProperties_getNumericValueAt(props, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER, k) ==
+		    owner + 1)
+			return false;
+	return true;
+}
+
 static void process(struct ingest *in, const char *topic, size_t topic_len, const MQTTAsync_message *msg,
 		    struct outcome *out)
 {
@@ -258,7 +296,12 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	out->count = 0;
 	out->part_count = 0;
 	out->dropped = 0;
+	memset(out->skipped, 0, sizeof(out->skipped));
 	out->ignored = IGNORE_NONE;
+	if (overlap_copy(in, topic, topic_len, msg)) {
+		out->ignored = IGNORE_OVERLAP_COPY;
+		return;
+	}
 	route = match_route(in, topic, topic_len, &m, &out->ignored);
 	if (out->ignored != IGNORE_NONE)
 		return;
@@ -285,6 +328,8 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	}
 	rc = formats_decode(route, payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes,
 			    &in->decoded, &err);
+	if (rc >= 0)
+		memcpy(out->skipped, decoded->skipped, sizeof(out->skipped));
 	if (rc > 0) {
 		out->ignored = decoded->ignored;
 		return;
@@ -457,6 +502,9 @@ static void count(struct ingest *in, const struct outcome *out)
 {
 	STATS_ADD(in->stats, messages_received, 1);
 	STATS_ADD(in->stats, points_dropped, out->dropped);
+	for (int k = 0; k < SKIP_REASON_COUNT; k++)
+		if (out->skipped[k])
+			STATS_ADD(in->stats, values_skipped[k], out->skipped[k]);
 	if (out->ignored != IGNORE_NONE)
 		STATS_ADD(in->stats, messages_ignored[out->ignored], 1);
 	for (size_t i = 0; i < out->count; i++) {
@@ -520,22 +568,6 @@ static void on_subscribe_success(void *context, MQTTAsync_successData *response)
 	log_info(MODULE, "subscribed to %zu route filter(s)", in->cfg->route_count);
 }
 
-static void on_subscribe_success5(void *context, MQTTAsync_successData5 *response)
-{
-	struct ingest *in = context;
-	int count = response->alt.sub.reasonCodeCount;
-
-	/* Paho fills reasonCodes only for several filters (and leaves it uninitialised otherwise); with one
-	 * filter the code is in reasonCode. */
-	for (int i = 0; i < (count > 1 ? count : 1); i++) {
-		enum MQTTReasonCodes code = count > 1 ? response->alt.sub.reasonCodes[i] : response->reasonCode;
-		if (code >= MQTTREASONCODE_UNSPECIFIED_ERROR)
-			log_error(MODULE, "broker refused subscription %s: %s", in->filters[i],
-				  MQTTReasonCode_toString(code));
-	}
-	on_subscribe_success(context, NULL);
-}
-
 static void on_subscribe_failure(void *context, MQTTAsync_failureData *response)
 {
 	(void)context;
@@ -543,11 +575,54 @@ static void on_subscribe_failure(void *context, MQTTAsync_failureData *response)
 		  response ? response->code : 0);
 }
 
-static void on_subscribe_failure5(void *context, MQTTAsync_failureData5 *response)
+/* MQTT 5, one route's SUBSCRIBE answered; the last of the round marks the connection subscribed. */
+static void on_route_subscribed5(void *context, MQTTAsync_successData5 *response)
 {
-	(void)context;
-	log_error(MODULE, "subscribe failed: %s (%s)", response && response->message ? response->message : "",
+	struct route_subscription *sub = context;
+	struct ingest *in = sub->in;
+
+	if (response && response->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+		log_error(MODULE, "broker refused subscription %s: %s", in->filters[sub->route],
+			  MQTTReasonCode_toString(response->reasonCode));
+	if (atomic_fetch_sub(&in->subs_pending, 1) == 1)
+		on_subscribe_success(in, NULL);
+}
+
+static void on_route_subscribe_failed5(void *context, MQTTAsync_failureData5 *response)
+{
+	struct route_subscription *sub = context;
+
+	log_error(MODULE, "subscribe to %s failed: %s (%s)", sub->in->filters[sub->route],
+		  response && response->message ? response->message : "",
 		  response ? MQTTReasonCode_toString(response->reasonCode) : "");
+}
+
+/* MQTT 5: one SUBSCRIBE per route, so that every delivery names the route's subscription (overlap_copy). */
+static void subscribe_with_identifiers(struct ingest *in)
+{
+	atomic_store(&in->subs_pending, (int)in->cfg->route_count);
+	for (size_t i = 0; i < in->cfg->route_count; i++) {
+		MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+		MQTTProperty id = { .identifier = MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER,
+				    .value.integer4 = (int)i + 1 };
+		MQTTProperties props = MQTTProperties_initializer;
+		int rc;
+
+		in->subs[i] = (struct route_subscription){ in, i };
+		opts.context = &in->subs[i];
+		opts.onSuccess5 = on_route_subscribed5;
+		opts.onFailure5 = on_route_subscribe_failed5;
+		if (MQTTProperties_add(&props, &id) != 0) {
+			log_error(MODULE, "cannot set the subscription identifier of %s", in->filters[i]);
+			continue;
+		}
+		opts.properties = props;
+		rc = MQTTAsync_subscribe(in->client, in->filters[i], in->qos[i], &opts);
+		MQTTProperties_free(&props);
+		if (rc != MQTTASYNC_SUCCESS)
+			log_error(MODULE, "cannot send subscribe for %s: %s", in->filters[i],
+				  MQTTAsync_strerror(rc));
+	}
 }
 
 static void subscribe(struct ingest *in)
@@ -555,14 +630,13 @@ static void subscribe(struct ingest *in)
 	MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
 	int rc;
 
-	opts.context = in;
 	if (in->cfg->mqtt.version == 5) {
-		opts.onSuccess5 = on_subscribe_success5;
-		opts.onFailure5 = on_subscribe_failure5;
-	} else {
-		opts.onSuccess = on_subscribe_success;
-		opts.onFailure = on_subscribe_failure;
+		subscribe_with_identifiers(in);
+		return;
 	}
+	opts.context = in;
+	opts.onSuccess = on_subscribe_success;
+	opts.onFailure = on_subscribe_failure;
 	rc = MQTTAsync_subscribeMany(in->client, (int)in->cfg->route_count, in->filters, in->qos, &opts);
 	if (rc != MQTTASYNC_SUCCESS)
 		log_error(MODULE, "cannot send subscribe: %s", MQTTAsync_strerror(rc));
@@ -737,6 +811,7 @@ static void build_filters(struct ingest *in)
 	const struct config_mqtt *mq = &in->cfg->mqtt;
 
 	in->filters = xcalloc(in->cfg->route_count, sizeof(*in->filters));
+	in->subs = xcalloc(in->cfg->route_count, sizeof(*in->subs));
 	in->qos = xcalloc(in->cfg->route_count, sizeof(*in->qos));
 	for (size_t i = 0; i < in->cfg->route_count; i++) {
 		const char *filter = in->cfg->routes[i].filter;
@@ -996,6 +1071,7 @@ void ingest_stop(struct ingest *in)
 	}
 	for (size_t i = 0; in->filters && i < in->cfg->route_count; i++)
 		free(in->filters[i]);
+	free(in->subs);
 	free(in->filters);
 	free(in->qos);
 	decode_clear(&in->decoded);

@@ -99,6 +99,41 @@ static void describe_route(const struct route *r)
 		printf("    retained messages taken only with their own timestamp\n");
 	for (size_t i = 0; i < r->ignore_count; i++)
 		printf("    ignores %s\n", r->ignore[i]);
+	if (r->numeric_strings || r->booleans)
+		printf("    values:%s%s\n", r->numeric_strings ? " numeric strings" : "", r->booleans ? " booleans" : "");
+	for (size_t i = 0; i < r->points_map_count; i++)
+		printf("    maps %s -> %s\n", r->points_map[2 * i], r->points_map[2 * i + 1]);
+	for (size_t i = 0; i < r->ignore_points_count; i++)
+		printf("    skips points %s\n", r->ignore_points[i]);
+	for (size_t i = 0; i < r->points_count; i++)
+		printf("    keeps only points %s\n", r->points[i]);
+	for (size_t i = 0; i < r->measurements_count; i++)
+		printf("    keeps measurement %s\n", r->measurements[i]);
+	if (r->alias_scope && *r->alias_scope)
+		printf("    device aliases of scope %s\n", r->alias_scope);
+}
+
+/*
+ * Routes whose filters overlap: a broker delivers such a message once per subscription (issue 15: stored
+ * twice, with two receive times). A warning, not an error: overlapping on purpose (a route ahead of a preset)
+ * is fine with MQTT 5, where each message is processed once, under the first matching route's subscription.
+ */
+static void warn_overlaps(const struct config *cfg)
+{
+	char example[256];
+
+	for (size_t i = 0; i < cfg->route_count; i++)
+		for (size_t j = i + 1; j < cfg->route_count; j++)
+			if (route_filters_overlap(cfg->routes[i].filter, cfg->routes[j].filter, example,
+						  sizeof(example)))
+				printf("  warning: routes[%zu] (%s) and routes[%zu] (%s) overlap: e.g. %s is delivered under "
+				       "both subscriptions; %s\n",
+				       i, cfg->routes[i].filter, j, cfg->routes[j].filter, example,
+				       cfg->mqtt.version == 5 ?
+					       "each message is processed once, under the first route's subscription "
+					       "(MQTT 5 subscription identifiers), the other copy ignored as overlap_copy" :
+					       "with mqtt.version = 4 both copies are processed (stored twice when the "
+					       "payload has no time): use MQTT 5 or make the filters disjoint");
 }
 
 static int check_config(const char *path)
@@ -117,6 +152,7 @@ static int check_config(const char *path)
 		       cfg->routes[i].filter);
 		describe_route(&cfg->routes[i]);
 	}
+	warn_overlaps(cfg);
 	config_free(cfg);
 	return 0;
 }

@@ -14,18 +14,22 @@
  * OpenDTU, docs/MQTT_Topics.md (github.com/tbnobody/OpenDTU): <prefix>/<serial>/<channel>/<field>, plain
  * numbers ("solar/114172220003/0/power" = "73.4"); channel 0 is AC, 1.. the DC inputs. Not readings:
  * dtu/... (the DTU's own ip, rssi, status, uptime), <serial>/name, <serial>/device/..., <serial>/status/... (reachable,
- * producing, last_update), <serial>/cmd/... (commands), ac/... and dc/... (totals over all inverters).
+ * producing, last_update), <serial>/cmd/... (commands), ac/... and dc/... (totals over all inverters),
+ * <serial>/radio/... (the radio's request/success counters and rssi: the DTU's bookkeeping, not the plant's).
  */
-static const char *const opendtu_ignore[] = { "{prefix}/dtu/#",	     "{prefix}/+/name",
-					      "{prefix}/+/status/#", "{prefix}/+/device/#",
-					      "{prefix}/+/cmd/#",    "{prefix}/ac/#",
-					      "{prefix}/dc/#",	     NULL };
+static const char *const opendtu_ignore[] = {
+	"{prefix}/dtu/#",      "{prefix}/+/name",    "{prefix}/+/status/#",
+	"{prefix}/+/device/#", "{prefix}/+/cmd/#",   "{prefix}/ac/#",
+	"{prefix}/dc/#",       "{prefix}/+/radio/#", NULL
+};
 
 /*
  * AhoyDTU, User_Manual.md (github.com/lumapu/ahoy): <prefix>/<inverter name>/ch<N>/<Field> ("inverter/HM-600/
  * ch0/P_AC" = "71.000"); the device is the inverter's configured name. Not readings: <prefix>/<x> (the DTU's
  * uptime, version, status, wifi_rssi, ...), <name>/available, <name>/last_success, <name>/ack_pwr_limit, and
- * the command trees devcontrol/ and ctrl/.
+ * the command trees devcontrol/ and ctrl/; in ch0, the inverter's information packet (src/hm/hmDefines.h:
+ * FWVersion, FWBuildYear, FWBuildMonthDay, FWBuildHourMinute, BootloaderVersion, HWPartId, HWVersion,
+ * GridProfileCode, GridProfileVersion) and the alarm counter ALARM_MES_ID: firmware bookkeeping.
  */
 static const char *const ahoy_ignore[] = { "{prefix}/+",
 					   "{prefix}/+/available",
@@ -34,24 +38,41 @@ static const char *const ahoy_ignore[] = { "{prefix}/+",
 					   "{prefix}/devcontrol/#",
 					   "{prefix}/ctrl/#",
 					   "{prefix}/total/#",
+					   "{prefix}/+/ch0/ALARM_MES_ID",
+					   "{prefix}/+/ch0/FWVersion",
+					   "{prefix}/+/ch0/FWBuildYear",
+					   "{prefix}/+/ch0/FWBuildMonthDay",
+					   "{prefix}/+/ch0/FWBuildHourMinute",
+					   "{prefix}/+/ch0/BootloaderVersion",
+					   "{prefix}/+/ch0/HWPartId",
+					   "{prefix}/+/ch0/HWVersion",
+					   "{prefix}/+/ch0/GridProfileCode",
+					   "{prefix}/+/ch0/GridProfileVersion",
 					   NULL };
 
 /*
  * deye-inverter-mqtt, README.md and docs/metric_group_*.md (github.com/kbialek/deye-inverter-mqtt):
  * deye/<metric topic suffix> ("deye/ac/l1/voltage" = "230.1", "deye/day_energy"); neither topic nor payload
  * names the inverter, so the route's serial does. Not readings: status and logger_status (online/offline),
- * settings/... (active power regulation commands).
+ * settings/... (active power regulation commands), uptime (the inverter's minutes since start: bookkeeping).
  */
 static const char *const deye_ignore[] = { "{prefix}/status", "{prefix}/logger_status", "{prefix}/settings/#",
-					   NULL };
+					   "{prefix}/uptime", NULL };
 
 /*
  * Victron Venus OS dbus-mqtt, README.md (github.com/victronenergy/dbus-mqtt):
  * N/<portal ID>/<service type>/<device instance>/<D-Bus path> with {"value": ...}, retained by the broker.
  * The device is the portal ID; the point is "<service>/<instance>/<path>" ("system/0/Dc/Battery/Voltage").
+ * Not readings: settings/0/Settings/... (configuration), and each service's bookkeeping paths of the D-Bus
+ * API (DeviceInstance, ProductId, FirmwareVersion, HardwareVersion, Connected, Mgmt/...).
  */
-static const char *const victron_ignore[] = { "{prefix}/+/keepalive", "{prefix}/+/full_publish_completed",
-					      NULL };
+static const char *const victron_ignore[] = {
+	"{prefix}/+/keepalive",		  "{prefix}/+/full_publish_completed",
+	"{prefix}/+/settings/#",	  "{prefix}/+/+/+/DeviceInstance",
+	"{prefix}/+/+/+/ProductId",	  "{prefix}/+/+/+/FirmwareVersion",
+	"{prefix}/+/+/+/HardwareVersion", "{prefix}/+/+/+/Connected",
+	"{prefix}/+/+/+/Mgmt/#",	  NULL
+};
 
 /*
  * Tasmota, docs "MQTT" and "JSON Status Responses" (tasmota.github.io/docs): tele/<topic>/SENSOR with
@@ -65,14 +86,36 @@ static const char *const tasmota_ignore[] = { "{prefix}/+/LWT",	  "{prefix}/+/ST
  * Shelly Gen2, "Notifications" and "MQTT" (shelly-api-docs.shelly.cloud/gen2): <id>/events/rpc carries
  * NotifyStatus frames ({"method":"NotifyStatus","params":{"ts":...,"switch:0":{"apower":...}}}); with "generic
  * status update over MQTT" on, <id>/status/<component> carries the component's status object. <id>/online
- * (true/false) is availability.
+ * (true/false) is availability. Not readings: the components sys (uptime, ram, fs, *_rev counters), wifi
+ * (rssi), cloud, mqtt, ble, eth, ws, and in every component its "id" and the energy counters' bookkeeping
+ * (aenergy.minute_ts, and by_minute: the last three minutes' energy, shifted every minute, so a value's
+ * index does not name a fixed time).
  */
 static const char *const shelly_ignore[] = { "{prefix}/online", NULL };
+static const char *const shelly_status_ignore[] = {
+	"{prefix}/online",	 "{prefix}/status/sys",	 "{prefix}/status/wifi",
+	"{prefix}/status/cloud", "{prefix}/status/mqtt", "{prefix}/status/ble",
+	"{prefix}/status/eth",	 "{prefix}/status/ws",	 NULL
+};
+static const char *const shelly_ignore_points[] = { "+/id",
+						    "+/aenergy/minute_ts",
+						    "+/aenergy/by_minute/#",
+						    "+/ret_aenergy/minute_ts",
+						    "+/ret_aenergy/by_minute/#",
+						    "sys/#",
+						    "wifi/#",
+						    "cloud/#",
+						    "mqtt/#",
+						    "ble/#",
+						    "eth/#",
+						    "ws/#",
+						    NULL };
 
 /*
  * Telegraf's MQTT output (docs.influxdata.com/telegraf/v1/output-plugins/mqtt/): topic
  * telegraf/<host>/<plugin>; data_format "influx" (timestamps in ns) or "json" (json_timestamp_units, default
- * 1s). The device is the host.
+ * 1s). The device is the "host" tag every Telegraf metric carries (the topic's host level says the same for
+ * the default topic, but not for a custom one, and a route may name another tag: serial_tag = "name").
  */
 static const char *const none_ignore[] = { NULL };
 
@@ -120,22 +163,26 @@ static const struct preset presets[] = {
 	  .prefix = "{serial}",
 	  .format = ROUTE_FORMAT_SHELLY_RPC,
 	  .ignore = shelly_ignore,
-	  .ignore_retained = true },
+	  .ignore_retained = true,
+	  .ignore_points = shelly_ignore_points },
 	{ .name = "shelly_status",
 	  .topic = "{prefix}/status/{point}",
 	  .prefix = "{serial}",
 	  .format = ROUTE_FORMAT_FLAT_JSON,
-	  .ignore = shelly_ignore,
-	  .ignore_retained = true },
+	  .ignore = shelly_status_ignore,
+	  .ignore_retained = true,
+	  .ignore_points = shelly_ignore_points },
 	{ .name = "telegraf",
-	  .topic = "{prefix}/{serial}/+",
+	  .topic = "{prefix}/+/+",
+	  .serial_tag = "host",
 	  .prefix = "telegraf",
 	  .format = ROUTE_FORMAT_INFLUX,
 	  .ignore = none_ignore,
 	  .point = "{measurement}.{field}",
 	  .precision = "ns" },
 	{ .name = "telegraf_json",
-	  .topic = "{prefix}/{serial}/+",
+	  .topic = "{prefix}/+/+",
+	  .serial_tag = "host",
 	  .prefix = "telegraf",
 	  .format = ROUTE_FORMAT_TELEGRAF_JSON,
 	  .ignore = none_ignore,

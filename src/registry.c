@@ -82,6 +82,17 @@ struct registry {
 	size_t big_count, big_cap;
 	struct hash_index tenant_by_slug, tenant_by_id, device_by_serial, device_by_id, name_by_text, kind_by_value,
 		big_by_key;
+	/* Device aliases (sql/011): few per site, looked up only when a name is no registered serial, so a
+	 * plain array scanned in order is enough and costs nothing on the hot path. */
+	struct registry_alias *aliases;
+	size_t alias_count, alias_cap;
+};
+
+struct registry_alias {
+	int32_t tenant_id;
+	uint32_t device; /* position in devices */
+	const char *scope;
+	const char *alias;
 };
 
 #define HASH_SEED UINT64_C(0xcbf29ce484222325)
@@ -335,6 +346,40 @@ static uint32_t device_position_by_id(const struct registry *r, int32_t id)
 	return NONE;
 }
 
+bool registry_add_alias(struct registry *r, int32_t tenant_id, const char *scope, const char *alias,
+			int32_t device_id)
+{
+	uint32_t device = device_position_by_id(r, device_id);
+
+	if (device == NONE || r->devices[device].tenant_id != tenant_id)
+		return false;
+	if (r->alias_count == r->alias_cap) {
+		r->alias_cap = r->alias_cap ? r->alias_cap * 2 : 8;
+		r->aliases = xrealloc(r->aliases, r->alias_cap * sizeof(*r->aliases));
+	}
+	r->aliases[r->alias_count++] =
+		(struct registry_alias){ tenant_id, device, arena_strndup(r, scope, strlen(scope)),
+					 arena_strndup(r, alias, strlen(alias)) };
+	return true;
+}
+
+const struct registry_device *registry_find_alias(const struct registry *r, int32_t tenant_id,
+						  const char *scope, const char *alias, size_t len)
+{
+	for (size_t i = 0; i < r->alias_count; i++) {
+		const struct registry_alias *a = &r->aliases[i];
+		if (a->tenant_id == tenant_id && strcmp(a->scope, scope) == 0 &&
+		    key_equals(a->alias, alias, len))
+			return &r->devices[a->device];
+	}
+	return NULL;
+}
+
+size_t registry_alias_count(const struct registry *r)
+{
+	return r->alias_count;
+}
+
 static uint32_t find_name(const struct registry *r, const char *name, size_t len)
 {
 	INDEX_FOR_EACH(&r->name_by_text, hash_string(name, len), pos, cursor)
@@ -563,6 +608,7 @@ static void registry_destroy(struct registry *r)
 	}
 	free(r->tenants);
 	free(r->devices);
+	free(r->aliases);
 	free(r->first_point);
 	free(r->names);
 	free(r->kinds);

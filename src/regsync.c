@@ -86,6 +86,12 @@ static bool add_device_row(struct registry *r, const PGresult *res, int i)
 				   PQgetvalue(res, i, 3)[0] == 't');
 }
 
+static bool add_alias_row(struct registry *r, const PGresult *res, int i)
+{
+	return registry_add_alias(r, atoi(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1),
+				  PQgetvalue(res, i, 2), atoi(PQgetvalue(res, i, 3)));
+}
+
 static bool add_point_row(struct registry *r, const PGresult *res, int i)
 {
 	bool has_min = !PQgetisnull(res, i, 3), has_max = !PQgetisnull(res, i, 4);
@@ -132,7 +138,7 @@ static int load_table(PGconn *conn, struct registry *r, const char *name, const 
 	return rc;
 }
 
-/* Reads the three tables in one snapshot and publishes the result. */
+/* Reads the four tables in one snapshot and publishes the result. */
 static int reload(struct regsync *rs)
 {
 	struct registry *r = NULL;
@@ -159,12 +165,16 @@ static int reload(struct regsync *rs)
 		rc = load_table(rs->conn, r, "registry_points",
 				"SELECT id, device_id, name, min_value, max_value FROM points ORDER BY device_id, name",
 				add_point_row);
+	if (rc == 0)
+		rc = load_table(rs->conn, r, "registry_aliases",
+				"SELECT tenant_id, scope, alias, device_id FROM device_aliases",
+				add_alias_row);
 	if (rc == -2)
 		log_error(MODULE, "registry rows are inconsistent (duplicate or dangling key); keeping the old snapshot");
 	if (rc < 0)
 		goto out;
-	log_info(MODULE, "loaded %zu tenants, %zu devices, %zu points", registry_tenant_count(r),
-		 registry_device_count(r), registry_point_count(r));
+	log_info(MODULE, "loaded %zu tenants, %zu devices, %zu points, %zu aliases", registry_tenant_count(r),
+		 registry_device_count(r), registry_point_count(r), registry_alias_count(r));
 	registry_store_swap(rs->store, r);
 	r = NULL;
 	rs->have_snapshot = true;

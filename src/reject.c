@@ -57,7 +57,26 @@ static const char *const ignore_names[IGNORE_REASON_COUNT] = {
 	[IGNORE_RETAINED] = "retained",
 	[IGNORE_NO_VALUE] = "no_value",
 	[IGNORE_NON_NUMERIC] = "non_numeric",
+	[IGNORE_OVERLAP_COPY] = "overlap_copy",
+	[IGNORE_SKIPPED] = "all_skipped",
 };
+
+static const char *const skip_names[SKIP_REASON_COUNT] = {
+	[SKIP_NULL] = "null",
+	[SKIP_BOOLEAN] = "boolean",
+	[SKIP_STRING] = "string",
+	[SKIP_IGNORED_POINT] = "ignored_point",
+	[SKIP_NOT_LISTED] = "not_listed",
+	[SKIP_MEASUREMENT] = "measurement",
+	[SKIP_ARRAY] = "array_element",
+};
+
+const char *skip_reason_name(enum skip_reason reason)
+{
+	if ((unsigned)reason >= SKIP_REASON_COUNT)
+		return "unknown";
+	return skip_names[reason];
+}
 
 const char *ignore_reason_name(enum ignore_reason reason)
 {

@@ -19,6 +19,7 @@ static const char *const format_names[] = {
 	[ROUTE_FORMAT_FLAT_JSON] = "flat_json",
 	[ROUTE_FORMAT_SHELLY_RPC] = "shelly_rpc",
 	[ROUTE_FORMAT_TELEGRAF_JSON] = "telegraf_json",
+	[ROUTE_FORMAT_AUTO] = "auto",
 };
 
 bool route_format_parse(const char *name, enum route_format *out)
@@ -46,6 +47,13 @@ const char *route_time_unit_name(enum route_time_unit unit)
 	return (size_t)unit < sizeof(names) / sizeof(names[0]) ? names[unit] : "unknown";
 }
 
+static void free_list(char **list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(list[i]);
+	free(list);
+}
+
 void route_clear(struct route *r)
 {
 	if (!r)
@@ -63,6 +71,11 @@ void route_clear(struct route *r)
 	free(r->ignore);
 	free(r->time_field);
 	free(r->json_root);
+	free_list(r->points_map, r->points_map_count * 2);
+	free_list(r->ignore_points, r->ignore_points_count);
+	free_list(r->points, r->points_count);
+	free_list(r->measurements, r->measurements_count);
+	free(r->alias_scope);
 	tz_free(r->timezone);
 	memset(r, 0, sizeof(*r));
 }
@@ -153,7 +166,8 @@ bool route_check(const struct route *r, char *err, size_t errlen)
 	size_t tenants = count_levels(r, ROUTE_LEVEL_TENANT), serials = count_levels(r, ROUTE_LEVEL_SERIAL);
 	size_t points = count_levels(r, ROUTE_LEVEL_POINT) + count_levels(r, ROUTE_LEVEL_POINT_REST);
 	bool payload_serial = r->influx.serial_tag[0] != '\0' &&
-			      (r->format == ROUTE_FORMAT_INFLUX || r->format == ROUTE_FORMAT_TELEGRAF_JSON);
+			      (r->format == ROUTE_FORMAT_INFLUX || r->format == ROUTE_FORMAT_TELEGRAF_JSON ||
+			       r->format == ROUTE_FORMAT_AUTO);
 
 	if (tenants + (r->tenant != NULL) != 1 || serials + (r->serial != NULL) + payload_serial > 1 ||
 	    (serials + (r->serial != NULL) + payload_serial == 0)) {
@@ -175,7 +189,8 @@ bool route_check(const struct route *r, char *err, size_t errlen)
 		return false;
 	}
 	if (points > 0 && (r->format == ROUTE_FORMAT_JSON || r->format == ROUTE_FORMAT_INFLUX ||
-			   r->format == ROUTE_FORMAT_SHELLY_RPC || r->format == ROUTE_FORMAT_TELEGRAF_JSON)) {
+			   r->format == ROUTE_FORMAT_SHELLY_RPC || r->format == ROUTE_FORMAT_TELEGRAF_JSON ||
+			   r->format == ROUTE_FORMAT_AUTO)) {
 		snprintf(err, errlen, "template '%s': format %s takes its points from the payload, not {point}",
 			 r->template_text, route_format_name(r->format));
 		return false;
@@ -236,7 +251,7 @@ fail:
 bool route_match(const struct route *r, const char *topic, size_t topic_len, struct route_match *m)
 {
 	const char *p = topic, *end = topic + topic_len;
-	struct route_match found = {{0}, {0}, {0}};
+	struct route_match found = { { 0 }, { 0 }, { 0 }, "" };
 
 	for (size_t i = 0; i < r->level_count; i++) {
 		const char *slash;
@@ -286,6 +301,7 @@ bool route_match(const struct route *r, const char *topic, size_t topic_len, str
 		found.tenant = (struct topic_slice){r->tenant, strlen(r->tenant)};
 	if (r->serial)
 		found.serial = (struct topic_slice){r->serial, strlen(r->serial)};
+	found.alias_scope = r->alias_scope ? r->alias_scope : "";
 	*m = found;
 	return true;
 }
@@ -333,9 +349,149 @@ void route_add_ignore(struct route *r, const char *filter)
 	r->ignore[r->ignore_count++] = xstrdup(filter);
 }
 
+#define MAX_FILTER_LEVELS 64
+
+/* Splits a filter into its levels (pointers and lengths into it); the count, or 0 when it has too many. */
+static size_t split_levels(const char *f, const char *level[MAX_FILTER_LEVELS], size_t len[MAX_FILTER_LEVELS])
+{
+	size_t n = 0;
+
+	for (;;) {
+		size_t k = strcspn(f, "/");
+		if (n == MAX_FILTER_LEVELS)
+			return 0;
+		level[n] = f;
+		len[n++] = k;
+		if (f[k] == '\0')
+			return n;
+		f += k + 1;
+	}
+}
+
+static bool is_wild(const char *level, size_t len, char c)
+{
+	return len == 1 && level[0] == c;
+}
+
+/* Appends a level to the example topic (bounded; a too-long example is cut, never overflowed). */
+static void append_example(char *example, size_t cap, size_t *used, const char *text, size_t n)
+{
+	if (*used + n + 2 > cap)
+		return;
+	if (*used > 0)
+		example[(*used)++] = '/';
+	memcpy(example + *used, text, n);
+	*used += n;
+	example[*used] = '\0';
+}
+
+/* The example's level for filter levels that both match: a literal if either has one, else "x". */
+static void example_level(char *example, size_t cap, size_t *used, const char *level, size_t len)
+{
+	if (is_wild(level, len, '+') || is_wild(level, len, '#'))
+		append_example(example, cap, used, "x", 1);
+	else
+		append_example(example, cap, used, level, len);
+}
+
+bool route_filters_overlap(const char *a, const char *b, char *example, size_t cap)
+{
+	const char *la[MAX_FILTER_LEVELS], *lb[MAX_FILTER_LEVELS];
+	size_t na[MAX_FILTER_LEVELS], nb[MAX_FILTER_LEVELS];
+	size_t ca = split_levels(a, la, na), cb = split_levels(b, lb, nb), used = 0, i;
+
+	if (cap > 0)
+		example[0] = '\0';
+	if (ca == 0 || cb == 0)
+		return false;
+	for (i = 0; i < ca && i < cb; i++) {
+		bool a_hash = is_wild(la[i], na[i], '#'), b_hash = is_wild(lb[i], nb[i], '#');
+		if (a_hash || b_hash) {
+			/* The other filter's remaining levels make the example ("x" for its own wildcards). */
+			const char *const *rest = a_hash ? lb : la;
+			const size_t *rest_len = a_hash ? nb : na;
+			size_t rest_count = a_hash ? cb : ca;
+			for (size_t k = i; k < rest_count; k++)
+				if (!is_wild(rest[k], rest_len[k], '#'))
+					example_level(example, cap, &used, rest[k], rest_len[k]);
+			if (used == 0)
+				append_example(example, cap, &used, "x", 1);
+			return true;
+		}
+		if (is_wild(la[i], na[i], '+'))
+			example_level(example, cap, &used, lb[i], nb[i]);
+		else if (is_wild(lb[i], nb[i], '+') || (na[i] == nb[i] && memcmp(la[i], lb[i], na[i]) == 0))
+			example_level(example, cap, &used, la[i], na[i]);
+		else
+			return false;
+	}
+	if (ca == cb)
+		return true;
+	/* One filter is longer: only its "#" right after the shorter one's end still matches ("a/#" takes "a"). */
+	return (ca == cb + 1 && is_wild(la[cb], na[cb], '#')) ||
+	       (cb == ca + 1 && is_wild(lb[ca], nb[ca], '#'));
+}
+
+int route_owner(const struct route *routes, size_t count, const char *topic, size_t len)
+{
+	for (size_t i = 0; i < count; i++)
+		if (route_filter_matches(routes[i].filter, topic, len))
+			return (int)i;
+	return -1;
+}
+
+void route_list_add(char ***list, size_t *count, const char *text)
+{
+	*list = xrealloc(*list, (*count + 1) * sizeof(**list));
+	(*list)[(*count)++] = xstrdup(text);
+}
+
+static bool in_filters(char *const *filters, size_t count, const char *name)
+{
+	for (size_t i = 0; i < count; i++)
+		if (route_filter_matches(filters[i], name, strlen(name)))
+			return true;
+	return false;
+}
+
+enum route_point_verdict route_point(const struct route *r, char *name, size_t cap)
+{
+	for (size_t i = 0; i < r->points_map_count; i++) {
+		if (strcmp(r->points_map[2 * i], name) == 0) {
+			snprintf(name, cap, "%s", r->points_map[2 * i + 1]);
+			break;
+		}
+	}
+	if (in_filters(r->ignore_points, r->ignore_points_count, name))
+		return ROUTE_POINT_IGNORED;
+	if (r->points_count > 0 && !in_filters(r->points, r->points_count, name))
+		return ROUTE_POINT_NOT_LISTED;
+	return ROUTE_POINT_KEEP;
+}
+
+bool route_measurement_ok(const struct route *r, const char *name, size_t len)
+{
+	if (r->measurements_count == 0)
+		return true;
+	for (size_t i = 0; i < r->measurements_count; i++)
+		if (strlen(r->measurements[i]) == len && memcmp(r->measurements[i], name, len) == 0)
+			return true;
+	return false;
+}
+
 static bool same(const char *a, const char *b)
 {
 	return (a == NULL) == (b == NULL) && (!a || strcmp(a, b) == 0);
+}
+
+static bool same_list(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
 }
 
 bool route_equal(const struct route *a, const struct route *b)
@@ -354,7 +510,13 @@ bool route_equal(const struct route *a, const struct route *b)
 	for (size_t i = 0; i < a->ignore_count; i++)
 		if (strcmp(a->ignore[i], b->ignore[i]) != 0)
 			return false;
-	return true;
+	return a->numeric_strings == b->numeric_strings && a->booleans == b->booleans &&
+	       same_list(a->points_map, a->points_map_count * 2, b->points_map, b->points_map_count * 2) &&
+	       same_list(a->ignore_points, a->ignore_points_count, b->ignore_points,
+			 b->ignore_points_count) &&
+	       same_list(a->points, a->points_count, b->points, b->points_count) &&
+	       same_list(a->measurements, a->measurements_count, b->measurements, b->measurements_count) &&
+	       same(a->alias_scope, b->alias_scope);
 }
 
 const struct route *route_select(const struct route *routes, size_t count, const char *topic, size_t len,

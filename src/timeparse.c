@@ -79,10 +79,9 @@ bool timeparse_rfc3339(const char *s, size_t len, int64_t *out_us)
 	    !expect(&p, end, ':', ':') || !read_digits(&p, end, 2, &second))
 		return false;
 	if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
-	    minute > 59 || second > 60)
-		return false;
-	if (second == 60)
-		second = 59; /* a leap second is stored as the last second of its minute */
+	    minute > 59 || second > 59)
+		return false; /* :60 too: folded onto :59 it would drop that second's genuine reading as a
+			       * duplicate, and a device clock that names a leap second is not one we can place */
 	if (p < end && *p == '.') {
 		unsigned scale = 100000;
 		int digits = 0;

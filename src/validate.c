@@ -23,6 +23,10 @@ static int check_identity(const struct registry *reg, const struct route_match *
 	if (!tenant)
 		return decode_fail(err, REJECT_UNKNOWN_TENANT, "tenant in topic is not registered");
 	device = registry_find_device(reg, m->serial.ptr, m->serial.len);
+	/* Not a serial: an alias of the topic's tenant (and the route's scope) may name the device (sql/011). */
+	if (!device)
+		device = registry_find_alias(reg, tenant->id, m->alias_scope ? m->alias_scope : "",
+					     m->serial.ptr, m->serial.len);
 	if (!device)
 		return decode_fail(err, REJECT_UNKNOWN_DEVICE, "device serial is not registered");
 	if (device->tenant_id != tenant->id)

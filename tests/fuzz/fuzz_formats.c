@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define RECEIVED_US INT64_C(1795000000000000)
 #define MIN_US	    (INT64_C(-62135596800) * 1000000)
 #define MAX_US	    (INT64_C(253402300799) * 1000000 + 999999)
-#define ROUTES	    7
+#define ROUTES	    8
 
 static struct route routes[ROUTES];
 static const char *const canned[ROUTES] = { "v/acme/INV-1/0/power",
@@ -41,7 +41,8 @@ static const char *const canned[ROUTES] = { "v/acme/INV-1/0/power",
 					    "lq/acme/INV-1",
 					    "tele/plug/SENSOR",
 					    "shellyplus1pm-a8/events/rpc",
-					    "tj/acme/x" };
+					    "tj/acme/x",
+					    "au/acme" };
 
 static void set(struct route *r, const char *key, const char *value)
 {
@@ -61,7 +62,8 @@ static void setup(void)
 			   { "lq/{tenant}/{serial}", ROUTE_FORMAT_INFLUX },
 			   { "tele/{serial}/SENSOR", ROUTE_FORMAT_FLAT_JSON },
 			   { "{serial}/events/rpc", ROUTE_FORMAT_SHELLY_RPC },
-			   { "tj/{tenant}/+", ROUTE_FORMAT_TELEGRAF_JSON } };
+			   { "tj/{tenant}/+", ROUTE_FORMAT_TELEGRAF_JSON },
+			   { "au/{tenant}", ROUTE_FORMAT_AUTO } };
 	char err[256];
 
 	for (int i = 0; i < ROUTES; i++)
@@ -82,6 +84,18 @@ static void setup(void)
 	set(&routes[6], "serial_tag", "host");
 	set(&routes[6], "point", "{measurement}.{field}");
 	set(&routes[6], "precision", "ms");
+	/* Issue 15's value options: strings as numbers, renames, skips and allow-lists, both serializers. */
+	routes[4].numeric_strings = true;
+	routes[4].points_map = calloc(2, sizeof(char *));
+	routes[4].points_map[0] = strdup("Total_AC_Output_Power(Active)");
+	routes[4].points_map[1] = strdup("ac_power");
+	routes[4].points_map_count = 1;
+	route_list_add(&routes[4].ignore_points, &routes[4].ignore_points_count, "+/id");
+	set(&routes[7], "serial_tag", "name");
+	set(&routes[7], "strings", "ignore");
+	routes[7].booleans = true;
+	route_list_add(&routes[7].measurements, &routes[7].measurements_count, "modbus");
+	route_list_add(&routes[7].points, &routes[7].points_count, "#");
 	for (int i = 0; i < ROUTES; i++)
 		if (!route_check(&routes[i], err, sizeof(err)))
 			abort();

@@ -120,15 +120,15 @@ static bool ref_parse(const char *s, size_t len, int64_t *out_us)
 		return false;
 	if (f.year < 1 || f.month < 1 || f.month > 12 || f.day < 1 ||
 	    f.day > dim[f.month - 1] + (f.month == 2 && leap_year(f.year)) || f.hour > 23 || f.minute > 59 ||
-	    f.second > 60)
-		return false;
+	    f.second > 59)
+		return false; /* :60 is refused in any minute (issue 15) */
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = f.year - 1900;
 	tm.tm_mon = f.month - 1;
 	tm.tm_mday = f.day;
 	tm.tm_hour = f.hour;
 	tm.tm_min = f.minute;
-	tm.tm_sec = f.second == 60 ? 59 : f.second; /* a leap second is the last second of its minute */
+	tm.tm_sec = f.second;
 	t = timegm(&tm);
 	sec = (int64_t)t - f.offset_sec;
 	if (sec < MIN_EPOCH_SEC || sec > MAX_EPOCH_SEC)

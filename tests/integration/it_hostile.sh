@@ -451,13 +451,12 @@ compare_sql=(
 	envelope AS (
 		SELECT id, e AS o FROM doc,
 			jsonb_array_elements(CASE jsonb_typeof(j) WHEN 'array' THEN j ELSE jsonb_build_array(j) END) e)
-	SELECT id, m.key AS point,
-		CASE jsonb_typeof(m.value) WHEN 'boolean' THEN (m.value = 'true')::int::float8
-			ELSE (m.value #>> '{}')::float8 END AS value,
+	SELECT id, m.key AS point, (m.value #>> '{}')::float8 AS value,
 		CASE jsonb_typeof(o->'timestamp')
 			WHEN 'string' THEN regexp_replace(o->>'timestamp', '(\\.[0-9]{6})[0-9]+', '\\1')::timestamptz
 			WHEN 'number' THEN to_timestamp((o->>'timestamp')::float8) END AS time
-	FROM envelope, jsonb_each(o->'measurements') m;
+	FROM envelope, jsonb_each(o->'measurements') m
+	WHERE jsonb_typeof(m.value) = 'number'; -- null and booleans are skipped (README, issue 15)
 	CREATE TEMP TABLE actual AS
 		SELECT d.serial AS id, p.name AS point, m.value, m.time FROM measurements m
 		JOIN devices d ON d.id = m.device_id JOIN points p ON p.id = m.point_id;

@@ -188,15 +188,19 @@ static void test_absent_timestamp_is_received_time(void)
 	decode_clear(&out);
 }
 
+/* Issue 15: a boolean is not a watt. Without a route's booleans = true, true/false are skipped and counted;
+ * a message of nothing else is ignored (all_skipped), one with numbers keeps them. */
 static void test_booleans_count_as_one_and_zero(void)
 {
 	struct decoded_message out = { 0 };
+	struct decode_error err;
 
-	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"measurements\":{\"relay\":true,\"alarm\":false}}", &out), 2);
-	ASSERT_STR(out.samples[0].point, "relay");
-	CU_ASSERT_EQUAL(out.samples[0].value, 1.0);
-	ASSERT_STR(out.samples[1].point, "alarm");
-	CU_ASSERT_EQUAL(out.samples[1].value, 0.0);
+	CU_ASSERT_EQUAL(decode_text("{\"measurements\":{\"relay\":true,\"alarm\":false}}", &out, &err), 1);
+	CU_ASSERT_EQUAL(out.ignored, IGNORE_SKIPPED);
+	CU_ASSERT_EQUAL(out.skipped[SKIP_BOOLEAN], 2);
+	CU_ASSERT_EQUAL_FATAL(expect_accept("{\"measurements\":{\"relay\":true,\"p\":5}}", &out), 1);
+	ASSERT_STR(out.samples[0].point, "p");
+	CU_ASSERT_EQUAL(out.skipped[SKIP_BOOLEAN], 1);
 	decode_clear(&out);
 }
 
@@ -364,7 +368,16 @@ static void test_wrong_types(void)
 	expect_reject("{\"measurements\":5}", REJECT_WRONG_TYPE);
 	expect_reject("{\"measurements\":null}", REJECT_WRONG_TYPE);
 	expect_reject("{\"measurements\":{\"a\":\"1\"}}", REJECT_WRONG_TYPE);
-	expect_reject("{\"measurements\":{\"a\":null}}", REJECT_WRONG_TYPE);
+	{ /* Issue 15: null is "no value", skipped and counted, as the one-value formats treat it. */
+		struct decoded_message out = { 0 };
+		struct decode_error err;
+		CU_ASSERT_EQUAL(decode_text("{\"measurements\":{\"a\":null}}", &out, &err), 1);
+		CU_ASSERT_EQUAL(out.skipped[SKIP_NULL], 1);
+		CU_ASSERT_EQUAL(decode_text("{\"measurements\":{\"a\":null,\"b\":2}}", &out, &err), 0);
+		CU_ASSERT_EQUAL(out.count, 1);
+		CU_ASSERT_EQUAL(out.skipped[SKIP_NULL], 1);
+		decode_clear(&out);
+	}
 	expect_reject("{\"measurements\":{\"a\":[1]}}", REJECT_WRONG_TYPE);
 	expect_reject("{\"measurements\":{\"a\":{\"v\":1}}}", REJECT_WRONG_TYPE);
 	expect_reject("{\"serial\":1,\"measurements\":{\"a\":1}}", REJECT_WRONG_TYPE);

@@ -163,12 +163,9 @@ static void test_value_numbers(void)
 	r = run(cfg, "v/acme/INV-1/yield", " \t-12.5e1 \r\n");
 	CU_ASSERT(sample_is(&r, 0, "yield", -125, RECEIVED_US));
 	decode_clear(&r.out);
-	r = run(cfg, "v/acme/INV-1/on", "true");
-	CU_ASSERT(sample_is(&r, 0, "on", 1, RECEIVED_US));
-	decode_clear(&r.out);
-	r = run(cfg, "v/acme/INV-1/on", "false");
-	CU_ASSERT(sample_is(&r, 0, "on", 0, RECEIVED_US));
-	decode_clear(&r.out);
+	/* Issue 15: true/false only on a route with booleans = true; else skipped, the message ignored. */
+	expect_ignored(cfg, "v/acme/INV-1/on", "true", IGNORE_SKIPPED);
+	expect_ignored(cfg, "v/acme/INV-1/on", "false", IGNORE_SKIPPED);
 	r = run(cfg, "v/acme/INV-1/x", ".5");
 	CU_ASSERT(sample_is(&r, 0, "x", 0.5, RECEIVED_US));
 	decode_clear(&r.out);
@@ -255,15 +252,15 @@ static void test_influx_several_devices(void)
 	CU_ASSERT_EQUAL_FATAL(r.out.device_count, 2);
 	CU_ASSERT_STRING_EQUAL(r.out.devices[0].serial, "A");
 	CU_ASSERT_EQUAL(r.out.devices[0].first, 0);
-	CU_ASSERT_EQUAL(r.out.devices[0].count, 4);
+	CU_ASSERT_EQUAL(r.out.devices[0].count, 3); /* on=t: a boolean, skipped without booleans = true */
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_BOOLEAN], 1);
 	CU_ASSERT_STRING_EQUAL(r.out.devices[1].serial, "B");
-	CU_ASSERT_EQUAL(r.out.devices[1].first, 4);
+	CU_ASSERT_EQUAL(r.out.devices[1].first, 3);
 	CU_ASSERT_EQUAL(r.out.devices[1].count, 1);
 	CU_ASSERT(sample_is(&r, 0, "p", 1, T(1697551200)));
 	CU_ASSERT(sample_is(&r, 1, "q", 2, T(1697551200)));
 	CU_ASSERT(sample_is(&r, 2, "p", 4, T(1697551202)));
-	CU_ASSERT(sample_is(&r, 3, "on", 1, T(1697551202)));
-	CU_ASSERT(sample_is(&r, 4, "p", 3, T(1697551201)));
+	CU_ASSERT(sample_is(&r, 3, "p", 3, T(1697551201)));
 	decode_clear(&r.out);
 	config_free(cfg);
 }
@@ -503,11 +500,14 @@ static void test_preset_shelly(void)
 	int64_t t = INT64_C(1631266595430000);
 
 	CU_ASSERT_STRING_EQUAL(cfg->routes[0].filter, "+/events/rpc");
-	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
-	CU_ASSERT_EQUAL(r.out.count, 2);
-	CU_ASSERT(sample_is(&r, 0, "switch:0/id", 0, t));
-	CU_ASSERT(sample_is(&r, 1, "switch:0/output", 1, t));
+	/* Issue 15: "id" is bookkeeping (the preset's ignore_points), "output" a boolean: nothing is a reading. */
+	CU_ASSERT_EQUAL_FATAL(r.rc, 1);
+	CU_ASSERT_EQUAL(r.out.ignored, IGNORE_SKIPPED);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_IGNORED_POINT], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_BOOLEAN], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_STRING], 1);
 	decode_clear(&r.out);
+	(void)t;
 	expect_ignored(
 		cfg, "shellypro4pm-f008d1d8b8b8/events/rpc",
 		"{\"src\":\"shellypro4pm-f008d1d8b8b8\",\"method\":\"NotifyEvent\",\"params\":{\"ts\":1631266595.43,"
@@ -518,10 +518,13 @@ static void test_preset_shelly(void)
 		"\"aenergy\":{\"total\":0.000,\"by_minute\":[0.000,0.000,0.000],\"minute_ts\":1654511972},"
 		"\"temperature\":{\"tC\":48.4,\"tF\":119.1}}");
 	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
-	CU_ASSERT_EQUAL(r.out.count, 9);
-	CU_ASSERT(sample_is(&r, 3, "switch:0/voltage", 225.9, RECEIVED_US));
-	CU_ASSERT(sample_is(&r, 5, "switch:0/aenergy/total", 0, RECEIVED_US));
-	CU_ASSERT(sample_is(&r, 7, "switch:0/temperature/tC", 48.4, RECEIVED_US));
+	/* id, output (boolean), source (text), by_minute/0..2, minute_ts: not readings */
+	CU_ASSERT_EQUAL(r.out.count, 6);
+	CU_ASSERT(sample_is(&r, 0, "switch:0/apower", 0, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 1, "switch:0/voltage", 225.9, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 3, "switch:0/aenergy/total", 0, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 4, "switch:0/temperature/tC", 48.4, RECEIVED_US));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_IGNORED_POINT], 5);
 	decode_clear(&r.out);
 	expect_ignored(cfg, "shellyplus1pm-a8032ab12345/online", "true", IGNORE_STATUS);
 	config_free(cfg);
@@ -538,7 +541,9 @@ static void test_preset_telegraf(void)
 		    "cpu,cpu=cpu-total,host=host1 usage_idle=98.5,usage_user=1.2 1697551200000000000\n");
 
 	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
-	CU_ASSERT_EQUAL(r.out.device_count, 0);
+	/* Issue 15: the device is the metric's host tag (the preset's serial_tag), not a topic level */
+	CU_ASSERT_EQUAL_FATAL(r.out.device_count, 1);
+	CU_ASSERT_STRING_EQUAL(r.out.devices[0].serial, "host1");
 	CU_ASSERT(sample_is(&r, 0, "cpu.usage_idle", 98.5, T(1697551200)));
 	CU_ASSERT(sample_is(&r, 1, "cpu.usage_user", 1.2, T(1697551200)));
 	decode_clear(&r.out);
@@ -569,6 +574,132 @@ static void test_preset_telegraf(void)
 	CU_ASSERT_STRING_EQUAL(r.out.devices[1].serial, "h2");
 	CU_ASSERT(sample_is(&r, 1, "mem.used", 200, T(1697551201)));
 	decode_clear(&r.out);
+	config_free(cfg);
+}
+
+
+/* --- issue 15: every value real devices send, or a counted reason ------------------------------------------- */
+
+/* A three-phase Tasmota energy monitor: arrays are Key/0..n; text and nulls are skipped and counted. */
+static void test_arrays_named_by_index(void)
+{
+	struct config *cfg =
+		load_ok("routes = ( { topic = \"t/{tenant}/{serial}\"; format = \"flat_json\"; } );\n");
+	struct result r = run(cfg, "t/acme/M1",
+			      "{\"ENERGY\":{\"Power\":[612,130,88],\"Phases\":[{\"V\":231.2},{\"V\":null}],"
+			      "\"Unit\":\"W\",\"None\":[]}}");
+
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT_EQUAL_FATAL(r.out.count, 4);
+	CU_ASSERT(sample_is(&r, 0, "ENERGY/Power/0", 612, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 2, "ENERGY/Power/2", 88, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 3, "ENERGY/Phases/0/V", 231.2, RECEIVED_US));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_NULL], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_STRING], 1);
+	decode_clear(&r.out);
+	config_free(cfg);
+}
+
+/* A cloud poller's strings and key names: numeric_strings (strict decimals only), points_map, ignore_points. */
+static void test_numeric_strings_and_points_map(void)
+{
+	struct config *cfg = load_ok(
+		"routes = ( { topic = \"p/{tenant}/{serial}\"; format = \"flat_json\"; numeric_strings = true;\n"
+		"  ignore_points = [\"SN\"]; points_map = ( [\"Total_AC_Output_Power(Active)\", \"ac_power\"] ); } );\n");
+	struct result r = run(
+		cfg, "p/acme/inverter_1",
+		"{\"SN\":\"2106223344\",\"DC_Voltage_PV1\":\"35.60\",\"Total_AC_Output_Power(Active)\":\"612\","
+		"\"hex\":\"0x10\",\"exp\":\"1e3\",\"plus\":\"+1\",\"space\":\" 1\",\"status\":\"Normal\"}");
+
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT_EQUAL_FATAL(r.out.count, 2);
+	CU_ASSERT(sample_is(&r, 0, "DC_Voltage_PV1", 35.6, RECEIVED_US));
+	CU_ASSERT(sample_is(&r, 1, "ac_power", 612, RECEIVED_US));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_IGNORED_POINT], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_STRING], 5); /* 0x10, 1e3, +1, " 1", Normal: not strict decimals */
+	decode_clear(&r.out);
+	config_free(cfg);
+	/* Without points_map the key is no point name: rejected, with the way out in the detail. */
+	cfg = load_ok(
+		"routes = ( { topic = \"p/{tenant}/{serial}\"; format = \"flat_json\"; numeric_strings = true; } );\n");
+	expect_reject(cfg, "p/acme/inverter_1", "{\"Total_AC_Output_Power(Active)\":\"612\"}",
+		      REJECT_INVALID_POINT_NAME, "points_map");
+	config_free(cfg);
+}
+
+/* A preset's ignore_points are extended by the route's own, replaced only with ignore_points_replace; points
+ * is an allow-list. */
+static void test_ignore_points_extend_and_allow_list(void)
+{
+	const char *frame = "{\"id\":0,\"apower\":12.5,\"voltage\":231.4,\"current\":0.08}";
+	struct config *cfg = load_ok(
+		"routes = ( { preset = \"shelly_status\"; tenant = \"acme\"; ignore_points = [\"+/current\"]; } );\n");
+	struct result r = run(cfg, "shellyplus1pm-a1/status/switch:0", frame);
+
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT_EQUAL(r.out.count, 2); /* id (preset) and current (route) skipped */
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_IGNORED_POINT], 2);
+	decode_clear(&r.out);
+	config_free(cfg);
+	cfg = load_ok(
+		"routes = ( { preset = \"shelly_status\"; tenant = \"acme\"; ignore_points_replace = true;"
+		" ignore_points = [\"+/current\"]; } );\n");
+	r = run(cfg, "shellyplus1pm-a1/status/switch:0", frame);
+	CU_ASSERT_EQUAL(r.out.count, 3); /* id kept: the preset's list replaced */
+	decode_clear(&r.out);
+	config_free(cfg);
+	cfg = load_ok(
+		"routes = ( { preset = \"shelly_status\"; tenant = \"acme\"; points = [\"+/apower\"]; } );\n");
+	r = run(cfg, "shellyplus1pm-a1/status/switch:0", frame);
+	CU_ASSERT_EQUAL_FATAL(r.out.count, 1);
+	CU_ASSERT(sample_is(&r, 0, "switch:0/apower", 12.5, RECEIVED_US));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_NOT_LISTED], 2);
+	decode_clear(&r.out);
+	config_free(cfg);
+}
+
+/* Telegraf's two serializers on one topic (format auto), a measurement allow-list, string fields counted. */
+static void test_format_auto_and_measurements(void)
+{
+	struct config *cfg =
+		load_ok("routes = ( { preset = \"telegraf\"; tenant = \"acme\"; format = \"auto\";"
+			" serial_tag = \"name\"; measurements = [\"modbus\"]; strings = \"ignore\"; } );\n");
+	struct result r = run(cfg, "telegraf/pi/modbus",
+			      "cpu,host=pi usage_idle=97.5 1697551200000000000\n"
+			      "modbus,host=pi,name=inv1 power=612i,state=\"run\" 1697551200000000000\n");
+
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT_EQUAL_FATAL(r.out.device_count, 1);
+	CU_ASSERT_STRING_EQUAL(r.out.devices[0].serial, "inv1");
+	CU_ASSERT(sample_is(&r, 0, "modbus.power", 612, T(1697551200)));
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_MEASUREMENT], 1);
+	CU_ASSERT_EQUAL(r.out.skipped[SKIP_STRING], 1);
+	decode_clear(&r.out);
+	r = run(cfg, "telegraf/pi/modbus",
+		" {\"name\":\"modbus\",\"tags\":{\"name\":\"inv2\"},\"fields\":{\"power\":488},\"timestamp\":1697551200}");
+	CU_ASSERT_EQUAL_FATAL(r.rc, 0);
+	CU_ASSERT(sample_is(&r, 0, "modbus.power", 488, T(1697551200))); /* JSON: seconds */
+	decode_clear(&r.out);
+	expect_ignored(cfg, "telegraf/pi/cpu", "cpu,host=pi usage_idle=97.5", IGNORE_SKIPPED);
+	config_free(cfg);
+}
+
+/* Overlapping filters, with the example topic check-config prints; the owner of a topic is the first route. */
+static void test_filters_overlap(void)
+{
+	char ex[128];
+	struct config *cfg = load_ok("routes = ( { topic = \"solar/{tenant}/{serial}/telemetry\"; },\n"
+				     "            { preset = \"opendtu\"; tenant = \"acme\"; } );\n");
+
+	CU_ASSERT(route_filters_overlap("solar/+/+/telemetry", "solar/+/#", ex, sizeof(ex)));
+	CU_ASSERT_STRING_EQUAL(ex, "solar/x/x/telemetry");
+	CU_ASSERT(route_filters_overlap("a/#", "a", ex, sizeof(ex)));
+	CU_ASSERT(route_filters_overlap("+/events/rpc", "+/status/+", ex, sizeof(ex)) == false);
+	CU_ASSERT(route_filters_overlap("tele/+/SENSOR", "telegraf/+/+", ex, sizeof(ex)) == false);
+	CU_ASSERT(route_filters_overlap("a/+/c", "a/b/+", ex, sizeof(ex)));
+	CU_ASSERT_STRING_EQUAL(ex, "a/b/c");
+	CU_ASSERT_EQUAL(route_owner(cfg->routes, cfg->route_count, "solar/acme/S/telemetry", 22), 0);
+	CU_ASSERT_EQUAL(route_owner(cfg->routes, cfg->route_count, "solar/S/0/power", 15), 1);
 	config_free(cfg);
 }
 
@@ -933,6 +1064,11 @@ int main(void)
 		UNIT_TEST(test_config_preset_topic_override_ignores),
 		UNIT_TEST(test_tz_slim_file),
 		UNIT_TEST(test_ignore_list_stays_with_its_route),
+		UNIT_TEST(test_arrays_named_by_index),
+		UNIT_TEST(test_numeric_strings_and_points_map),
+		UNIT_TEST(test_ignore_points_extend_and_allow_list),
+		UNIT_TEST(test_format_auto_and_measurements),
+		UNIT_TEST(test_filters_overlap),
 	};
 
 	return unit_run("formats", NULL, NULL, tests, UNIT_COUNT(tests));

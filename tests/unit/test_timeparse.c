@@ -103,9 +103,11 @@ static void test_leap_day_and_leap_second(void)
 {
 	expect_time("2024-02-29T00:00:00Z", INT64_C(1709164800) * US);
 	expect_time("2000-02-29T12:00:00Z", INT64_C(951825600) * US);
-	/* A leap second is stored as the last second of its minute. */
-	expect_time("2016-12-31T23:59:60Z", INT64_C(1483228799) * US);
-	expect_time("2016-12-31T23:59:60.5Z", INT64_C(1483228799) * US + 500000);
+	/* A second :60 is refused in any minute (bad_timestamp): folded onto :59 it took that second's genuine
+	 * reading's place (issue 15). */
+	expect_invalid("2016-12-31T23:59:60Z");
+	expect_invalid("2016-12-31T23:59:60.5Z");
+	expect_invalid("2026-11-21T10:30:60Z");
 }
 
 static void test_range_limits(void)

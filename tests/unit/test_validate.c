@@ -49,6 +49,15 @@ static int build_registry(void)
 	ok = ok && registry_add_device(reg, DEVICE_A1, TENANT_ACME, "INV-A1", true);
 	ok = ok && registry_add_device(reg, DEVICE_A2, TENANT_ACME, "INV-A2", false);
 	ok = ok && registry_add_device(reg, DEVICE_B1, TENANT_GLOBEX, "INV-B1", true);
+	/* Issue 15: names a topic may use for a device besides its serial, per tenant and scope. */
+	ok = ok && registry_add_alias(reg, TENANT_ACME, "",
+				      "Balkon_S\xc3\xbc"
+				      "d",
+				      DEVICE_A1);
+	ok = ok && registry_add_alias(reg, TENANT_ACME, "site-b", "inverter_1", DEVICE_A2);
+	ok = ok && registry_add_alias(reg, TENANT_GLOBEX, "", "inverter_1", DEVICE_B1);
+	ok = ok &&
+	     !registry_add_alias(reg, TENANT_GLOBEX, "", "stolen", DEVICE_A1); /* another tenant's device */
 	ok = ok && registry_add_point(reg, POINT_A1_POWER, DEVICE_A1, "power", true, 0.0, true, 10000.0);
 	ok = ok && registry_add_point(reg, POINT_A1_TEMP, DEVICE_A1, "temp", false, 0.0, false, 0.0);
 	ok = ok && registry_add_point(reg, POINT_A1_SOC, DEVICE_A1, "soc", true, 0.0, false, 0.0);
@@ -188,6 +197,37 @@ static void test_topic_slices_need_no_terminator(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
 	CU_ASSERT_EQUAL(msg->device_id, DEVICE_A1);
 	message_free(msg);
+}
+
+/* An alias names a device of the topic's tenant, in the route's scope; never another tenant's device. */
+static void test_device_aliases(void)
+{
+	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
+	struct sample s[] = { sample("power", 1, NOW_US) };
+	struct validate_result result;
+	struct route_match m = topic("acme", "Balkon_S\xc3\xbc"
+					     "d");
+	struct message *msg = expect_accept(&pol, m, s, 1, &result);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+	CU_ASSERT_EQUAL(msg->device_id, DEVICE_A1);
+	message_free(msg);
+	m = topic("globex", "inverter_1");
+	msg = expect_accept(&pol, m, s, 1, &result);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+	CU_ASSERT_EQUAL(msg->device_id, DEVICE_B1);
+	message_free(msg);
+	/* acme's inverter_1 is only in scope site-b: unknown without it; found with it (and then disabled). */
+	expect_reject(&pol, topic("acme", "inverter_1"), s, 1, REJECT_UNKNOWN_DEVICE);
+	m = topic("acme", "inverter_1");
+	m.alias_scope = "site-b";
+	expect_reject(&pol, m, s, 1, REJECT_DEVICE_DISABLED);
+	/* Another tenant's alias is no name in this one. */
+	expect_reject(&pol,
+		      topic("globex", "Balkon_S\xc3\xbc"
+				      "d"),
+		      s, 1, REJECT_UNKNOWN_DEVICE);
+	expect_reject(&pol, topic("globex", "stolen"), s, 1, REJECT_UNKNOWN_DEVICE);
 }
 
 static void test_unknown_tenant(void)
@@ -437,6 +477,7 @@ int main(void)
 		UNIT_TEST(test_unknown_point_register),
 		UNIT_TEST(test_unknown_point_register_cap),
 		UNIT_TEST(test_register_still_checks_time),
+		UNIT_TEST(test_device_aliases),
 	};
 
 	return unit_run("validate", build_registry, free_registry, tests, UNIT_COUNT(tests));
