@@ -14,11 +14,11 @@
 #include "log.h"
 #include "unit.h"
 
-#define RLO "\xe2\x80\xae"  /* U+202E RIGHT-TO-LEFT OVERRIDE */
-#define LRI "\xe2\x81\xa6"  /* U+2066 LEFT-TO-RIGHT ISOLATE */
+#define RLO  "\xe2\x80\xae" /* U+202E RIGHT-TO-LEFT OVERRIDE */
+#define LRI  "\xe2\x81\xa6" /* U+2066 LEFT-TO-RIGHT ISOLATE */
 #define LSEP "\xe2\x80\xa8" /* U+2028 LINE SEPARATOR */
 #define PSEP "\xe2\x80\xa9" /* U+2029 PARAGRAPH SEPARATOR */
-#define NEL "\xc2\x85"      /* U+0085 NEXT LINE */
+#define NEL  "\xc2\x85"	    /* U+0085 NEXT LINE */
 
 /* Runs log_write(level, "test", "%s", text) with stderr captured; returns what was written (malloc'd). */
 static char *logged(const char *text)
@@ -43,7 +43,7 @@ static char *logged(const char *text)
 
 static void expect_clean(const char *line)
 {
-	static const char *const raw[] = {"\x1b", "\r", RLO, LRI, LSEP, PSEP, NEL, "\x07"};
+	static const char *const raw[] = { "\x1b", "\r", RLO, LRI, LSEP, PSEP, NEL, "\x07" };
 
 	/* Exactly one newline, at the end: the event cannot start a forged line. */
 	CU_ASSERT_PTR_NOT_NULL(strchr(line, '\n'));
@@ -60,7 +60,8 @@ static void test_text_line_escapes_control_and_bidi(void)
 	char *line;
 
 	log_set_json(false);
-	line = logged("INV-1" RLO "gnp.exe\x1b[2J\x1b]0;title\x07" LSEP "x" PSEP NEL "\n2026-01-01T00:00:00Z error forged");
+	line = logged("INV-1" RLO "gnp.exe\x1b[2J\x1b]0;title\x07" LSEP "x" PSEP NEL
+		      "\n2026-01-01T00:00:00Z error forged");
 	expect_clean(line);
 	CU_ASSERT_PTR_NOT_NULL(strstr(line, "INV-1\\u202egnp.exe\\x1b[2J"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(line, "\\u2028x\\u2029"));
@@ -99,7 +100,8 @@ static void test_invalid_utf8_is_escaped(void)
 	char *line;
 
 	log_set_json(false);
-	line = logged("\xff\xfe" "ok\xc3");
+	line = logged("\xff\xfe"
+		      "ok\xc3");
 	CU_ASSERT_PTR_NOT_NULL(strstr(line, "device said \\xff\\xfeok\\xc3\n"));
 	free(line);
 }

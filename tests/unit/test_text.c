@@ -251,7 +251,8 @@ static void test_sanitize_keeps_backslashes(void)
 {
 	char out[64];
 
-	CU_ASSERT_STRING_EQUAL(text_sanitize(out, sizeof(out), "a\\x1b\x1b\xe2\x80\xae", 9), "a\\x1b\\x1b\\u202e");
+	CU_ASSERT_STRING_EQUAL(text_sanitize(out, sizeof(out), "a\\x1b\x1b\xe2\x80\xae", 9),
+			       "a\\x1b\\x1b\\u202e");
 	CU_ASSERT_STRING_EQUAL(text_sanitize(out, sizeof(out), "plain caf\xc3\xa9", 11), "plain caf\xc3\xa9");
 }
 
@@ -259,7 +260,8 @@ static void test_is_unsafe(void)
 {
 	CU_ASSERT_FALSE(text_is_unsafe("", 0));
 	CU_ASSERT_FALSE(text_is_unsafe("Acme Solar GmbH", 15));
-	CU_ASSERT_FALSE(text_is_unsafe("caf\xc3\xa9 \xe2\x82\xac \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d", 18)); /* Hebrew is fine */
+	CU_ASSERT_FALSE(text_is_unsafe("caf\xc3\xa9 \xe2\x82\xac \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d",
+				       18)); /* Hebrew is fine */
 	CU_ASSERT_FALSE(text_is_unsafe("back\\slash", 10));
 	CU_ASSERT_TRUE(text_is_unsafe("\x1b[31mred", 8));
 	CU_ASSERT_TRUE(text_is_unsafe("tab\there", 8));
