@@ -87,7 +87,7 @@ if phase secrets; then
 		it_untrack_pid "$pid"
 	done
 
-	# Not dumpable: /proc/PID of a non-dumpable process belongs to root, whoever runs it (needs root to see).
+	# Not dumpable: the files of /proc/PID of a non-dumpable process belong to root, whoever runs it (needs root to see).
 	if ((EUID == 0)); then
 		rm -f "$IT_DIR/hang.accepted"
 		setpriv --reuid=nobody --regid=nogroup --clear-groups "$MQTT2PG_BIN" \
@@ -96,8 +96,8 @@ if phase secrets; then
 		pid=$!
 		it_track_pid "$pid"
 		wait_until 30 test -e "$IT_DIR/hang.accepted" || fail "mqtt2pg as nobody never connected ($(cat "$IT_DIR/nobody.err"))"
-		check "process is not dumpable (/proc/PID owned by uid $(stat -c %u "/proc/$pid"), runs as nobody)" \
-			test "$(stat -c %u "/proc/$pid")" == 0
+		check "process is not dumpable (/proc/PID/environ owned by uid $(stat -c %u "/proc/$pid/environ"), runs as nobody)" \
+			test "$(stat -c %u "/proc/$pid/environ")" == 0
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 		it_untrack_pid "$pid"
