@@ -1029,27 +1029,33 @@ out:
 	return cfg;
 }
 
+/* Frees a string that may hold a secret, wiping it first: a freed block may be handed out again. */
+static void free_secret(char *secret)
+{
+	if (secret)
+		explicit_bzero(secret, strlen(secret));
+	free(secret);
+}
+
 void config_free(struct config *cfg)
 {
 	if (!cfg)
 		return;
 	free(cfg->path);
 	free(cfg->http_listen);
-	if (cfg->http_metrics_token)
-		explicit_bzero(cfg->http_metrics_token, strlen(cfg->http_metrics_token));
-	free(cfg->http_metrics_token);
+	free_secret(cfg->http_metrics_token);
 	free(cfg->spool.directory);
 	free(cfg->mqtt.uri);
 	free(cfg->mqtt.client_id);
 	free(cfg->mqtt.username);
-	free(cfg->mqtt.password);
+	free_secret(cfg->mqtt.password);
 	free(cfg->mqtt.shared_group);
 	free(cfg->mqtt.ca_file);
 	free(cfg->mqtt.cert_file);
 	free(cfg->mqtt.key_file);
 	free(cfg->database.conninfo);
-	free(cfg->database.password);
-	free(cfg->database.admin_conninfo);
+	free_secret(cfg->database.password);
+	free_secret(cfg->database.admin_conninfo);
 	for (size_t i = 0; i < cfg->route_count; i++)
 		route_clear(&cfg->routes[i]);
 	free(cfg->routes);
