@@ -88,8 +88,12 @@ struct config {
 	struct config_validation validation;
 	struct config_aggregates aggregates;
 	struct config_spool spool;
-	char *http_listen; /* address of /healthz, /readyz, /metrics */
+	char *http_listen; /* address of /healthz, /readyz, /metrics; default 127.0.0.1 */
 	int http_port;     /* 0 = no HTTP listener */
+	int http_max_connections; /* open connections in all; beyond, the oldest unfinished one goes */
+	int http_max_connections_per_client; /* ... and per client address */
+	int http_timeout;		     /* seconds a request may take to arrive, headers and all */
+	char *http_metrics_token; /* from http.metrics_token_file; NULL: /metrics is open. Never logged */
 	struct route *routes; /* owned array */
 	size_t route_count;
 	int registry_refresh_interval; /* seconds; the fallback poll behind LISTEN/NOTIFY */
@@ -107,6 +111,23 @@ struct config {
 struct config *config_load(const char *path, char *errors, size_t errlen);
 
 void config_free(struct config *cfg);
+
+/*
+ * Reads a secret (a password, a token, a connection string) from path: its first line, without the line end,
+ * into *out (owned by the caller; free it, ideally after explicit_bzero). Every secret file mqtt2pg reads goes
+ * through here. Refuses, as ssh does, a file that is not a regular file, that belongs to someone other than
+ * the effective user or root, or that others may read: mode 0600 or stricter, 0640 when root owns it.
+ * Returns 0, or a negative errno with a sentence for the operator in err (naming the file and the fix).
+ */
+int config_read_secret(const char *path, char **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/*
+ * Overwrites, in place, the password held by a libpq connection string (key=value "password=..." or a
+ * postgresql:// URI's "user:password@" or "?password=") with '*'s, keeping everything else; for argv, whose
+ * bytes other users read in /proc/PID/cmdline. Returns true when there was a password.
+ */
+bool config_conninfo_hide_password(char *conninfo);
 
 const char *config_unknown_point_policy_name(enum unknown_point_policy policy);
 

@@ -6,6 +6,13 @@
  *
  * The server only reads: struct health (atomics the bridge's main thread updates every tick) and struct
  * stats (counters every stage updates). It never calls into the pipeline.
+ *
+ * It is reachable by whoever reaches its address, so it defends itself: loopback unless configured, a
+ * deadline for each request to arrive (http.timeout, however slowly its bytes trickle), at most
+ * http.max_connections open connections and http.max_connections_per_client per client address, where a
+ * new connection beyond a limit closes the oldest one that has not sent a whole request yet (slowloris
+ * clients, idle keep-alives) rather than being refused, so that a health probe always gets through; and,
+ * with http.metrics_token_file, /metrics only for "Authorization: Bearer <token>".
  */
 #ifndef MQTT2PG_HTTP_H
 #define MQTT2PG_HTTP_H
@@ -29,11 +36,14 @@ struct health {
 
 struct http_server;
 
+struct config;
+
 /*
- * Listens on listen_address:port (borrowed strings). health and stats are borrowed for the server's
- * lifetime. Returns NULL after logging if the port cannot be bound.
+ * Listens on cfg's http.listen:http.port with its connection limits, request timeout and /metrics token (all
+ * copied: cfg may be freed afterwards). health and stats are borrowed for the server's lifetime. Returns NULL
+ * after logging if the port cannot be bound.
  */
-struct http_server *http_start(const char *listen_address, int port, struct health *health, struct stats *stats);
+struct http_server *http_start(const struct config *cfg, struct health *health, struct stats *stats);
 
 /* Stops serving and frees the server. NULL is a no-op. */
 void http_stop(struct http_server *server);

@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * admin: registry commands. Each parses its arguments, runs one parameterised statement (or one
- * transaction), and prints the result. Input is checked by the database's constraints, whose message is
- * shown as is: they are the single source of truth for what a slug, serial or point name may be.
+ * transaction), and prints the result. The database's constraints stay the single source of truth for what
+ * a slug, serial or point name may be; their refusals are translated into sentences an operator can act on
+ * ("tenant slug 'Bad Slug' is not valid: ..." rather than a constraint's name).
+ *
+ * What no constraint can judge is checked here: free text (a tenant's name, a model, a unit) must not carry
+ * control characters or bidirectional overrides, which would rewrite an operator's terminal when listed, and
+ * limits must be finite numbers (PostgreSQL accepts 'NaN' and 'Infinity' for double precision). Everything
+ * printed is escaped anyway (text_escape), for rows that were written by other means.
  */
 #include "admin.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,56 +23,129 @@
 
 #include "aggregate.h"
 #include "db.h"
+#include "text.h"
 #include "timeparse.h"
 
 #define MAX_POINTS_ON_ADD 256
 
-/* Runs a parameterised statement; prints the error and returns NULL if it fails. */
-/*
- * The sentence for a constraint the CLI's input can break (issue 15: a raw "violates check constraint" is not
- * something an operator can act on); NULL for any other error, which is printed as PostgreSQL says it.
- */
-static const char *constraint_sentence(const PGresult *res)
-{
-	static const struct {
-		const char *constraint, *sentence;
-	} known[] = {
-		{ "devices_serial_check",
-		  "a serial is 1-64 characters of A-Z a-z 0-9 _ . : - starting with a letter or digit; a device known by "
-		  "another name (spaces, non-ASCII, a site-local id) keeps a serial and gets that name as an alias: "
-		  "mqtt2pg device alias add NAME SERIAL --tenant SLUG" },
-		{ "devices_serial_key", "a device with this serial is already registered" },
-		{ "device_aliases_pkey", "this alias already names a device of the tenant (in this scope)" },
-		{ "device_aliases_alias_check",
-		  "an alias is 1-256 bytes of UTF-8 text without control characters, '/', '+' or '#' (one topic level)" },
-		{ "device_aliases_scope_check", "a scope is at most 64 characters" },
-		{ "points_name_check", "a point name is 1-64 characters of A-Z a-z 0-9 _ . : / -" },
-		{ "tenants_slug_check",
-		  "a tenant slug is 1-63 characters of a-z 0-9 _ - starting with a letter or digit" },
-	};
-	const char *name = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+/* What a statement writes, for turning the database's refusals into sentences. Any member may be NULL. */
+struct subject {
+	const char *slug, *serial, *point;
+};
 
-	for (size_t i = 0; name && i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(name, known[i].constraint) == 0)
-			return known[i].sentence;
-	return NULL;
+/* A sentence for a refusal of a registry constraint (sql/001_registry.sql), or NULL to show the database's. */
+static const char *explain(const PGresult *res, const struct subject *what, char *buf, size_t cap)
+{
+	const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+	const char *slug = what && what->slug ? what->slug : "",
+		   *serial = what && what->serial ? what->serial : "";
+	const char *point = what && what->point ? what->point : "";
+
+	if (!constraint)
+		return NULL;
+	if (strcmp(constraint, "tenants_slug_check") == 0)
+		snprintf(buf, cap,
+			 "tenant slug '%s' is not valid: use 1 to 63 lower-case letters, digits, '_' or '-', "
+			 "starting with a letter or digit",
+			 slug);
+	else if (strcmp(constraint, "tenants_slug_key") == 0)
+		snprintf(buf, cap, "tenant '%s' already exists", slug);
+	else if (strcmp(constraint, "devices_serial_check") == 0)
+		snprintf(
+			buf, cap,
+			"device serial '%s' is not valid: use 1 to 64 letters, digits, '_', '.', ':' or '-', "
+			"starting with a letter or digit; a device known by another name (spaces, non-ASCII, a "
+			"site-local id) keeps a serial and gets that name as an alias: "
+			"mqtt2pg device alias add NAME SERIAL --tenant SLUG",
+			serial);
+	else if (strcmp(constraint, "devices_serial_key") == 0)
+		snprintf(buf, cap, "device '%s' already exists", serial);
+	else if (strcmp(constraint, "points_name_check") == 0)
+		snprintf(
+			buf, cap,
+			"point name '%s' is not valid: use 1 to 64 letters, digits, '_', '.', ':', '/' or '-'",
+			point);
+	else if (strcmp(constraint, "points_device_id_name_key") == 0)
+		snprintf(buf, cap, "device '%s' already has a point '%s'", serial, point);
+	else if (strcmp(constraint, "points_check") == 0)
+		snprintf(buf, cap, "point '%s': the min limit must not be above the max limit", point);
+	else if (strcmp(constraint, "points_kind_check") == 0)
+		snprintf(buf, cap, "point '%s': kind must be gauge or counter", point);
+	else if (strcmp(constraint, "device_aliases_pkey") == 0)
+		snprintf(buf, cap, "this alias already names a device of the tenant (in this scope)");
+	else if (strcmp(constraint, "device_aliases_alias_check") == 0)
+		snprintf(buf, cap,
+			 "an alias is 1-256 bytes of UTF-8 text without control characters, '/', '+' or '#' "
+			 "(one topic level)");
+	else if (strcmp(constraint, "device_aliases_scope_check") == 0)
+		snprintf(buf, cap, "a scope is at most 64 characters");
+	else
+		return NULL;
+	return buf;
 }
 
-static PGresult *run(PGconn *conn, const char *sql, int nparams, const char *const *params)
+/* Runs a parameterised statement; prints the error (a sentence about what when it is a known constraint's)
+ * and returns NULL if it fails. */
+static PGresult *run_about(PGconn *conn, const char *sql, int nparams, const char *const *params,
+			   const struct subject *what)
 {
 	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-	char err[1024];
+	char err[1024], sentence[512], safe[1100];
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *sentence = constraint_sentence(res);
-		if (sentence)
-			fprintf(stderr, "mqtt2pg: %s\n", sentence);
-		else
-			fprintf(stderr, "mqtt2pg: %s\n", db_error_line(conn, res, err, sizeof(err)));
+		const char *text = explain(res, what, sentence, sizeof(sentence));
+		if (!text)
+			text = db_error_line(conn, res, err, sizeof(err));
+		fprintf(stderr, "mqtt2pg: %s\n", text_escape(safe, sizeof(safe), text, strlen(text)));
 		PQclear(res);
 		return NULL;
 	}
 	return res;
+}
+
+static PGresult *run(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	return run_about(conn, sql, nparams, params, NULL);
+}
+
+/*
+ * Refuses text that would rewrite a terminal or a log line when shown: control characters (ESC sequences,
+ * newlines), bidirectional overrides and isolates, line separators, invalid UTF-8. what names the option.
+ */
+static bool text_acceptable(const char *what, const char *text)
+{
+	char safe[512];
+
+	if (!text || !text_is_unsafe(text, strlen(text)))
+		return true;
+	fprintf(stderr,
+		"mqtt2pg: %s '%s' contains a control or bidirectional character (shown escaped); such characters "
+		"would rewrite an operator's terminal when listed: refused\n",
+		what, text_escape(safe, sizeof(safe), text, strlen(text)));
+	return false;
+}
+
+/* A limit: NULL or empty for none, else a finite number (strtod's syntax, but not nan or inf). */
+static bool limit_acceptable(const char *what, const char *text)
+{
+	char safe[128], *end;
+	double v;
+
+	if (!text || !*text)
+		return true;
+	errno = 0;
+	v = strtod(text, &end);
+	if (end != text && *end == '\0' && errno == 0 && isfinite(v))
+		return true;
+	fprintf(stderr, "mqtt2pg: %s must be a finite number, got '%s'\n", what,
+		text_escape(safe, sizeof(safe), text, strlen(text)));
+	return false;
+}
+
+/* The value of a cell, escaped: rows may have been written by anyone with the owner's rights. */
+static const char *cell(const PGresult *res, int r, int c, char *buf, size_t cap)
+{
+	return text_escape(buf, cap, PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c));
 }
 
 /* Prints a result as an aligned table with a header. */
@@ -72,18 +153,20 @@ static void print_table(const PGresult *res)
 {
 	int rows = PQntuples(res), cols = PQnfields(res);
 	int width[32] = {0};
+	char buf[1024];
 
 	for (int c = 0; c < cols && c < 32; c++) {
 		width[c] = (int)strlen(PQfname(res, c));
 		for (int r = 0; r < rows; r++)
-			if (PQgetlength(res, r, c) > width[c])
-				width[c] = PQgetlength(res, r, c);
+			if ((int)strlen(cell(res, r, c, buf, sizeof(buf))) > width[c])
+				width[c] = (int)strlen(buf);
 	}
 	for (int c = 0; c < cols && c < 32; c++)
 		printf("%-*s%s", width[c], PQfname(res, c), c + 1 < cols ? "  " : "\n");
 	for (int r = 0; r < rows; r++)
 		for (int c = 0; c < cols && c < 32; c++)
-			printf("%-*s%s", width[c], PQgetvalue(res, r, c), c + 1 < cols ? "  " : "\n");
+			printf("%-*s%s", width[c], cell(res, r, c, buf, sizeof(buf)),
+			       c + 1 < cols ? "  " : "\n");
 }
 
 static PGconn *connect_admin(const char *conninfo)
@@ -318,14 +401,19 @@ int admin_tenant(const char *conninfo, int argc, char **argv)
 	if (strcmp(verb, "add") == 0) {
 		const char *slug = positional(argc, argv, 0), *name = option(argc, argv, "--name");
 		const char *params[2] = {slug, name ? name : ""};
+		const struct subject what = { .slug = slug };
 		if (!slug)
 			return usage("tenant add SLUG [--name NAME]");
+		if (!text_acceptable("tenant slug", slug) || !text_acceptable("tenant --name", name))
+			return 2;
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
-		return finish(conn,
-			      run(conn, "INSERT INTO tenants (slug, name) VALUES ($1, $2) RETURNING id, slug, name", 2,
-				  params),
-			      true);
+		return finish(
+			conn,
+			run_about(conn,
+				  "INSERT INTO tenants (slug, name) VALUES ($1, $2) RETURNING id, slug, name",
+				  2, params, &what),
+			true);
 	}
 	if (strcmp(verb, "list") == 0) {
 		if (!(conn = connect_admin(conninfo)))
@@ -349,9 +437,13 @@ int admin_tenant(const char *conninfo, int argc, char **argv)
 		"tenant revoke-reader SLUG --role ROLE | tenant readers [SLUG]");
 }
 
-/* Parses "name[:unit[:min:max[:kind]]]" into params (name, unit, min or NULL, max or NULL, kind); edits spec
- * in place. */
-static void split_point_spec(char *spec, const char *params[5])
+/* One point of `device add --point`: pointers into the (edited) argument; min/max NULL when absent. */
+struct point_spec {
+	const char *name, *unit, *min, *max, *kind;
+};
+
+/* The old form "name[:unit[:min:max[:kind]]]", kept for existing scripts; a name cannot hold ':' in it. */
+static void split_colon_spec(char *spec, struct point_spec *p)
 {
 	char *fields[5] = {spec, NULL, NULL, NULL, NULL};
 
@@ -362,11 +454,107 @@ static void split_point_spec(char *spec, const char *params[5])
 			fields[i] = colon + 1;
 		}
 	}
-	params[0] = fields[0];
-	params[1] = fields[1] ? fields[1] : "";
-	params[2] = fields[2] && *fields[2] ? fields[2] : NULL;
-	params[3] = fields[3] && *fields[3] ? fields[3] : NULL;
-	params[4] = fields[4] && *fields[4] ? fields[4] : "gauge";
+	p->name = fields[0];
+	p->unit = fields[1] ? fields[1] : "";
+	p->min = fields[2] && *fields[2] ? fields[2] : NULL;
+	p->max = fields[3] && *fields[3] ? fields[3] : NULL;
+	p->kind = fields[4] && *fields[4] ? fields[4] : "gauge";
+}
+
+/* Cuts the next field of a key=value spec at the first ',' not escaped by '\', removing the escapes in
+ * place; returns the start of the following field or NULL at the end. */
+static char *next_field(char *field)
+{
+	char *in = field, *out = field;
+
+	for (; *in && *in != ','; in++) {
+		if (*in == '\\' && in[1])
+			in++;
+		*out++ = *in;
+	}
+	bool more = *in == ',';
+	*out = '\0';
+	return more ? in + 1 : NULL;
+}
+
+/*
+ * "name=switch:0/apower,unit=W,min=0,max=3500,kind=gauge": keys in any order, name required, a ',' or '\'
+ * inside a value written "\," or "\\". Unambiguous where the old form is not (point names may hold ':').
+ * Prints why and returns false on an unknown, repeated or empty-named key.
+ */
+static bool split_keyed_spec(char *spec, struct point_spec *p)
+{
+	static const char *const keys[] = { "name", "unit", "min", "max", "kind" };
+	const char **slots[] = { &p->name, &p->unit, &p->min, &p->max, &p->kind };
+	bool seen[5] = { false };
+
+	for (char *field = spec, *next; field; field = next) {
+		next = next_field(field);
+		char *eq = strchr(field, '=');
+		size_t k = 0;
+		if (!eq) {
+			fprintf(stderr,
+				"mqtt2pg: --point: '%s' is not key=value (keys: name, unit, min, max, kind)\n",
+				field);
+			return false;
+		}
+		*eq = '\0';
+		while (k < 5 && strcmp(field, keys[k]) != 0)
+			k++;
+		if (k == 5 || seen[k]) {
+			fprintf(stderr,
+				"mqtt2pg: --point: %s key '%s' (keys: name, unit, min, max, kind, once each)\n",
+				k == 5 ? "unknown" : "repeated", field);
+			return false;
+		}
+		seen[k] = true;
+		*slots[k] = eq + 1;
+	}
+	if (!p->name || !*p->name) {
+		fprintf(stderr, "mqtt2pg: --point: name=... is required\n");
+		return false;
+	}
+	return true;
+}
+
+/* Parses and checks one --point argument (edited in place) before anything is written. */
+static bool parse_point_spec(char *spec, struct point_spec *p)
+{
+	*p = (struct point_spec){ .unit = "", .kind = "gauge" };
+	if (strchr(spec, '=')) {
+		if (!split_keyed_spec(spec, p))
+			return false;
+		if (p->min && !*p->min)
+			p->min = NULL;
+		if (p->max && !*p->max)
+			p->max = NULL;
+		if (!*p->kind)
+			p->kind = "gauge";
+	} else {
+		split_colon_spec(spec, p);
+	}
+	return text_acceptable("point name", p->name) && text_acceptable("point unit", p->unit) &&
+	       limit_acceptable("point min", p->min) && limit_acceptable("point max", p->max);
+}
+
+/* Inserts device_id's points, inside the caller's transaction. */
+static bool insert_points(PGconn *conn, const char *device_id, const char *serial,
+			  const struct point_spec *points, int count)
+{
+	for (int i = 0; i < count; i++) {
+		const char *p[6] = { device_id,	    points[i].name, points[i].unit,
+				     points[i].min, points[i].max,  points[i].kind };
+		const struct subject what = { .serial = serial, .point = points[i].name };
+		PGresult *res =
+			run_about(conn,
+				  "INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
+				  "VALUES ($1, $2, $3, $4, $5, $6)",
+				  6, p, &what);
+		if (!res)
+			return false;
+		PQclear(res);
+	}
+	return true;
 }
 
 static int device_add(const char *conninfo, int argc, char **argv)
@@ -374,20 +562,41 @@ static int device_add(const char *conninfo, int argc, char **argv)
 	const char *serial = positional(argc, argv, 0), *tenant = option(argc, argv, "--tenant");
 	const char *model = option(argc, argv, "--model");
 	const char *params[3] = {serial, tenant, model ? model : ""};
+	const struct subject what = { .slug = tenant, .serial = serial };
+	struct point_spec points[MAX_POINTS_ON_ADD];
+	int count = 0;
 	PGconn *conn;
 	PGresult *res;
 
 	if (!serial || !tenant)
-		return usage("device add SERIAL --tenant SLUG [--model MODEL] [--point NAME[:UNIT[:MIN:MAX[:KIND]]]]...");
+		return usage("device add SERIAL --tenant SLUG [--model MODEL] "
+			     "[--point name=N[,unit=U][,min=X][,max=Y][,kind=gauge|counter]]...");
+	if (!text_acceptable("device serial", serial) || !text_acceptable("--tenant", tenant) ||
+	    !text_acceptable("device --model", model))
+		return 2;
+	for (int i = 1; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "--point") != 0)
+			continue;
+		if (count == MAX_POINTS_ON_ADD) {
+			fprintf(stderr,
+				"mqtt2pg: at most %d --point per device add; add more with point add\n",
+				MAX_POINTS_ON_ADD);
+			return 2;
+		}
+		if (!parse_point_spec(argv[++i], &points[count++]))
+			return 2;
+	}
 	if (!(conn = connect_admin(conninfo)))
 		return 1;
+	/* One transaction: a refused point leaves no half-made device (the connection closes without COMMIT). */
 	if (!(res = run(conn, "BEGIN", 0, NULL)))
 		return finish(conn, NULL, false);
 	PQclear(res);
-	res = run(conn,
-		  "INSERT INTO devices (tenant_id, serial, model) SELECT id, $1, $3 FROM tenants WHERE slug = $2 "
-		  "RETURNING id",
-		  3, params);
+	res = run_about(
+		conn,
+		"INSERT INTO devices (tenant_id, serial, model) SELECT id, $1, $3 FROM tenants WHERE slug = $2 "
+		"RETURNING id",
+		3, params, &what);
 	if (res && PQntuples(res) == 0) {
 		fprintf(stderr, "mqtt2pg: no tenant '%s'\n", tenant);
 		PQclear(res);
@@ -398,19 +607,8 @@ static int device_add(const char *conninfo, int argc, char **argv)
 	char device_id[16];
 	snprintf(device_id, sizeof(device_id), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
-	for (int i = 1; i + 1 < argc; i++) {
-		if (strcmp(argv[i], "--point") != 0)
-			continue;
-		const char *p[6] = {device_id};
-		split_point_spec(argv[i + 1], p + 1);
-		res = run(conn,
-			  "INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
-			  "VALUES ($1, $2, $3, $4, $5, $6)",
-			  6, p);
-		if (!res)
-			return finish(conn, NULL, false);
-		PQclear(res);
-	}
+	if (!insert_points(conn, device_id, serial, points, count))
+		return finish(conn, NULL, false);
 	if (!(res = run(conn, "COMMIT", 0, NULL)))
 		return finish(conn, NULL, false);
 	PQclear(res);
@@ -511,6 +709,8 @@ int admin_device(const char *conninfo, int argc, char **argv)
 		PGresult *res;
 		if (!serial)
 			return usage("device disable|enable SERIAL");
+		if (!text_acceptable("device serial", serial))
+			return 2;
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
 		res = run(conn, "UPDATE devices SET enabled = $2::boolean WHERE serial = $1 RETURNING id, serial, enabled",
@@ -535,16 +735,21 @@ int admin_point(const char *conninfo, int argc, char **argv)
 		const char *unit = option(argc, argv, "--unit"), *kind = option(argc, argv, "--kind");
 		const char *params[6] = {serial, name, unit ? unit : "", option(argc, argv, "--min"),
 					 option(argc, argv, "--max"), kind ? kind : "gauge"};
+		const struct subject what = { .serial = serial, .point = name };
 		PGresult *res;
 		if (!serial || !name)
 			return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter]");
+		if (!text_acceptable("device serial", serial) || !text_acceptable("point name", name) ||
+		    !text_acceptable("point --unit", unit) || !limit_acceptable("--min", params[3]) ||
+		    !limit_acceptable("--max", params[4]))
+			return 2;
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
-		res = run(conn,
-			  "INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
-			  "SELECT id, $2, $3, $4, $5, $6 FROM devices WHERE serial = $1 "
-			  "RETURNING id, name, unit, min_value, max_value, kind",
-			  6, params);
+		res = run_about(conn,
+				"INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
+				"SELECT id, $2, $3, $4, $5, $6 FROM devices WHERE serial = $1 "
+				"RETURNING id, name, unit, min_value, max_value, kind",
+				6, params, &what);
 		if (res && PQntuples(res) == 0) {
 			fprintf(stderr, "mqtt2pg: no device '%s'\n", serial);
 			PQclear(res);

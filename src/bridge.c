@@ -208,7 +208,13 @@ static int count_restart_keys(const struct config *old, const struct config *new
 					       differ(old->spool.directory, new->spool.directory) ||
 					       old->spool.max_bytes != new->spool.max_bytes ||
 					       old->spool.fsync_interval_ms != new->spool.fsync_interval_ms);
-	n += restart_required("http", differ(old->http_listen, new->http_listen) || old->http_port != new->http_port);
+	n += restart_required("http", differ(old->http_listen, new->http_listen) ||
+					      old->http_port != new->http_port ||
+					      old->http_max_connections != new->http_max_connections ||
+					      old->http_max_connections_per_client !=
+						      new->http_max_connections_per_client ||
+					      old->http_timeout != new->http_timeout ||
+					      differ(old->http_metrics_token, new->http_metrics_token));
 	n += restart_required("aggregates", memcmp(&old->aggregates, &new->aggregates, sizeof(old->aggregates)) != 0);
 	n += restart_required("validation rate limits", va->device_rate != vb->device_rate ||
 								va->device_burst != vb->device_burst ||
@@ -377,7 +383,7 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 	atomic_store(&b.health.loop_heartbeat_ms, clock_monotonic_ms());
 	atomic_store(&b.health.writers_total, cfg->database.writers);
 	if (cfg->http_port > 0) {
-		b.http = http_start(cfg->http_listen, cfg->http_port, &b.health, &b.stats);
+		b.http = http_start(cfg, &b.health, &b.stats);
 		if (!b.http)
 			die(MODULE, "cannot start the HTTP listener (http.port = %d)", cfg->http_port);
 	}

@@ -6,12 +6,15 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "decode.h"
@@ -159,22 +162,163 @@ static void read_bool(struct config_reader *rd, const config_setting_t *group, c
 	*dst = config_setting_get_bool(s);
 }
 
-/* Reads a secret from a file (first line, trailing newline stripped). */
+/*
+ * The rule ssh applies to its keys: a secret file belongs to us or to root and nobody else may read it. Group
+ * read is allowed when root owns the file, which is how Kubernetes mounts a Secret (root:fsGroup, mode 0440)
+ * and how a packager's root:mqtt2pg 0640 file looks; the group then is an explicit grant, not an accident.
+ */
+static int check_secret_file(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	mode_t others;
+
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "cannot read secret file '%s': %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "secret file '%s' is not a regular file", path);
+		return -EINVAL;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(
+			err, errlen,
+			"secret file '%s' belongs to uid %u: it must belong to the user mqtt2pg runs as (uid %u) or "
+			"to root",
+			path, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	others = st.st_uid == 0 ? (S_IWGRP | S_IXGRP | S_IRWXO) : (S_IRWXG | S_IRWXO);
+	if (st.st_mode & others) {
+		snprintf(
+			err, errlen,
+			"secret file '%s' has mode %04o: it must not be readable by other users (chmod 600 '%s'; "
+			"0640 is allowed when root owns it)",
+			path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int config_read_secret(const char *path, char **out, char *err, size_t errlen)
+{
+	char buf[4097];
+	ssize_t len;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
+
+	*out = NULL;
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read secret file '%s': %s", path, strerror(errno));
+		return -errno;
+	}
+	rc = check_secret_file(fd, path, err, errlen);
+	if (rc == 0) {
+		len = read(fd, buf, sizeof(buf));
+		if (len < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot read secret file '%s': %s", path, strerror(errno));
+		} else if ((size_t)len == sizeof(buf)) {
+			rc = -EFBIG;
+			snprintf(err, errlen, "secret file '%s' is longer than %zu bytes", path,
+				 sizeof(buf) - 1);
+		} else {
+			buf[len] = '\0';
+			buf[strcspn(buf, "\r\n")] = '\0';
+			*out = xstrdup(buf);
+		}
+		explicit_bzero(buf, sizeof(buf));
+	}
+	close(fd);
+	return rc;
+}
+
+static void blank(char *from, const char *to)
+{
+	for (; from < to; from++)
+		*from = '*';
+}
+
+/* "postgresql://user:password@host/db?password=...": the password of the user info and of the query. */
+static bool hide_uri_password(char *uri)
+{
+	char *rest = strstr(uri, "://") + 3;
+	char *end = rest + strcspn(rest, "/?");
+	char *at = memchr(rest, '@', (size_t)(end - rest)), *colon;
+	bool found = false;
+
+	if (at && (colon = memchr(rest, ':', (size_t)(at - rest))) != NULL) {
+		blank(colon + 1, at);
+		found = true;
+	}
+	for (char *p = strchr(end, '?'); p; p = strchr(p, '&')) {
+		p++;
+		if (strncmp(p, "password=", 9) == 0) {
+			blank(p + 9, p + 9 + strcspn(p + 9, "&"));
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* The end of a key=value conninfo value at v: quoted ('...' with backslash escapes) or up to a space. */
+static char *conninfo_value_end(char *v)
+{
+	if (*v == '\'') {
+		for (v++; *v && *v != '\''; v++)
+			if (*v == '\\' && v[1])
+				v++;
+		return *v ? v + 1 : v;
+	}
+	for (; *v && !isspace((unsigned char)*v); v++)
+		if (*v == '\\' && v[1])
+			v++;
+	return v;
+}
+
+bool config_conninfo_hide_password(char *conninfo)
+{
+	char *p = conninfo;
+	bool found = false;
+
+	if (strncmp(conninfo, "postgresql://", 13) == 0 || strncmp(conninfo, "postgres://", 11) == 0)
+		return hide_uri_password(conninfo);
+	while (*p) {
+		char *key, *value;
+		size_t key_len;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		key = p;
+		while (*p && *p != '=' && !isspace((unsigned char)*p))
+			p++;
+		key_len = (size_t)(p - key);
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p != '=')
+			break; /* not a conninfo libpq would accept either: leave it */
+		p++;
+		while (isspace((unsigned char)*p))
+			p++;
+		value = p;
+		p = conninfo_value_end(value);
+		if (key_len == 8 && strncmp(key, "password", 8) == 0) {
+			bool quoted = *value == '\'';
+			blank(value + quoted, p - (quoted && p > value + 1 && p[-1] == '\'' ? 1 : 0));
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* Reads a secret file named by a setting into *dst, or reports why it cannot. */
 static char *read_secret_file(struct config_reader *rd, const config_setting_t *at, const char *path)
 {
-	char buf[1024];
-	FILE *f = fopen(path, "r");
-	size_t len;
+	char err[512];
+	char *secret = NULL;
 
-	if (!f) {
-		reader_error(rd, at, "cannot read password file '%s': %s", path, strerror(errno));
-		return NULL;
-	}
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return xstrdup(buf);
+	if (config_read_secret(path, &secret, err, sizeof(err)) != 0)
+		reader_error(rd, at, "%s", err);
+	return secret;
 }
 
 static void read_password(struct config_reader *rd, const config_setting_t *group, const char *env_name,
@@ -238,8 +382,12 @@ static void set_defaults(struct config *cfg)
 	cfg->aggregates.interval = 30;
 	cfg->aggregates.raw_retention_days = 0;
 	cfg->aggregates.partitions_ahead_days = 3;
-	cfg->http_listen = xstrdup("0.0.0.0");
+	/* Loopback unless told otherwise: /metrics tells whoever reaches it about every tenant's traffic. */
+	cfg->http_listen = xstrdup("127.0.0.1");
 	cfg->http_port = 9108;
+	cfg->http_max_connections = 64;
+	cfg->http_max_connections_per_client = 8;
+	cfg->http_timeout = 10;
 	cfg->spool.durable = true;
 	cfg->spool.directory = xstrdup("/var/lib/mqtt2pg/spool");
 	cfg->spool.max_bytes = 1024LL * 1024 * 1024;
@@ -293,6 +441,20 @@ static void expand_client_id(struct config_reader *rd, const config_setting_t *g
 	*client_id = xstrdup(expanded);
 }
 
+/* The TLS private key is read by Paho, not by us, and is held to the same rule as the secrets we read. A key
+ * that cannot be opened is left to Paho, which says so at connect. */
+static void check_key_file(struct config_reader *rd, const config_setting_t *group, const char *path)
+{
+	char err[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return;
+	if (check_secret_file(fd, path, err, sizeof(err)) != 0)
+		reader_error(rd, config_setting_get_member(group, "key_file"), "mqtt.key_file: %s", err);
+	close(fd);
+}
+
 static void read_mqtt(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
 {
 	static const char *const known[] = {"uri", "client_id", "username", "password_file", "version", "qos",
@@ -318,6 +480,8 @@ static void read_mqtt(struct config_reader *rd, struct config *cfg, const config
 		read_string(rd, g, "ca_file", &m->ca_file);
 		read_string(rd, g, "cert_file", &m->cert_file);
 		read_string(rd, g, "key_file", &m->key_file);
+		if (m->key_file)
+			check_key_file(rd, g, m->key_file);
 		read_bool(rd, g, "tls_verify", &m->tls_verify);
 		if (m->reconnect_max < m->reconnect_min)
 			reader_error(rd, g, "mqtt.reconnect_max must be >= mqtt.reconnect_min");
@@ -847,6 +1011,30 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 	}
 }
 
+static void read_http(struct config_reader *rd, struct config *cfg, const config_setting_t *http,
+		      const char *const *known)
+{
+	char *token_file = NULL;
+
+	check_known_keys(rd, http, known);
+	read_string(rd, http, "listen", &cfg->http_listen);
+	read_int(rd, http, "port", &cfg->http_port, 0, 65535);
+	read_int(rd, http, "max_connections", &cfg->http_max_connections, 4, 10000);
+	read_int(rd, http, "max_connections_per_client", &cfg->http_max_connections_per_client, 1, 10000);
+	read_int(rd, http, "timeout", &cfg->http_timeout, 1, 3600);
+	read_string(rd, http, "metrics_token_file", &token_file);
+	if (!cfg->http_listen)
+		cfg->http_listen = xstrdup("127.0.0.1");
+	if (token_file) {
+		cfg->http_metrics_token = read_secret_file(
+			rd, config_setting_get_member(http, "metrics_token_file"), token_file);
+		if (cfg->http_metrics_token && !*cfg->http_metrics_token)
+			reader_error(rd, config_setting_get_member(http, "metrics_token_file"),
+				     "http.metrics_token_file '%s' is empty", token_file);
+		free(token_file);
+	}
+}
+
 static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)
 {
 	static const char *const known[] = {"mqtt", "database", "validation", "routes", "registry", "log",
@@ -854,7 +1042,13 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 	static const char *const spool_known[] = {"mode", "directory", "max_bytes", "segment_bytes",
 						  "fsync_interval_ms", NULL};
 	const config_setting_t *spool = config_setting_get_member(root, "spool");
-	static const char *const http_known[] = {"listen", "port", NULL};
+	static const char *const http_known[] = { "listen",
+						  "port",
+						  "max_connections",
+						  "max_connections_per_client",
+						  "timeout",
+						  "metrics_token_file",
+						  NULL };
 	const config_setting_t *http = config_setting_get_member(root, "http");
 	static const char *const aggregates_known[] = {"enabled", "interval", "raw_retention_days",
 						       "partitions_ahead_days", NULL};
@@ -910,13 +1104,8 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 				"being written is never deleted, so a smaller spool can fill up for good",
 				(long long)cfg->spool.max_bytes, (long long)cfg->spool.segment_bytes);
 	}
-	if (http) {
-		check_known_keys(rd, http, http_known);
-		read_string(rd, http, "listen", &cfg->http_listen);
-		read_int(rd, http, "port", &cfg->http_port, 0, 65535);
-		if (!cfg->http_listen)
-			cfg->http_listen = xstrdup("0.0.0.0");
-	}
+	if (http)
+		read_http(rd, cfg, http, http_known);
 	if (aggregates) {
 		check_known_keys(rd, aggregates, aggregates_known);
 		read_bool(rd, aggregates, "enabled", &cfg->aggregates.enabled);
@@ -978,25 +1167,34 @@ out:
 	return cfg;
 }
 
+/* Frees a string that may hold a secret, wiping it first: a freed block may be handed out again. */
+static void free_secret(char *secret)
+{
+	if (secret)
+		explicit_bzero(secret, strlen(secret));
+	free(secret);
+}
+
 void config_free(struct config *cfg)
 {
 	if (!cfg)
 		return;
 	free(cfg->path);
 	free(cfg->http_listen);
+	free_secret(cfg->http_metrics_token);
 	free(cfg->spool.directory);
 	free(cfg->mqtt.uri);
 	free(cfg->mqtt.client_id);
 	free(cfg->mqtt.username);
-	free(cfg->mqtt.password);
+	free_secret(cfg->mqtt.password);
 	free(cfg->mqtt.shared_group);
 	free(cfg->mqtt.ca_file);
 	free(cfg->mqtt.cert_file);
 	free(cfg->mqtt.key_file);
 	free(cfg->database.conninfo);
-	free(cfg->database.password);
+	free_secret(cfg->database.password);
 	free(cfg->database.password_file);
-	free(cfg->database.admin_conninfo);
+	free_secret(cfg->database.admin_conninfo);
 	for (size_t i = 0; i < cfg->route_count; i++)
 		route_clear(&cfg->routes[i]);
 	free(cfg->routes);

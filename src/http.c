@@ -1,30 +1,63 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * http: libmicrohttpd with its internal polling thread; each request is answered from atomics, so a
- * scrape never waits for the data path and the data path never waits for a scrape.
+ * http: libmicrohttpd driven by our own thread (MHD_run_wait in a loop); each request is answered from
+ * atomics, so a scrape never waits for the data path and the data path never waits for a scrape.
+ *
+ * Why our own loop rather than MHD's internal thread: MHD's timeout is an idle timeout (a client sending a
+ * byte every few seconds keeps its connection forever) and its connection limits refuse the newcomer, so 64
+ * slowloris connections made /healthz unreachable and the liveness probe would restart a healthy pod. Our
+ * loop tracks every connection (MHD_OPTION_NOTIFY_CONNECTION) and closes the ones that have not delivered a
+ * request within http.timeout, and the oldest unfinished one when a limit is exceeded. Every MHD callback
+ * and every close runs on this one thread, so the connection list needs no lock, and a connection's socket
+ * is still open while it is in the list (MHD notifies "closed" before it closes the socket): shutdown(2) on
+ * it is safe and makes MHD close it in its next pass.
  */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "clock.h"
+#include "config.h"
 #include "log.h"
 #include "xalloc.h"
 
 #define MODULE "http"
 #define LOOP_STALL_MS 10000
 #define METRICS_CAP 65536
+#define POLL_MS		200 /* the loop's longest wait: deadlines and stop are checked at least this often */
+#define EVICTION_LOG_MS 10000 /* evictions are logged in one summary line at most this often */
+
+/* One TCP connection, from MHD's "started" to its "closed" notification. */
+struct http_peer {
+	struct http_peer *prev, *next;
+	MHD_socket fd;
+	struct sockaddr_storage addr;
+	int64_t since_ms; /* when it was accepted, or when its last request was answered (keep-alive) */
+	bool busy;	  /* a whole request has arrived and is being answered */
+	bool closing;	  /* shut down by us; MHD will close it */
+};
 
 struct http_server {
 	struct MHD_Daemon *daemon;
 	struct health *health;
 	struct stats *stats;
+	pthread_t thread;
+	atomic_bool stopping;
+	char *listen_address;
+	char *metrics_token; /* NULL: /metrics is open */
+	int max_connections, max_per_client;
+	int64_t timeout_ms;
+	struct http_peer *oldest, *newest; /* every open connection, in the order they became idle */
+	uint64_t logged_evictions;
+	int64_t logged_evictions_ms;
 };
 
 struct writer_buf {
@@ -181,6 +214,13 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	counter(&w, "spool_write_errors_total", "Spool writes that failed (disk errors).", STATS_GET(s, spool_write_errors));
 	counter(&w, "spool_torn_records_total", "Torn records dropped at recovery.", STATS_GET(s, spool_torn_records));
 	render_intake(&w, s);
+	counter(&w, "http_connections_evicted_total",
+		"HTTP connections closed to make room for a new one (http.max_connections, per client).",
+		STATS_GET(s, http_evicted));
+	counter(&w, "http_requests_timed_out_total",
+		"HTTP connections closed because no whole request arrived in "
+		"http.timeout.",
+		STATS_GET(s, http_timed_out));
 	gauge(&w, "draining", "1 while shutting down.", atomic_load(&health->draining) ? 1 : 0);
 	ready_gauges(&w, health);
 	return w.len;
@@ -282,6 +322,207 @@ static enum MHD_Result respond(struct MHD_Connection *connection, unsigned statu
 	return rc;
 }
 
+/* --- connection bookkeeping (all on the server's thread) ------------------------------------------------ */
+
+static bool same_client(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+	return true;
+}
+
+static void unlink_peer(struct http_server *server, struct http_peer *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		server->oldest = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		server->newest = p->prev;
+	p->prev = p->next = NULL;
+}
+
+/* Puts p at the young end (accepted, or idle again after answering a request). */
+static void append_peer(struct http_server *server, struct http_peer *p)
+{
+	p->prev = server->newest;
+	if (server->newest)
+		server->newest->next = p;
+	else
+		server->oldest = p;
+	server->newest = p;
+}
+
+/* Ends p's connection: MHD sees the shutdown in its next pass, closes the socket and notifies us. */
+static void close_peer(struct http_peer *p)
+{
+	p->closing = true;
+	shutdown(p->fd, SHUT_RDWR);
+}
+
+/* Open connections (not already closing), all or of one client. */
+static int count_peers(const struct http_server *server, const struct sockaddr_storage *client)
+{
+	int n = 0;
+
+	for (const struct http_peer *p = server->oldest; p; p = p->next)
+		n += !p->closing && (!client || same_client(&p->addr, client));
+	return n;
+}
+
+/* Closes the connection, of client or of anyone, that has waited longest without a request being answered.
+ * A connection in the middle of being answered is never chosen. */
+static void evict_oldest(struct http_server *server, const struct sockaddr_storage *client)
+{
+	for (struct http_peer *p = server->oldest; p; p = p->next) {
+		if (p->closing || p->busy || (client && !same_client(&p->addr, client)))
+			continue;
+		close_peer(p);
+		STATS_ADD(server->stats, http_evicted, 1);
+		return;
+	}
+}
+
+static struct http_peer *peer_of(struct MHD_Connection *connection)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info ? info->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *server = cls;
+	struct http_peer *p = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (p) {
+			unlink_peer(server, p);
+			free(p);
+			*socket_context = NULL;
+		}
+		return;
+	}
+	const union MHD_ConnectionInfo *fd =
+		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo *addr =
+		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!fd)
+		return; /* nothing to track it by; MHD's own limit and idle timeout still apply */
+	p = xcalloc(1, sizeof(*p));
+	p->fd = fd->connect_fd;
+	p->since_ms = clock_monotonic_ms();
+	if (addr && addr->client_addr)
+		memcpy(&p->addr, addr->client_addr,
+		       addr->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+								  sizeof(struct sockaddr_in));
+	append_peer(server, p);
+	*socket_context = p;
+	/* The newcomer is the youngest: it is closed itself only when every other one is being answered. */
+	if (count_peers(server, &p->addr) > server->max_per_client)
+		evict_oldest(server, &p->addr);
+	if (count_peers(server, NULL) > server->max_connections)
+		evict_oldest(server, NULL);
+}
+
+/* A request has been answered: its connection (keep-alive) is idle again, with a new deadline. */
+static void on_request_done(void *cls, struct MHD_Connection *connection, void **req_cls,
+			    enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *server = cls;
+	struct http_peer *p = peer_of(connection);
+
+	(void)req_cls;
+	(void)toe;
+	if (!p)
+		return;
+	p->busy = false;
+	p->since_ms = clock_monotonic_ms();
+	unlink_peer(server, p);
+	append_peer(server, p);
+}
+
+/* Closes connections whose request has not arrived within http.timeout; logs evictions now and then. */
+static void reap(struct http_server *server, int64_t now)
+{
+	uint64_t evicted;
+
+	for (struct http_peer *p = server->oldest; p && now - p->since_ms > server->timeout_ms; p = p->next) {
+		if (p->closing || p->busy)
+			continue;
+		close_peer(p);
+		STATS_ADD(server->stats, http_timed_out, 1);
+	}
+	evicted = STATS_GET(server->stats, http_evicted) + STATS_GET(server->stats, http_timed_out);
+	if (evicted != server->logged_evictions && now - server->logged_evictions_ms >= EVICTION_LOG_MS) {
+		log_warn(MODULE,
+			 "closed %llu connection(s) that sent no whole request in %lld s or held a slot a "
+			 "newer client needed (slow or stuck clients, or a slowloris attack); %llu in all",
+			 (unsigned long long)(evicted - server->logged_evictions),
+			 (long long)server->timeout_ms / 1000, (unsigned long long)evicted);
+		server->logged_evictions = evicted;
+		server->logged_evictions_ms = now;
+	}
+}
+
+static void *serve(void *arg)
+{
+	struct http_server *server = arg;
+
+	while (!atomic_load(&server->stopping)) {
+		MHD_run_wait(server->daemon, POLL_MS);
+		reap(server, clock_monotonic_ms());
+	}
+	return NULL;
+}
+
+/* --- requests ------------------------------------------------------------------------------------------ */
+
+/* Compares in time that depends only on the expected token's length, not on where a guess goes wrong. */
+static bool token_matches(const char *given, const char *want)
+{
+	size_t given_len = strlen(given), want_len = strlen(want);
+	volatile unsigned char diff = given_len != want_len;
+
+	for (size_t i = 0; i < want_len; i++)
+		diff |= (unsigned char)(want[i] ^ given[i < given_len ? i : 0]);
+	return diff == 0;
+}
+
+static bool metrics_allowed(const struct http_server *server, struct MHD_Connection *connection)
+{
+	const char *auth;
+
+	if (!server->metrics_token)
+		return true;
+	auth = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	return auth && strncmp(auth, "Bearer ", 7) == 0 && token_matches(auth + 7, server->metrics_token);
+}
+
+static enum MHD_Result unauthorized(struct MHD_Connection *connection)
+{
+	static const char body[] = "a bearer token is required for /metrics (http.metrics_token_file)\n";
+	struct MHD_Response *response =
+		MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result rc;
+
+	MHD_add_response_header(response, "Content-Type", "text/plain");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"mqtt2pg\"");
+	rc = MHD_queue_response(connection, MHD_HTTP_UNAUTHORIZED, response);
+	MHD_destroy_response(response);
+	return rc;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
 			      const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
@@ -292,6 +533,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
 	(void)upload_data;
 	(void)upload_data_size;
 	(void)req_cls;
+	struct http_peer *peer = peer_of(connection);
+	if (peer)
+		peer->busy = true; /* its whole request is here: not evicted or timed out while we answer */
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return respond(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n", 19, false);
 	if (strcmp(url, "/healthz") == 0) {
@@ -308,6 +552,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
 			       strlen(text), false);
 	}
 	if (strcmp(url, "/metrics") == 0) {
+		if (!metrics_allowed(server, connection))
+			return unauthorized(connection);
 		char *body = xmalloc(METRICS_CAP);
 		size_t len = http_render_metrics(server->health, server->stats, body, METRICS_CAP);
 		return respond(connection, MHD_HTTP_OK, "text/plain; version=0.0.4", body, len, true);
@@ -315,35 +561,66 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
 	return respond(connection, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n", 10, false);
 }
 
-struct http_server *http_start(const char *listen_address, int port, struct health *health, struct stats *stats)
+struct http_server *http_start(const struct config *cfg, struct health *health, struct stats *stats)
 {
 	struct http_server *server = xcalloc(1, sizeof(*server));
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->http_port) };
+	int rc;
 
-	if (inet_pton(AF_INET, listen_address, &addr.sin_addr) != 1) {
-		log_error(MODULE, "http.listen '%s' is not an IPv4 address", listen_address);
+	if (inet_pton(AF_INET, cfg->http_listen, &addr.sin_addr) != 1) {
+		log_error(MODULE, "http.listen '%s' is not an IPv4 address", cfg->http_listen);
 		free(server);
 		return NULL;
 	}
 	server->health = health;
 	server->stats = stats;
-	server->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
-					  NULL, handle, server, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-					  MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-					  MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+	server->listen_address = xstrdup(cfg->http_listen);
+	server->metrics_token = cfg->http_metrics_token ? xstrdup(cfg->http_metrics_token) : NULL;
+	server->max_connections = cfg->http_max_connections;
+	server->max_per_client = cfg->http_max_connections_per_client;
+	server->timeout_ms = (int64_t)cfg->http_timeout * 1000;
+	/* MHD's own limit only backs ours up: above it MHD refuses newcomers, which is what we avoid. It leaves
+	 * room for connections we shut down and MHD has not closed yet. */
+	server->daemon = MHD_start_daemon(
+		MHD_USE_AUTO | MHD_USE_ERROR_LOG, (uint16_t)cfg->http_port, NULL, NULL, handle, server,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &addr,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)(2 * cfg->http_max_connections + 16), MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+		server, MHD_OPTION_NOTIFY_COMPLETED, on_request_done, server, MHD_OPTION_END);
 	if (!server->daemon) {
-		log_error(MODULE, "cannot listen on %s:%d for /healthz, /readyz, /metrics", listen_address, port);
-		free(server);
-		return NULL;
+		log_error(MODULE, "cannot listen on %s:%d for /healthz, /readyz, /metrics", cfg->http_listen,
+			  cfg->http_port);
+		goto fail;
 	}
-	log_info(MODULE, "serving /healthz, /readyz and /metrics on %s:%d", listen_address, port);
+	rc = pthread_create(&server->thread, NULL, serve, server);
+	if (rc != 0) {
+		log_error(MODULE, "cannot start the HTTP thread: %s", strerror(rc));
+		MHD_stop_daemon(server->daemon);
+		goto fail;
+	}
+	log_info(MODULE,
+		 "serving /healthz, /readyz and /metrics%s on %s:%d (at most %d connections, %d per client, "
+		 "%d s per request)",
+		 server->metrics_token ? " (bearer token)" : "", cfg->http_listen, cfg->http_port,
+		 server->max_connections, server->max_per_client, cfg->http_timeout);
 	return server;
+fail:
+	free(server->listen_address);
+	free(server->metrics_token);
+	free(server);
+	return NULL;
 }
 
 void http_stop(struct http_server *server)
 {
 	if (!server)
 		return;
-	MHD_stop_daemon(server->daemon);
+	atomic_store(&server->stopping, true);
+	pthread_join(server->thread, NULL);
+	MHD_stop_daemon(server->daemon); /* notifies every connection still open: the list empties */
+	if (server->metrics_token)
+		explicit_bzero(server->metrics_token, strlen(server->metrics_token));
+	free(server->metrics_token);
+	free(server->listen_address);
 	free(server);
 }

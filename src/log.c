@@ -2,6 +2,10 @@
 /*
  * log: formats a line into a stack buffer and writes it with one write(2), so lines from different threads
  * never interleave. The level is the only state, an atomic that reload may change.
+ *
+ * Every message passes through text_sanitize() before it is written, whatever its arguments: a topic, a
+ * client id, a payload excerpt or a library's message cannot put a newline, a terminal escape sequence or a
+ * bidirectional override into the log, even where a caller forgot text_escape().
  */
 #include "log.h"
 
@@ -12,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "text.h"
 
 static atomic_int current_level = LOG_LEVEL_INFO;
 static atomic_bool json_lines = false;
@@ -62,7 +68,7 @@ bool log_enabled(enum log_level level)
 
 static void log_vwrite(enum log_level level, const char *module, const char *fmt, va_list ap)
 {
-	char line[2048], msg[1800], stamp[40];
+	char line[2048], raw[1800], msg[1800], stamp[40];
 	struct timespec ts;
 	struct tm tm;
 	size_t len;
@@ -72,11 +78,12 @@ static void log_vwrite(enum log_level level, const char *module, const char *fmt
 	gmtime_r(&ts.tv_sec, &tm);
 	len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(stamp + len, sizeof(stamp) - len, ".%03ldZ", ts.tv_nsec / 1000000);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
 	if (n < 0)
-		msg[0] = '\0';
-	else if ((size_t)n >= sizeof(msg))
-		memcpy(msg + sizeof(msg) - 4, "...", 4);
+		raw[0] = '\0';
+	else if ((size_t)n >= sizeof(raw))
+		memcpy(raw + sizeof(raw) - 4, "...", 4);
+	text_sanitize(msg, sizeof(msg), raw, strlen(raw));
 	if (atomic_load_explicit(&json_lines, memory_order_relaxed)) {
 		len = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"",
 				       stamp, level_names[level], module);
@@ -87,10 +94,6 @@ static void log_vwrite(enum log_level level, const char *module, const char *fmt
 		len = (size_t)snprintf(line, sizeof(line) - 1, "%s %-5s %s: %s", stamp, level_names[level], module, msg);
 		if (len >= sizeof(line) - 1)
 			len = sizeof(line) - 2;
-		/* A line is one event: a newline inside (from a library's message) must not start a forged one. */
-		for (size_t i = 0; i < len; i++)
-			if (line[i] == '\n' || line[i] == '\r')
-				line[i] = ' ';
 	}
 	line[len++] = '\n';
 	/* One write per line: the kernel keeps it whole against other threads' lines. */

@@ -3,9 +3,12 @@
  * main: command-line dispatch. `mqtt2pg [-c FILE] [--db CONNINFO] COMMAND ...`; `run` is the bridge, the
  * rest are operator commands that do their job and exit.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "acl.h"
@@ -18,13 +21,14 @@
 #include "migrate.h"
 #include "route.h"
 #include "tz.h"
+#include "xalloc.h"
 
 #define DEFAULT_CONFIG "/etc/mqtt2pg/mqtt2pg.conf"
 
 static void print_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mqtt2pg [-c FILE] [--db CONNINFO] COMMAND [ARGS]\n"
+		"usage: mqtt2pg [-c FILE] [--db CONNINFO | --db-file FILE] COMMAND [ARGS]\n"
 		"\n"
 		"  run                          run the bridge (MQTT -> PostgreSQL) until SIGTERM\n"
 		"  leave                        retire this replica (its client id and spool) from the shared\n"
@@ -38,7 +42,10 @@ static void print_usage(FILE *out)
 		"  tenant list\n"
 		"  tenant grant-reader SLUG --role R [--create] | tenant revoke-reader SLUG --role R\n"
 		"  tenant readers [SLUG]        the login roles that may read a tenant (dashboards)\n"
-		"  device add SERIAL --tenant SLUG [--model M] [--point NAME[:UNIT[:MIN:MAX[:KIND]]]]...\n"
+		"  device add SERIAL --tenant SLUG [--model M]\n"
+		"             [--point name=N[,unit=U][,min=X][,max=Y][,kind=gauge|counter]]...\n"
+		"                               (\\, for a comma in a value; the old NAME[:UNIT[:MIN:MAX[:KIND]]]\n"
+		"                               form still works for names without ':')\n"
 		"  device list [--tenant SLUG]\n"
 		"  device disable SERIAL | device enable SERIAL\n"
 		"  point add SERIAL NAME [--unit U] [--min X] [--max Y] [--kind gauge|counter]\n"
@@ -53,7 +60,9 @@ static void print_usage(FILE *out)
 		"\n"
 		"  -c FILE        configuration (default $MQTT2PG_CONFIG or " DEFAULT_CONFIG ")\n"
 		"  --db CONNINFO  owner/admin connection for migrate and the registry commands\n"
-		"                 (default $MQTT2PG_ADMIN_CONNINFO or database.admin_conninfo)\n");
+		"                 (default $MQTT2PG_ADMIN_CONNINFO or database.admin_conninfo); a password here\n"
+		"                 is visible to other users until mqtt2pg starts: prefer --db-file or ~/.pgpass\n"
+		"  --db-file FILE the same, read from FILE (mode 0600, or 0640 owned by root)\n");
 }
 
 /* The config file to read: -c, $MQTT2PG_CONFIG, or the default path if it exists (else built-in defaults). */
@@ -157,24 +166,56 @@ static int check_config(const char *path)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * Before anything reads a secret: no core dump (it would hold every password and token in memory), and not
+ * dumpable, so that another process of the same user cannot ptrace us or read /proc/PID/mem and environ.
+ */
+static void protect_process(void)
 {
-	const char *config_arg = NULL, *db_arg = NULL, *command;
+	const struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) != 0)
+		fprintf(stderr, "mqtt2pg: warning: cannot disable core dumps: %s\n", strerror(errno));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		fprintf(stderr, "mqtt2pg: warning: cannot make the process non-dumpable: %s\n",
+			strerror(errno));
+}
+
+/*
+ * --db's value is copied, then its password overwritten in argv itself: /proc/PID/cmdline (what ps shows
+ * every user) reads those bytes. The copy is owned by the caller.
+ */
+static char *take_db_argument(char *arg)
+{
+	char *copy = xstrdup(arg);
+
+	if (config_conninfo_hide_password(arg))
+		fprintf(stderr,
+			"mqtt2pg: warning: the password given with --db was visible to other users (ps, "
+			"/proc/PID/cmdline) until mqtt2pg scrubbed it; use --db-file FILE (mode 0600), "
+			"$MQTT2PG_ADMIN_CONNINFO or a ~/.pgpass file\n");
+	return copy;
+}
+
+static char *read_db_file(const char *path)
+{
+	char err[512];
+	char *conninfo = NULL;
+
+	if (config_read_secret(path, &conninfo, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mqtt2pg: --db-file: %s\n", err);
+		return NULL;
+	}
+	return conninfo;
+}
+
+/* Runs COMMAND (argv[1], "run" when absent) once -c/--db/--db-file are taken out; returns the exit code. */
+static int run_command(int argc, char **argv, const char *config_arg, const char *db_arg)
+{
+	const char *command;
 	struct config *cfg;
 	int i = 1, rc;
 
-	json_arena_init(); /* before any thread: cJSON's allocation hooks are process-wide */
-	/* -c and --db may stand anywhere (`mqtt2pg device list -c FILE`): take them out first. */
-	int kept = 1;
-	for (int j = 1; j < argc; j++) {
-		if ((strcmp(argv[j], "-c") == 0 || strcmp(argv[j], "--config") == 0) && j + 1 < argc)
-			config_arg = argv[++j];
-		else if (strcmp(argv[j], "--db") == 0 && j + 1 < argc)
-			db_arg = argv[++j];
-		else
-			argv[kept++] = argv[j];
-	}
-	argc = kept;
 	if (i < argc && (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)) {
 		print_usage(stdout);
 		return 0;
@@ -252,5 +293,40 @@ int main(int argc, char **argv)
 		rc = 2;
 	}
 	config_free(cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_arg = NULL, *db_file = NULL;
+	char *db_given = NULL; /* owned copy of --db's or --db-file's conninfo */
+	int kept = 1, rc;
+
+	protect_process();
+	json_arena_init(); /* before any thread: cJSON's allocation hooks are process-wide */
+	/* -c, --db and --db-file may stand anywhere (`mqtt2pg device list -c FILE`): take them out first. */
+	for (int j = 1; j < argc; j++) {
+		if ((strcmp(argv[j], "-c") == 0 || strcmp(argv[j], "--config") == 0) && j + 1 < argc) {
+			config_arg = argv[++j];
+		} else if (strcmp(argv[j], "--db") == 0 && j + 1 < argc) {
+			free(db_given);
+			db_given = take_db_argument(argv[++j]);
+		} else if (strcmp(argv[j], "--db-file") == 0 && j + 1 < argc) {
+			db_file = argv[++j];
+		} else {
+			argv[kept++] = argv[j];
+		}
+	}
+	if (db_file && db_given) {
+		fprintf(stderr, "mqtt2pg: give --db or --db-file, not both\n");
+		rc = 2;
+	} else if (db_file && !(db_given = read_db_file(db_file))) {
+		rc = 1;
+	} else {
+		rc = run_command(kept, argv, config_arg, db_given);
+	}
+	if (db_given)
+		explicit_bzero(db_given, strlen(db_given));
+	free(db_given);
 	return rc;
 }

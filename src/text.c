@@ -55,18 +55,41 @@ bool text_is_utf8(const char *buf, size_t len)
 	return true;
 }
 
+/*
+ * Characters that are valid, printable UTF-8 and still lie to a reader: the bidirectional embeddings and
+ * overrides U+202A..U+202E and isolates U+2066..U+2069 reorder what a terminal or an editor shows (U+202E
+ * makes "gnp.exe" read as "exe.png"), U+200E/U+200F/U+061C are the invisible direction marks, and
+ * U+2028/U+2029 end a line in JSON viewers and log collectors that our newline escaping does not cover.
+ * Returns the code point when s (a well-formed n-byte sequence) is one of them, else 0.
+ */
+static unsigned deceptive_code_point(const unsigned char *s, size_t n)
+{
+	unsigned cp;
+
+	if (n == 2 && s[0] == 0xd8 && s[1] == 0x9c)
+		return 0x061c;
+	if (n != 3 || s[0] != 0xe2)
+		return 0;
+	cp = 0x2000u | ((unsigned)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+	if (cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+		return cp;
+	return 0;
+}
+
 /* The escaped form of the character at s (len bytes left) into piece (>= 9 bytes); returns its length and
- * sets *consumed to the bytes of s it stands for. */
-static size_t escape_one(const unsigned char *s, size_t len, char piece[9], size_t *consumed)
+ * sets *consumed to the bytes of s it stands for. backslash: also double '\' (text_escape; text_sanitize
+ * leaves it, as its input may already hold our escapes). */
+static size_t escape_one(const unsigned char *s, size_t len, char piece[9], size_t *consumed, bool backslash)
 {
 	size_t n = utf8_sequence_length(s, len);
+	unsigned cp;
 
 	if (n == 0 || (n == 1 && (s[0] < 0x20 || s[0] == 0x7f))) {
 		*consumed = 1;
 		snprintf(piece, 9, "\\x%02x", s[0]);
 		return 4;
 	}
-	if (n == 1 && s[0] == '\\') {
+	if (backslash && n == 1 && s[0] == '\\') {
 		*consumed = 1;
 		memcpy(piece, "\\\\", 2);
 		return 2;
@@ -77,12 +100,32 @@ static size_t escape_one(const unsigned char *s, size_t len, char piece[9], size
 		snprintf(piece, 9, "\\x%02x\\x%02x", s[0], s[1]);
 		return 8;
 	}
+	if ((cp = deceptive_code_point(s, n)) != 0) {
+		*consumed = n;
+		snprintf(piece, 9, "\\u%04x", cp & 0xffffu);
+		return 6;
+	}
 	*consumed = n;
 	memcpy(piece, s, n);
 	return n;
 }
 
-char *text_escape(char *dst, size_t cap, const char *src, size_t len)
+bool text_is_unsafe(const char *buf, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)buf;
+	size_t consumed;
+	char piece[9];
+
+	for (size_t i = 0; i < len; i += consumed) {
+		size_t n = utf8_sequence_length(s + i, len - i);
+		/* Anything escape_one would not copy as is (apart from a backslash) makes the text unsafe. */
+		if (escape_one(s + i, len - i, piece, &consumed, false) != n || memcmp(piece, s + i, n) != 0)
+			return true;
+	}
+	return false;
+}
+
+static char *escape_into(char *dst, size_t cap, const char *src, size_t len, bool backslash)
 {
 	const unsigned char *s = (const unsigned char *)src;
 	size_t out = 0, i = 0, total = 0, consumed;
@@ -90,11 +133,11 @@ char *text_escape(char *dst, size_t cap, const char *src, size_t len)
 
 	/* First the full length, so that "..." appears only when the text really does not fit. */
 	for (i = 0; i < len; i += consumed)
-		total += escape_one(s + i, len - i, piece, &consumed);
+		total += escape_one(s + i, len - i, piece, &consumed, backslash);
 	const size_t room = total < cap ? cap - 1 : cap - 4;
 
 	for (i = 0; i < len; i += consumed) {
-		size_t piece_len = escape_one(s + i, len - i, piece, &consumed);
+		size_t piece_len = escape_one(s + i, len - i, piece, &consumed, backslash);
 		if (out + piece_len > room) {
 			memcpy(dst + out, "...", 3);
 			out += 3;
@@ -105,4 +148,14 @@ char *text_escape(char *dst, size_t cap, const char *src, size_t len)
 	}
 	dst[out] = '\0';
 	return dst;
+}
+
+char *text_escape(char *dst, size_t cap, const char *src, size_t len)
+{
+	return escape_into(dst, cap, src, len, true);
+}
+
+char *text_sanitize(char *dst, size_t cap, const char *src, size_t len)
+{
+	return escape_into(dst, cap, src, len, false);
 }

@@ -210,6 +210,13 @@ render_and_check() {
 	# shellcheck disable=SC2086 # args is a list of flags
 	tally "$work/deploycheck" manifests --label "$label" --config-out "$work/config-$label.conf" $args "$out"
 	if [[ -s $work/config-$label.conf ]]; then
+		# The metrics token is a Secret mounted in the pod; check-config reads it, so give it one here (0600:
+		# mqtt2pg refuses a token file others may read).
+		if grep -q 'metrics_token_file = "/etc/mqtt2pg-metrics/token"' "$work/config-$label.conf"; then
+			printf 'test-token\n' >"$work/metrics-token"
+			chmod 600 "$work/metrics-token"
+			sed -i "s|/etc/mqtt2pg-metrics/token|$work/metrics-token|" "$work/config-$label.conf"
+		fi
 		check "$label: mqtt2pg check-config accepts the rendered mqtt2pg.conf" check_config "$work/config-$label.conf"
 	fi
 }

@@ -14,10 +14,11 @@ MQTT2PG_BIN=${MQTT2PG_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/b
 WRITER_PASSWORD=writer-secret
 BRIDGE_RUNS=0
 
-# mqtt2pg as the owner (admin commands, migrate).
+# mqtt2pg as the owner (admin commands, migrate). The conninfo holds a password, so it goes through the
+# environment, not argv (--db would show it to other users until mqtt2pg scrubs it, and warns).
 m2p_admin()
 {
-	"$MQTT2PG_BIN" --db "$OWNER_DB" "$@"
+	MQTT2PG_ADMIN_CONNINFO=$OWNER_DB "$MQTT2PG_BIN" "$@"
 }
 
 db_prepare()

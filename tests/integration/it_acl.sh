@@ -99,6 +99,7 @@ mosq_chown "$passwd" "$active"
 mosq_start "allow_anonymous false" "password_file $passwd" "acl_file $active"
 
 printf 'bridge-secret\n' >"$IT_DIR/bridge.pw"
+chmod 600 "$IT_DIR/bridge.pw" # mqtt2pg refuses a password file others may read
 BRIDGE_MQTT_EXTRA="username = \"mqtt2pg\"; password_file = \"$IT_DIR/bridge.pw\";"
 conf=$IT_DIR/bridge.conf
 bridge_config "$conf"

@@ -406,7 +406,17 @@ done < <(psql_super "SELECT coalesce(substring(topic from 'h[0-9]{3}'), substrin
 	encode(convert_to(topic, 'UTF8'), 'hex'), coalesce(encode(convert_to(tenant_slug, 'UTF8'), 'hex'), 'NULL'),
 	coalesce(encode(convert_to(serial, 'UTF8'), 'hex'), 'NULL'), coalesce(encode(payload, 'hex'), '')
 	FROM rejected_messages")
-escaped_hex() { sed 's/\\/\\\\/g' | to_hex; }
+# text_escape's output for these strings: '\' doubled, and the bidirectional controls and line separators
+# (U+202A-202E, U+2066-2069, U+200E/200F, U+061C, U+2028/2029) written as \uNNNN (issue 12, finding 7).
+escaped_hex()
+{
+	local -a expr=(-e 's/\\/\\\\/g' -e 's/\xd8\x9c/\\u061c/g')
+	local cp
+	for cp in 200e 200f 2028 2029 202a 202b 202c 202d 202e 2066 2067 2068 2069; do
+		expr+=(-e "s/$(printf '\\x%02x\\x%02x\\x%02x' 0xe2 $((0x80 | (0x$cp >> 6 & 0x3f))) $((0x80 | (0x$cp & 0x3f))))/\\\\u$cp/g")
+	done
+	LC_ALL=C sed "${expr[@]}" | to_hex
+}
 bad_record=()
 for id in "${IDS[@]}"; do
 	case ${EXPECTED[$id]} in accept | ignored | pub_refused | broker_refused) continue ;; esac

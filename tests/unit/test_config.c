@@ -6,6 +6,8 @@
  * and per-replica settings.
  */
 #include <CUnit/Basic.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -617,9 +619,67 @@ static void test_password_files(void)
 static void test_password_file_missing(void)
 {
 	expect_one_error("mqtt = {\n  password_file = \"/nonexistent/mqtt2pg/pw\";\n};\n", 2,
-			 "cannot read password file '/nonexistent/mqtt2pg/pw'");
+			 "cannot read secret file '/nonexistent/mqtt2pg/pw'");
 	expect_one_error("database = {\n\n  password_file = \"/nonexistent/mqtt2pg/pw\";\n};\n", 3,
-			 "cannot read password file");
+			 "cannot read secret file");
+}
+
+/* Secret files: refused when others may read them (issue 12, finding 5), with a sentence naming the fix. */
+static void test_secret_file_modes(void)
+{
+	char path[64], err[512];
+	char *secret = NULL;
+
+	write_temp(path, "tok\n");
+	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), 0); /* mkstemp: 0600 */
+	ASSERT_STR(secret, "tok");
+	free(secret);
+	CU_ASSERT_FATAL(chmod(path, 0644) == 0);
+	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), -EPERM);
+	CU_ASSERT_PTR_NULL(secret);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "mode 0644"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 600"));
+	CU_ASSERT_FATAL(chmod(path, 0604) == 0);
+	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), -EPERM);
+	CU_ASSERT_FATAL(chmod(path, 0640) == 0);
+	/* Group-readable is allowed only when root owns the file (the test may run as root or not). */
+	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), geteuid() == 0 ? 0 : -EPERM);
+	free(secret);
+	secret = NULL;
+	CU_ASSERT_FATAL(chmod(path, 0660) == 0);
+	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), -EPERM);
+	CU_ASSERT_FATAL(chmod(path, 0400) == 0);
+	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), 0);
+	free(secret);
+	unlink(path);
+	CU_ASSERT_EQUAL(config_read_secret("/tmp", &secret, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+}
+
+static void expect_hidden(const char *given, const char *want, bool found)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s", given);
+	CU_ASSERT_EQUAL(config_conninfo_hide_password(buf), found);
+	if (strcmp(buf, want) != 0)
+		fprintf(stderr, "\n  hide(%s) = %s, want %s\n", given, buf, want);
+	CU_ASSERT_STRING_EQUAL(buf, want);
+}
+
+static void test_conninfo_hide_password(void)
+{
+	expect_hidden("host=db user=o password=s3cret dbname=x", "host=db user=o password=****** dbname=x",
+		      true);
+	expect_hidden("password = 's3 \\'c' host=db", "password = '******' host=db", true);
+	expect_hidden("host=db password=a\\ b", "host=db password=****", true);
+	expect_hidden("host=db user=o", "host=db user=o", false);
+	expect_hidden("host=db passwordx=keep", "host=db passwordx=keep", false);
+	expect_hidden("postgresql://o:s3cret@db:5432/x", "postgresql://o:******@db:5432/x", true);
+	expect_hidden("postgres://o@db/x?sslmode=require&password=pw&x=1",
+		      "postgres://o@db/x?sslmode=require&password=**&x=1", true);
+	expect_hidden("postgresql://db/x", "postgresql://db/x", false);
+	expect_hidden("postgresql://o@db/x?a=b@c:d", "postgresql://o@db/x?a=b@c:d", false);
 }
 
 static void test_env_overrides(void)
@@ -766,6 +826,8 @@ int main(void)
 		UNIT_TEST(test_route_errors),
 		UNIT_TEST(test_password_files),
 		UNIT_TEST(test_password_file_missing),
+		UNIT_TEST(test_secret_file_modes),
+		UNIT_TEST(test_conninfo_hide_password),
 		UNIT_TEST(test_env_overrides),
 		UNIT_TEST(test_env_empty_is_ignored),
 		UNIT_TEST(test_env_fills_required_client_id),

@@ -232,6 +232,47 @@ static void test_escape_truncated_output_ends_in_ellipsis(void)
 	}
 }
 
+/* Bidirectional overrides, isolates and marks, and the Unicode line separators, are escaped as \uNNNN
+ * (issue 12, finding 7: "gnp.exe" preceded by U+202E reads as "exe.png"). Their neighbours are kept. */
+static void test_escape_bidi_and_separators(void)
+{
+	EXPECT_ESCAPE("a\xe2\x80\xaegnp.exe", 64, "a\\u202egnp.exe");
+	EXPECT_ESCAPE("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad", 64, "\\u202a\\u202b\\u202c\\u202d");
+	EXPECT_ESCAPE("\xe2\x81\xa6\xe2\x81\xa7\xe2\x81\xa8\xe2\x81\xa9", 64, "\\u2066\\u2067\\u2068\\u2069");
+	EXPECT_ESCAPE("x\xe2\x80\xa8y\xe2\x80\xa9z", 64, "x\\u2028y\\u2029z");
+	EXPECT_ESCAPE("\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c", 64, "\\u200e\\u200f\\u061c");
+	/* Neighbours of the ranges stay: U+2027, U+202F, U+2065, U+206A, the euro sign. */
+	EXPECT_ESCAPE("\xe2\x80\xa7\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa\xe2\x82\xac", 64,
+		      "\xe2\x80\xa7\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa\xe2\x82\xac");
+}
+
+/* text_sanitize: as text_escape, except that a backslash stays single (it may be an escape already). */
+static void test_sanitize_keeps_backslashes(void)
+{
+	char out[64];
+
+	CU_ASSERT_STRING_EQUAL(text_sanitize(out, sizeof(out), "a\\x1b\x1b\xe2\x80\xae", 9),
+			       "a\\x1b\\x1b\\u202e");
+	CU_ASSERT_STRING_EQUAL(text_sanitize(out, sizeof(out), "plain caf\xc3\xa9", 11), "plain caf\xc3\xa9");
+}
+
+static void test_is_unsafe(void)
+{
+	CU_ASSERT_FALSE(text_is_unsafe("", 0));
+	CU_ASSERT_FALSE(text_is_unsafe("Acme Solar GmbH", 15));
+	CU_ASSERT_FALSE(text_is_unsafe("caf\xc3\xa9 \xe2\x82\xac \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d",
+				       18)); /* Hebrew is fine */
+	CU_ASSERT_FALSE(text_is_unsafe("back\\slash", 10));
+	CU_ASSERT_TRUE(text_is_unsafe("\x1b[31mred", 8));
+	CU_ASSERT_TRUE(text_is_unsafe("tab\there", 8));
+	CU_ASSERT_TRUE(text_is_unsafe("a\xc2\x85", 3));
+	CU_ASSERT_TRUE(text_is_unsafe("a\xe2\x80\xae", 4));
+	CU_ASSERT_TRUE(text_is_unsafe("a\xe2\x81\xa9", 4));
+	CU_ASSERT_TRUE(text_is_unsafe("a\xe2\x80\xa8", 4));
+	CU_ASSERT_TRUE(text_is_unsafe("\xff", 1));
+	CU_ASSERT_TRUE(text_is_unsafe("a\0b", 3));
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -246,6 +287,9 @@ int main(void)
 		UNIT_TEST(test_escape_exact_fit_is_not_truncated),
 		UNIT_TEST(test_escape_always_safe),
 		UNIT_TEST(test_escape_truncated_output_ends_in_ellipsis),
+		UNIT_TEST(test_escape_bidi_and_separators),
+		UNIT_TEST(test_sanitize_keeps_backslashes),
+		UNIT_TEST(test_is_unsafe),
 	};
 
 	return unit_run("text", NULL, NULL, tests, UNIT_COUNT(tests));
