@@ -55,7 +55,7 @@ void http_stop(struct http_server *server);
 struct http_ready_check {
 	const char *name;
 	const char *why;
-	bool (*passes)(const struct health *h);
+	bool (*passes)(const struct health *h, struct stats *s); /* reads h or s, never changes them */
 };
 
 /* The checks, in the order /readyz reports them; *count is set to how many. */

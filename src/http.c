@@ -113,7 +113,7 @@ static void histogram(struct writer_buf *w, const char *name, const char *help, 
 	     (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name, (unsigned long long)cumulative);
 }
 
-static void ready_gauges(struct writer_buf *w, const struct health *health);
+static void ready_gauges(struct writer_buf *w, const struct health *health, struct stats *s);
 
 /* The spool's state and the MQTT callback's waits (issue 13): intake blocks instead of dropping. */
 static void render_intake(struct writer_buf *w, struct stats *s)
@@ -222,50 +222,72 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 		"http.timeout.",
 		STATS_GET(s, http_timed_out));
 	gauge(&w, "draining", "1 while shutting down.", atomic_load(&health->draining) ? 1 : 0);
-	ready_gauges(&w, health);
+	ready_gauges(&w, health, s);
 	return w.len;
 }
 
-static bool loop_alive(const struct health *h)
+static bool loop_alive(const struct health *h, struct stats *s)
 {
+	(void)s;
 	return clock_monotonic_ms() - atomic_load(&h->loop_heartbeat_ms) < LOOP_STALL_MS;
 }
 
-static bool not_draining(const struct health *h)
+static bool not_draining(const struct health *h, struct stats *s)
 {
+	(void)s;
 	return !atomic_load(&h->draining);
 }
 
-static bool broker_connected(const struct health *h)
+static bool broker_connected(const struct health *h, struct stats *s)
 {
+	(void)s;
 	return atomic_load(&h->mqtt_connected);
 }
 
-static bool writers_connected(const struct health *h)
+static bool writers_connected(const struct health *h, struct stats *s)
 {
+	(void)s;
 	return atomic_load(&h->writers_connected) > 0;
 }
 
 /* A read-only database (failover to a standby, a managed service's "disk full" mode) takes no rows: what
  * arrives waits in the spool, and a load balancer should prefer a replica that can write. */
-static bool writers_writable(const struct health *h)
+static bool writers_writable(const struct health *h, struct stats *s)
 {
+	(void)s;
 	return atomic_load(&h->writers_writable) > 0;
 }
 
-static bool registry_loaded(const struct health *h)
+static bool registry_loaded(const struct health *h, struct stats *s)
 {
+	(void)s;
 	return atomic_load(&h->registry_loaded);
 }
 
-/* One row per check: adding one is adding a row (and the health field it reads). */
+/* The spool takes records (not full, no disk error, its directory present): otherwise intake is paused. */
+static bool spool_ok(const struct health *h, struct stats *s)
+{
+	(void)h;
+	return STATS_GET(s, spool_state) == STATS_SPOOL_OK;
+}
+
+/* The MQTT callback is not waiting to make a message durable (while it waits, nothing more is read). */
+static bool intake_flowing(const struct health *h, struct stats *s)
+{
+	(void)h;
+	return STATS_GET(s, intake_blocked) == 0;
+}
+
+/* One row per check: adding one is adding a row (and the health or stats field it reads). */
 static const struct http_ready_check ready_checks[] = {
-	{"not_draining", "draining", not_draining},
-	{"broker_connected", "broker not connected", broker_connected},
-	{"db_writers_connected", "no database connection", writers_connected},
-	{"db_writers_writable", "database read-only (db_writers_writable)", writers_writable},
-	{"registry_loaded", "registry not loaded", registry_loaded},
-	{"main_loop", "main loop stalled", loop_alive},
+	{ "not_draining", "draining", not_draining },
+	{ "broker_connected", "broker not connected", broker_connected },
+	{ "db_writers_connected", "no database connection", writers_connected },
+	{ "db_writers_writable", "database read-only (db_writers_writable)", writers_writable },
+	{ "spool_ok", "spool not accepting records (spool_state)", spool_ok },
+	{ "intake_flowing", "intake blocked (intake_blocked)", intake_flowing },
+	{ "registry_loaded", "registry not loaded", registry_loaded },
+	{ "main_loop", "main loop stalled", loop_alive },
 };
 
 const struct http_ready_check *http_ready_checks(size_t *count)
@@ -276,12 +298,12 @@ const struct http_ready_check *http_ready_checks(size_t *count)
 
 /* Empty when ready, else the reasons, comma-separated. A database nobody is connected to is not also
  * reported as read-only. */
-static void readiness(const struct health *h, char *why, size_t cap)
+static void readiness(const struct health *h, struct stats *s, char *why, size_t cap)
 {
 	why[0] = '\0';
 	for (size_t i = 0; i < sizeof(ready_checks) / sizeof(ready_checks[0]); i++) {
 		const struct http_ready_check *c = &ready_checks[i];
-		if (c->passes(h) || (c->passes == writers_writable && !writers_connected(h)))
+		if (c->passes(h, s) || (c->passes == writers_writable && !writers_connected(h, s)))
 			continue;
 		strncat(why, c->why, cap - strlen(why) - 1);
 		strncat(why, ",", cap - strlen(why) - 1);
@@ -290,13 +312,13 @@ static void readiness(const struct health *h, char *why, size_t cap)
 		why[strlen(why) - 1] = '\0';
 }
 
-static void ready_gauges(struct writer_buf *w, const struct health *health)
+static void ready_gauges(struct writer_buf *w, const struct health *health, struct stats *s)
 {
 	emit(w, "# HELP mqtt2pg_ready 1 while the readiness check passes (all must for /readyz).\n"
 		"# TYPE mqtt2pg_ready gauge\n");
 	for (size_t i = 0; i < sizeof(ready_checks) / sizeof(ready_checks[0]); i++)
 		emit(w, "mqtt2pg_ready{check=\"%s\"} %d\n", ready_checks[i].name,
-		     ready_checks[i].passes(health) ? 1 : 0);
+		     ready_checks[i].passes(health, s) ? 1 : 0);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -527,7 +549,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
 			      const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
 	struct http_server *server = cls;
-	char text[256];
+	char text[512]; /* a line of readiness reasons fits */
 
 	(void)version;
 	(void)upload_data;
@@ -539,14 +561,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return respond(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n", 19, false);
 	if (strcmp(url, "/healthz") == 0) {
-		bool alive = loop_alive(server->health);
+		bool alive = loop_alive(server->health, server->stats);
 		snprintf(text, sizeof(text), "%s\n", alive ? "ok" : "main loop stalled");
 		return respond(connection, alive ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", text,
 			       strlen(text), false);
 	}
 	if (strcmp(url, "/readyz") == 0) {
-		char why[200];
-		readiness(server->health, why, sizeof(why));
+		char why[400];
+		readiness(server->health, server->stats, why, sizeof(why));
 		snprintf(text, sizeof(text), "%s\n", why[0] ? why : "ready");
 		return respond(connection, why[0] ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, "text/plain", text,
 			       strlen(text), false);

@@ -23,9 +23,10 @@ static void healthy(struct health *h)
 	atomic_store(&h->registry_loaded, true);
 }
 
+static struct stats stats; /* zero: spool ok, intake flowing */
+
 static char *render(const struct health *h)
 {
-	static struct stats stats;
 	char *buf = malloc(CAP);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
@@ -46,7 +47,7 @@ static void test_every_check_has_a_gauge(void)
 	for (size_t i = 0; i < count; i++) {
 		snprintf(line, sizeof(line), "mqtt2pg_ready{check=\"%s\"} 1\n", checks[i].name);
 		CU_ASSERT_PTR_NOT_NULL(strstr(text, line));
-		CU_ASSERT_TRUE(checks[i].passes(&h));
+		CU_ASSERT_TRUE(checks[i].passes(&h, &stats));
 	}
 	free(text);
 }
@@ -78,12 +79,35 @@ static void test_broker_down_is_its_own_check(void)
 	free(text);
 }
 
+/* A spool that takes no records, or a callback waiting on one, is not ready: each is its own check. */
+static void test_blocked_intake_is_not_ready(void)
+{
+	struct health h;
+	char *text;
+
+	healthy(&h);
+	atomic_store(&stats.spool_state, STATS_SPOOL_WRITE_ERROR);
+	atomic_store(&stats.intake_blocked, 1);
+	text = render(&h);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt2pg_ready{check=\"spool_ok\"} 0\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt2pg_ready{check=\"intake_flowing\"} 0\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt2pg_ready{check=\"broker_connected\"} 1\n"));
+	free(text);
+	atomic_store(&stats.spool_state, STATS_SPOOL_OK);
+	atomic_store(&stats.intake_blocked, 0);
+	text = render(&h);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt2pg_ready{check=\"spool_ok\"} 1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt2pg_ready{check=\"intake_flowing\"} 1\n"));
+	free(text);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
 		UNIT_TEST(test_every_check_has_a_gauge),
 		UNIT_TEST(test_read_only_database_is_not_ready),
 		UNIT_TEST(test_broker_down_is_its_own_check),
+		UNIT_TEST(test_blocked_intake_is_not_ready),
 	};
 
 	return unit_run("http", NULL, NULL, tests, UNIT_COUNT(tests));
