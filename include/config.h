@@ -112,15 +112,6 @@ struct config *config_load(const char *path, char *errors, size_t errlen);
 
 void config_free(struct config *cfg);
 
-/*
- * Reads a secret (a password, a token, a connection string) from path: its first line, without the line end,
- * into *out (owned by the caller; free it, ideally after explicit_bzero). Every secret file mqtt2pg reads goes
- * through here. Refuses, as ssh does, a file that is not a regular file, that belongs to someone other than
- * the effective user or root, or that others may read: mode 0600 or stricter, 0640 when root owns it.
- * Returns 0, or a negative errno with a sentence for the operator in err (naming the file and the fix).
- */
-int config_read_secret(const char *path, char **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
 
 /*
  * Overwrites, in place, the password held by a libpq connection string (key=value "password=..." or a

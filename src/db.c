@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "secret.h"
 #include "xalloc.h"
 
 #define MODULE "db"
@@ -152,33 +153,30 @@ struct db_secret *db_secret_new(const char *password, const char *file)
 
 int db_secret_reload(struct db_secret *secret)
 {
-	char buf[1024];
-	FILE *f;
-	size_t len;
+	char *password = NULL, err[512];
 	int changed;
 
 	if (!secret || !secret->file)
 		return 0;
-	f = fopen(secret->file, "r");
-	if (!f) {
-		log_error(MODULE, "cannot re-read the database password file '%s': %s; keeping the old password",
-			  secret->file, strerror(errno));
+	/* The same rule as at start-up (mode 0600, our file or root's): a rotated file is no exception. */
+	if (secret_read_file(secret->file, &password, err, sizeof(err)) != 0) {
+		log_error(MODULE, "cannot re-read the database password: %s; keeping the old password", err);
 		return -1;
 	}
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
 	pthread_mutex_lock(&secret->lock);
-	changed = !secret->password || strcmp(secret->password, buf) != 0;
+	changed = !secret->password || strcmp(secret->password, password) != 0;
 	if (changed) {
 		if (secret->password)
 			explicit_bzero(secret->password, strlen(secret->password));
 		free(secret->password);
-		secret->password = xstrdup(buf);
+		secret->password = password;
+		password = NULL;
 	}
 	pthread_mutex_unlock(&secret->lock);
-	explicit_bzero(buf, sizeof(buf));
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
 	return changed;
 }
 

@@ -15,6 +15,7 @@
 #include "admin.h"
 #include "bridge.h"
 #include "config.h"
+#include "secret.h"
 #include "import.h"
 #include "json_arena.h"
 #include "log.h"
@@ -202,7 +203,7 @@ static char *read_db_file(const char *path)
 	char err[512];
 	char *conninfo = NULL;
 
-	if (config_read_secret(path, &conninfo, err, sizeof(err)) != 0) {
+	if (secret_read_file(path, &conninfo, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mqtt2pg: --db-file: %s\n", err);
 		return NULL;
 	}

@@ -34,6 +34,7 @@ SUMMARY=$IT_DIR/summary.txt
 # The writer's password comes from a file (rotated in scenario 3), not from the environment.
 PWFILE=$IT_DIR/writer.password
 echo "$WRITER_PASSWORD" >"$PWFILE"
+chmod 600 "$PWFILE" # mqtt2pg refuses a secret file others may read
 WRITER_PASSWORD=
 HTTP_PORT=$(free_port)
 conf=$IT_DIR/bridge.conf

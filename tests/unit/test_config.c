@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "secret.h"
 #include "log.h"
 #include "route.h"
 #include "unit.h"
@@ -631,28 +632,28 @@ static void test_secret_file_modes(void)
 	char *secret = NULL;
 
 	write_temp(path, "tok\n");
-	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), 0); /* mkstemp: 0600 */
+	CU_ASSERT_EQUAL(secret_read_file(path, &secret, err, sizeof(err)), 0); /* mkstemp: 0600 */
 	ASSERT_STR(secret, "tok");
 	free(secret);
 	CU_ASSERT_FATAL(chmod(path, 0644) == 0);
-	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), -EPERM);
+	CU_ASSERT_EQUAL(secret_read_file(path, &secret, err, sizeof(err)), -EPERM);
 	CU_ASSERT_PTR_NULL(secret);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "mode 0644"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 600"));
 	CU_ASSERT_FATAL(chmod(path, 0604) == 0);
-	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), -EPERM);
+	CU_ASSERT_EQUAL(secret_read_file(path, &secret, err, sizeof(err)), -EPERM);
 	CU_ASSERT_FATAL(chmod(path, 0640) == 0);
 	/* Group-readable is allowed only when root owns the file (the test may run as root or not). */
-	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), geteuid() == 0 ? 0 : -EPERM);
+	CU_ASSERT_EQUAL(secret_read_file(path, &secret, err, sizeof(err)), geteuid() == 0 ? 0 : -EPERM);
 	free(secret);
 	secret = NULL;
 	CU_ASSERT_FATAL(chmod(path, 0660) == 0);
-	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), -EPERM);
+	CU_ASSERT_EQUAL(secret_read_file(path, &secret, err, sizeof(err)), -EPERM);
 	CU_ASSERT_FATAL(chmod(path, 0400) == 0);
-	CU_ASSERT_EQUAL(config_read_secret(path, &secret, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(secret_read_file(path, &secret, err, sizeof(err)), 0);
 	free(secret);
 	unlink(path);
-	CU_ASSERT_EQUAL(config_read_secret("/tmp", &secret, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_EQUAL(secret_read_file("/tmp", &secret, err, sizeof(err)), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
 }
 
