@@ -163,6 +163,7 @@ p3_reader_switches_tenant()
 	assert_eq "" "$(psql_super "SELECT string_agg(oid::regprocedure::text, ', ') FROM pg_proc
 		WHERE prosecdef AND has_function_privilege('acme_dash', oid, 'EXECUTE')")" \
 		"p3: no SECURITY DEFINER function is executable by a reader"
+	refused "p3: a reader reads rejected messages" "permission denied" "$acme" "SELECT payload FROM rejected_messages"
 	refused "p3: a reader maps itself to another tenant" "permission denied" "$acme" \
 		"INSERT INTO tenant_members (role, tenant_id) VALUES ('acme_dash', $B)"
 }
