@@ -33,7 +33,7 @@ MOUNTS=()
 # Unmount our tmpfs mounts before lib.sh's cleanup removes $IT_DIR.
 # it_cleanup takes the test's status from $?: hand it on.
 unmount_all() { local m; for m in "${MOUNTS[@]}"; do umount -l "$m" 2>/dev/null || true; done; }
-trap 'rc=$?; unmount_all; (exit $rc); it_cleanup' EXIT
+trap 'rc=$?; set +e; unmount_all; (exit $rc); it_cleanup' EXIT  # set +e: (exit 1) must not end the trap
 
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
