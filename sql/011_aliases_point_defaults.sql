@@ -47,6 +47,25 @@ CREATE TABLE point_defaults (
 );
 GRANT SELECT ON point_defaults TO mqtt2pg_writer, mqtt2pg_reader;
 
+-- Row-level security as for the registry (009): the writer reads every tenant's aliases and defaults (it
+-- validates every tenant's messages); a reader role those of the tenants tenant_members maps it to (and the
+-- global defaults). Not FORCEd: the owner's admin commands and register_point() see everything.
+DO $$
+DECLARE
+    member_of text := 'ARRAY(SELECT m.tenant_id FROM public.tenant_members m WHERE m.role IN (SELECT r.oid FROM '
+                      'pg_catalog.pg_roles r WHERE pg_catalog.pg_has_role(current_user, r.oid, ''MEMBER'')))';
+BEGIN
+    ALTER TABLE device_aliases ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE point_defaults ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY device_aliases_writer ON device_aliases FOR SELECT TO mqtt2pg_writer USING (true);
+    CREATE POLICY point_defaults_writer ON point_defaults FOR SELECT TO mqtt2pg_writer USING (true);
+    EXECUTE format('CREATE POLICY device_aliases_reader ON public.device_aliases FOR SELECT '
+                   'USING (tenant_id = ANY (%s))', member_of);
+    EXECUTE format('CREATE POLICY point_defaults_reader ON public.point_defaults FOR SELECT '
+                   'USING (tenant_id IS NULL OR tenant_id = ANY (%s))', member_of);
+END
+$$;
+
 -- The presets' documented points (README "Presets", "Devices"): unit as the firmware publishes it; energy
 -- totals are counters.
 INSERT INTO point_defaults (name, unit, kind) VALUES

@@ -160,6 +160,10 @@ p3_reader_switches_tenant()
 	assert_eq "INV-A" "$(psql_as "$acme" "SET app.tenant_id = '$B'" "SELECT string_agg(serial, ',') FROM devices")" \
 		"p3: the registry shows acme_dash only acme's devices"
 	assert_eq "acme" "$(psql_as "$acme" "SELECT string_agg(slug, ',') FROM tenants")" "p3: and only its tenant"
+	m2p_admin device alias add "Globex Dach" INV-B --tenant globex >/dev/null
+	m2p_admin device alias add "Acme Dach" INV-A --tenant acme >/dev/null
+	assert_eq "Acme Dach" "$(psql_as "$acme" "SET app.tenant_id = '$B'" "SELECT string_agg(alias, ',') FROM device_aliases")" \
+		"p3: and only its tenant's device aliases"
 	assert_eq "" "$(psql_super "SELECT string_agg(oid::regprocedure::text, ', ') FROM pg_proc
 		WHERE prosecdef AND has_function_privilege('acme_dash', oid, 'EXECUTE')")" \
 		"p3: no SECURITY DEFINER function is executable by a reader"
