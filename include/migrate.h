@@ -7,6 +7,8 @@
 #ifndef MQTT2PG_MIGRATE_H
 #define MQTT2PG_MIGRATE_H
 
+#include <stdbool.h>
+
 struct migration {
 	const char *name; /* "001_registry" */
 	const char *sql;
@@ -15,10 +17,15 @@ struct migration {
 /* Generated from the files in sql/ at build time; ends with {NULL, NULL}. */
 extern const struct migration migration_files[];
 
+struct migrate_options {
+	const char *chunk_interval; /* NULL: 1 day; passed to the migrations as mqtt2pg.chunk_interval */
+	bool timescaledb;	    /* create the timescaledb extension first (--timescaledb) */
+};
+
 /*
- * Connects with conninfo (the owner role) and applies what is missing. chunk_interval (may be NULL) is
- * passed to the migrations as the setting mqtt2pg.chunk_interval. Returns 0, or -1 after logging why.
+ * Connects with conninfo (the owner role) and applies what is missing, as opts says. Returns 0, or -1 after
+ * logging why.
  */
-int migrate_run(const char *conninfo, const char *chunk_interval);
+int migrate_run(const char *conninfo, const struct migrate_options *opts);
 
 #endif

@@ -9,8 +9,20 @@
 DO $$
 DECLARE
     chunk interval := coalesce(nullif(current_setting('mqtt2pg.chunk_interval', true), ''), '1 day')::interval;
+    ts_schema name;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+    SELECT n.nspname INTO ts_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'timescaledb';
+    IF ts_schema IS NOT NULL THEN
+        -- Chunks live in a schema that readers may not use: a chunk has no row-level security of its own
+        -- and inherits the hypertable's grants, so in TimescaleDB's default schema a reader read every
+        -- tenant's rows from one directly, past the tenant policy (issue 14). The writer needs USAGE: an
+        -- insert through the hypertable into an existing chunk looks the chunk up in its schema (measured
+        -- on TimescaleDB 2.28.3); its own grants on each chunk are taken away by
+        -- secure_timescaledb_chunks() (012).
+        CREATE SCHEMA IF NOT EXISTS _mqtt2pg_chunks;
+        REVOKE ALL ON SCHEMA _mqtt2pg_chunks FROM PUBLIC;
+        GRANT USAGE ON SCHEMA _mqtt2pg_chunks TO mqtt2pg_writer;
         CREATE TABLE measurements (
             time        timestamptz NOT NULL,
             tenant_id   integer NOT NULL,
@@ -19,8 +31,11 @@ BEGIN
             value       double precision NOT NULL,
             PRIMARY KEY (device_id, point_id, time)
         );
-        EXECUTE format('SELECT create_hypertable(%L, %L, chunk_time_interval => %L::interval)',
-                       'measurements', 'time', chunk);
+        -- No default (time DESC) index: every insert would pay for it and no query of ours needs it; the
+        -- primary key (device_id, point_id, time) serves the aggregate job and the dashboards.
+        EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %L, chunk_time_interval => %L::interval, '
+                       'create_default_indexes => false, associated_schema_name => %L)',
+                       ts_schema, 'public.measurements', 'time', chunk, '_mqtt2pg_chunks');
         RAISE NOTICE 'measurements is a TimescaleDB hypertable (chunk interval %)', chunk;
     ELSE
         CREATE TABLE measurements (

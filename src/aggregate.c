@@ -217,6 +217,17 @@ static void create_partitions_ahead(struct aggregator *a)
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && atoi(PQgetvalue(res, 0, 0)) > 0)
 		log_info(MODULE, "created %s partition(s) ahead of need", PQgetvalue(res, 0, 0));
 	PQclear(res);
+	/*
+	 * On TimescaleDB a chunk is made on first insert and copies the hypertable's grants: take them away (and
+	 * move chunks made outside _mqtt2pg_chunks) so that no role reaches a chunk past the tenant policy
+	 * (sql/012). A no-op on plain PostgreSQL.
+	 */
+	res = exec_params(a->conn, "SELECT secure_timescaledb_chunks()", 0, NULL, PGRES_TUPLES_OK,
+			  "secure TimescaleDB chunks");
+	if (res && atoi(PQgetvalue(res, 0, 0)) > 0)
+		log_info(MODULE, "secured %s TimescaleDB chunk grant(s) or location(s)",
+			 PQgetvalue(res, 0, 0));
+	PQclear(res);
 }
 
 /* Drops raw partitions past the retention, at most once an hour. */

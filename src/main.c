@@ -30,7 +30,9 @@ static void print_usage(FILE *out)
 		"  leave                        retire this replica (its client id and spool) from the shared\n"
 		"                               group without loss: take its session, unsubscribe, drain, end it\n"
 		"  check-config                 check the configuration file and list every error with its line\n"
-		"  migrate [--chunk-interval I] create or upgrade the database schema (owner role)\n"
+		"  migrate [--chunk-interval I] [--timescaledb]\n"
+		"                               create or upgrade the database schema (owner role);\n"
+		"                               --timescaledb creates the extension first (hypertable)\n"
 		"  tenant add SLUG [--name N]   register a tenant\n"
 		"  tenant list\n"
 		"  device add SERIAL --tenant SLUG [--model M] [--point NAME[:UNIT[:MIN:MAX[:KIND]]]]...\n"
@@ -162,15 +164,18 @@ int main(int argc, char **argv)
 	if (!db_arg)
 		db_arg = cfg->database.admin_conninfo;
 	if (strcmp(command, "migrate") == 0) {
-		const char *chunk = NULL;
-		for (int j = i; j + 1 < argc; j++)
-			if (strcmp(argv[j], "--chunk-interval") == 0)
-				chunk = argv[j + 1];
+		struct migrate_options opts = { 0 };
+		for (int j = i; j < argc; j++) {
+			if (strcmp(argv[j], "--chunk-interval") == 0 && j + 1 < argc)
+				opts.chunk_interval = argv[j + 1];
+			else if (strcmp(argv[j], "--timescaledb") == 0)
+				opts.timescaledb = true;
+		}
 		if (!db_arg) {
 			fprintf(stderr, "mqtt2pg: migrate needs the owner's connection: --db CONNINFO\n");
 			rc = 2;
 		} else {
-			rc = migrate_run(db_arg, chunk) == 0 ? 0 : 1;
+			rc = migrate_run(db_arg, &opts) == 0 ? 0 : 1;
 		}
 	} else if (strcmp(command, "tenant") == 0) {
 		rc = admin_tenant(db_arg, argc - i, argv + i);

@@ -63,13 +63,98 @@ static int apply(PGconn *conn, const struct migration *m, const char *chunk_inte
 	return 0;
 }
 
+/*
+ * Whether the server preloads TimescaleDB. shared_preload_libraries itself is readable only by superusers
+ * and pg_read_all_settings; the loader's own setting is in pg_settings for everyone once it is loaded.
+ */
+#define TIMESCALEDB_LOADED "SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.disable_load')"
+
+/* One text value of a one-row query, into out (empty when NULL or no row). Returns 0, or -1 after logging. */
+static int query_text(PGconn *conn, const char *sql, const char *what, char *out, size_t size)
+{
+	PGresult *res = PQexec(conn, sql);
+	char err[512];
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error(MODULE, "cannot %s: %s", what, db_error_line(conn, res, err, sizeof(err)));
+		PQclear(res);
+		return -1;
+	}
+	snprintf(out, size, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * --timescaledb: create the extension (its control file marks it trusted, so the database owner may), or
+ * say exactly why it cannot be: not installed on the server, or not in shared_preload_libraries.
+ */
+static int create_timescaledb(PGconn *conn)
+{
+	char installed[64], available[64], loaded[8];
+
+	if (query_text(conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'",
+		       "look for the timescaledb extension", installed, sizeof(installed)) < 0)
+		return -1;
+	if (installed[0]) {
+		log_info(MODULE, "TimescaleDB %s is installed in this database", installed);
+		return 0;
+	}
+	if (query_text(conn, "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'",
+		       "list the server's available extensions", available, sizeof(available)) < 0 ||
+	    query_text(conn, TIMESCALEDB_LOADED, "check whether TimescaleDB is loaded", loaded,
+		       sizeof(loaded)) < 0)
+		return -1;
+	if (!available[0]) {
+		log_error(
+			MODULE,
+			"--timescaledb: TimescaleDB is not installed on this PostgreSQL server "
+			"(no timescaledb in pg_available_extensions); install it, or migrate without --timescaledb");
+		return -1;
+	}
+	if (strcmp(loaded, "t") != 0) {
+		log_error(MODULE,
+			  "--timescaledb: TimescaleDB %s is installed but not loaded: add timescaledb to "
+			  "shared_preload_libraries in postgresql.conf and restart PostgreSQL",
+			  available);
+		return -1;
+	}
+	if (db_exec(MODULE, conn, "CREATE EXTENSION IF NOT EXISTS timescaledb",
+		    "create the timescaledb extension") < 0)
+		return -1;
+	log_info(MODULE, "created the timescaledb extension (%s)", available);
+	return 0;
+}
+
+/*
+ * Without --timescaledb on a server that preloads TimescaleDB, a new database would silently get plain
+ * partitions: say so before the table is made, when it is still a choice.
+ */
+static int warn_unused_timescaledb(PGconn *conn)
+{
+	char state[8];
+
+	if (query_text(conn,
+		       "SELECT to_regclass('public.measurements') IS NULL AND (" TIMESCALEDB_LOADED ") "
+		       "AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+		       "check for TimescaleDB", state, sizeof(state)) < 0)
+		return -1;
+	if (strcmp(state, "t") == 0)
+		log_warn(
+			MODULE,
+			"this server preloads TimescaleDB but the extension is not created in this database: "
+			"measurements will be a plain partitioned table; run `mqtt2pg migrate --timescaledb` "
+			"instead to make it a hypertable");
+	return 0;
+}
+
 static void log_notice(void *arg, const char *message)
 {
 	(void)arg;
 	log_info(MODULE, "%.*s", (int)strcspn(message, "\n"), message);
 }
 
-int migrate_run(const char *conninfo, const char *chunk_interval)
+int migrate_run(const char *conninfo, const struct migrate_options *opts)
 {
 	PGconn *conn = db_connect(MODULE, conninfo, NULL, "mqtt2pg-migrate");
 	int rc = -1, count = 0;
@@ -86,13 +171,15 @@ int migrate_run(const char *conninfo, const char *chunk_interval)
 		    "create schema_migrations") < 0 ||
 	    db_exec(MODULE, conn, "RESET client_min_messages", "reset client_min_messages") < 0)
 		goto out;
+	if (opts->timescaledb ? create_timescaledb(conn) < 0 : warn_unused_timescaledb(conn) < 0)
+		goto out;
 	for (const struct migration *m = migration_files; m->name; m++) {
 		int is_applied;
 		if (applied(conn, m->name, &is_applied) < 0)
 			goto out;
 		if (is_applied)
 			continue;
-		if (apply(conn, m, chunk_interval) < 0)
+		if (apply(conn, m, opts->chunk_interval) < 0)
 			goto out;
 		count++;
 	}

@@ -50,7 +50,11 @@ usage: tests/bench/run.sh [options]
   --flush-ms F           database.flush_interval_ms (50)
   --spool MODE           spool.mode disk|memory (the bridge's default; directory in the run's temp dir)
   --aggregates           keep the aggregate job on (off by default: it is not ingest)
-  --durable              PostgreSQL with fsync/synchronous_commit/full_page_writes on (off, as in the tests)
+  --fast-db              PostgreSQL with fsync/synchronous_commit/full_page_writes off, as the integration
+                         tests run it (default: durable, as users run it)
+  --tuned-broker         Mosquitto with max_inflight_messages 0 (unlimited in-flight window); default:
+                         Mosquitto's own default of 20 in-flight messages per client
+  --durable              accepted for old command lines: durable is the default
   --qos Q                publisher QoS 0|1 (1)
   --publishers P         publisher processes (2), each its own client id and share of the devices
   --window W             max messages in flight per publisher (100)
@@ -68,7 +72,7 @@ EOF
 N=200000 M=1000 T=10 REPEATS=3 RATE=5000 DURATION=20
 SCENARIOS=drain,live,paced,reference
 REFERENCE=values:1,values:2,bridge-sql:2
-REGISTRY_DEVICES=0 WRITERS=2 BATCH_ROWS=4000 FLUSH_MS=50 SPOOL_MODE='' AGGREGATES=0 DURABLE=0
+REGISTRY_DEVICES=0 WRITERS=2 BATCH_ROWS=4000 FLUSH_MS=50 SPOOL_MODE='' AGGREGATES=0 DURABLE=1 TUNED_BROKER=0
 QOS=1 PUBLISHERS=2 WINDOW=100 PUB_API=client PERF=0 OUT=
 for arg in "$@"; do
 	if [[ "$arg" == --quick ]]; then
@@ -92,6 +96,8 @@ while (($# > 0)); do
 	--spool) SPOOL_MODE=$2; shift ;;
 	--aggregates) AGGREGATES=1 ;;
 	--durable) DURABLE=1 ;;
+	--fast-db) DURABLE=0 ;;
+	--tuned-broker) TUNED_BROKER=1 ;;
 	--qos) QOS=$2; shift ;;
 	--publishers) PUBLISHERS=$2; shift ;;
 	--window) WINDOW=$2; shift ;;
@@ -229,8 +235,12 @@ machine_info()
 	printf 'paced %s msgs/s for %s s; QoS %s; %s publisher process(es) (Paho %s), window %s\n' \
 		"$RATE" "$DURATION" "$QOS" "$PUBLISHERS" "$( [[ $PUB_API == client ]] && echo MQTTClient || echo MQTTAsync)" \
 		"$WINDOW"
-	printf -- '- PostgreSQL: %s, shared_buffers 256MB, track_commit_timestamp on; Mosquitto: max_queued_messages 0, persistence on\n' \
-		"$( ((DURABLE)) && echo 'fsync on, synchronous_commit on' || echo 'fsync off, synchronous_commit off (as the integration tests)')"
+	printf -- '- PostgreSQL: %s, shared_buffers 256MB, track_commit_timestamp on\n' \
+		"$( ((DURABLE)) && echo 'durable: fsync, synchronous_commit, full_page_writes on (as users run it)' ||
+			echo 'fsync, synchronous_commit, full_page_writes off (--fast-db, as the integration tests)')"
+	printf -- '- Mosquitto: %s; max_queued_messages 0 (a drain queues N messages for the offline bridge), persistence on\n' \
+		"$( ((TUNED_BROKER)) && echo 'max_inflight_messages 0 (--tuned-broker: unlimited window)' ||
+			echo 'max_inflight_messages at its default (20 per client)')"
 }
 
 # --- PostgreSQL, Mosquitto, registry -------------------------------------------------------------------
@@ -259,6 +269,11 @@ mosq_start
 # lib.sh logs everything (log_type all), which for mosquitto means one debug line per PUBLISH in and out:
 # that would be a large part of the broker's cost here. Keep errors, warnings, notices and information.
 sed -i 's/^log_type all$/log_type error\nlog_type warning\nlog_type notice\nlog_type information/' "$MOSQ_CONF"
+# lib.sh opens the in-flight window for the tests' speed; users run Mosquitto's default (20), so does the bench
+# unless --tuned-broker says otherwise.
+if ((!TUNED_BROKER)); then
+	sed -i '/^max_inflight_messages 0$/d' "$MOSQ_CONF"
+fi
 mosq_stop
 mosq_start_again
 

@@ -22,7 +22,8 @@ m2p_admin()
 
 db_prepare()
 {
-	m2p_admin migrate >"$IT_DIR/migrate.log" 2>&1 || { cat "$IT_DIR/migrate.log" >&2; fail "migrate failed"; }
+	# shellcheck disable=SC2046 # no argument, or exactly one
+	m2p_admin migrate $( [[ "${IT_TIMESCALEDB:-0}" == 1 ]] && echo --timescaledb) >"$IT_DIR/migrate.log" 2>&1 || { cat "$IT_DIR/migrate.log" >&2; fail "migrate failed"; }
 	psql_super "ALTER ROLE mqtt2pg_writer PASSWORD '$WRITER_PASSWORD'" \
 		"ALTER ROLE mqtt2pg_reader PASSWORD 'reader-secret'"
 	WRITER_DB="host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=mqtt2pg_writer password=$WRITER_PASSWORD"

@@ -356,6 +356,21 @@ logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d/%a '
 log_checkpoints = off
 EOF
+	# IT_TIMESCALEDB=1: the same test on TimescaleDB (.ci/run installs it from ../shared/timescaledb/):
+	# the server preloads it; db_prepare's `migrate --timescaledb` creates the extension.
+	if [[ "${IT_TIMESCALEDB:-0}" == 1 ]]; then
+		if [[ ! -e "$(_pg_pkglibdir)/timescaledb.so" ]]; then
+			echo "SKIP: IT_TIMESCALEDB=1 but TimescaleDB is not installed for $PG_BIN" \
+				"(tar -xzf ../shared/timescaledb/*.tar.gz -C /)"
+			trap - EXIT
+			rm -rf "$IT_DIR"
+			exit 77
+		fi
+		cat >>"$PG_DATA/postgresql.conf" <<EOF
+shared_preload_libraries = 'timescaledb'
+timescaledb.telemetry_level = off
+EOF
+	fi
 	cat >"$PG_DATA/pg_hba.conf" <<EOF
 # TYPE	DATABASE	USER	ADDRESS		METHOD
 local	all		all			trust
@@ -367,6 +382,12 @@ EOF
 		"CREATE ROLE mqtt2pg_owner LOGIN CREATEROLE PASSWORD 'owner-secret'" \
 		"CREATE DATABASE mqtt2pg OWNER mqtt2pg_owner"
 	it_log "postgres ready on 127.0.0.1:$PGPORT (socket $PG_SOCKDIR)"
+}
+
+# The server's library directory (where extensions' .so files live).
+_pg_pkglibdir()
+{
+	"$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib
 }
 
 # Start the postmaster of $PG_DATA in the background, as a direct child of
