@@ -7,8 +7,9 @@
  *    fits), writes inside dst[0..cap) only (dst is exactly cap bytes, so ASan sees any overflow), leaves a
  *    NUL-terminated string that is valid UTF-8 without any control character (C0, DEL, C1), and equals the
  *    reference escaping of the header's contract ('\' -> "\\", control characters and invalid bytes ->
- *    "\xNN" per byte, everything else kept) when that fits; when it does not fit, the output is a prefix of
- *    the reference cut between two escaped characters, followed by "...", and nothing more would have fit.
+ *    "\xNN" per byte, bidi controls and U+2028/2029 -> "\uNNNN", everything else kept) when that fits; when it
+ *    does not fit, the output is a prefix of the reference cut between two escaped characters, followed by
+ *    "...", and nothing more would have fit.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,7 +37,16 @@ static void ref_append(struct reference *r, const char *piece, size_t n)
 	r->piece_end[r->pieces++] = r->len;
 }
 
-/* The header's contract, written independently of text.c. Each input byte costs at most 4 output bytes. */
+/* Printable code points that lie to a reader (bidi embeddings, overrides, isolates and marks; the Unicode line
+ * and paragraph separators): escaped as \uNNNN by the contract. */
+static bool ref_is_deceptive(uint32_t cp)
+{
+	return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f ||
+	       cp == 0x061c || cp == 0x2028 || cp == 0x2029;
+}
+
+/* The header's contract, written independently of text.c. Each input byte costs at most 4 output bytes (a 2- or 3-byte
+ * sequence escaped as \uNNNN costs 6). */
 static void ref_escape(struct reference *r, const unsigned char *s, size_t len)
 {
 	size_t i = 0;
@@ -63,6 +73,11 @@ static void ref_escape(struct reference *r, const unsigned char *s, size_t len)
 			for (size_t k = 0; k < n; k++)
 				m += (size_t)snprintf(both + m, sizeof(both) - m, "\\x%02x", s[i + k]);
 			ref_append(r, both, m);
+			i += n;
+		} else if (ref_is_deceptive(cp)) {
+			char u[8];
+			snprintf(u, sizeof(u), "\\u%04x", (unsigned)cp);
+			ref_append(r, u, 6);
 			i += n;
 		} else if (cp == '\\') {
 			ref_append(r, "\\\\", 2);
