@@ -32,6 +32,23 @@ db_prepare()
 	export WRITER_DB READER_DB
 }
 
+# seed_two_tenants: the isolation tests' two tenants, acme and globex, each with one device (INV-A, INV-B) of
+# one point p. Sets A and B (tenant ids), DA and DB (device ids), PA and PB (point ids).
+seed_two_tenants()
+{
+	m2p_admin tenant add acme >/dev/null
+	m2p_admin tenant add globex >/dev/null
+	m2p_admin device add INV-A --tenant acme --point p >/dev/null
+	m2p_admin device add INV-B --tenant globex --point p >/dev/null
+	A=$(psql_super "SELECT id FROM tenants WHERE slug = 'acme'")
+	B=$(psql_super "SELECT id FROM tenants WHERE slug = 'globex'")
+	DA=$(psql_super "SELECT id FROM devices WHERE serial = 'INV-A'")
+	DB=$(psql_super "SELECT id FROM devices WHERE serial = 'INV-B'")
+	PA=$(psql_super "SELECT id FROM points WHERE device_id = $DA")
+	PB=$(psql_super "SELECT id FROM points WHERE device_id = $DB")
+	export A B DA DB PA PB
+}
+
 # bridge_config FILE [EXTRA LINES...]: extra lines are appended at top level (libconfig allows a group
 # only once, so tests that change a group pass the whole group). $BRIDGE_MQTT_EXTRA is added inside mqtt,
 # $BRIDGE_DB_EXTRA inside database;

@@ -25,16 +25,7 @@ it_setup security
 pg_start
 db_prepare
 
-m2p_admin tenant add acme >/dev/null
-m2p_admin tenant add globex >/dev/null
-m2p_admin device add INV-A --tenant acme --point p >/dev/null
-m2p_admin device add INV-B --tenant globex --point p >/dev/null
-A=$(psql_super "SELECT id FROM tenants WHERE slug = 'acme'")
-B=$(psql_super "SELECT id FROM tenants WHERE slug = 'globex'")
-DA=$(psql_super "SELECT id FROM devices WHERE serial = 'INV-A'")
-DB=$(psql_super "SELECT id FROM devices WHERE serial = 'INV-B'")
-PA=$(psql_super "SELECT id FROM points WHERE device_id = $DA")
-PB=$(psql_super "SELECT id FROM points WHERE device_id = $DB")
+seed_two_tenants
 psql_super "SELECT ensure_partitions(now() - interval '1 day', now() + interval '1 day')" >/dev/null
 # Seeded by the superuser (BYPASSRLS): one reading per tenant, today's aggregates of both tenants, and one
 # aggregate of globex from 400 days ago whose raw partition is long gone (aggregates outlive raw data).

@@ -39,16 +39,7 @@ assert_eq "measurements_pkey" "$(psql_super "SELECT string_agg(indexname, ',') F
 	"no default (time DESC) index"
 echo "ok: hypertable, private chunk schema, primary key only"
 
-m2p_admin tenant add acme >/dev/null
-m2p_admin tenant add globex >/dev/null
-m2p_admin device add INV-A --tenant acme --point p >/dev/null
-m2p_admin device add INV-B --tenant globex --point p >/dev/null
-A=$(psql_super "SELECT id FROM tenants WHERE slug = 'acme'")
-B=$(psql_super "SELECT id FROM tenants WHERE slug = 'globex'")
-DA=$(psql_super "SELECT id FROM devices WHERE serial = 'INV-A'")
-DB=$(psql_super "SELECT id FROM devices WHERE serial = 'INV-B'")
-PA=$(psql_super "SELECT id FROM points WHERE device_id = $DA")
-PB=$(psql_super "SELECT id FROM points WHERE device_id = $DB")
+seed_two_tenants
 
 # The writer, as the bridge does: a tenant's transaction-local context, rows through the hypertable. This
 # creates the chunks (as the writer: it must not need the chunk schema for that).
