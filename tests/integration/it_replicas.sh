@@ -715,6 +715,11 @@ phase_gone()
 	stopped=$(utc_ms)
 	since=$(now_us)
 	pub_run "$p" "$N4" 0
+	# Whether all N4 were published while the session still existed (the normal case: ~0.5 s of 5). On a
+	# machine so loaded that publishing outlasted the expiry, what came after it was not routed to the dead
+	# member, so only the upper bound of the loss holds.
+	local outlasted=0
+	grep -q "Expiring client mqtt2pg-replicas-$name" "$MOSQ_LOG" && outlasted=1
 	wait_until 20 grep -q "Expiring client mqtt2pg-replicas-$name" "$MOSQ_LOG" ||
 		fail "phase $p: the broker did not expire $name's session"
 	settle_since "$since"
@@ -730,8 +735,9 @@ phase_gone()
 	# Mosquitto 2.0: the dead member stays in the round-robin until its session expires; its queue is
 	# then discarded, not handed to the others. Every members-th message is lost.
 	((WRONG == 0 && DUPS == 0 && IN_WINDOW == FOUND)) || fail "phase $p: wrong or extra rows"
-	((lost >= expect_lost - 8 && lost <= expect_lost + 8)) ||
+	((lost <= expect_lost + 8 && (outlasted || lost >= expect_lost - 8))) ||
 		fail "phase $p: lost $lost rows, Mosquitto 2.0 loses every ${members}th message (~$expect_lost rows): broker behaviour changed, update deploy/SCALING.md"
+	((outlasted == 0)) || it_log "phase $p: publishing outlasted $name's session expiry (loaded machine): loss checked as at most ~$expect_lost rows"
 	assert_eq "$((N4 - lost / 4))" "$SHARE_SUM" "phase $p: the live members received exactly the messages not routed to $name"
 	echo "ok: phase $p: the broker routed every ${members}th message to $name's session and dropped them at expiry ($((lost / 4)) messages)"
 	# After the expiry the member is gone from the group: nothing more is lost.
@@ -769,10 +775,12 @@ for ((i = 0; i < 1000; i++)); do
 	sleep 0.01
 done
 t_disc=$EPOCHREALTIME
+# At once, before anything slow: disconnected, r7 receives nothing more, so its counters are final; it is
+# still draining, so its HTTP port answers (under load a drain can end within half a second).
+share_bank r7
 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -i mqtt2pg-replicas-r7 -t it/retire -E
 gap_ms=$(awk -v a="$t_disc" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
 _it_alive "$pub" || fail "phase 6: the publisher finished before r7 was retired (not mid-stream)"
-share_bank r7 # still draining: its counters are final (it no longer receives) and its HTTP port still answers
 BRIDGE_RC=0
 wait "${R_PID[r7]}" 2>/dev/null || BRIDGE_RC=$?
 it_untrack_pid "${R_PID[r7]}"
