@@ -189,24 +189,35 @@ static int count_restart_keys(const struct config *old, const struct config *new
 
 	for (size_t i = 0; !routes && i < old->route_count; i++)
 		routes = !route_equal(&old->routes[i], &new->routes[i]);
-	n += restart_required("mqtt (uri, client_id, credentials, version, qos, session, TLS, shared_group)",
-			      differ(a->uri, b->uri) || differ(a->client_id, b->client_id) ||
-				      differ(a->username, b->username) || differ(a->password, b->password) ||
-				      a->version != b->version || a->qos != b->qos || a->clean_session != b->clean_session ||
-				      a->keepalive != b->keepalive || differ(a->shared_group, b->shared_group) ||
-				      differ(a->ca_file, b->ca_file) || differ(a->cert_file, b->cert_file) ||
-				      differ(a->key_file, b->key_file));
+	/* Every field of struct config_mqtt: the client is made once, with all of them. */
+	n += restart_required(
+		"mqtt (uri, client_id, credentials, version, qos, session, keepalive, timeouts, "
+		"reconnect, TLS, shared_group)",
+		differ(a->uri, b->uri) || differ(a->client_id, b->client_id) ||
+			differ(a->username, b->username) || differ(a->password, b->password) ||
+			a->version != b->version || a->qos != b->qos ||
+			a->clean_session != b->clean_session || a->session_expiry != b->session_expiry ||
+			a->keepalive != b->keepalive || a->connect_timeout != b->connect_timeout ||
+			a->reconnect_min != b->reconnect_min || a->reconnect_max != b->reconnect_max ||
+			differ(a->shared_group, b->shared_group) || differ(a->ca_file, b->ca_file) ||
+			differ(a->cert_file, b->cert_file) || differ(a->key_file, b->key_file) ||
+			a->tls_verify != b->tls_verify);
 	n += restart_required("routes", routes);
 	/* The password is not in this list: SIGHUP re-reads its file (reload_password). */
-	n += restart_required("database", differ(old->database.conninfo, new->database.conninfo) ||
-						  differ(old->database.password_file, new->database.password_file) ||
-						  old->database.writers != new->database.writers ||
-						  old->database.batch_rows != new->database.batch_rows ||
-						  old->database.flush_interval_ms != new->database.flush_interval_ms ||
-						  old->database.queue_messages != new->database.queue_messages);
+	n += restart_required("database",
+			      differ(old->database.conninfo, new->database.conninfo) ||
+				      differ(old->database.password_file, new->database.password_file) ||
+				      old->database.writers != new->database.writers ||
+				      old->database.batch_rows != new->database.batch_rows ||
+				      old->database.flush_interval_ms != new->database.flush_interval_ms ||
+				      old->database.linger_ms != new->database.linger_ms ||
+				      old->database.queue_messages != new->database.queue_messages ||
+				      old->database.enqueue_timeout_ms != new->database.enqueue_timeout_ms ||
+				      old->database.reconnect_max_ms != new->database.reconnect_max_ms);
 	n += restart_required("spool", old->spool.durable != new->spool.durable ||
 					       differ(old->spool.directory, new->spool.directory) ||
 					       old->spool.max_bytes != new->spool.max_bytes ||
+					       old->spool.segment_bytes != new->spool.segment_bytes ||
 					       old->spool.fsync_interval_ms != new->spool.fsync_interval_ms);
 	n += restart_required("http", differ(old->http_listen, new->http_listen) ||
 					      old->http_port != new->http_port ||
@@ -216,6 +227,10 @@ static int count_restart_keys(const struct config *old, const struct config *new
 					      old->http_timeout != new->http_timeout ||
 					      differ(old->http_metrics_token, new->http_metrics_token));
 	n += restart_required("aggregates", memcmp(&old->aggregates, &new->aggregates, sizeof(old->aggregates)) != 0);
+	n += restart_required("registry.refresh_interval",
+			      old->registry_refresh_interval != new->registry_refresh_interval);
+	n += restart_required("validation.rejected_retention_days (the scheduler's)",
+			      va->rejected_retention_days != vb->rejected_retention_days);
 	n += restart_required("validation rate limits", va->device_rate != vb->device_rate ||
 								va->device_burst != vb->device_burst ||
 								va->tenant_rate != vb->tenant_rate ||
@@ -271,8 +286,13 @@ static void reload(struct bridge *b)
 	log_set_level(fresh->log_level);
 	log_set_json(fresh->log_json);
 	b->cfg->stats_interval = fresh->stats_interval;
-	log_info(MODULE, "configuration reloaded from %s (log level, validation policy, stats interval applied%s)",
-		 b->cfg->path ? b->cfg->path : "(defaults)", pending ? "; see the restart-required lines" : "");
+	b->cfg->shutdown_timeout = fresh->shutdown_timeout;
+	log_info(
+		MODULE,
+		"configuration reloaded from %s (log level, validation policy, stats interval, shutdown_timeout "
+		"applied%s)",
+		b->cfg->path ? b->cfg->path : "(defaults)",
+		pending ? "; see the restart-required lines" : "");
 	config_free(fresh);
 	regsync_load_now(b->regsync);
 }

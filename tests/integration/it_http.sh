@@ -90,12 +90,15 @@ test "$recorded" -ge 1 && test "$recorded" -le 3 || fail "$recorded rate_limited
 echo "ok: refusals recorded $recorded time(s), with the count of the others: $(psql_super "SELECT detail FROM rejected_messages WHERE reason = 'rate_limited' LIMIT 1")"
 
 # SIGHUP reload: a valid change applies at once (a smaller max_payload_bytes), a key that cannot change at
-# run time is reported "restart required", and a broken file keeps the running configuration.
-sed -i 's/validation = { device_rate = 1; device_burst = 5; };/validation = { device_rate = 1; device_burst = 5; max_payload_bytes = 40; };/; s/keepalive = 30;/keepalive = 45;/' "$conf"
+# run time is reported "restart required", and a broken file keeps the running configuration. The keys
+# changed are two that a reload used to pass over in silence (issue 18): mqtt.reconnect_max and
+# database.linger_ms.
+sed -i 's/validation = { device_rate = 1; device_burst = 5; };/validation = { device_rate = 1; device_burst = 5; max_payload_bytes = 40; };/; s/keepalive = 30;/keepalive = 30; reconnect_max = 42;/; s/flush_interval_ms = 50;/flush_interval_ms = 50; linger_ms = 7;/' "$conf"
 kill -HUP "$BRIDGE_PID"
 wait_until 10 grep -q "configuration reloaded" "$BRIDGE_LOG" || fail "no reload line"
-grep -q "reload: mqtt .* changed: restart required" "$BRIDGE_LOG" || fail "keepalive change not reported as restart required"
-echo "ok: SIGHUP applied the new validation policy and reported the mqtt change as restart required"
+grep -q "reload: mqtt .* changed: restart required" "$BRIDGE_LOG" || fail "mqtt.reconnect_max change not reported as restart required"
+grep -q "reload: database changed: restart required" "$BRIDGE_LOG" || fail "database.linger_ms change not reported as restart required"
+echo "ok: SIGHUP applied the new validation policy and reported the mqtt and database changes as restart required"
 publish solar/acme/INV-2/telemetry '{"measurements":{"p":1},"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
 wait_until 10 rejected_ge 1 "reason = 'oversized_payload'" || fail "reloaded max_payload_bytes not applied"
 echo "ok: the reloaded max_payload_bytes took effect without a restart"
