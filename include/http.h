@@ -58,6 +58,9 @@ struct http_ready_check {
 	bool (*passes)(const struct health *h, struct stats *s); /* reads h or s, never changes them */
 };
 
+/* aggregates_ok fails after this many aggregate runs in a row failed (about this many intervals). */
+#define AGGREGATE_FAILING_RUNS 3
+
 /* The checks, in the order /readyz reports them; *count is set to how many. */
 const struct http_ready_check *http_ready_checks(size_t *count);
 

@@ -75,6 +75,7 @@ struct stats {
 	atomic_uint_fast64_t agg_last_run_unix;
 	atomic_uint_fast64_t agg_lag_ms;         /* age of the oldest dirty bucket after the last run */
 	atomic_uint_fast64_t agg_last_pass_ms;   /* duration of the last run: a long pass hides behind agg_lag_ms */
+	atomic_uint_fast64_t agg_failing; /* runs in a row that failed (no connection, or the pass failed) */
 	atomic_uint_fast64_t http_evicted;   /* HTTP connections closed to make room (connection limits) */
 	atomic_uint_fast64_t http_timed_out; /* HTTP requests that did not arrive within http.timeout */
 	struct stats_histogram batch_seconds;    /* a batch transaction, BEGIN to COMMIT */

@@ -279,7 +279,8 @@ static void record_lag(struct aggregator *a)
 	PQclear(res);
 }
 
-static void run_once(struct aggregator *a)
+/* Returns false when the pass failed (logged). */
+static bool run_once(struct aggregator *a)
 {
 	int64_t started = clock_monotonic_ms(), n;
 
@@ -288,7 +289,7 @@ static void run_once(struct aggregator *a)
 	purge_rejected(a, started);
 	n = aggregate_recompute_dirty(a->conn, 0, BATCH_KEYS, NULL, NULL, &a->stopping);
 	if (n < 0)
-		return; /* logged; the connection check at the next run decides what to do */
+		return false; /* logged; the connection check at the next run decides what to do */
 	STATS_ADD(a->stats, agg_runs, 1);
 	STATS_ADD(a->stats, agg_buckets, (uint64_t)n);
 	atomic_store(&a->stats->agg_last_pass_ms, (uint64_t)(clock_monotonic_ms() - started));
@@ -296,6 +297,7 @@ static void run_once(struct aggregator *a)
 	record_lag(a);
 	if (n > 0)
 		log_info(MODULE, "recomputed %" PRId64 " bucket(s) in %" PRId64 " ms", n, clock_monotonic_ms() - started);
+	return true;
 }
 
 static void *aggregator_main(void *arg)
@@ -305,12 +307,17 @@ static void *aggregator_main(void *arg)
 	while (!atomic_load(&a->stopping)) {
 		struct timespec deadline;
 
-		if (ensure_connected(a)) {
-			if (!a->leader)
-				try_to_lead(a);
-			if (a->leader)
-				run_once(a);
-		}
+		bool ok = ensure_connected(a);
+
+		if (ok && !a->leader)
+			try_to_lead(a);
+		if (ok && a->leader)
+			ok = run_once(a);
+		/* /readyz's aggregates_ok: a job that keeps failing is a replica to look at (issue 13). */
+		if (ok)
+			atomic_store(&a->stats->agg_failing, 0);
+		else
+			STATS_ADD(a->stats, agg_failing, 1);
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += a->options.interval_s;
 		pthread_mutex_lock(&a->lock);

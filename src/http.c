@@ -205,6 +205,8 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	      (double)STATS_GET(s, agg_last_run_unix));
 	gauge(&w, "aggregate_lag_seconds", "Age of the oldest dirty bucket after the last run.",
 	      (double)STATS_GET(s, agg_lag_ms) / 1000.0);
+	gauge(&w, "aggregate_failing_runs", "Aggregate job runs in a row that failed (0 after a good one).",
+	      (double)STATS_GET(s, agg_failing));
 	gauge(&w, "aggregate_last_pass_seconds", "Duration of the last aggregate run (partitions, retention, recompute).",
 	      (double)STATS_GET(s, agg_last_pass_ms) / 1000.0);
 	gauge(&w, "spool_bytes", "Bytes in the durable spool.", (double)STATS_GET(s, spool_bytes));
@@ -278,6 +280,13 @@ static bool intake_flowing(const struct health *h, struct stats *s)
 	return STATS_GET(s, intake_blocked) == 0;
 }
 
+/* The aggregate job is not failing run after run (no database connection, or its pass failing). */
+static bool aggregates_ok(const struct health *h, struct stats *s)
+{
+	(void)h;
+	return STATS_GET(s, agg_failing) < AGGREGATE_FAILING_RUNS;
+}
+
 /* One row per check: adding one is adding a row (and the health or stats field it reads). */
 static const struct http_ready_check ready_checks[] = {
 	{ "not_draining", "draining", not_draining },
@@ -287,6 +296,7 @@ static const struct http_ready_check ready_checks[] = {
 	{ "spool_ok", "spool not accepting records (spool_state)", spool_ok },
 	{ "intake_flowing", "intake blocked (intake_blocked)", intake_flowing },
 	{ "registry_loaded", "registry not loaded", registry_loaded },
+	{ "aggregates_ok", "aggregate job failing (aggregate_failing_runs)", aggregates_ok },
 	{ "main_loop", "main loop stalled", loop_alive },
 };
 

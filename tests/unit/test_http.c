@@ -101,6 +101,25 @@ static void test_blocked_intake_is_not_ready(void)
 	free(text);
 }
 
+/* The aggregate job failing run after run is its own check, after AGGREGATE_FAILING_RUNS runs, not at once. */
+static void test_failing_aggregates_are_not_ready(void)
+{
+	struct health h;
+	char *text;
+
+	healthy(&h);
+	atomic_store(&stats.agg_failing, AGGREGATE_FAILING_RUNS - 1);
+	text = render(&h);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt2pg_ready{check=\"aggregates_ok\"} 1\n"));
+	free(text);
+	atomic_store(&stats.agg_failing, AGGREGATE_FAILING_RUNS);
+	text = render(&h);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt2pg_ready{check=\"aggregates_ok\"} 0\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt2pg_aggregate_failing_runs 3\n"));
+	free(text);
+	atomic_store(&stats.agg_failing, 0);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -108,6 +127,7 @@ int main(void)
 		UNIT_TEST(test_read_only_database_is_not_ready),
 		UNIT_TEST(test_broker_down_is_its_own_check),
 		UNIT_TEST(test_blocked_intake_is_not_ready),
+		UNIT_TEST(test_failing_aggregates_are_not_ready),
 	};
 
 	return unit_run("http", NULL, NULL, tests, UNIT_COUNT(tests));
