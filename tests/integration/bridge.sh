@@ -78,15 +78,18 @@ bridge_config()
 	} >"$file"
 }
 
+# bridge_start CONF [READY_PATTERN [SECONDS]]: start the bridge on CONF and wait (20 s) until its log says
+# "subscribed to", or READY_PATTERN within SECONDS.
 bridge_start()
 {
+	local ready=${2:-subscribed to} seconds=${3:-20}
 	BRIDGE_RUNS=$((BRIDGE_RUNS + 1))
 	BRIDGE_LOG=$IT_DIR/bridge.$BRIDGE_RUNS.log
 	MQTT2PG_DB_PASSWORD=$WRITER_PASSWORD "$MQTT2PG_BIN" -c "$1" run >"$BRIDGE_LOG" 2>&1 &
 	BRIDGE_PID=$!
 	it_track_pid "$BRIDGE_PID"
 	it_track_log "$BRIDGE_LOG"
-	wait_until 20 grep -q "subscribed to" "$BRIDGE_LOG" || fail "bridge did not subscribe (see $BRIDGE_LOG)"
+	wait_until "$seconds" grep -q "$ready" "$BRIDGE_LOG" || fail "bridge log never said '$ready' (see $BRIDGE_LOG)"
 }
 
 # Stops the bridge with SIGNAL (TERM); its exit code lands in BRIDGE_RC.

@@ -278,16 +278,7 @@ fi
 # --- 5. SIGKILL storm -------------------------------------------------------------------------------------
 # bridge_start waits for "subscribed to"; after a kill the broker sends the session's backlog before the
 # SUBACK, and the receive thread takes it (or blocks on a full spool) first: wait for the connection.
-storm_start()
-{
-	BRIDGE_RUNS=$((BRIDGE_RUNS + 1))
-	BRIDGE_LOG=$IT_DIR/bridge.$BRIDGE_RUNS.log
-	MQTT2PG_DB_PASSWORD=$WRITER_PASSWORD "$MQTT2PG_BIN" -c "$1" run >"$BRIDGE_LOG" 2>&1 &
-	BRIDGE_PID=$!
-	it_track_pid "$BRIDGE_PID"
-	it_track_log "$BRIDGE_LOG"
-	wait_until 60 grep -q "mqtt: connected to" "$BRIDGE_LOG" || fail "bridge did not connect (see $BRIDGE_LOG)"
-}
+storm_start() { bridge_start "$1" "mqtt: connected to" 60; }
 if wants 5; then
 	fresh
 	BRIDGE_SPOOL="spool = { directory = \"$IT_DIR/spool.s5\"; max_bytes = 1048576; segment_bytes = 131072; };" \
