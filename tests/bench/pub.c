@@ -46,6 +46,7 @@
 struct pub_options {
 	const char *uri;
 	const char *client_prefix;
+	const char *topic_prefix; /* first topic level: solar (the bridge) or another tree (the Node baseline) */
 	const char *expected_prefix;
 	long messages;
 	int devices;
@@ -476,7 +477,8 @@ static void usage(FILE *out)
 		     "  -u, --uri URI          broker (tcp://127.0.0.1:1883)\n"
 		     "  -n, --messages N       messages in total (10000)\n"
 		     "  -m, --devices M        devices (1000): serials B-<tenant>-<dddd>\n"
-		     "  -t, --tenants T        tenants (10): topics solar/t<tenant>/<serial>/telemetry\n"
+		     "  -t, --tenants T        tenants (10): topics <prefix>/t<tenant>/<serial>/telemetry\n"
+		     "      --prefix P         the topics' first level (solar)\n"
 		     "  -q, --qos Q            0 or 1 (1)\n"
 		     "  -r, --rate R           messages/s over all processes, 0 = as fast as possible (0)\n"
 		     "  -w, --window W         max messages in flight per process (1000)\n"
@@ -498,13 +500,14 @@ static bool parse_options(int argc, char **argv, struct pub_options *o)
 		{ "window", required_argument, NULL, 'w' },   { "processes", required_argument, NULL, 'P' },
 		{ "expected", required_argument, NULL, 'o' }, { "client-id", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 'T' },  { "version", no_argument, NULL, 'V' },
-		{ "stop-file", required_argument, NULL, 'S' },
+		{ "stop-file", required_argument, NULL, 'S' }, { "prefix", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },	      { NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	*o = (struct pub_options){ .uri = "tcp://127.0.0.1:1883",
 				   .client_prefix = "mqtt2pg-bench-pub",
+				   .topic_prefix = "solar",
 				   .messages = 10000,
 				   .devices = 1000,
 				   .tenants = 10,
@@ -550,6 +553,9 @@ static bool parse_options(int argc, char **argv, struct pub_options *o)
 		case 'S':
 			o->stop_file = optarg;
 			break;
+		case 'p':
+			o->topic_prefix = optarg;
+			break;
 		case 'V': {
 #ifdef PUB_MQTTCLIENT
 			MQTTClient_nameValue *info = MQTTClient_getVersionInfo();
@@ -589,7 +595,7 @@ static int devices_of(const struct pub_options *o, int index, struct device **ou
 	for (int j = index; j < o->devices; j += o->processes) {
 		int tenant = j % o->tenants + 1;
 		snprintf(list[n].serial, sizeof(list[n].serial), "B-%d-%04d", tenant, j / o->tenants);
-		snprintf(list[n].topic, sizeof(list[n].topic), "solar/t%d/%s/telemetry", tenant,
+		snprintf(list[n].topic, sizeof(list[n].topic), "%s/t%d/%s/telemetry", o->topic_prefix, tenant,
 			 list[n].serial);
 		n++;
 	}

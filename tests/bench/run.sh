@@ -12,6 +12,10 @@
 #              the last row.
 #   paced      the publisher at --rate msgs/s for --duration s: publish-to-commit latency of every row
 #              (pg_xact_commit_timestamp(xmin) - time, the publisher sets time = send time).
+#   node-drain, node-live
+#              drain and live for the Node.js baseline (tests/bench/node: mqtt.js + pg, the same SQL), on its
+#              own topic tree and client id so neither bridge's session sees the other's messages. In the
+#              default list when node and npm are installed (npm ci from the registry the first time).
 #   reference  the database alone (tests/bench/dbref.c): the same rows inserted as mqtt2pg_writer under RLS,
 #              per-tenant transactions, ~1000-row multi-row INSERT ... ON CONFLICT DO NOTHING, 1 and 2
 #              connections: the limit the bridge is measured against (the "x ref" column).
@@ -41,7 +45,8 @@ usage: tests/bench/run.sh [options]
   -r R                   repeats of each scenario (3): median with min-max
   --rate R               paced scenario: messages/s (5000)
   --duration S           paced scenario: seconds (20)
-  --scenarios LIST       comma-separated subset of drain,live,paced,reference (all)
+  --scenarios LIST       comma-separated subset of drain,live,paced,reference,node-drain,node-live
+                         (all; the node-* ones only when node and npm are installed; not with --quick)
   --reference LIST       reference variants MODE:CONNS, MODE values|copy|bridge-sql
                          (values:1,values:2,bridge-sql:2); the first values:2 (else the best) is "ref"
   --registry-devices D   register D devices (4 points each) instead of M, e.g. 100000 for the RSS target
@@ -71,12 +76,13 @@ EOF
 
 N=200000 M=1000 T=10 REPEATS=3 RATE=5000 DURATION=20
 SCENARIOS=drain,live,paced,reference
+command -v node >/dev/null && command -v npm >/dev/null && SCENARIOS+=,node-drain,node-live
 REFERENCE=values:1,values:2,bridge-sql:2
 REGISTRY_DEVICES=0 WRITERS=2 BATCH_ROWS=4000 FLUSH_MS=50 SPOOL_MODE='' AGGREGATES=0 DURABLE=1 TUNED_BROKER=0
-QOS=1 PUBLISHERS=2 WINDOW=100 PUB_API=client PERF=0 OUT=
+NODE_BASELINE=0 QOS=1 PUBLISHERS=2 WINDOW=100 PUB_API=client PERF=0 OUT=
 for arg in "$@"; do
 	if [[ "$arg" == --quick ]]; then
-		N=5000 M=100 REPEATS=1 RATE=1000 DURATION=3 REFERENCE=values:1,values:2
+		N=5000 M=100 REPEATS=1 RATE=1000 DURATION=3 REFERENCE=values:1,values:2 SCENARIOS=drain,live,paced,reference
 	fi
 done
 while (($# > 0)); do
@@ -121,7 +127,9 @@ done
 	{ echo "run.sh: --spool disk|memory" >&2; exit 2; }
 IFS=, read -ra SCENARIO_LIST <<<"$SCENARIOS"
 for s in "${SCENARIO_LIST[@]}"; do
-	[[ "$s" =~ ^(drain|live|paced|reference)$ ]] || { echo "run.sh: unknown scenario '$s'" >&2; exit 2; }
+	[[ "$s" =~ ^(drain|live|paced|reference|node-drain|node-live)$ ]] ||
+		{ echo "run.sh: unknown scenario '$s'" >&2; exit 2; }
+	[[ "$s" != node-* ]] || NODE_BASELINE=1
 done
 IFS=, read -ra REFERENCE_LIST <<<"$REFERENCE"
 for s in "${REFERENCE_LIST[@]}"; do
@@ -548,10 +556,10 @@ field()
 
 publish_n()
 {
-	local n=$1 rate=$2 tag=$3
+	local n=$1 rate=$2 tag=$3 prefix=${4:-solar}
 	rm -f "$IT_DIR/expected.$tag".*
 	"$PUB" -u "$MQTT_URI" -n "$n" -m "$M" -t "$T" -q "$QOS" -r "$rate" -w "$WINDOW" -P "$PUBLISHERS" \
-		-o "$IT_DIR/expected.$tag" -c "bench-$tag" --timeout 600 2>>"$RUN_LOG"
+		-o "$IT_DIR/expected.$tag" -c "bench-$tag" --prefix "$prefix" --timeout 600 2>>"$RUN_LOG"
 }
 
 TSV_HEADER="scenario	run	msgs	rows	seconds	msgs_s	rows_s	bridge_us_msg	pg_us_row	mosq_us_msg	pub_us_msg	rss_mb	p50_ms	p95_ms	p99_ms	max_ms	cpu_bridge	cpu_pg	cpu_mosq	cpu_pub	cpu_machine	pub_msgs_s	startup_ms	cpu_other	rows_per_batch	check"
@@ -700,6 +708,123 @@ run_reference()
 	done
 }
 
+# --- the Node.js baseline ------------------------------------------------------------------------------
+
+# The baseline's own topic tree and client id: the bridge's persistent session never sees its messages.
+NODE_PREFIX=nodebench
+NODE_DIR=$BENCH_SRC/node
+
+# node_bridge_start [PRIME]: the Node bridge in the background as BRIDGE_PID (so snap() measures it);
+# NODE_STATUS holds "committed unknown" rows, rewritten every 200 ms. PRIME=1 only creates the session.
+node_bridge_start()
+{
+	local prime=${1:-0}
+	BRIDGE_RUNS=$((BRIDGE_RUNS + 1))
+	BRIDGE_LOG=$IT_DIR/node.$BRIDGE_RUNS.log
+	NODE_STATUS=$IT_DIR/node.status
+	rm -f "$NODE_STATUS"
+	BRIDGE_START_US=${EPOCHREALTIME/./}
+	MQTT_URI=$MQTT_URI CLIENT_ID=node-bench TOPIC_FILTER="$NODE_PREFIX/+/+/telemetry" PRIME=$prime \
+		WRITER_DB="$WRITER_DB" REGISTRY_DB="$SUPER_DB" \
+		BATCH_ROWS=$BATCH_ROWS FLUSH_MS=$FLUSH_MS CONNECTIONS=$WRITERS STATUS_FILE=$NODE_STATUS \
+		node "$NODE_DIR/bridge.js" >"$BRIDGE_LOG" 2>&1 &
+	BRIDGE_PID=$!
+	it_track_pid "$BRIDGE_PID"
+	it_track_log "$BRIDGE_LOG"
+}
+
+node_rows() { local c; read -r c _ <"$NODE_STATUS" 2>/dev/null && echo "${c:-0}" || echo 0; }
+
+# node_wait_rows TARGET: like wait_rows, from the Node bridge's status file.
+node_wait_rows()
+{
+	local target=$1 rows last=-1 last_change=$SECONDS deadline
+	deadline=$((SECONDS + 120 + target / 4000))
+	while :; do
+		rows=$(node_rows)
+		((rows >= target)) && return 0
+		if ((rows != last)); then
+			last=$rows
+			last_change=$SECONDS
+		fi
+		if ((SECONDS - last_change > 30 || SECONDS > deadline)); then
+			say "gave up waiting: $rows of $target rows committed by the Node bridge"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+node_bridge_stop()
+{
+	BRIDGE_RC=0
+	kill -TERM "$BRIDGE_PID" 2>/dev/null || true
+	if ! wait_until 60 _it_none_alive "$BRIDGE_PID"; then
+		kill -KILL "$BRIDGE_PID" 2>/dev/null || true
+	fi
+	wait "$BRIDGE_PID" || BRIDGE_RC=$?
+	it_untrack_pid "$BRIDGE_PID"
+	BRIDGE_PID=
+}
+
+run_node_drain()
+{
+	local run=$1 pubout='' s0 s1 rss stats first last secs startup ok=1
+	reset_db
+	say "node-drain $run: publishing $N messages into the stopped Node bridge's session"
+	if ! pubout=$(publish_n "$N" 0 "nodedrain$run" "$NODE_PREFIX"); then
+		CHECK="publisher failed: $pubout"
+		ok=0
+	fi
+	echo "node-drain $run: $pubout" >>"$RUN_LOG"
+	load_expected "$IT_DIR/expected.nodedrain$run".*
+	s0=$(snap)
+	node_bridge_start
+	node_wait_rows $((N * ROWS_PER_MSG)) || ok=0
+	s1=$(snap)
+	rss=$(vm_hwm_kb "$BRIDGE_PID")
+	node_bridge_stop
+	stats=$(commit_stats)
+	read -r first last _ <<<"$stats"
+	secs=$(awk -v s="$BRIDGE_START_US" -v e="$last" 'BEGIN { printf "%.3f", e - s / 1e6 }')
+	startup=$(awk -v s="$BRIDGE_START_US" -v e="$first" 'BEGIN { printf "%.0f", (e - s / 1e6) * 1000 }')
+	check_rows "$N"
+	((ok)) || [[ "$CHECK" != pass ]] || CHECK="Node bridge did not commit every row in time"
+	record node-drain "$run" "$N" "$secs" "$s0" "$s1" "$(field cpu_us_per_msg "$pubout")" "$rss" "" \
+		"$(field msgs_per_s "$pubout")" "$startup" 0 ""
+	say "node-drain $run: $(tail -n 1 "$TSV" | awk -F'\t' '{ print $6 " msgs/s, " $7 " rows/s" }'), check: $CHECK"
+}
+
+run_node_live()
+{
+	local run=$1 pubout='' s0 s1 rss stats first last secs start ok=1
+	reset_db
+	node_bridge_start
+	wait_until 60 grep -q "subscribed to" "$BRIDGE_LOG" || fail "Node bridge did not subscribe (see $BRIDGE_LOG)"
+	sleep 1
+	s0=$(snap)
+	say "node-live $run: publishing $N messages at full speed"
+	if ! pubout=$(publish_n "$N" 0 "nodelive$run" "$NODE_PREFIX"); then
+		CHECK="publisher failed"
+		ok=0
+	fi
+	echo "node-live $run: $pubout" >>"$RUN_LOG"
+	node_wait_rows $((N * ROWS_PER_MSG)) || ok=0
+	s1=$(snap)
+	rss=$(vm_hwm_kb "$BRIDGE_PID")
+	node_bridge_stop
+	load_expected "$IT_DIR/expected.nodelive$run".*
+	stats=$(commit_stats)
+	read -r first last _ <<<"$stats"
+	start=$(field start "$pubout")
+	secs=$(awk -v s="${start:-0}" -v e="$last" 'BEGIN { printf "%.3f", e - s }')
+	check_rows "$N"
+	((ok)) || [[ "$CHECK" != pass ]] || CHECK="Node bridge did not commit every row in time"
+	record node-live "$run" "$N" "$secs" "$s0" "$s1" "$(field cpu_us_per_msg "$pubout")" "$rss" \
+		"$(cut -d' ' -f3- <<<"$stats")" "$(field msgs_per_s "$pubout")" "" 1 ""
+	say "node-live $run: $(tail -n 1 "$TSV" | awk -F'\t' '{ print $6 " msgs/s, p99 " $15 " ms" }'), check: $CHECK"
+}
+
 # --- the runs ------------------------------------------------------------------------------------------
 
 RUN_LOG=$OUT/logs/runs.log
@@ -712,11 +837,22 @@ bench_bridge_wait_subscribed
 sleep 1
 IDLE_RSS_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$BRIDGE_PID/status")
 bench_bridge_stop
+if ((NODE_BASELINE)); then
+	if [[ ! -d "$NODE_DIR/node_modules" ]]; then
+		say "installing the Node baseline's packages (npm ci, tests/bench/node/package-lock.json)"
+		(cd "$NODE_DIR" && npm ci --no-audit --no-fund >>"$RUN_LOG" 2>&1) || fail "npm ci failed (see $RUN_LOG)"
+	fi
+	say "creating the Node bridge's persistent session ($(node --version))"
+	node_bridge_start 1
+	wait "$BRIDGE_PID" || fail "the Node bridge could not create its session (see $BRIDGE_LOG)"
+	it_untrack_pid "$BRIDGE_PID"
+	BRIDGE_PID=
+fi
 
 bench_start=$SECONDS
 for ((r = 1; r <= REPEATS; r++)); do
 	for s in "${SCENARIO_LIST[@]}"; do
-		"run_$s" "$r"
+		"run_${s//-/_}" "$r"
 	done
 done
 bench_secs=$((SECONDS - bench_start))
@@ -817,7 +953,7 @@ summarize()
 			print "|---|---|---|---|---|"
 			for (k = 1; k <= ns; k++) {
 				sc = order[k]
-				if (sc !~ /^(paced|live)/) continue
+				if (sc !~ /^(paced|live|node-live)/) continue
 				printf "| %s | %s | %s | %s | %s |\n", sc, stats(sc, c["p50_ms"]), stats(sc, c["p95_ms"]),
 					stats(sc, c["p99_ms"]), stats(sc, c["max_ms"])
 			}
