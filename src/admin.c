@@ -60,7 +60,7 @@ static const char *explain(const PGresult *res, const struct subject *what, char
 			serial);
 	else if (strcmp(constraint, "devices_tenant_serial_key") == 0)
 		/* sql/013: unique per tenant; another tenant may have a device of the same serial. */
-		snprintf(buf, cap, "tenant '%s' already has a device '%s'", slug, serial);
+		snprintf(buf, cap, "device '%s' already exists in tenant '%s'", serial, slug);
 	else if (strcmp(constraint, "points_name_check") == 0)
 		snprintf(
 			buf, cap,

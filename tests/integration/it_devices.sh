@@ -185,7 +185,7 @@ assert_eq 0 "$(psql_super "SELECT count(*) FROM device_aliases")" "alias removed
 echo "ok: device alias add/list/remove, errors as sentences"
 # The CLI names a device by tenant and serial (sql/013): inverter_1 is in acme and globex.
 if m2p_admin device add inverter_1 --tenant globex 2>"$IT_DIR/cli.err"; then fail "inverter_1 added twice to globex"; fi
-grep -q "tenant 'globex' already has a device 'inverter_1'" "$IT_DIR/cli.err" || fail "raw constraint error: $(cat "$IT_DIR/cli.err")"
+grep -q "device 'inverter_1' already exists in tenant 'globex'" "$IT_DIR/cli.err" || fail "raw constraint error: $(cat "$IT_DIR/cli.err")"
 assert_eq "acme globex" "$(m2p_admin device list | awk '$2 == "inverter_1" { print $3 }' | paste -sd' ')" \
 	"device list: inverter_1 in acme and in globex"
 if m2p_admin device disable inverter_1 2>"$IT_DIR/cli.err"; then fail "disable of an ambiguous serial accepted"; fi
