@@ -40,6 +40,12 @@ for f in $families; do
 }  $line"
 	done <"$file"
 done
+# sql/013 replayed by hand changes nothing (it looks the old constraint up and adds the new one only when missing).
+constraints() { psql_super "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'devices'::regclass AND contype = 'u'"; }
+before=$(constraints)
+psql_as "$OWNER_DB" "$(cat "${MQTT2PG_SOURCE_DIR:-$here/../..}/sql/013_serial_per_tenant.sql")" >/dev/null
+assert_eq "devices_id_tenant_key,devices_tenant_serial_key" "$before" "devices: unique (id, tenant_id) and (tenant_id, serial), no global serial"
+assert_eq "$before" "$(constraints)" "sql/013 applied again changes nothing"
 # Serials are unique per tenant (sql/013): globex has an inverter_1 too (the poller family's is acme's), and
 # initech has none. Before sql/013 the second `device add` was refused (devices_serial_key).
 m2p_admin tenant add globex >/dev/null
