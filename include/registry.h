@@ -72,8 +72,8 @@ size_t registry_alias_count(const struct registry *r);
 const struct registry_tenant *registry_find_tenant(const struct registry *r, const char *slug, size_t len);
 const struct registry_tenant *registry_find_tenant_by_id(const struct registry *r, int32_t id);
 /* A serial is unique within its tenant (sql/013): the device of tenant_id with this serial, or NULL. */
-const struct registry_device *registry_find_device(const struct registry *r, int32_t tenant_id, const char *serial,
-						   size_t len);
+const struct registry_device *registry_find_device(const struct registry *r, int32_t tenant_id,
+						   const char *serial, size_t len);
 /* A device with this serial in any tenant (the one of the lowest tenant id), or NULL; *tenants (may be NULL)
  * is set to how many tenants have a device with this serial (more than one: the serial alone is ambiguous). */
 const struct registry_device *registry_find_serial(const struct registry *r, const char *serial, size_t len,

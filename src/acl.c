@@ -1479,11 +1479,12 @@ static bool shared_username(const struct acl_device **list, size_t n, char *err,
 		qsort(list, n, sizeof(*list), compare_devices_by_serial);
 	for (size_t i = 1; i < n; i++)
 		if (strcmp(device_user(list[i - 1]), device_user(list[i])) == 0) {
-			snprintf(err, errlen,
-				 "serial '%s' is registered in tenants '%s' and '%s', and a broker username names "
-				 "one client: export with --username serial@tenant (each device then logs in as "
-				 "<serial>@<tenant>), or disable one of them",
-				 list[i]->serial, list[i - 1]->tenant, list[i]->tenant);
+			snprintf(
+				err, errlen,
+				"serial '%s' is registered in tenants '%s' and '%s', and a broker username names "
+				"one client: export with --username serial@tenant (each device then logs in as "
+				"<serial>@<tenant>), or disable one of them",
+				list[i]->serial, list[i - 1]->tenant, list[i]->tenant);
 			return true;
 		}
 	return false;
@@ -1675,10 +1676,10 @@ int acl_export(const struct acl_registry *reg, const struct acl_policy *pol, enu
 /* The command                                                                                             */
 /* ------------------------------------------------------------------------------------------------------ */
 
-#define ACL_USAGE                                                                                         \
-	"acl export [--format mosquitto|dynsec] [--bridge-user NAME] [--topic-prefix PREFIX] "           \
-	"[--username serial|serial@tenant] [-o FILE]\n"                                                  \
-	"       mqtt2pg acl check FILE [--bridge-user NAME] [--topic-prefix PREFIX] "                      \
+#define ACL_USAGE                                                                              \
+	"acl export [--format mosquitto|dynsec] [--bridge-user NAME] [--topic-prefix PREFIX] " \
+	"[--username serial|serial@tenant] [-o FILE]\n"                                        \
+	"       mqtt2pg acl check FILE [--bridge-user NAME] [--topic-prefix PREFIX] "          \
 	"[--username serial|serial@tenant]"
 
 /* The registry as read from the database; strings borrow res. */
@@ -1860,7 +1861,8 @@ static bool parse_args(int argc, char **argv, struct acl_args *a)
 	}
 	a->qualified = strcmp(a->username, "serial@tenant") == 0;
 	if (!a->qualified && strcmp(a->username, "serial") != 0) {
-		fprintf(stderr, "mqtt2pg: acl: --username is serial or serial@tenant, not '%s'\n", a->username);
+		fprintf(stderr, "mqtt2pg: acl: --username is serial or serial@tenant, not '%s'\n",
+			a->username);
 		return false;
 	}
 	return true;

@@ -583,8 +583,8 @@ static bool find_device_id(PGconn *conn, const char *serial, const char *tenant,
 		fprintf(stderr, "mqtt2pg: no device '%s'\n", serial);
 	else {
 		for (int r = 0; r < rows; r++)
-			snprintf(tenants + strlen(tenants), sizeof(tenants) - strlen(tenants), "%s%s", r ? ", " : "",
-				 cell(res, r, 1, safe, sizeof(safe)));
+			snprintf(tenants + strlen(tenants), sizeof(tenants) - strlen(tenants), "%s%s",
+				 r ? ", " : "", cell(res, r, 1, safe, sizeof(safe)));
 		fprintf(stderr,
 			"mqtt2pg: device '%s' is registered in %d tenants (%s): say which with --tenant SLUG\n",
 			serial, rows, tenants);
@@ -742,7 +742,7 @@ int admin_device(const char *conninfo, int argc, char **argv)
 	if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
 		const char *serial = positional(argc, argv, 0), *tenant = option(argc, argv, "--tenant");
 		char device_id[16];
-		const char *params[2] = {device_id, verb[0] == 'e' ? "true" : "false"};
+		const char *params[2] = { device_id, verb[0] == 'e' ? "true" : "false" };
 		if (!serial)
 			return usage("device disable|enable SERIAL [--tenant SLUG]");
 		if (!text_acceptable("device serial", serial) || !text_acceptable("--tenant", tenant))
@@ -751,15 +751,17 @@ int admin_device(const char *conninfo, int argc, char **argv)
 			return 1;
 		if (!find_device_id(conn, serial, tenant, device_id, sizeof(device_id)))
 			return finish(conn, NULL, false);
-		return finish(conn,
-			      run(conn,
-				  "UPDATE devices d SET enabled = $2::boolean FROM tenants t "
-				  "WHERE d.id = $1 AND t.id = d.tenant_id RETURNING d.id, d.serial, t.slug AS tenant, d.enabled",
-				  2, params),
-			      true);
+		return finish(
+			conn,
+			run(conn,
+			    "UPDATE devices d SET enabled = $2::boolean FROM tenants t "
+			    "WHERE d.id = $1 AND t.id = d.tenant_id RETURNING d.id, d.serial, t.slug AS tenant, d.enabled",
+			    2, params),
+			true);
 	}
-	return usage("device add|list|disable|enable|alias ... (a serial is unique per tenant: --tenant SLUG names "
-		     "which)");
+	return usage(
+		"device add|list|disable|enable|alias ... (a serial is unique per tenant: --tenant SLUG names "
+		"which)");
 }
 
 int admin_point(const char *conninfo, int argc, char **argv)
@@ -772,12 +774,17 @@ int admin_point(const char *conninfo, int argc, char **argv)
 		const char *unit = option(argc, argv, "--unit"), *kind = option(argc, argv, "--kind");
 		const char *tenant = option(argc, argv, "--tenant");
 		char device_id[16];
-		const char *params[6] = {device_id, name, unit ? unit : "", option(argc, argv, "--min"),
-					 option(argc, argv, "--max"), kind ? kind : "gauge"};
+		const char *params[6] = { device_id,
+					  name,
+					  unit ? unit : "",
+					  option(argc, argv, "--min"),
+					  option(argc, argv, "--max"),
+					  kind ? kind : "gauge" };
 		const struct subject what = { .slug = tenant, .serial = serial, .point = name };
 		if (!serial || !name)
-			return usage("point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] "
-				     "[--kind gauge|counter]");
+			return usage(
+				"point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] "
+				"[--kind gauge|counter]");
 		if (!text_acceptable("device serial", serial) || !text_acceptable("point name", name) ||
 		    !text_acceptable("--tenant", tenant) || !text_acceptable("point --unit", unit) ||
 		    !limit_acceptable("--min", params[3]) || !limit_acceptable("--max", params[4]))
@@ -786,32 +793,35 @@ int admin_point(const char *conninfo, int argc, char **argv)
 			return 1;
 		if (!find_device_id(conn, serial, tenant, device_id, sizeof(device_id)))
 			return finish(conn, NULL, false);
-		return finish(conn,
-			      run_about(conn,
-					"INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
-					"VALUES ($1, $2, $3, $4, $5, $6) "
-					"RETURNING id, name, unit, min_value, max_value, kind",
-					6, params, &what),
-			      true);
+		return finish(
+			conn,
+			run_about(conn,
+				  "INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
+				  "VALUES ($1, $2, $3, $4, $5, $6) "
+				  "RETURNING id, name, unit, min_value, max_value, kind",
+				  6, params, &what),
+			true);
 	}
 	if (strcmp(verb, "list") == 0) {
 		const char *serial = option(argc, argv, "--device"), *tenant = option(argc, argv, "--tenant");
-		const char *params[2] = {serial, tenant};
+		const char *params[2] = { serial, tenant };
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
 		/* A serial in several tenants lists each tenant's device, told apart by the tenant column. */
-		return finish(conn,
-			      run(conn,
-				  "SELECT p.id, t.slug AS tenant, d.serial, p.name, p.unit, p.kind, p.min_value, "
-				  "p.max_value, p.auto_registered "
-				  "FROM points p JOIN devices d ON d.id = p.device_id JOIN tenants t ON t.id = d.tenant_id "
-				  "WHERE ($1::text IS NULL OR d.serial = $1) AND ($2::text IS NULL OR t.slug = $2) "
-				  "ORDER BY t.slug, d.serial, p.name",
-				  2, params),
-			      true);
+		return finish(
+			conn,
+			run(conn,
+			    "SELECT p.id, t.slug AS tenant, d.serial, p.name, p.unit, p.kind, p.min_value, "
+			    "p.max_value, p.auto_registered "
+			    "FROM points p JOIN devices d ON d.id = p.device_id JOIN tenants t ON t.id = d.tenant_id "
+			    "WHERE ($1::text IS NULL OR d.serial = $1) AND ($2::text IS NULL OR t.slug = $2) "
+			    "ORDER BY t.slug, d.serial, p.name",
+			    2, params),
+			true);
 	}
-	return usage("point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter] | "
-		     "point list [--device SERIAL] [--tenant SLUG]");
+	return usage(
+		"point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter] | "
+		"point list [--device SERIAL] [--tenant SLUG]");
 }
 
 struct rebuild_progress {

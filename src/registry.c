@@ -335,8 +335,8 @@ const struct registry_tenant *registry_find_tenant_by_id(const struct registry *
  * The serial index hashes the serial alone: the devices of every tenant with one serial share a probe
  * sequence, so one walk answers both "this tenant's device" and "which tenants have this serial".
  */
-const struct registry_device *registry_find_device(const struct registry *r, int32_t tenant_id, const char *serial,
-						   size_t len)
+const struct registry_device *registry_find_device(const struct registry *r, int32_t tenant_id,
+						   const char *serial, size_t len)
 {
 	INDEX_FOR_EACH(&r->device_by_serial, hash_string(serial, len), pos, cursor)
 		if (r->devices[pos].tenant_id == tenant_id && key_equals(r->devices[pos].serial, serial, len))

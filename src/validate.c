@@ -38,12 +38,14 @@ static int check_identity(const struct registry *reg, const struct route_match *
 		if (!elsewhere)
 			return decode_fail(err, REJECT_UNKNOWN_DEVICE, "device serial is not registered");
 		if (tenants == 1)
-			return decode_fail(err, REJECT_TENANT_MISMATCH,
-				    "device is registered to tenant id %d, not to the topic's tenant id %d",
-				    (int)elsewhere->tenant_id, (int)tenant->id);
-		return decode_fail(err, REJECT_TENANT_MISMATCH,
-			    "device serial is registered to %zu other tenants, not to the topic's tenant id %d", tenants,
-			    (int)tenant->id);
+			return decode_fail(
+				err, REJECT_TENANT_MISMATCH,
+				"device is registered to tenant id %d, not to the topic's tenant id %d",
+				(int)elsewhere->tenant_id, (int)tenant->id);
+		return decode_fail(
+			err, REJECT_TENANT_MISMATCH,
+			"device serial is registered to %zu other tenants, not to the topic's tenant id %d",
+			tenants, (int)tenant->id);
 	}
 	if (!device->enabled)
 		return decode_fail(err, REJECT_DEVICE_DISABLED, "device is disabled");

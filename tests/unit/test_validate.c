@@ -58,8 +58,10 @@ static int build_registry(void)
 	ok = ok && registry_add_tenant(reg, TENANT_UMBRELLA, "umbrella");
 	ok = ok && registry_add_device(reg, DEVICE_A_SHARED, TENANT_ACME, "SHARED-1", true);
 	ok = ok && registry_add_device(reg, DEVICE_B_SHARED, TENANT_GLOBEX, "SHARED-1", true);
-	ok = ok && registry_add_point(reg, POINT_A_SHARED_POWER, DEVICE_A_SHARED, "power", true, 0.0, true, 100.0);
-	ok = ok && registry_add_point(reg, POINT_B_SHARED_POWER, DEVICE_B_SHARED, "power", false, 0.0, false, 0.0);
+	ok = ok &&
+	     registry_add_point(reg, POINT_A_SHARED_POWER, DEVICE_A_SHARED, "power", true, 0.0, true, 100.0);
+	ok = ok &&
+	     registry_add_point(reg, POINT_B_SHARED_POWER, DEVICE_B_SHARED, "power", false, 0.0, false, 0.0);
 	/* Issue 15: names a topic may use for a device besides its serial, per tenant and scope. */
 	ok = ok && registry_add_alias(reg, TENANT_ACME, "",
 				      "Balkon_S\xc3\xbc"
