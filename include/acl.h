@@ -11,12 +11,20 @@
  * users nobody registered, devices that cannot publish at all. Behind the broker, the bridge still rejects
  * a spoofed message (tenant_mismatch) and PostgreSQL's RLS refuses a row for the wrong tenant.
  *
+ * A serial is unique within its tenant only (sql/013), but a broker username is one name for the whole
+ * broker. By default a device's username is its serial, and the export refuses a serial that two tenants'
+ * enabled devices share; `--username serial@tenant` names every device <serial>@<tenant> ('@' is in neither
+ * alphabet, so the name is unambiguous and never another device's serial). Both commands take the option, so
+ * that the check reads the file with the names the export wrote. It is not chosen per device automatically:
+ * registering a serial in a second tenant must not rename the first tenant's login.
+ *
  * The check reasons exactly as Mosquitto 2.0 decides (deny rules first, then the user's grants, then
  * patterns; `topic` without an access word is readwrite): for each user it enumerates one representative
  * topic of every class the file's filters can tell apart, and asks the same decision of each. A client id
  * (%c) is chosen by the client, so a pattern level holding %c counts as "any one or more levels".
  *
- * Patterns apply to every client. %u is the username the broker authenticated, i.e. the device's serial, so
+ * Patterns apply to every client. %u is the username the broker authenticated (the device's serial, or
+ * serial@tenant), so
  * a level "%u" can pin the serial level; but no substitution names the tenant, and %c is whatever client id
  * the client sends. The rule: a pattern that grants write is accepted only if, for every enabled device, what
  * it grants that device inside the route tree stays inside the device's own subtree. So
@@ -115,9 +123,10 @@ struct acl_decision acl_decide(const struct acl_file *f, const char *username, c
 /* ---- The registry and the lint ---- */
 
 struct acl_device {
-	const char *serial; /* the device's broker username */
+	const char *serial; /* unique within its tenant only (sql/013) */
 	const char *tenant; /* its tenant's slug */
 	bool enabled;
+	const char *username; /* the device's broker username; NULL: its serial */
 };
 
 /* What the lint and the export know of the registry. Borrows everything. */
@@ -176,7 +185,8 @@ enum acl_format {
  * Writes the ACL of the registry's enabled devices in format: sorted by tenant and serial, so the same
  * registry always gives the same bytes. Returns 0 and an owned NUL-terminated text in *out, or -EINVAL with
  * a message in err (an unusable prefix or bridge user, a device named like the bridge user, a name the broker
- * would read as a wildcard).
+ * would read as a wildcard, two enabled devices with one username: a serial in two tenants while usernames
+ * are serials, see `acl export --username serial@tenant`).
  */
 int acl_export(const struct acl_registry *reg, const struct acl_policy *pol, enum acl_format format,
 	       char **out, char *err, size_t errlen);

@@ -50,7 +50,7 @@ struct registry *registry_new(void);
  * (a loader that knows the counts avoids the doubling slack and the rehashes). */
 void registry_reserve(struct registry *r, size_t tenants, size_t devices, size_t points);
 
-/* Adders copy their strings. They return false for a duplicate key (slug, serial, device+name) or a
+/* Adders copy their strings. They return false for a duplicate key (slug, tenant+serial, device+name) or a
  * reference to an unknown tenant/device, which the database's constraints make impossible. */
 bool registry_add_tenant(struct registry *r, int32_t id, const char *slug) __attribute__((warn_unused_result));
 bool registry_add_device(struct registry *r, int32_t id, int32_t tenant_id, const char *serial, bool enabled)
@@ -71,7 +71,13 @@ size_t registry_alias_count(const struct registry *r);
 /* Lookups borrow from the snapshot; keys are byte slices (not NUL-terminated). NULL when absent. */
 const struct registry_tenant *registry_find_tenant(const struct registry *r, const char *slug, size_t len);
 const struct registry_tenant *registry_find_tenant_by_id(const struct registry *r, int32_t id);
-const struct registry_device *registry_find_device(const struct registry *r, const char *serial, size_t len);
+/* A serial is unique within its tenant (sql/013): the device of tenant_id with this serial, or NULL. */
+const struct registry_device *registry_find_device(const struct registry *r, int32_t tenant_id,
+						   const char *serial, size_t len);
+/* A device with this serial in any tenant (the one of the lowest tenant id), or NULL; *tenants (may be NULL)
+ * is set to how many tenants have a device with this serial (more than one: the serial alone is ambiguous). */
+const struct registry_device *registry_find_serial(const struct registry *r, const char *serial, size_t len,
+						   size_t *tenants);
 
 /* Point lookups fill *out (which may be NULL: an existence check) and return whether the point exists.
  * registry_find_device_point takes a device this snapshot returned (the hot path: no lookup by id). */

@@ -22,7 +22,8 @@ struct validate_result {
 };
 
 /*
- * Checks in this order: tenant known, device known, device belongs to the topic's tenant, device enabled,
+ * Checks in this order: tenant known, device known in that tenant by serial (unique per tenant) or alias
+ * (a serial only other tenants have: tenant_mismatch, else unknown_device), device enabled,
  * then per sample: timestamp within [now - max_age, now + max_future_skew], point known (or the policy's
  * answer), value within the point's min/max. Returns 0 and fills *result, or -1 with *err filled.
  * Borrows everything; the message in *result is new and owned by the caller.

@@ -1074,15 +1074,22 @@ static char *probe_topic(const struct acl_policy *pol, const struct acl_device *
 	return format("%s/%s/%s/%s", pol->topic_prefix, dev->tenant, dev->serial, ACL_PROBE_LEAF);
 }
 
-static int compare_devices_by_serial(const void *a, const void *b)
+/* The device's broker username: its serial, or what the loader set (serial@tenant). */
+static const char *device_user(const struct acl_device *dev)
 {
-	return strcmp((*(const struct acl_device *const *)a)->serial,
-		      (*(const struct acl_device *const *)b)->serial);
+	return dev->username ? dev->username : dev->serial;
 }
 
-static const struct acl_device *find_device(const struct lint *lt, const char *serial)
+static int compare_devices_by_serial(const void *a, const void *b)
 {
-	struct acl_device key = { .serial = serial };
+	return strcmp(device_user(*(const struct acl_device *const *)a),
+		      device_user(*(const struct acl_device *const *)b));
+}
+
+/* The device whose broker username is name (by_serial is sorted by username). */
+static const struct acl_device *find_device(const struct lint *lt, const char *name)
+{
+	struct acl_device key = { .serial = name };
 	const struct acl_device *keyp = &key, **found;
 
 	found = bsearch(&keyp, lt->by_serial, lt->reg->device_count, sizeof(*lt->by_serial),
@@ -1198,13 +1205,13 @@ static void lint_subjects(struct lint *lt)
 		char *probe;
 		size_t n;
 
-		if (!dev->enabled || strcmp(dev->serial, lt->pol->bridge_user) == 0)
+		if (!dev->enabled || strcmp(device_user(dev), lt->pol->bridge_user) == 0)
 			continue;
 		enabled++;
-		*who = (struct subject){ .username = dev->serial,
+		*who = (struct subject){ .username = device_user(dev),
 					 .tenant = dev->tenant,
 					 .serial = dev->serial };
-		ruleset_build(&rs, lt->f, &lt->ix, dev->serial);
+		ruleset_build(&rs, lt->f, &lt->ix, device_user(dev));
 		walk(lt, &rs, who, ACL_ACCESS_WRITE, visit_device_write);
 		walk(lt, &rs, who, ACL_ACCESS_READ, visit_device_read);
 		probe = probe_topic(lt->pol, dev);
@@ -1213,7 +1220,7 @@ static void lint_subjects(struct lint *lt)
 		if (!d.allowed) {
 			char *why =
 				d.line ? format("line %u denies it", d.line) : xstrdup("no rule grants it");
-			add_finding(lt, first_user_line(lt, dev->serial), ACL_FINDING_NO_WRITE_RULE,
+			add_finding(lt, first_user_line(lt, device_user(dev)), ACL_FINDING_NO_WRITE_RULE,
 				    format("device %s (tenant %s) cannot publish %s: %s", dev->serial,
 					   dev->tenant, probe, why));
 			free(why);
@@ -1233,7 +1240,7 @@ static void lint_subjects(struct lint *lt)
 		char *probe;
 		size_t n;
 
-		if (!dev->enabled || strcmp(dev->serial, lt->pol->bridge_user) == 0)
+		if (!dev->enabled || strcmp(device_user(dev), lt->pol->bridge_user) == 0)
 			continue;
 		probe = probe_topic(lt->pol, dev);
 		n = topic_split(probe, &levels);
@@ -1461,6 +1468,28 @@ static int compare_devices(const void *a, const void *b)
 	return c ? c : strcmp(x->serial, y->serial);
 }
 
+/*
+ * Whether two of the devices would log in with one username (a serial in two tenants while usernames are
+ * serials): then either could publish as the other, so the export refuses, naming both tenants. Sorts list
+ * by username (the caller sorts it again).
+ */
+static bool shared_username(const struct acl_device **list, size_t n, char *err, size_t errlen)
+{
+	if (n > 1)
+		qsort(list, n, sizeof(*list), compare_devices_by_serial);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(device_user(list[i - 1]), device_user(list[i])) == 0) {
+			snprintf(
+				err, errlen,
+				"serial '%s' is registered in tenants '%s' and '%s', and a broker username names "
+				"one client: export with --username serial@tenant (each device then logs in as "
+				"<serial>@<tenant>), or disable one of them",
+				list[i]->serial, list[i - 1]->tenant, list[i]->tenant);
+			return true;
+		}
+	return false;
+}
+
 /* The enabled devices sorted by tenant and serial (borrowed pointers), after checking every name. */
 static int export_devices(const struct acl_registry *reg, const struct acl_policy *pol,
 			  const struct acl_device ***out, size_t *count, char *err, size_t errlen)
@@ -1484,20 +1513,22 @@ static int export_devices(const struct acl_registry *reg, const struct acl_polic
 		const struct acl_device *dev = &reg->devices[i];
 		if (!dev->enabled)
 			continue;
-		if (!safe_name(dev->serial) || !safe_name(dev->tenant)) {
+		if (!safe_name(dev->serial) || !safe_name(dev->tenant) || !safe_name(device_user(dev))) {
 			snprintf(err, errlen,
 				 "device '%s' of tenant '%s' has a name the broker would misread",
 				 dev->serial, dev->tenant);
 			goto fail;
 		}
-		if (strcmp(dev->serial, pol->bridge_user) == 0) {
+		if (strcmp(device_user(dev), pol->bridge_user) == 0) {
 			snprintf(err, errlen,
 				 "device '%s' has the bridge user's name: choose another --bridge-user",
-				 dev->serial);
+				 device_user(dev));
 			goto fail;
 		}
 		list[n++] = dev;
 	}
+	if (shared_username(list, n, err, errlen))
+		goto fail;
 	if (n > 1)
 		qsort(list, n, sizeof(*list), compare_devices);
 	*out = list;
@@ -1521,19 +1552,20 @@ static char *export_mosquitto(const struct acl_policy *pol, const struct acl_dev
 		&sb,
 		"# Mosquitto acl_file for mqtt2pg, written by `mqtt2pg acl export` from the device registry.\n"
 		"# Regenerate it after registry changes and reload mosquitto (SIGHUP); edits here are lost.\n"
-		"# Each enabled device logs in with its serial as username and may publish only into its own\n"
+		"# Each enabled device logs in with its %s as username and may publish only into its own\n"
 		"# subtree %s/<tenant>/<serial>/#. The bridge user may read the route tree. Nothing else is\n"
 		"# granted: no anonymous rules, no patterns. %zu device(s) in %zu tenant(s).\n"
 		"\n"
 		"user %s\n"
 		"topic read %s/+/+/#\n",
-		pol->topic_prefix, n, tenants, pol->bridge_user, pol->topic_prefix);
+		n && devs[0]->username ? "<serial>@<tenant>" : "serial", pol->topic_prefix, n, tenants,
+		pol->bridge_user, pol->topic_prefix);
 	for (size_t i = 0; i < n; i++) {
 		if (!tenant || strcmp(tenant, devs[i]->tenant) != 0) {
 			tenant = devs[i]->tenant;
 			sb_printf(&sb, "\n# tenant %s\n", tenant);
 		}
-		sb_printf(&sb, "user %s\ntopic write %s/%s/%s/#\n", devs[i]->serial, pol->topic_prefix,
+		sb_printf(&sb, "user %s\ntopic write %s/%s/%s/#\n", device_user(devs[i]), pol->topic_prefix,
 			  devs[i]->tenant, devs[i]->serial);
 	}
 	return sb.buf;
@@ -1594,11 +1626,11 @@ static char *export_dynsec(const struct acl_policy *pol, const struct acl_device
 	cJSON_AddItemToArray(roles, role);
 
 	for (size_t i = 0; i < n; i++) {
-		char *rolename = format("mqtt2pg-device-%s", devs[i]->serial);
+		char *rolename = format("mqtt2pg-device-%s", device_user(devs[i]));
 		char *textname = format("device of tenant %s", devs[i]->tenant);
 		char *subtree = format("%s/%s/%s/#", pol->topic_prefix, devs[i]->tenant, devs[i]->serial);
 
-		dynsec_client(clients, devs[i]->serial, textname, rolename);
+		dynsec_client(clients, device_user(devs[i]), textname, rolename);
 		role = cJSON_CreateObject();
 		acls = cJSON_CreateArray();
 		cJSON_AddStringToObject(role, "rolename", rolename);
@@ -1644,9 +1676,11 @@ int acl_export(const struct acl_registry *reg, const struct acl_policy *pol, enu
 /* The command                                                                                             */
 /* ------------------------------------------------------------------------------------------------------ */
 
-#define ACL_USAGE                                                                                         \
-	"acl export [--format mosquitto|dynsec] [--bridge-user NAME] [--topic-prefix PREFIX] [-o FILE]\n" \
-	"       mqtt2pg acl check FILE [--bridge-user NAME] [--topic-prefix PREFIX]"
+#define ACL_USAGE                                                                              \
+	"acl export [--format mosquitto|dynsec] [--bridge-user NAME] [--topic-prefix PREFIX] " \
+	"[--username serial|serial@tenant] [-o FILE]\n"                                        \
+	"       mqtt2pg acl check FILE [--bridge-user NAME] [--topic-prefix PREFIX] "          \
+	"[--username serial|serial@tenant]"
 
 /* The registry as read from the database; strings borrow res. */
 struct loaded_registry {
@@ -1664,8 +1698,11 @@ static void loaded_registry_clear(struct loaded_registry *lr)
 	memset(lr, 0, sizeof(*lr));
 }
 
-/* Reads every tenant and device in one statement (one snapshot). Returns 0, or -1 after printing why. */
-static int load_registry(const char *conninfo, struct loaded_registry *lr)
+/*
+ * Reads every tenant and device in one statement (one snapshot); qualified: each device's broker username
+ * is <serial>@<tenant>. Returns 0, or -1 after printing why.
+ */
+static int load_registry(const char *conninfo, bool qualified, struct loaded_registry *lr)
 {
 	PGconn *conn;
 	char err[1024];
@@ -1680,7 +1717,7 @@ static int load_registry(const char *conninfo, struct loaded_registry *lr)
 	}
 	if (!(conn = db_connect("acl", conninfo, NULL, "mqtt2pg-acl")))
 		return -1;
-	lr->res = PQexec(conn, "SELECT t.slug, d.serial, d.enabled FROM tenants t "
+	lr->res = PQexec(conn, "SELECT t.slug, d.serial, d.enabled, d.serial || '@' || t.slug FROM tenants t "
 			       "LEFT JOIN devices d ON d.tenant_id = t.id ORDER BY t.slug, d.serial");
 	if (PQresultStatus(lr->res) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "mqtt2pg: reading the registry: %s\n",
@@ -1703,6 +1740,7 @@ static int load_registry(const char *conninfo, struct loaded_registry *lr)
 			.serial = PQgetvalue(lr->res, r, 1),
 			.tenant = slug,
 			.enabled = PQgetvalue(lr->res, r, 2)[0] == 't',
+			.username = qualified ? PQgetvalue(lr->res, r, 3) : NULL,
 		};
 	}
 	lr->reg.devices = lr->devices;
@@ -1789,13 +1827,16 @@ static char *read_file(const char *path, size_t *len)
 }
 
 struct acl_args {
-	const char *format, *bridge_user, *topic_prefix, *output, *file;
+	const char *format, *bridge_user, *topic_prefix, *output, *file, *username;
+	bool qualified; /* --username serial@tenant */
 };
 
 /* Parses `VERB [FILE] [--opt value]...`; returns false (after printing usage) on anything unexpected. */
 static bool parse_args(int argc, char **argv, struct acl_args *a)
 {
-	*a = (struct acl_args){ .format = "mosquitto", .bridge_user = "mqtt2pg", .topic_prefix = "solar" };
+	*a = (struct acl_args){
+		.format = "mosquitto", .bridge_user = "mqtt2pg", .topic_prefix = "solar", .username = "serial"
+	};
 	for (int i = 1; i < argc; i++) {
 		const char **slot = NULL;
 		if (strcmp(argv[i], "--format") == 0)
@@ -1806,6 +1847,8 @@ static bool parse_args(int argc, char **argv, struct acl_args *a)
 			slot = &a->topic_prefix;
 		else if (strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0)
 			slot = &a->output;
+		else if (strcmp(argv[i], "--username") == 0)
+			slot = &a->username;
 		if (slot && i + 1 < argc) {
 			*slot = argv[++i];
 		} else if (!slot && argv[i][0] != '-' && !a->file) {
@@ -1815,6 +1858,12 @@ static bool parse_args(int argc, char **argv, struct acl_args *a)
 				argv[i]);
 			return false;
 		}
+	}
+	a->qualified = strcmp(a->username, "serial@tenant") == 0;
+	if (!a->qualified && strcmp(a->username, "serial") != 0) {
+		fprintf(stderr, "mqtt2pg: acl: --username is serial or serial@tenant, not '%s'\n",
+			a->username);
+		return false;
 	}
 	return true;
 }
@@ -1841,7 +1890,7 @@ static int acl_export_command(const char *conninfo, const struct acl_args *a)
 			a->file);
 		return 2;
 	}
-	if (load_registry(conninfo, &lr) < 0)
+	if (load_registry(conninfo, a->qualified, &lr) < 0)
 		return 1;
 	if (acl_export(&lr.reg, &pol, fmt, &text, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mqtt2pg: acl export: %s\n", err);
@@ -1881,7 +1930,7 @@ static int acl_check_command(const char *conninfo, const struct acl_args *a)
 	}
 	if (!(text = read_file(a->file, &len)))
 		return 2;
-	if (load_registry(conninfo, &lr) < 0) {
+	if (load_registry(conninfo, a->qualified, &lr) < 0) {
 		free(text);
 		return 2;
 	}

@@ -58,8 +58,9 @@ static const char *explain(const PGresult *res, const struct subject *what, char
 			"site-local id) keeps a serial and gets that name as an alias: "
 			"mqtt2pg device alias add NAME SERIAL --tenant SLUG",
 			serial);
-	else if (strcmp(constraint, "devices_serial_key") == 0)
-		snprintf(buf, cap, "device '%s' already exists", serial);
+	else if (strcmp(constraint, "devices_tenant_serial_key") == 0)
+		/* sql/013: unique per tenant; another tenant may have a device of the same serial. */
+		snprintf(buf, cap, "device '%s' already exists in tenant '%s'", serial, slug);
 	else if (strcmp(constraint, "points_name_check") == 0)
 		snprintf(
 			buf, cap,
@@ -557,6 +558,41 @@ static bool insert_points(PGconn *conn, const char *device_id, const char *seria
 	return true;
 }
 
+/*
+ * The id of the device a command names (into id): SERIAL of --tenant SLUG, or SERIAL alone while only one
+ * tenant has it. A serial is unique per tenant only (sql/013), so a serial in several tenants without
+ * --tenant is refused with the tenants' names rather than guessed. Prints why and returns false.
+ */
+static bool find_device_id(PGconn *conn, const char *serial, const char *tenant, char *id, size_t cap)
+{
+	PGresult *res = run(conn,
+			    "SELECT d.id, t.slug FROM devices d JOIN tenants t ON t.id = d.tenant_id "
+			    "WHERE d.serial = $1 AND ($2::text IS NULL OR t.slug = $2) ORDER BY t.slug",
+			    2, (const char *const[]){ serial, tenant });
+	char tenants[256] = "", safe[128];
+	int rows;
+
+	if (!res)
+		return false;
+	rows = PQntuples(res);
+	if (rows == 1)
+		snprintf(id, cap, "%s", PQgetvalue(res, 0, 0));
+	else if (rows == 0 && tenant)
+		fprintf(stderr, "mqtt2pg: tenant '%s' has no device '%s'\n", tenant, serial);
+	else if (rows == 0)
+		fprintf(stderr, "mqtt2pg: no device '%s'\n", serial);
+	else {
+		for (int r = 0; r < rows; r++)
+			snprintf(tenants + strlen(tenants), sizeof(tenants) - strlen(tenants), "%s%s",
+				 r ? ", " : "", cell(res, r, 1, safe, sizeof(safe)));
+		fprintf(stderr,
+			"mqtt2pg: device '%s' is registered in %d tenants (%s): say which with --tenant SLUG\n",
+			serial, rows, tenants);
+	}
+	PQclear(res);
+	return rows == 1;
+}
+
 static int device_add(const char *conninfo, int argc, char **argv)
 {
 	const char *serial = positional(argc, argv, 0), *tenant = option(argc, argv, "--tenant");
@@ -704,25 +740,28 @@ int admin_device(const char *conninfo, int argc, char **argv)
 			      true);
 	}
 	if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
-		const char *serial = positional(argc, argv, 0);
-		const char *params[2] = {serial, verb[0] == 'e' ? "true" : "false"};
-		PGresult *res;
+		const char *serial = positional(argc, argv, 0), *tenant = option(argc, argv, "--tenant");
+		char device_id[16];
+		const char *params[2] = { device_id, verb[0] == 'e' ? "true" : "false" };
 		if (!serial)
-			return usage("device disable|enable SERIAL");
-		if (!text_acceptable("device serial", serial))
+			return usage("device disable|enable SERIAL [--tenant SLUG]");
+		if (!text_acceptable("device serial", serial) || !text_acceptable("--tenant", tenant))
 			return 2;
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
-		res = run(conn, "UPDATE devices SET enabled = $2::boolean WHERE serial = $1 RETURNING id, serial, enabled",
-			  2, params);
-		if (res && PQntuples(res) == 0) {
-			fprintf(stderr, "mqtt2pg: no device '%s'\n", serial);
-			PQclear(res);
-			res = NULL;
-		}
-		return finish(conn, res, true);
+		if (!find_device_id(conn, serial, tenant, device_id, sizeof(device_id)))
+			return finish(conn, NULL, false);
+		return finish(
+			conn,
+			run(conn,
+			    "UPDATE devices d SET enabled = $2::boolean FROM tenants t "
+			    "WHERE d.id = $1 AND t.id = d.tenant_id RETURNING d.id, d.serial, t.slug AS tenant, d.enabled",
+			    2, params),
+			true);
 	}
-	return usage("device add|list|disable|enable|alias ...");
+	return usage(
+		"device add|list|disable|enable|alias ... (a serial is unique per tenant: --tenant SLUG names "
+		"which)");
 }
 
 int admin_point(const char *conninfo, int argc, char **argv)
@@ -733,45 +772,56 @@ int admin_point(const char *conninfo, int argc, char **argv)
 	if (strcmp(verb, "add") == 0) {
 		const char *serial = positional(argc, argv, 0), *name = positional(argc, argv, 1);
 		const char *unit = option(argc, argv, "--unit"), *kind = option(argc, argv, "--kind");
-		const char *params[6] = {serial, name, unit ? unit : "", option(argc, argv, "--min"),
-					 option(argc, argv, "--max"), kind ? kind : "gauge"};
-		const struct subject what = { .serial = serial, .point = name };
-		PGresult *res;
+		const char *tenant = option(argc, argv, "--tenant");
+		char device_id[16];
+		const char *params[6] = { device_id,
+					  name,
+					  unit ? unit : "",
+					  option(argc, argv, "--min"),
+					  option(argc, argv, "--max"),
+					  kind ? kind : "gauge" };
+		const struct subject what = { .slug = tenant, .serial = serial, .point = name };
 		if (!serial || !name)
-			return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter]");
+			return usage(
+				"point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] "
+				"[--kind gauge|counter]");
 		if (!text_acceptable("device serial", serial) || !text_acceptable("point name", name) ||
-		    !text_acceptable("point --unit", unit) || !limit_acceptable("--min", params[3]) ||
-		    !limit_acceptable("--max", params[4]))
+		    !text_acceptable("--tenant", tenant) || !text_acceptable("point --unit", unit) ||
+		    !limit_acceptable("--min", params[3]) || !limit_acceptable("--max", params[4]))
 			return 2;
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
-		res = run_about(conn,
-				"INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
-				"SELECT id, $2, $3, $4, $5, $6 FROM devices WHERE serial = $1 "
-				"RETURNING id, name, unit, min_value, max_value, kind",
-				6, params, &what);
-		if (res && PQntuples(res) == 0) {
-			fprintf(stderr, "mqtt2pg: no device '%s'\n", serial);
-			PQclear(res);
-			res = NULL;
-		}
-		return finish(conn, res, true);
+		if (!find_device_id(conn, serial, tenant, device_id, sizeof(device_id)))
+			return finish(conn, NULL, false);
+		return finish(
+			conn,
+			run_about(conn,
+				  "INSERT INTO points (device_id, name, unit, min_value, max_value, kind) "
+				  "VALUES ($1, $2, $3, $4, $5, $6) "
+				  "RETURNING id, name, unit, min_value, max_value, kind",
+				  6, params, &what),
+			true);
 	}
 	if (strcmp(verb, "list") == 0) {
-		const char *serial = option(argc, argv, "--device");
-		const char *params[1] = {serial};
+		const char *serial = option(argc, argv, "--device"), *tenant = option(argc, argv, "--tenant");
+		const char *params[2] = { serial, tenant };
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
-		return finish(conn,
-			      run(conn,
-				  "SELECT p.id, d.serial, p.name, p.unit, p.kind, p.min_value, p.max_value, p.auto_registered "
-				  "FROM points p JOIN devices d ON d.id = p.device_id "
-				  "WHERE $1::text IS NULL OR d.serial = $1 ORDER BY d.serial, p.name",
-				  1, params),
-			      true);
+		/* A serial in several tenants lists each tenant's device, told apart by the tenant column. */
+		return finish(
+			conn,
+			run(conn,
+			    "SELECT p.id, t.slug AS tenant, d.serial, p.name, p.unit, p.kind, p.min_value, "
+			    "p.max_value, p.auto_registered "
+			    "FROM points p JOIN devices d ON d.id = p.device_id JOIN tenants t ON t.id = d.tenant_id "
+			    "WHERE ($1::text IS NULL OR d.serial = $1) AND ($2::text IS NULL OR t.slug = $2) "
+			    "ORDER BY t.slug, d.serial, p.name",
+			    2, params),
+			true);
 	}
-	return usage("point add SERIAL NAME [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter] | "
-		     "point list [--device SERIAL]");
+	return usage(
+		"point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter] | "
+		"point list [--device SERIAL] [--tenant SLUG]");
 }
 
 struct rebuild_progress {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * registry: arrays of tenants, devices and points, with open-addressing hash indexes of uint32 positions
- * over them (tenant by slug and by id, device by serial and by id, point name by text). It is built for
+ * over them (tenant by slug and by id, device by serial and by id, point name by text). A serial is unique
+ * within its tenant only (sql/013), so a device is found by (tenant, serial). It is built for
  * 100,000 devices in a small RSS (issue 5), so a point is 8 bytes:
  *
  *   - A point's name and limits form its "kind" (name, min, max), interned: 100,000 inverters of one
@@ -330,12 +331,35 @@ const struct registry_tenant *registry_find_tenant_by_id(const struct registry *
 	return NULL;
 }
 
-const struct registry_device *registry_find_device(const struct registry *r, const char *serial, size_t len)
+/*
+ * The serial index hashes the serial alone: the devices of every tenant with one serial share a probe
+ * sequence, so one walk answers both "this tenant's device" and "which tenants have this serial".
+ */
+const struct registry_device *registry_find_device(const struct registry *r, int32_t tenant_id,
+						   const char *serial, size_t len)
 {
 	INDEX_FOR_EACH(&r->device_by_serial, hash_string(serial, len), pos, cursor)
-		if (key_equals(r->devices[pos].serial, serial, len))
+		if (r->devices[pos].tenant_id == tenant_id && key_equals(r->devices[pos].serial, serial, len))
 			return &r->devices[pos];
 	return NULL;
+}
+
+const struct registry_device *registry_find_serial(const struct registry *r, const char *serial, size_t len,
+						   size_t *tenants)
+{
+	const struct registry_device *first = NULL;
+	size_t n = 0;
+
+	INDEX_FOR_EACH(&r->device_by_serial, hash_string(serial, len), pos, cursor)
+		if (key_equals(r->devices[pos].serial, serial, len)) {
+			/* The lowest tenant id, so that the answer does not depend on the index's layout. */
+			if (!first || r->devices[pos].tenant_id < first->tenant_id)
+				first = &r->devices[pos];
+			n++;
+		}
+	if (tenants)
+		*tenants = n;
+	return first;
 }
 
 static uint32_t device_position_by_id(const struct registry *r, int32_t id)
@@ -459,7 +483,7 @@ bool registry_add_device(struct registry *r, int32_t id, int32_t tenant_id, cons
 {
 	size_t len = strlen(serial);
 
-	if (!registry_find_tenant_by_id(r, tenant_id) || registry_find_device(r, serial, len) ||
+	if (!registry_find_tenant_by_id(r, tenant_id) || registry_find_device(r, tenant_id, serial, len) ||
 	    device_position_by_id(r, id) != NONE)
 		return false;
 	if (r->device_count == r->device_cap)

@@ -14,25 +14,39 @@
 
 #define US_PER_SEC INT64_C(1000000)
 
+/*
+ * A serial is unique within its tenant (sql/013), and every route names the tenant (its {tenant} level or a
+ * fixed tenant: route_check), so the device is looked up by (tenant, serial), then as an alias of that
+ * tenant. A serial that only another tenant has is a device publishing into a tree not its own: spoofing.
+ */
 static int check_identity(const struct registry *reg, const struct route_match *m,
 			  const struct registry_device **out_device, struct decode_error *err)
 {
 	const struct registry_tenant *tenant = registry_find_tenant(reg, m->tenant.ptr, m->tenant.len);
-	const struct registry_device *device;
+	const struct registry_device *device, *elsewhere;
+	size_t tenants = 0;
 
 	if (!tenant)
 		return decode_fail(err, REJECT_UNKNOWN_TENANT, "tenant in topic is not registered");
-	device = registry_find_device(reg, m->serial.ptr, m->serial.len);
-	/* Not a serial: an alias of the topic's tenant (and the route's scope) may name the device (sql/011). */
+	device = registry_find_device(reg, tenant->id, m->serial.ptr, m->serial.len);
+	/* Not a serial of this tenant: an alias of the tenant (and the route's scope) may name the device (sql/011). */
 	if (!device)
 		device = registry_find_alias(reg, tenant->id, m->alias_scope ? m->alias_scope : "",
 					     m->serial.ptr, m->serial.len);
-	if (!device)
-		return decode_fail(err, REJECT_UNKNOWN_DEVICE, "device serial is not registered");
-	if (device->tenant_id != tenant->id)
-		return decode_fail(err, REJECT_TENANT_MISMATCH,
-			    "device is registered to tenant id %d, not to the topic's tenant id %d",
-			    (int)device->tenant_id, (int)tenant->id);
+	if (!device) {
+		elsewhere = registry_find_serial(reg, m->serial.ptr, m->serial.len, &tenants);
+		if (!elsewhere)
+			return decode_fail(err, REJECT_UNKNOWN_DEVICE, "device serial is not registered");
+		if (tenants == 1)
+			return decode_fail(
+				err, REJECT_TENANT_MISMATCH,
+				"device is registered to tenant id %d, not to the topic's tenant id %d",
+				(int)elsewhere->tenant_id, (int)tenant->id);
+		return decode_fail(
+			err, REJECT_TENANT_MISMATCH,
+			"device serial is registered to %zu other tenants, not to the topic's tenant id %d",
+			tenants, (int)tenant->id);
+	}
 	if (!device->enabled)
 		return decode_fail(err, REJECT_DEVICE_DISABLED, "device is disabled");
 	*out_device = device;

@@ -5,7 +5,8 @@
 # never reaches the bridge, no row and no rejected message, only the broker's "Denied PUBLISH"); with a
 # deliberately loose ACL the bridge still rejects the spoofed message (tenant_mismatch). `mqtt2pg acl check`
 # passes the exported file and reports the loose one, line by line. The dynamic-security export is loaded
-# into a broker with the plugin and enforced the same way.
+# into a broker with the plugin and enforced the same way. A serial in two tenants (sql/013) is refused as
+# one broker username and exported, checked and enforced as <serial>@<tenant> (--username serial@tenant).
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/lib.sh"
@@ -159,6 +160,61 @@ grep -q "Denied PUBLISH from a1-loose" "$MOSQ_LOG" && fail "the loose ACL still 
 pub_as INV-A1 a1-secret a1-imp solar/beta/INV-B1/telemetry '{"measurements":{"p":778}}'
 wait_until 10 rows_ge 1 "value = 778" || fail "expected the impersonation to pass under the loose ACL"
 echo "ok: under a loose ACL a device can impersonate another of the right tenant: only the broker ACL stops that"
+
+# --- one serial in two tenants (sql/013): usernames serial@tenant ------------------------------------------
+m2p_admin device add inverter_1 --tenant acme --point p:W >/dev/null
+m2p_admin device add inverter_1 --tenant beta --point p:W >"$IT_DIR/dup.err" 2>&1 ||
+	fail "a second tenant cannot register inverter_1: $(cat "$IT_DIR/dup.err")"
+rc=0
+m2p_admin acl export >/dev/null 2>"$IT_DIR/err" || rc=$?
+assert_eq 1 "$rc" "with serials as usernames, a serial in two tenants is refused"
+grep -q "serial 'inverter_1' is registered in tenants 'acme' and 'beta'.*--username serial@tenant" "$IT_DIR/err" ||
+	fail "unexpected: $(cat "$IT_DIR/err")"
+qualified=$IT_DIR/acl.qualified
+m2p_admin acl export --username serial@tenant -o "$qualified"
+assert_eq "user mqtt2pg
+topic read solar/+/+/#
+
+# tenant acme
+user INV-A1@acme
+topic write solar/acme/INV-A1/#
+user inverter_1@acme
+topic write solar/acme/inverter_1/#
+
+# tenant beta
+user INV-B1@beta
+topic write solar/beta/INV-B1/#
+user inverter_1@beta
+topic write solar/beta/inverter_1/#" "$(sed '1,/^$/d' "$qualified")" "--username serial@tenant: one user per tenant's device"
+rc=0
+m2p_admin acl check "$qualified" --username serial@tenant >"$IT_DIR/check.out" 2>&1 || rc=$?
+assert_eq 0 "$rc" "acl check --username serial@tenant passes the qualified export"
+rc=0
+m2p_admin acl check "$qualified" >"$IT_DIR/check.out" 2>&1 || rc=$?
+assert_eq 1 "$rc" "acl check with plain serials reports the qualified names as unknown users"
+grep -q "unknown-user" "$IT_DIR/check.out" || fail "unexpected: $(cat "$IT_DIR/check.out")"
+# The broker enforces it: each inverter_1 publishes into its own tenant's tree only.
+wait_until 10 grep -q "registry: loaded 2 tenants, 5 devices" "$BRIDGE_LOG" || fail "the bridge did not reload the registry"
+mosquitto_passwd -b "$passwd" inverter_1@acme ia-secret
+mosquitto_passwd -b "$passwd" inverter_1@beta ib-secret
+cp "$qualified" "$active"
+mosq_chown "$passwd" "$active"
+reloads=$(grep -c "Reloading config" "$MOSQ_LOG" || true)
+kill -HUP "$MOSQ_PID"
+wait_until 5 reloaded || fail "mosquitto did not reload its config"
+pub_as inverter_1@acme ia-secret ia-own solar/acme/inverter_1/telemetry '{"measurements":{"p":901}}'
+pub_as inverter_1@beta ib-secret ib-own solar/beta/inverter_1/telemetry '{"measurements":{"p":902}}'
+pub_as inverter_1@acme ia-secret ia-spoof solar/beta/inverter_1/telemetry '{"measurements":{"p":903}}'
+wait_until 5 denied ia-spoof solar/beta/inverter_1/telemetry || fail "no 'Denied PUBLISH' for acme's inverter_1 in beta's tree"
+wait_until 10 rows_ge 2 "value IN (901, 902)" || fail "the two inverter_1 messages did not arrive"
+assert_eq "acme|901 beta|902" "$(psql_super "SELECT string_agg(t.slug || '|' || m.value, ' ' ORDER BY m.value) FROM measurements m
+	JOIN devices d ON d.id = m.device_id AND d.tenant_id = m.tenant_id JOIN tenants t ON t.id = m.tenant_id
+	WHERE d.serial = 'inverter_1'")" "each inverter_1's row in its own tenant"
+assert_eq 0 "$(value_rows 903)" "the cross-tenant publish never became a row"
+echo "ok: inverter_1 in two tenants: refused as one username, exported and enforced as serial@tenant"
+# The dynsec part below exports plain serials: both inverter_1 disabled (a disabled device gets no user).
+m2p_admin device disable inverter_1 --tenant acme >/dev/null
+m2p_admin device disable inverter_1 --tenant beta >/dev/null
 bridge_stop
 assert_eq 0 "$BRIDGE_RC" "clean exit"
 mosq_stop

@@ -40,6 +40,18 @@ for f in $families; do
 }  $line"
 	done <"$file"
 done
+# sql/013 replayed by hand changes nothing (it looks the old constraint up and adds the new one only when missing).
+constraints() { psql_super "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'devices'::regclass AND contype = 'u'"; }
+before=$(constraints)
+psql_as "$OWNER_DB" "$(cat "${MQTT2PG_SOURCE_DIR:-$here/../..}/sql/013_serial_per_tenant.sql")" >/dev/null
+assert_eq "devices_id_tenant_key,devices_tenant_serial_key" "$before" "devices: unique (id, tenant_id) and (tenant_id, serial), no global serial"
+assert_eq "$before" "$(constraints)" "sql/013 applied again changes nothing"
+# Serials are unique per tenant (sql/013): globex has an inverter_1 too (the poller family's is acme's), and
+# initech has none. Before sql/013 the second `device add` was refused (devices_serial_key).
+m2p_admin tenant add globex >/dev/null
+m2p_admin tenant add initech >/dev/null
+m2p_admin device add inverter_1 --tenant globex --point ac_power >"$IT_DIR/dup.log" 2>&1 ||
+	fail "a second tenant cannot register inverter_1: $(cat "$IT_DIR/dup.log")"
 
 port=$(free_port)
 conf=$IT_DIR/bridge.conf
@@ -78,6 +90,10 @@ for f in $families; do
 	done <"$fixtures/$f/messages"
 done
 
+# globex's inverter_1 publishes too (through the value route), and initech's tree names an inverter_1 that
+# only other tenants have: spoofing (tenant_mismatch).
+publish it/globex/inverter_1/ac_power 200
+publish it/initech/inverter_1/ac_power 300
 # A last message to an unknown device: once its rejection is recorded, the broker (one subscriber, in order)
 # has delivered everything published before it. Then every received copy decided, and the spool drained.
 publish it/acme/SENTINEL/x 1
@@ -95,7 +111,8 @@ for f in $families; do
 	serials=$(sed "s/.*/'&'/" "$fixtures/$f/devices" | paste -sd,)
 	psql_super "SELECT d.serial || '|' || p.name || '|' || m.value FROM measurements m
 		JOIN devices d ON d.id = m.device_id JOIN points p ON p.id = m.point_id
-		WHERE d.serial IN ($serials) ORDER BY 1" >"$IT_DIR/$f.stored"
+		JOIN tenants t ON t.id = d.tenant_id
+		WHERE t.slug = 'acme' AND d.serial IN ($serials) ORDER BY 1" >"$IT_DIR/$f.stored"
 	sort "$fixtures/$f/expected" >"$IT_DIR/$f.expected"
 	msgs=$(wc -l <"$fixtures/$f/messages")
 	exp=$(wc -l <"$IT_DIR/$f.expected")
@@ -127,6 +144,36 @@ grep -q "warning: routes\[0\] (solar/+/+/telemetry) and routes\[1\] (solar/+/#) 
 	"$IT_DIR/check.log" || fail "check-config did not report the overlap: $(cat "$IT_DIR/check.log")"
 echo "ok: check-config reports the overlapping routes with an example topic"
 assert_eq 3 "$overlap" "each overlapping copy ignored as overlap_copy"
+# One serial, two tenants: each reading under its own tenant's device, the row's tenant the device's; the
+# third tenant's copy refused. The poller's acme rows were checked above (acme's inverter_1 only).
+assert_eq "globex|inverter_1|ac_power|200" "$(psql_super "SELECT t.slug || '|' || d.serial || '|' || p.name || '|' || m.value
+	FROM measurements m JOIN devices d ON d.id = m.device_id JOIN points p ON p.id = m.point_id
+	JOIN tenants t ON t.id = m.tenant_id WHERE t.slug <> 'acme'")" "globex's inverter_1 reading, in globex"
+assert_eq "acme|612" "$(psql_super "SELECT DISTINCT t.slug || '|' || m.value FROM measurements m
+	JOIN devices d ON d.id = m.device_id JOIN points p ON p.id = m.point_id JOIN tenants t ON t.id = m.tenant_id
+	WHERE d.serial = 'inverter_1' AND p.name = 'ac_power' AND t.slug = 'acme'")" "acme's inverter_1 ac_power, in acme"
+assert_eq 0 "$(psql_super "SELECT count(*) FROM measurements m JOIN devices d ON d.id = m.device_id
+	WHERE m.tenant_id <> d.tenant_id")" "every row in its device's tenant"
+assert_eq "tenant_mismatch|initech|inverter_1" "$(psql_super "SELECT reason || '|' || tenant_slug || '|' || serial
+	FROM rejected_messages WHERE topic = 'it/initech/inverter_1/ac_power'")" "initech's inverter_1: spoofing"
+psql_super "SELECT detail FROM rejected_messages WHERE topic = 'it/initech/inverter_1/ac_power'" | grep -q "2 other tenants" ||
+	fail "the rejection does not say the serial is other tenants'"
+# Row-level security is per tenant, not per serial: under acme's context the writer sees acme's inverter_1
+# only, and a row for globex's inverter_1 is refused.
+GA=$(psql_super "SELECT id FROM tenants WHERE slug = 'acme'")
+GD=$(psql_super "SELECT d.id FROM devices d JOIN tenants t ON t.id = d.tenant_id WHERE t.slug = 'globex' AND d.serial = 'inverter_1'")
+GP=$(psql_super "SELECT id FROM points WHERE device_id = $GD AND name = 'ac_power'")
+GB=$(psql_super "SELECT id FROM tenants WHERE slug = 'globex'")
+as_acme() { psql_as "$WRITER_DB" "BEGIN" "SELECT set_config('app.tenant_id', '$GA', true)" "$@" "COMMIT" | sed 1d; }
+assert_eq "$GA" "$(as_acme "SELECT string_agg(DISTINCT d.tenant_id::text, ',') FROM measurements m
+	JOIN devices d ON d.id = m.device_id WHERE d.serial = 'inverter_1'")" \
+	"under acme's context the writer reads acme's inverter_1 rows only"
+if as_acme "INSERT INTO measurements (time, tenant_id, device_id, point_id, value) VALUES (now(), $GB, $GD, $GP, 1)" \
+	>/dev/null 2>"$IT_DIR/rls.err"; then
+	fail "acme's context wrote a row for globex's inverter_1"
+fi
+grep -q "row-level security" "$IT_DIR/rls.err" || fail "refused, but not by RLS: $(cat "$IT_DIR/rls.err")"
+echo "ok: inverter_1 in acme and globex, each reading in its tenant, initech's refused, RLS per tenant"
 # Auto-registered points take their unit and kind from point_defaults (sql/011).
 assert_eq "|gauge;W|gauge;kWh|counter" "$(psql_super "SELECT string_agg(p.unit || '|' || p.kind, ';' ORDER BY p.name)
 	FROM points p JOIN devices d ON d.id = p.device_id
@@ -142,3 +189,29 @@ grep -q "device serial 'Balkon Süd' is not valid.*device alias add NAME SERIAL"
 m2p_admin device alias remove Balkon_Süd --tenant acme >/dev/null
 assert_eq 0 "$(psql_super "SELECT count(*) FROM device_aliases")" "alias removed"
 echo "ok: device alias add/list/remove, errors as sentences"
+# The CLI names a device by tenant and serial (sql/013): inverter_1 is in acme and globex.
+if m2p_admin device add inverter_1 --tenant globex 2>"$IT_DIR/cli.err"; then fail "inverter_1 added twice to globex"; fi
+grep -q "device 'inverter_1' already exists in tenant 'globex'" "$IT_DIR/cli.err" || fail "raw constraint error: $(cat "$IT_DIR/cli.err")"
+assert_eq "acme globex" "$(m2p_admin device list | awk '$2 == "inverter_1" { print $3 }' | paste -sd' ')" \
+	"device list: inverter_1 in acme and in globex"
+if m2p_admin device disable inverter_1 2>"$IT_DIR/cli.err"; then fail "disable of an ambiguous serial accepted"; fi
+grep -q "device 'inverter_1' is registered in 2 tenants (acme, globex): say which with --tenant SLUG" "$IT_DIR/cli.err" ||
+	fail "unexpected: $(cat "$IT_DIR/cli.err")"
+m2p_admin device disable inverter_1 --tenant globex >/dev/null
+assert_eq "acme|true globex|false" "$(psql_super "SELECT string_agg(t.slug || '|' || d.enabled, ' ' ORDER BY t.slug) FROM devices d
+	JOIN tenants t ON t.id = d.tenant_id WHERE d.serial = 'inverter_1'")" "only globex's inverter_1 disabled"
+if m2p_admin device enable inverter_1 --tenant initech 2>"$IT_DIR/cli.err"; then fail "enable in a tenant without it accepted"; fi
+grep -q "tenant 'initech' has no device 'inverter_1'" "$IT_DIR/cli.err" || fail "unexpected: $(cat "$IT_DIR/cli.err")"
+if m2p_admin point add inverter_1 dc_power 2>"$IT_DIR/cli.err"; then fail "point add on an ambiguous serial accepted"; fi
+grep -q "registered in 2 tenants (acme, globex)" "$IT_DIR/cli.err" || fail "unexpected: $(cat "$IT_DIR/cli.err")"
+m2p_admin point add inverter_1 dc_power --tenant globex --unit W >/dev/null
+if m2p_admin point add inverter_1 dc_power --tenant globex 2>"$IT_DIR/cli.err"; then fail "point added twice"; fi
+grep -q "device 'inverter_1' already has a point 'dc_power'" "$IT_DIR/cli.err" || fail "raw constraint error: $(cat "$IT_DIR/cli.err")"
+assert_eq "globex" "$(m2p_admin point list --device inverter_1 | awk '$4 == "dc_power" { print $2 }')" \
+	"point list: dc_power on globex's inverter_1 only"
+assert_eq "ac_power dc_power" "$(m2p_admin point list --device inverter_1 --tenant globex | awk 'NR > 1 { print $4 }' | paste -sd' ')" \
+	"point list --tenant globex"
+m2p_admin device alias add "Wechselrichter 1" inverter_1 --tenant globex >/dev/null
+assert_eq "globex|inverter_1" "$(psql_super "SELECT t.slug || '|' || d.serial FROM device_aliases a JOIN devices d ON d.id = a.device_id
+	JOIN tenants t ON t.id = d.tenant_id WHERE a.alias = 'Wechselrichter 1'")" "an alias names the tenant's own inverter_1"
+echo "ok: the CLI by tenant and serial, ambiguity and duplicates as sentences"

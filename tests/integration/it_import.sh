@@ -252,6 +252,30 @@ assert_eq "inverter.freq inverter.temp" "$(psql_super "SELECT string_agg(p.name,
 	"policy register: the points are in the registry, marked auto_registered"
 grep -q "point_limit=1" "$IT_DIR/register.out" || { cat "$IT_DIR/register.out" >&2; fail "the sixth point is not point_limit"; }
 
+# --- one serial in two tenants (sql/013): each import finds its own tenant's device -----------------------
+m2p_admin device add inverter_1 --tenant t1 --point power >/dev/null
+m2p_admin device add inverter_1 --tenant t2 --point power >"$IT_DIR/dup.err" 2>&1 ||
+	fail "a second tenant cannot register inverter_1: $(cat "$IT_DIR/dup.err")"
+printf 'serial,point,value,time\ninverter_1,power,11,2026-09-02T00:00:00Z\ninverter_1,power,12,2026-09-02T00:00:10Z\n' \
+	>"$IT_DIR/site1.csv"
+printf 'inverter,serial=inverter_1 power=21 1788307200000000000\ninverter,serial=inverter_1 power=22 1788307210000000000\n' \
+	>"$IT_DIR/site2.lp"
+m2p_import --format csv --tenant t1 "$IT_DIR/site1.csv" >"$IT_DIR/site1.out" 2>&1 || { cat "$IT_DIR/site1.out" >&2; fail "import site1 failed"; }
+m2p_import --format influx --tenant t2 "$IT_DIR/site2.lp" >"$IT_DIR/site2.out" 2>&1 || { cat "$IT_DIR/site2.out" >&2; fail "import site2 failed"; }
+for f in site1 site2; do
+	assert_eq "2 0 2 ok" "$(for k in accepted rejected written check; do result_field "$IT_DIR/$f.out" $k; done | tr '\n' ' ' | sed 's/ $//')" \
+		"$f: both lines accepted and written, the per-device check ok"
+done
+assert_eq "t1|11,12 t2|21,22" "$(psql_super "SELECT string_agg(slug || '|' || v, ' ' ORDER BY slug) FROM (
+           SELECT t.slug, string_agg(m.value::text, ',' ORDER BY m.time) v FROM measurements m
+             JOIN devices d ON d.id = m.device_id AND d.tenant_id = m.tenant_id JOIN tenants t ON t.id = m.tenant_id
+            WHERE d.serial = 'inverter_1' GROUP BY t.slug) s")" "inverter_1's rows each in its own tenant, under its own device"
+# The same file into a tenant without an inverter_1: the serial is other tenants' (tenant_mismatch).
+m2p_admin tenant add t3 >/dev/null
+m2p_import --format csv --tenant t3 --validate-only "$IT_DIR/site1.csv" >"$IT_DIR/site3.out" 2>&1 || true
+grep -q "tenant_mismatch=2" "$IT_DIR/site3.out" || { cat "$IT_DIR/site3.out" >&2; fail "t3: inverter_1 is not tenant_mismatch"; }
+echo "ok: inverter_1 imported into t1 and t2, each into its own device; t3 refuses it as another tenant's"
+
 it_log "aggregates against the reference"
 # --- 5. aggregates equal a reference computed here (lag over each point's whole series) --------------------
 assert_eq 0 "$(psql_super "SELECT count(*) FROM aggregate_dirty")" "no dirty bucket left after the imports"

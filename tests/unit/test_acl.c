@@ -254,6 +254,77 @@ static void test_export_deterministic_and_checked(void)
 	free(b);
 }
 
+/* A serial in two tenants (sql/013): one broker username cannot name both; serial@tenant names each. */
+static void test_export_serial_in_two_tenants(void)
+{
+	static const char shared_file[] = "user mqtt2pg\ntopic read solar/+/+/#\nuser INV-B1\n"
+					  "topic write solar/beta/INV-B1/#\nuser inverter_1\n"
+					  "topic write solar/acme/inverter_1/#\ntopic write solar/beta/inverter_1/#\n";
+	struct acl_device both[] = {
+		{ .serial = "inverter_1", .tenant = "acme", .enabled = true },
+		{ .serial = "inverter_1", .tenant = "beta", .enabled = true },
+		{ .serial = "INV-B1", .tenant = "beta", .enabled = true },
+	};
+	struct acl_registry reg = { .devices = both, .device_count = 3, .tenants = tenants, .tenant_count = 3 };
+	struct acl_finding *fs = NULL;
+	struct acl_file *f;
+	char *text = NULL, err[512];
+	bool cross = false;
+	size_t n;
+
+	CU_ASSERT_TRUE(acl_export(&reg, &policy, ACL_FORMAT_MOSQUITTO, &text, err, sizeof(err)) < 0);
+	CU_ASSERT_PTR_NULL(text);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "serial 'inverter_1' is registered in tenants 'acme' and 'beta'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "--username serial@tenant"));
+	CU_ASSERT_TRUE(acl_export(&reg, &policy, ACL_FORMAT_DYNSEC, &text, err, sizeof(err)) < 0);
+	/* One of them disabled: no clash (a disabled device gets no user). */
+	both[1].enabled = false;
+	CU_ASSERT_EQUAL(acl_export(&reg, &policy, ACL_FORMAT_MOSQUITTO, &text, err, sizeof(err)), 0);
+	free(text);
+	text = NULL;
+	both[1].enabled = true;
+
+	both[0].username = "inverter_1@acme";
+	both[1].username = "inverter_1@beta";
+	both[2].username = "INV-B1@beta";
+	CU_ASSERT_EQUAL_FATAL(acl_export(&reg, &policy, ACL_FORMAT_MOSQUITTO, &text, err, sizeof(err)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nuser inverter_1@acme\ntopic write solar/acme/inverter_1/#\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nuser inverter_1@beta\ntopic write solar/beta/inverter_1/#\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "logs in with its <serial>@<tenant> as username"));
+	/* What the export wrote is clean against the names it used, and not against plain serials. */
+	f = acl_file_parse(text, strlen(text));
+	n = acl_lint(f, &reg, &policy, &fs);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "\n  unexpected: %u %s", fs[i].line, fs[i].message);
+	CU_ASSERT_EQUAL(n, 0);
+	acl_findings_free(fs, n);
+	both[0].username = both[1].username = both[2].username = NULL;
+	n = acl_lint(f, &reg, &policy, &fs);
+	CU_ASSERT_TRUE(n > 0);
+	acl_findings_free(fs, n);
+	acl_file_free(f);
+	free(text);
+	text = NULL;
+	/* A hand-made file where the shared username inverter_1 writes both tenants' subtrees: each device
+	 * behind that name may publish into the other tenant's tree. */
+	f = acl_file_parse(shared_file, strlen(shared_file));
+	n = acl_lint(f, &reg, &policy, &fs);
+	for (size_t i = 0; i < n; i++)
+		cross = cross || fs[i].kind == ACL_FINDING_CROSS_TENANT_WRITE;
+	CU_ASSERT_TRUE(cross);
+	acl_findings_free(fs, n);
+	acl_file_free(f);
+
+	/* dynsec: one client and one role per device, named apart. */
+	both[0].username = "inverter_1@acme";
+	both[1].username = "inverter_1@beta";
+	CU_ASSERT_EQUAL_FATAL(acl_export(&reg, &policy, ACL_FORMAT_DYNSEC, &text, err, sizeof(err)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"mqtt2pg-device-inverter_1@acme\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"mqtt2pg-device-inverter_1@beta\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"username\":\t\"inverter_1@beta\""));
+	free(text);
+}
+
 static void test_export_dynsec(void)
 {
 	char *text = NULL, err[256];
@@ -416,6 +487,7 @@ int main(void)
 		{"export is lint-clean", test_export_is_clean},
 		{"export deterministic, names checked", test_export_deterministic_and_checked},
 		{"export dynsec", test_export_dynsec},
+		{"export: a serial in two tenants", test_export_serial_in_two_tenants},
 		{"lint: loose file", test_lint_loose},
 		{"lint: patterns", test_lint_patterns},
 		{"lint: confined pattern, denies", test_lint_confined},

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Unit tests for registry.c: adding and finding tenants, devices and points (by slug, serial, device + name,
+ * Unit tests for registry.c: adding and finding tenants, devices and points (by slug, tenant + serial (a serial
+ * is unique per tenant only), device + name,
  * id; keys as unterminated slices), refusal of duplicates and dangling references, per-device point counts,
  * a 100,000-device registry where every lookup must hit, and the reference counting of snapshots and the
  * store's swap/acquire hand-off (including readers racing a swapper).
@@ -42,7 +43,7 @@ static void test_empty_registry(void)
 	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "acme", 4));
 	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "", 0));
 	CU_ASSERT_PTR_NULL(registry_find_tenant_by_id(r, 1));
-	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-1", 5));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 1, "INV-1", 5));
 	CU_ASSERT_PTR_NULL(find_point(r, 1, "power", 5));
 	registry_unref(r);
 }
@@ -83,10 +84,10 @@ static void test_keys_are_slices(void)
 	CU_ASSERT_TRUE_FATAL(registry_add_point(r, 70, 7, "power", false, 0, false, 0));
 	CU_ASSERT_TRUE(registry_find_tenant(r, topic + 6, 4) != NULL);
 	CU_ASSERT_PTR_NULL(registry_find_tenant(r, topic + 6, 5)); /* "acme/" */
-	d = registry_find_device(r, topic + 11, 8);
+	d = registry_find_device(r, 1, topic + 11, 8);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
 	CU_ASSERT_EQUAL(d->id, 7);
-	CU_ASSERT_PTR_NULL(registry_find_device(r, topic + 11, 7));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 1, topic + 11, 7));
 	CU_ASSERT_PTR_NOT_NULL(find_point(r, 7, "power_total", 5));
 	CU_ASSERT_PTR_NULL(find_point(r, 7, "power_total", 6));
 	registry_unref(r);
@@ -102,19 +103,21 @@ static void test_devices(void)
 	CU_ASSERT_TRUE(registry_add_device(r, 10, 1, "INV-A1", true));
 	CU_ASSERT_TRUE(registry_add_device(r, 11, 1, "INV-A2", false));
 	CU_ASSERT_TRUE(registry_add_device(r, 20, 2, "INV-B1", true));
-	d = registry_find_device(r, "INV-A2", 6);
+	d = registry_find_device(r, 1, "INV-A2", 6);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
 	CU_ASSERT_EQUAL(d->id, 11);
 	CU_ASSERT_EQUAL(d->tenant_id, 1);
 	CU_ASSERT_FALSE(d->enabled);
 	CU_ASSERT_EQUAL(d->point_count, 0);
 	CU_ASSERT_STRING_EQUAL(d->serial, "INV-A2");
-	d = registry_find_device(r, "INV-B1", 6);
+	d = registry_find_device(r, 2, "INV-B1", 6);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
 	CU_ASSERT_EQUAL(d->tenant_id, 2);
 	CU_ASSERT_TRUE(d->enabled);
-	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-A", 5));
-	CU_ASSERT_PTR_NULL(registry_find_device(r, "inv-a1", 6));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 1, "INV-A", 5));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 1, "inv-a1", 6));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 1, "INV-B1", 6)); /* globex's, not acme's */
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 3, "INV-A1", 6)); /* no tenant 3 */
 	CU_ASSERT_EQUAL(registry_device_count(r), 3);
 	registry_unref(r);
 }
@@ -165,7 +168,7 @@ static void test_duplicates_refused(void)
 	CU_ASSERT_FALSE(registry_add_tenant(r, 2, "acme"));  /* same slug */
 	CU_ASSERT_FALSE(registry_add_tenant(r, 1, "other")); /* same id */
 	CU_ASSERT_TRUE_FATAL(registry_add_device(r, 10, 1, "INV-A1", true));
-	CU_ASSERT_FALSE(registry_add_device(r, 11, 1, "INV-A1", true)); /* same serial */
+	CU_ASSERT_FALSE(registry_add_device(r, 11, 1, "INV-A1", true)); /* same serial in the same tenant */
 	CU_ASSERT_FALSE(registry_add_device(r, 10, 1, "INV-A9", true)); /* same id */
 	CU_ASSERT_TRUE_FATAL(registry_add_point(r, 100, 10, "power", false, 0, false, 0));
 	CU_ASSERT_FALSE(registry_add_point(r, 101, 10, "power", true, 1, true, 2)); /* same device + name */
@@ -174,11 +177,56 @@ static void test_duplicates_refused(void)
 	CU_ASSERT_EQUAL(registry_point_count(r), 1);
 	/* The refused entries left nothing behind. */
 	CU_ASSERT_PTR_NULL(registry_find_tenant(r, "other", 5));
-	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-A9", 6));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 1, "INV-A9", 6));
 	CU_ASSERT_EQUAL(registry_find_tenant(r, "acme", 4)->id, 1);
-	CU_ASSERT_EQUAL(registry_find_device(r, "INV-A1", 6)->id, 10);
+	CU_ASSERT_EQUAL(registry_find_device(r, 1, "INV-A1", 6)->id, 10);
 	CU_ASSERT_FALSE(find_point(r, 10, "power", 5)->has_min);
-	CU_ASSERT_EQUAL(registry_find_device(r, "INV-A1", 6)->point_count, 1);
+	CU_ASSERT_EQUAL(registry_find_device(r, 1, "INV-A1", 6)->point_count, 1);
+	registry_unref(r);
+}
+
+/* A serial is unique within its tenant (sql/013): two tenants may each have one, found apart by tenant. */
+static void test_serial_per_tenant(void)
+{
+	struct registry *r = registry_new();
+	const struct registry_device *d;
+	size_t tenants = 99;
+
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 1, "acme"));
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 2, "globex"));
+	CU_ASSERT_TRUE_FATAL(registry_add_tenant(r, 3, "initech"));
+	CU_ASSERT_TRUE(registry_add_device(r, 20, 2, "inverter_1", true));
+	CU_ASSERT_TRUE(registry_add_device(r, 10, 1, "inverter_1", false));
+	CU_ASSERT_TRUE(registry_add_device(r, 11, 1, "total", true));
+	CU_ASSERT_FALSE(registry_add_device(r, 12, 1, "inverter_1", true)); /* twice in acme */
+	CU_ASSERT_EQUAL(registry_device_count(r), 3);
+	CU_ASSERT_TRUE_FATAL(registry_add_point(r, 100, 10, "power", true, 0, true, 600));
+	CU_ASSERT_TRUE_FATAL(registry_add_point(r, 200, 20, "power", false, 0, false, 0));
+
+	d = registry_find_device(r, 1, "inverter_1", 10);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(d->id, 10);
+	CU_ASSERT_FALSE(d->enabled);
+	CU_ASSERT_TRUE(registry_find_device_point(r, d, "power", 5, NULL));
+	d = registry_find_device(r, 2, "inverter_1", 10);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(d->id, 20);
+	CU_ASSERT_TRUE(d->enabled);
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 3, "inverter_1", 10));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 2, "total", 5));
+
+	/* By serial alone: how many tenants have it, and the device of the lowest tenant id. */
+	d = registry_find_serial(r, "inverter_1", 10, &tenants);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(tenants, 2);
+	CU_ASSERT_EQUAL(d->id, 10);
+	d = registry_find_serial(r, "total", 5, &tenants);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(tenants, 1);
+	CU_ASSERT_EQUAL(d->tenant_id, 1);
+	CU_ASSERT_PTR_NULL(registry_find_serial(r, "inverter_", 9, &tenants));
+	CU_ASSERT_EQUAL(tenants, 0);
+	CU_ASSERT_PTR_NOT_NULL(registry_find_serial(r, "inverter_1", 10, NULL));
 	registry_unref(r);
 }
 
@@ -210,8 +258,8 @@ static void test_point_count_per_device(void)
 	CU_ASSERT_TRUE(registry_add_point(r, 3, 10, "p3", false, 0, false, 0));
 	CU_ASSERT_TRUE(registry_add_point(r, 4, 11, "p1", false, 0, false, 0));
 	CU_ASSERT_FALSE(registry_add_point(r, 5, 10, "p1", false, 0, false, 0));
-	CU_ASSERT_EQUAL(registry_find_device(r, "A", 1)->point_count, 3);
-	CU_ASSERT_EQUAL(registry_find_device(r, "B", 1)->point_count, 1);
+	CU_ASSERT_EQUAL(registry_find_device(r, 1, "A", 1)->point_count, 3);
+	CU_ASSERT_EQUAL(registry_find_device(r, 1, "B", 1)->point_count, 1);
 	CU_ASSERT_EQUAL(registry_point_count(r), 4);
 	registry_unref(r);
 }
@@ -277,7 +325,7 @@ static void test_points_in_any_order(void)
 			}
 		for (int d = 1; d <= DEVICES; d++) {
 			snprintf(name, sizeof(name), "D%d", d);
-			const struct registry_device *dev = registry_find_device(r, name, strlen(name));
+			const struct registry_device *dev = registry_find_device(r, 1, name, strlen(name));
 			CU_ASSERT_PTR_NOT_NULL_FATAL(dev);
 			wrong += dev->point_count != (uint32_t)(d % POINTS + 1);
 			for (int p = 0; p < POINTS; p++) {
@@ -332,7 +380,7 @@ static void test_hundred_thousand_devices(void)
 		const struct registry_device *dev;
 		int n = snprintf(key, sizeof(key), "INV-%06d", d);
 
-		dev = registry_find_device(r, key, (size_t)n);
+		dev = registry_find_device(r, 1 + d % TENANTS, key, (size_t)n);
 		if (!dev) {
 			missing++;
 			continue;
@@ -355,8 +403,8 @@ static void test_hundred_thousand_devices(void)
 		CU_ASSERT_TRUE(find_tenant_text(r, key, t));
 	}
 	/* And misses stay misses. */
-	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-000000", 10));
-	CU_ASSERT_PTR_NULL(registry_find_device(r, "INV-100001", 10));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 1, "INV-000000", 10));
+	CU_ASSERT_PTR_NULL(registry_find_device(r, 2, "INV-100001", 10));
 	CU_ASSERT_PTR_NULL(find_point(r, 1, "temp2", 5));
 	CU_ASSERT_PTR_NULL(find_point(r, DEVICES + 1, "temp", 4));
 	registry_unref(r);
@@ -468,6 +516,7 @@ int main(void)
 		UNIT_TEST(test_devices),
 		UNIT_TEST(test_points),
 		UNIT_TEST(test_duplicates_refused),
+		UNIT_TEST(test_serial_per_tenant),
 		UNIT_TEST(test_dangling_refused),
 		UNIT_TEST(test_point_count_per_device),
 		UNIT_TEST(test_shared_names_keep_their_limits),

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Unit tests for validate.c: decoded samples against a registry built by hand (two tenants, enabled and
+ * Unit tests for validate.c: decoded samples against a registry built by hand (three tenants, one serial in
+ * two of them, enabled and
  * disabled devices, points with and without bounds). Covers the identity checks in their documented order,
  * the timestamp window and value bounds at their exact edges, the three unknown-point policies, and the
  * accepted message's identity and readings.
@@ -26,6 +27,7 @@
 enum {
 	TENANT_ACME = 1,
 	TENANT_GLOBEX = 2,
+	TENANT_UMBRELLA = 3,  /* no devices */
 	DEVICE_A1 = 10,	      /* acme, enabled, four points */
 	DEVICE_A2 = 11,	      /* acme, disabled */
 	DEVICE_B1 = 20,	      /* globex, enabled, one point */
@@ -35,6 +37,10 @@ enum {
 	POINT_A1_DELTA = 103, /* <= 5 */
 	POINT_A2_POWER = 110,
 	POINT_B1_POWER = 200,
+	DEVICE_A_SHARED = 12, /* acme's SHARED-1: a serial globex has too (sql/013) */
+	DEVICE_B_SHARED = 21, /* globex's SHARED-1 */
+	POINT_A_SHARED_POWER = 120,
+	POINT_B_SHARED_POWER = 210,
 };
 
 static struct registry *reg;
@@ -49,6 +55,13 @@ static int build_registry(void)
 	ok = ok && registry_add_device(reg, DEVICE_A1, TENANT_ACME, "INV-A1", true);
 	ok = ok && registry_add_device(reg, DEVICE_A2, TENANT_ACME, "INV-A2", false);
 	ok = ok && registry_add_device(reg, DEVICE_B1, TENANT_GLOBEX, "INV-B1", true);
+	ok = ok && registry_add_tenant(reg, TENANT_UMBRELLA, "umbrella");
+	ok = ok && registry_add_device(reg, DEVICE_A_SHARED, TENANT_ACME, "SHARED-1", true);
+	ok = ok && registry_add_device(reg, DEVICE_B_SHARED, TENANT_GLOBEX, "SHARED-1", true);
+	ok = ok &&
+	     registry_add_point(reg, POINT_A_SHARED_POWER, DEVICE_A_SHARED, "power", true, 0.0, true, 100.0);
+	ok = ok &&
+	     registry_add_point(reg, POINT_B_SHARED_POWER, DEVICE_B_SHARED, "power", false, 0.0, false, 0.0);
 	/* Issue 15: names a topic may use for a device besides its serial, per tenant and scope. */
 	ok = ok && registry_add_alias(reg, TENANT_ACME, "",
 				      "Balkon_S\xc3\xbc"
@@ -265,6 +278,35 @@ static void test_tenant_mismatch(void)
 	expect_reject(&pol, topic("globex", "INV-A2"), s, 1, REJECT_TENANT_MISMATCH);
 }
 
+/* One serial in two tenants (sql/013): each tenant's topic finds its own device, with its own points. */
+static void test_serial_in_two_tenants(void)
+{
+	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
+	struct sample s[] = { sample("power", 500, NOW_US) };
+	struct validate_result result;
+	struct decode_error err;
+	struct message *m = expect_accept(&pol, topic("globex", "SHARED-1"), s, 1, &result);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->tenant_id, TENANT_GLOBEX);
+	CU_ASSERT_EQUAL(m->device_id, DEVICE_B_SHARED);
+	CU_ASSERT_EQUAL(m->readings[0].point_id, POINT_B_SHARED_POWER);
+	message_free(m);
+	/* acme's SHARED-1 has its own limits: 500 is above its max of 100 (globex's has none). */
+	expect_reject(&pol, topic("acme", "SHARED-1"), s, 1, REJECT_VALUE_OUT_OF_RANGE);
+	s[0].value = 50;
+	m = expect_accept(&pol, topic("acme", "SHARED-1"), s, 1, &result);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->tenant_id, TENANT_ACME);
+	CU_ASSERT_EQUAL(m->device_id, DEVICE_A_SHARED);
+	CU_ASSERT_EQUAL(m->readings[0].point_id, POINT_A_SHARED_POWER);
+	message_free(m);
+	/* A third tenant's tree: the serial is other tenants' devices, so spoofing, and the detail says so. */
+	CU_ASSERT_EQUAL(run(&pol, topic("umbrella", "SHARED-1"), s, 1, &result, &err), -1);
+	CU_ASSERT_EQUAL(err.reason, REJECT_TENANT_MISMATCH);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "2 other tenants"));
+}
+
 static void test_device_disabled(void)
 {
 	struct config_validation pol = policy(UNKNOWN_POINT_REJECT);
@@ -465,6 +507,7 @@ int main(void)
 		UNIT_TEST(test_unknown_tenant),
 		UNIT_TEST(test_unknown_device),
 		UNIT_TEST(test_tenant_mismatch),
+		UNIT_TEST(test_serial_in_two_tenants),
 		UNIT_TEST(test_device_disabled),
 		UNIT_TEST(test_timestamp_future_bound),
 		UNIT_TEST(test_timestamp_stale_bound),
