@@ -68,9 +68,33 @@ metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 # The sum over every label of a metric (rejected_total{reason=...}).
 metric_sum() { curl -s "$url/metrics" | awk -v m="$1" 'index($1, m "{") == 1 || $1 == m { s += $2 } END { print s + 0 }'; }
 
+all_decided_now() {
+	local m
+	m=$(curl -s "$url/metrics")
+	awk '$1 == "mqtt2pg_messages_received_total" { r = $2 }
+		$1 == "mqtt2pg_messages_accepted_total" || index($1, "mqtt2pg_messages_rejected_total{") == 1 ||
+		index($1, "mqtt2pg_messages_ignored_total{") == 1 { d += $2 }
+		END { exit !(d >= r) }' <<<"$m"
+}
+# counters: every labelled counter of what became of the messages (ignored, rejected by reason, values skipped).
+counters() {
+	curl -s "$url/metrics" | grep -E '^mqtt2pg_(messages_(ignored|rejected)_total|values_skipped_total)\{' |
+		sed -E 's/^mqtt2pg_messages_ignored_total\{reason="([^"]*)"\}/ignored:\1/;
+			s/^mqtt2pg_messages_rejected_total\{reason="([^"]*)"\}/rejected:\1/;
+			s/^mqtt2pg_values_skipped_total\{reason="([^"]*)"\}/skipped:\1/' | LC_ALL=C sort
+}
+# delta BEFORE AFTER KIND: "reason=n,reason=n" of KIND (ignored, rejected, skipped) that changed between the
+# two snapshots, or "-".
+delta() {
+	LC_ALL=C join -a 2 -e 0 -o 0,1.2,2.2 "$1" "$2" | awk -v k="$3:" 'index($1, k) == 1 && $3 - $2 > 0 {
+		out = out (out == "" ? "" : ",") substr($1, length(k) + 1) "=" $3 - $2 } END { print out == "" ? "-" : out }'
+}
+
 ts=$(($(date -u +%s) - 60))
 local_time=$(TZ=Europe/Berlin date -d "@$ts" +%Y-%m-%dT%H:%M:%S)
 total=0
+counters >"$IT_DIR/counters.start"
+prev=$IT_DIR/counters.start
 for f in $families; do
 	while IFS= read -r line; do
 		topic=${line%% *}
@@ -88,6 +112,19 @@ for f in $families; do
 		fi
 		total=$((total + 1))
 	done <"$fixtures/$f/messages"
+	# The family's own sentinel: once its rejection is recorded, the broker (in order) has delivered every
+	# message of the family, so the counters' change since the last sentinel is this family's (less the
+	# sentinel's own unknown_device).
+	publish "it/acme/SENTINEL-$f/x" 1
+	wait_until 60 rejected_ge 1 "topic = 'it/acme/SENTINEL-$f/x'" || fail "$f: the sentinel was not recorded"
+	wait_until 30 all_decided_now || fail "$f: not every message decided"
+	counters | awk '$1 == "rejected:unknown_device" { $2 -= 1 } { print }' >"$IT_DIR/counters.$f"
+	# the next family's baseline includes this family's sentinel
+	counters >"$IT_DIR/counters.$f.next"
+	echo "$(delta "$prev" "$IT_DIR/counters.$f" ignored)" >"$IT_DIR/$f.ignored"
+	echo "$(delta "$prev" "$IT_DIR/counters.$f" rejected)" >"$IT_DIR/$f.rejected"
+	echo "$(delta "$prev" "$IT_DIR/counters.$f" skipped)" >"$IT_DIR/$f.skipped"
+	prev=$IT_DIR/counters.$f.next
 done
 
 # globex's inverter_1 publishes too (through the value route), and initech's tree names an inverter_1 that
@@ -105,7 +142,7 @@ wait_until 60 all_decided || fail "received $(metric mqtt2pg_messages_received_t
 wait_until 60 committed || fail "spool backlog $(metric mqtt2pg_spool_backlog) did not drain"
 
 bad=0
-printf '%-9s %8s %8s %7s %5s %10s\n' family messages expected stored junk duplicates
+printf '%-9s %8s %8s %7s %5s %10s  %s\n' family messages expected stored junk duplicates 'ignored | rejected | values skipped (by reason)'
 sum_m=0 sum_e=0 sum_s=0 sum_j=0 sum_d=0
 for f in $families; do
 	serials=$(sed "s/.*/'&'/" "$fixtures/$f/devices" | paste -sd,)
@@ -121,7 +158,8 @@ for f in $families; do
 	dup=$(sort "$IT_DIR/$f.stored" | uniq -d | comm -12 - "$IT_DIR/$f.expected" | wc -l)
 	dup=$((dup + $(sort "$IT_DIR/$f.stored" | uniq -c | awk '$1 > 2 { s += $1 - 2 } END { print s + 0 }')))
 	junk=$(sort -u "$IT_DIR/$f.stored" | comm -23 - "$IT_DIR/$f.expected" | wc -l)
-	printf '%-9s %8d %8d %7d %5d %10d\n' "$f" "$msgs" "$exp" "$ok" "$junk" "$dup"
+	printf '%-9s %8d %8d %7d %5d %10d  %s | %s | %s\n' "$f" "$msgs" "$exp" "$ok" "$junk" "$dup" \
+		"$(cat "$IT_DIR/$f.ignored")" "$(cat "$IT_DIR/$f.rejected")" "$(cat "$IT_DIR/$f.skipped")"
 	sort -u "$IT_DIR/$f.stored" | comm -23 - "$IT_DIR/$f.expected" | sed 's/^/    junk: /' | head -20
 	comm -13 <(sort -u "$IT_DIR/$f.stored") "$IT_DIR/$f.expected" | sed 's/^/    missing: /' | head -40
 	[ "$ok" = "$exp" ] && [ "$junk" = 0 ] && [ "$dup" = 0 ] || bad=$((bad + 1))
