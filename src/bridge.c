@@ -51,6 +51,7 @@ struct bridge {
 	struct dispatcher *dispatcher; /* spool -> queues, disk mode only */
 	struct aggregator *aggregator;
 	struct config_validation **policies; /* every policy handed to ingest by a reload; freed at exit */
+	const struct config_validation *policy; /* the last of them; NULL: cfg->validation is in effect */
 	size_t policy_count;
 	struct health health;
 	struct http_server *http;
@@ -167,75 +168,29 @@ static void tick(struct bridge *b)
 	}
 }
 
-/* Logs "X changed: restart required" for a key whose new value cannot be applied to the running bridge. */
-static int restart_required(const char *key, bool changed)
+/*
+ * The words of a reload's log line for a section: "mqtt client" says why every mqtt key needs a restart (the
+ * client is made once, with all of them).
+ */
+static const char *section_label(const struct config_key *key)
 {
-	if (changed)
-		log_warn(MODULE, "reload: %s changed: restart required (the running value stays in effect)", key);
-	return changed ? 1 : 0;
+	if (!key->section)
+		return key->name;
+	return strcmp(key->section, "mqtt") == 0 ? "mqtt client" : key->section;
 }
 
-static bool differ(const char *a, const char *b)
+/* config_diff's callback: one line per changed key, saying whether it now applies. */
+static void report_change(const struct config_key *key, void *ctx)
 {
-	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
+	char dotted[128];
 
-static int count_restart_keys(const struct config *old, const struct config *new)
-{
-	const struct config_mqtt *a = &old->mqtt, *b = &new->mqtt;
-	const struct config_validation *va = &old->validation, *vb = &new->validation;
-	int n = 0;
-	bool routes = old->route_count != new->route_count;
-
-	for (size_t i = 0; !routes && i < old->route_count; i++)
-		routes = !route_equal(&old->routes[i], &new->routes[i]);
-	/* Every field of struct config_mqtt: the client is made once, with all of them. */
-	n += restart_required(
-		"mqtt (uri, client_id, credentials, version, qos, session, keepalive, timeouts, "
-		"reconnect, TLS, shared_group)",
-		differ(a->uri, b->uri) || differ(a->client_id, b->client_id) ||
-			differ(a->username, b->username) || differ(a->password, b->password) ||
-			a->version != b->version || a->qos != b->qos ||
-			a->clean_session != b->clean_session || a->session_expiry != b->session_expiry ||
-			a->keepalive != b->keepalive || a->connect_timeout != b->connect_timeout ||
-			a->reconnect_min != b->reconnect_min || a->reconnect_max != b->reconnect_max ||
-			differ(a->shared_group, b->shared_group) || differ(a->ca_file, b->ca_file) ||
-			differ(a->cert_file, b->cert_file) || differ(a->key_file, b->key_file) ||
-			a->tls_verify != b->tls_verify);
-	n += restart_required("routes", routes);
-	/* The password is not in this list: SIGHUP re-reads its file (reload_password). */
-	n += restart_required("database",
-			      differ(old->database.conninfo, new->database.conninfo) ||
-				      differ(old->database.password_file, new->database.password_file) ||
-				      old->database.writers != new->database.writers ||
-				      old->database.batch_rows != new->database.batch_rows ||
-				      old->database.flush_interval_ms != new->database.flush_interval_ms ||
-				      old->database.linger_ms != new->database.linger_ms ||
-				      old->database.queue_messages != new->database.queue_messages ||
-				      old->database.enqueue_timeout_ms != new->database.enqueue_timeout_ms ||
-				      old->database.reconnect_max_ms != new->database.reconnect_max_ms);
-	n += restart_required("spool", old->spool.durable != new->spool.durable ||
-					       differ(old->spool.directory, new->spool.directory) ||
-					       old->spool.max_bytes != new->spool.max_bytes ||
-					       old->spool.segment_bytes != new->spool.segment_bytes ||
-					       old->spool.fsync_interval_ms != new->spool.fsync_interval_ms);
-	n += restart_required("http", differ(old->http_listen, new->http_listen) ||
-					      old->http_port != new->http_port ||
-					      old->http_max_connections != new->http_max_connections ||
-					      old->http_max_connections_per_client !=
-						      new->http_max_connections_per_client ||
-					      old->http_timeout != new->http_timeout ||
-					      differ(old->http_metrics_token, new->http_metrics_token));
-	n += restart_required("aggregates", memcmp(&old->aggregates, &new->aggregates, sizeof(old->aggregates)) != 0);
-	n += restart_required("registry.refresh_interval",
-			      old->registry_refresh_interval != new->registry_refresh_interval);
-	n += restart_required("validation.rejected_retention_days (the scheduler's)",
-			      va->rejected_retention_days != vb->rejected_retention_days);
-	n += restart_required("validation rate limits", va->device_rate != vb->device_rate ||
-								va->device_burst != vb->device_burst ||
-								va->tenant_rate != vb->tenant_rate ||
-								va->tenant_burst != vb->tenant_burst);
-	return n;
+	(void)ctx;
+	config_key_dotted(key, dotted, sizeof(dotted));
+	if (key->reloadable)
+		log_info(MODULE, "reload: %s changed: applied", dotted);
+	else
+		log_warn(MODULE, "reload: %s changed: restart required (%s; the running value stays in effect)",
+			 section_label(key), dotted);
 }
 
 /*
@@ -254,9 +209,9 @@ static void reload_password(struct bridge *b)
 }
 
 /*
- * SIGHUP: parse the file again into a new snapshot; if it is valid, apply what can change at run time (log
- * level, validation policy, stats interval) and report every other changed key as "restart required"; if it
- * is not, keep the running configuration and say why. Then refresh the registry.
+ * SIGHUP: parse the file again into a new snapshot; if it is valid, apply the keys the table (config.c) marks
+ * reloadable and report every other changed key as "restart required", one line per key; if it is not, keep
+ * the running configuration and say why. Then refresh the registry.
  */
 static void reload(struct bridge *b)
 {
@@ -273,26 +228,24 @@ static void reload(struct bridge *b)
 		regsync_load_now(b->regsync);
 		return;
 	}
-	pending = count_restart_keys(b->cfg, fresh);
+	/*
+	 * The validation keys in effect are the last policy's (b->cfg->validation stays as started: ingest may
+	 * still be reading it); a new policy is a copy with the reloadable keys changed, the rest as running.
+	 */
+	pending = config_diff(b->cfg, b->policy, fresh, report_change, NULL);
 	policy = xmalloc(sizeof(*policy));
-	*policy = fresh->validation;
+	*policy = b->policy ? *b->policy : b->cfg->validation;
+	config_apply_reloadable(b->cfg, policy, fresh);
 	b->policies = xrealloc(b->policies, (b->policy_count + 1) * sizeof(*b->policies));
 	b->policies[b->policy_count++] = policy;
+	b->policy = policy;
 	if (b->ingest)
 		ingest_set_policy(b->ingest, policy);
-	/* b->cfg->validation stays as started: ingest may still be reading it, and the rate limits it holds
-	 * are what the running limiters use, so later reloads compare against it. */
-	b->cfg->log_level = fresh->log_level;
-	log_set_level(fresh->log_level);
-	log_set_json(fresh->log_json);
-	b->cfg->stats_interval = fresh->stats_interval;
-	b->cfg->shutdown_timeout = fresh->shutdown_timeout;
-	log_info(
-		MODULE,
-		"configuration reloaded from %s (log level, validation policy, stats interval, shutdown_timeout "
-		"applied%s)",
-		b->cfg->path ? b->cfg->path : "(defaults)",
-		pending ? "; see the restart-required lines" : "");
+	log_set_level(b->cfg->log_level);
+	log_set_json(b->cfg->log_json);
+	log_info(MODULE, "configuration reloaded from %s (%d key(s) need a restart%s)",
+		 b->cfg->path ? b->cfg->path : "(defaults)", pending,
+		 pending ? "; see the restart-required lines" : "");
 	config_free(fresh);
 	regsync_load_now(b->regsync);
 }
