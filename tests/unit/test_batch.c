@@ -16,15 +16,6 @@
 #include "message.h"
 #include "unit.h"
 
-#define ASSERT_STR(actual, expected)                                                                \
-	do {                                                                                        \
-		const char *got_ = (actual);                                                        \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
-				got_ ? got_ : "(null)", (expected));                                \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
-	} while (0)
-
 /* A message of count readings; reading i has time base_us + i, value values[i], point point_base + i. */
 static struct message *readings(int32_t device_id, uint32_t count, int64_t base_us, int32_t point_base,
 				const double *values)

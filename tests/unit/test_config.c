@@ -19,15 +19,6 @@
 #include "route.h"
 #include "unit.h"
 
-#define ASSERT_STR(actual, expected)                                                                \
-	do {                                                                                        \
-		const char *got_ = (actual);                                                        \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
-				got_ ? got_ : "(null)", (expected));                                \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
-	} while (0)
-
 static const char *const env_names[] = { "MQTT2PG_MQTT_PASSWORD", "MQTT2PG_DB_PASSWORD",
 					 "MQTT2PG_CLIENT_ID",	  "MQTT2PG_MQTT_URI",
 					 "MQTT2PG_DB_CONNINFO",	  "MQTT2PG_ADMIN_CONNINFO" };
