@@ -145,9 +145,6 @@ bool route_filters_overlap(const char *a, const char *b, char *example, size_t c
  */
 int route_owner(const struct route *routes, size_t count, const char *topic, size_t len);
 
-/* True when the MQTT topic filter (with + and #) matches topic[0..len). */
-bool route_filter_matches(const char *filter, const char *topic, size_t len);
-
 /*
  * The route a received topic belongs to: the first of routes[0..count) whose template matches, with *m
  * filled. A route's ignore filters (status, LWT) speak for topics under its own subscription filter only,

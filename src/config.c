@@ -25,6 +25,7 @@
 #include "decode.h"
 #include "preset.h"
 #include "secret.h"
+#include "topic.h"
 #include "tz.h"
 #include "xalloc.h"
 
@@ -322,42 +323,6 @@ static int read_choice(struct config_reader *rd, const config_setting_t *item, i
 	return found;
 }
 
-/* An MQTT filter from a template-like text: each "{...}" level becomes "+" ({point+} becomes "#"). */
-static char *filter_from_template(const char *text)
-{
-	char *out = xmalloc(strlen(text) + 1), *o = out;
-
-	while (*text) {
-		const char *slash = strchr(text, '/');
-		size_t len = slash ? (size_t)(slash - text) : strlen(text);
-
-		if (len >= 2 && text[0] == '{' && text[len - 1] == '}')
-			*o++ = strncmp(text, "{point+}", len) == 0 && len == 8 ? '#' : '+';
-		else {
-			memcpy(o, text, len);
-			o += len;
-		}
-		if (!slash)
-			break;
-		*o++ = '/';
-		text = slash + 1;
-	}
-	*o = '\0';
-	return out;
-}
-
-static bool filter_ok(const char *f)
-{
-	const char *hash = strchr(f, '#');
-
-	if (!*f)
-		return false;
-	for (const char *p = f; *p; p++)
-		if ((*p == '+' || *p == '#') && ((p > f && p[-1] != '/') || (p[1] && p[1] != '/')))
-			return false;
-	return !hash || hash[1] == '\0';
-}
-
 /* A dotted JSON path ("meta.ts") whose steps are 1..ROUTE_MAX_PATH_STEP bytes; NULL (not set) passes. */
 static void check_json_path(struct config_reader *rd, const config_setting_t *item, int i, const char *key,
 			    const char *path)
@@ -423,7 +388,7 @@ static void read_string_list(struct config_reader *rd, const config_setting_t *i
 
 static bool point_filter_ok(const char *f)
 {
-	return filter_ok(f) && strlen(f) <= 256;
+	return topic_filter_valid(f) && strlen(f) <= 256;
 }
 
 /* points_map = ( ["source key", "point"], ... ): the source may be any text, the point must be a point name. */
@@ -507,7 +472,7 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 				     "cannot follow it: set prefix = \"...\" or the route's own ignore = [...]",
 				     i, preset->name, preset->topic);
 		for (const char *const *f = preset->ignore; prefix && !ignore_replace && *f; f++) {
-			char *expanded = preset_expand(*f, prefix), *filter = filter_from_template(expanded);
+			char *expanded = preset_expand(*f, prefix), *filter = topic_filter_from_template(expanded);
 			route_add_ignore(r, filter);
 			free(filter);
 			free(expanded);
@@ -573,7 +538,7 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 			for (int k = 0; k < config_setting_length(ignore); k++) {
 				const config_setting_t *f = config_setting_get_elem(ignore, (unsigned)k);
 				const char *text = config_setting_type(f) == CONFIG_TYPE_STRING ? config_setting_get_string(f) : NULL;
-				if (!text || !filter_ok(text))
+				if (!text || !topic_filter_valid(text))
 					reader_error(rd, f, "routes[%d]: ignore[%d] is not an MQTT topic filter", i, k);
 				else
 					route_add_ignore(r, text);
@@ -589,7 +554,7 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 			     "routes[%d]: preset %s needs timezone = \"Area/City\" (its times carry no zone), or time_field = \"\" "
 			     "for the receive time",
 			     i, preset->name);
-	if (r->tenant && strpbrk(r->tenant, "/+#"))
+	if (r->tenant && !topic_level_plain(r->tenant))
 		reader_error(rd, item, "routes[%d]: tenant may not contain '/', '+' or '#'", i);
 }
 
@@ -1172,7 +1137,7 @@ static void check_mqtt(struct config_reader *rd, struct config *cfg, const confi
 			check_key_file(rd, g, m->key_file);
 		if (m->reconnect_max < m->reconnect_min)
 			reader_error(rd, g, "mqtt.reconnect_max must be >= mqtt.reconnect_min");
-		if (m->shared_group && strpbrk(m->shared_group, "/+#"))
+		if (m->shared_group && !topic_level_plain(m->shared_group))
 			reader_error(rd, g, "mqtt.shared_group may not contain '/', '+' or '#'");
 	}
 	if (!m->uri)

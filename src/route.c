@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "topic.h"
 #include "xalloc.h"
 
 static const char *const format_names[] = {
@@ -121,25 +122,6 @@ static bool parse_level(const char *text, size_t len, struct route_level *level,
 	return true;
 }
 
-static char *derive_filter(const struct route *r)
-{
-	size_t cap = strlen(r->template_text) + 1, len = 0;
-	char *filter = xmalloc(cap);
-
-	for (size_t i = 0; i < r->level_count; i++) {
-		const char *piece = r->levels[i].kind == ROUTE_LEVEL_LITERAL	  ? r->levels[i].literal
-				    : r->levels[i].kind == ROUTE_LEVEL_POINT_REST ? "#"
-										  : "+";
-		size_t n = strlen(piece);
-		if (i > 0)
-			filter[len++] = '/';
-		memcpy(filter + len, piece, n);
-		len += n;
-	}
-	filter[len] = '\0';
-	return filter;
-}
-
 bool route_parse(const char *template_text, enum route_format format, struct route *out, char *err,
 		 size_t errlen)
 {
@@ -240,7 +222,7 @@ bool route_parse_template(const char *template_text, enum route_format format, s
 			 template_text);
 		goto fail;
 	}
-	r.filter = derive_filter(&r);
+	r.filter = topic_filter_from_template(template_text); /* a {placeholder} is "+", {point+} "#" */
 	*out = r;
 	return true;
 fail:
@@ -306,39 +288,10 @@ bool route_match(const struct route *r, const char *topic, size_t topic_len, str
 	return true;
 }
 
-bool route_filter_matches(const char *filter, const char *topic, size_t len)
-{
-	const char *t = topic, *end = topic + len;
-
-	/* MQTT 3.1.1 section 4.7: '#' also matches the parent level; wildcards never match a leading '$'. */
-	if (len > 0 && topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
-		return false;
-	for (;;) {
-		const char *slash = strchr(filter, '/');
-		size_t flen = slash ? (size_t)(slash - filter) : strlen(filter);
-		const char *tslash = t <= end ? memchr(t, '/', (size_t)(end - t)) : NULL;
-		size_t tlen;
-
-		if (flen == 1 && filter[0] == '#')
-			return true;
-		if (t > end)
-			return false; /* topic has fewer levels */
-		tlen = tslash ? (size_t)(tslash - t) : (size_t)(end - t);
-		if (!(flen == 1 && filter[0] == '+') && (flen != tlen || memcmp(filter, t, tlen) != 0))
-			return false;
-		t += tlen + 1;
-		if (!slash)
-			return t > end;
-		filter = slash + 1;
-		if (t > end && strcmp(filter, "#") == 0)
-			return true; /* "a/#" matches "a" */
-	}
-}
-
 bool route_ignores(const struct route *r, const char *topic, size_t len)
 {
 	for (size_t i = 0; i < r->ignore_count; i++)
-		if (route_filter_matches(r->ignore[i], topic, len))
+		if (topic_matches(r->ignore[i], topic, len))
 			return true;
 	return false;
 }
@@ -435,7 +388,7 @@ bool route_filters_overlap(const char *a, const char *b, char *example, size_t c
 int route_owner(const struct route *routes, size_t count, const char *topic, size_t len)
 {
 	for (size_t i = 0; i < count; i++)
-		if (route_filter_matches(routes[i].filter, topic, len))
+		if (topic_matches(routes[i].filter, topic, len))
 			return (int)i;
 	return -1;
 }
@@ -449,7 +402,7 @@ void route_list_add(char ***list, size_t *count, const char *text)
 static bool in_filters(char *const *filters, size_t count, const char *name)
 {
 	for (size_t i = 0; i < count; i++)
-		if (route_filter_matches(filters[i], name, strlen(name)))
+		if (topic_matches(filters[i], name, strlen(name)))
 			return true;
 	return false;
 }
@@ -525,7 +478,7 @@ const struct route *route_select(const struct route *routes, size_t count, const
 	*ignored = false;
 	for (size_t i = 0; i < count; i++) {
 		const struct route *r = &routes[i];
-		if (r->ignore_count > 0 && route_filter_matches(r->filter, topic, len) && route_ignores(r, topic, len)) {
+		if (r->ignore_count > 0 && topic_matches(r->filter, topic, len) && route_ignores(r, topic, len)) {
 			*ignored = true;
 			return NULL;
 		}
