@@ -114,6 +114,7 @@ static void start_writers(struct bridge *b)
 	b->writers = xcalloc(b->writer_count, sizeof(*b->writers));
 	for (size_t i = 0; i < b->writer_count; i++) {
 		b->queues[i] = queue_new(capacity);
+		queue_count_depth_in(b->queues[i], &b->stats.queue_depth);
 		b->writers[i] = writer_start((int)i, &options, b->queues[i], &b->stats);
 		if (!b->writers[i])
 			die(MODULE, "cannot start writer %zu", i);

@@ -19,6 +19,7 @@ struct queue {
 	struct message *head, *tail;
 	size_t depth, capacity;
 	bool closed;
+	atomic_uint_fast64_t *gauge; /* the queue_depth metric, shared by every writer's queue; may be NULL */
 };
 
 struct queue *queue_new(size_t capacity)
@@ -85,6 +86,8 @@ int queue_push(struct queue *q, struct message *m, int timeout_ms)
 			q->head = m;
 		q->tail = m;
 		q->depth++;
+		if (q->gauge)
+			atomic_fetch_add_explicit(q->gauge, 1, memory_order_relaxed);
 		rc = 0;
 		pthread_cond_signal(&q->not_empty);
 	}
@@ -114,6 +117,8 @@ struct message *queue_pop(struct queue *q, size_t max, int timeout_ms, size_t *c
 		if (!q->head)
 			q->tail = NULL;
 		q->depth -= n;
+		if (q->gauge)
+			atomic_fetch_sub_explicit(q->gauge, n, memory_order_relaxed);
 		pthread_cond_broadcast(&q->not_full);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -148,4 +153,9 @@ size_t queue_depth(struct queue *q)
 	depth = q->depth;
 	pthread_mutex_unlock(&q->lock);
 	return depth;
+}
+
+void queue_count_depth_in(struct queue *q, atomic_uint_fast64_t *gauge)
+{
+	q->gauge = gauge;
 }
