@@ -19,11 +19,11 @@
 #include "tz.h"
 
 enum route_format {
-	ROUTE_FORMAT_JSON = 0,      /* our envelope, see decode.h */
-	ROUTE_FORMAT_VALUE,         /* one reading per topic: the payload is a number */
-	ROUTE_FORMAT_VALUE_JSON,    /* one reading per topic: {"value": number} (Victron Venus OS dbus-mqtt) */
-	ROUTE_FORMAT_INFLUX,        /* InfluxDB line protocol (lineproto.h) */
-	ROUTE_FORMAT_FLAT_JSON,     /* a JSON object whose numeric leaves are the points (Tasmota, Shelly status) */
+	ROUTE_FORMAT_JSON = 0,	 /* our envelope, see decode.h */
+	ROUTE_FORMAT_VALUE,	 /* one reading per topic: the payload is a number */
+	ROUTE_FORMAT_VALUE_JSON, /* one reading per topic: {"value": number} (Victron Venus OS dbus-mqtt) */
+	ROUTE_FORMAT_INFLUX,	 /* InfluxDB line protocol (lineproto.h) */
+	ROUTE_FORMAT_FLAT_JSON, /* a JSON object whose numeric leaves are the points (Tasmota, Shelly status) */
 	ROUTE_FORMAT_SHELLY_RPC,    /* Shelly Gen2 NotifyStatus / NotifyFullStatus frames */
 	ROUTE_FORMAT_TELEGRAF_JSON, /* Telegraf's JSON serializer: {"name","tags","fields","timestamp"} */
 	ROUTE_FORMAT_AUTO,	    /* influx or telegraf_json, by the payload's first byte ('{': JSON) */
@@ -43,7 +43,7 @@ enum route_level_kind {
 	ROUTE_LEVEL_TENANT,
 	ROUTE_LEVEL_SERIAL,
 	ROUTE_LEVEL_ANY,
-	ROUTE_LEVEL_POINT,      /* {point}: one level naming the point */
+	ROUTE_LEVEL_POINT,	/* {point}: one level naming the point */
 	ROUTE_LEVEL_POINT_REST, /* {point+}: the rest of the topic, last level only */
 };
 
@@ -57,26 +57,26 @@ struct route_level {
 
 struct route {
 	char *template_text; /* owned, as configured */
-	char *filter;        /* owned, the derived MQTT subscription filter */
+	char *filter;	     /* owned, the derived MQTT subscription filter */
 	enum route_format format;
 	struct route_level *levels; /* owned */
 	size_t level_count;
 	/* Options (config keys of the route, or its preset's defaults); all owned. */
-	char *preset;            /* the preset it was expanded from, NULL if none */
-	char *tenant;            /* fixed tenant slug; NULL: the topic's {tenant} */
-	char *serial;            /* fixed serial; NULL: the topic's {serial} or the payload's */
-	bool ignore_retained;    /* retained = "ignore": retained messages are counted and dropped */
+	char *preset;		   /* the preset it was expanded from, NULL if none */
+	char *tenant;		   /* fixed tenant slug; NULL: the topic's {tenant} */
+	char *serial;		   /* fixed serial; NULL: the topic's {serial} or the payload's */
+	bool ignore_retained;	   /* retained = "ignore": retained messages are counted and dropped */
 	bool retained_timestamped; /* retained = "timestamped" (default): only retained messages whose every
 				      reading carries its own timestamp are taken; the others as "ignore" */
 	bool ignore_non_numeric; /* non_numeric = "ignore": text where a number belongs is counted, dropped */
-	char **ignore;           /* MQTT filters of status/LWT/command topics of this tree: counted, dropped */
+	char **ignore; /* MQTT filters of status/LWT/command topics of this tree: counted, dropped */
 	size_t ignore_count;
 	struct lp_mapping influx; /* influx: precision, serial_tag, point template, string policy;
 				     telegraf_json: serial_tag, point, precision */
-	char *time_field;        /* JSON formats: member holding the time (dots for nesting); NULL: receive time */
+	char *time_field; /* JSON formats: member holding the time (dots for nesting); NULL: receive time */
 	enum route_time_unit time_unit;
-	struct tz *timezone;     /* for RFC 3339 times without a zone; NULL: such times are rejected */
-	char *json_root;         /* flat_json: dotted path of the object to flatten; NULL: the whole payload */
+	struct tz *timezone; /* for RFC 3339 times without a zone; NULL: such times are rejected */
+	char *json_root;     /* flat_json: dotted path of the object to flatten; NULL: the whole payload */
 	/* What becomes a reading (formats.c applies them to every format, in this order: map, ignore, allow). */
 	bool numeric_strings;	 /* a JSON string that is a strict decimal ("35.60") is that number */
 	bool booleans;		 /* true/false are stored as 1/0; otherwise skipped and counted */

@@ -29,8 +29,8 @@
 #include "writer.h"
 #include "xalloc.h"
 
-#define MODULE "bridge"
-#define TICK_MS 200
+#define MODULE	       "bridge"
+#define TICK_MS	       200
 /* `leave`: how long no message may have arrived after the UNSUBSCRIBE before the session counts as empty
  * (what the broker had in flight to us arrives within a round trip; this is many of them). */
 #define LEAVE_QUIET_MS 3000
@@ -47,10 +47,10 @@ struct bridge {
 	struct writer **writers;
 	size_t writer_count;
 	struct ingest *ingest;
-	struct spool *spool;           /* NULL in memory mode */
+	struct spool *spool;	       /* NULL in memory mode */
 	struct dispatcher *dispatcher; /* spool -> queues, disk mode only */
 	struct aggregator *aggregator;
-	struct config_validation **policies; /* every policy handed to ingest by a reload; freed at exit */
+	struct config_validation **policies;	/* every policy handed to ingest by a reload; freed at exit */
 	const struct config_validation *policy; /* the last of them; NULL: cfg->validation is in effect */
 	size_t policy_count;
 	struct health health;
@@ -163,7 +163,8 @@ static void tick(struct bridge *b)
 	if (b->spool)
 		spool_tick(b->spool, now);
 	update_health(b, now);
-	if (b->cfg->stats_interval > 0 && now - b->stats_logged_ms >= (int64_t)b->cfg->stats_interval * 1000) {
+	if (b->cfg->stats_interval > 0 &&
+	    now - b->stats_logged_ms >= (int64_t)b->cfg->stats_interval * 1000) {
 		stats_log(&b->stats, &b->stats_logged, (double)(now - b->stats_logged_ms) / 1000.0);
 		b->stats_logged_ms = now;
 	}
@@ -190,7 +191,8 @@ static void report_change(const struct config_key *key, void *ctx)
 	if (key->reloadable)
 		log_info(MODULE, "reload: %s changed: applied", dotted);
 	else
-		log_warn(MODULE, "reload: %s changed: restart required (%s; the running value stays in effect)",
+		log_warn(MODULE,
+			 "reload: %s changed: restart required (%s; the running value stays in effect)",
 			 section_label(key), dotted);
 }
 
@@ -206,7 +208,8 @@ static void reload_password(struct bridge *b)
 		log_info(MODULE, "re-read the database password from %s: new connections use it",
 			 b->cfg->database.password_file);
 	else if (rc == 0 && b->cfg->database.password_file)
-		log_info(MODULE, "re-read the database password from %s: unchanged", b->cfg->database.password_file);
+		log_info(MODULE, "re-read the database password from %s: unchanged",
+			 b->cfg->database.password_file);
 }
 
 /*
@@ -224,7 +227,8 @@ static void reload(struct bridge *b)
 	reload_password(b);
 	if (!fresh) {
 		char *saveptr = NULL;
-		for (char *line = strtok_r(errors, "\n", &saveptr); line; line = strtok_r(NULL, "\n", &saveptr))
+		for (char *line = strtok_r(errors, "\n", &saveptr); line;
+		     line = strtok_r(NULL, "\n", &saveptr))
 			log_error(MODULE, "reload failed, keeping the running configuration: %s", line);
 		regsync_load_now(b->regsync);
 		return;
@@ -255,8 +259,8 @@ static void reload(struct bridge *b)
 static void serve(struct bridge *b)
 {
 	for (;;) {
-		struct pollfd fds[2] = {{.fd = b->signal_fd, .events = POLLIN},
-					{.fd = regsync_socket(b->regsync), .events = POLLIN}};
+		struct pollfd fds[2] = { { .fd = b->signal_fd, .events = POLLIN },
+					 { .fd = regsync_socket(b->regsync), .events = POLLIN } };
 		int sig;
 
 		if (poll(fds, fds[1].fd >= 0 ? 2 : 1, TICK_MS) < 0 && errno != EINTR)
@@ -273,7 +277,8 @@ static void serve(struct bridge *b)
 		}
 		tick(b);
 		if (b->mode == INGEST_LEAVE && ingest_has_left(b->ingest, LEAVE_QUIET_MS)) {
-			log_info(MODULE, "left the group: nothing arrived for %d ms after the unsubscribe; draining",
+			log_info(MODULE,
+				 "left the group: nothing arrived for %d ms after the unsubscribe; draining",
 				 LEAVE_QUIET_MS);
 			return;
 		}
@@ -301,21 +306,23 @@ static bool dispatcher_finished(struct bridge *b)
 static void wait_draining(struct bridge *b, bool (*done)(struct bridge *), int64_t deadline)
 {
 	while (!done(b)) {
-		struct pollfd pfd = {.fd = b->signal_fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = b->signal_fd, .events = POLLIN };
 		const char *why = NULL;
 		int sig;
 
 		if (clock_monotonic_ms() > deadline)
 			why = "drain did not finish within shutdown_timeout";
-		else if (poll(&pfd, 1, TICK_MS) > 0 && ((sig = read_signal(b->signal_fd)) == SIGTERM || sig == SIGINT))
+		else if (poll(&pfd, 1, TICK_MS) > 0 &&
+			 ((sig = read_signal(b->signal_fd)) == SIGTERM || sig == SIGINT))
 			why = "second signal";
 		atomic_store(&b->health.loop_heartbeat_ms, clock_monotonic_ms());
 		if (b->spool)
 			spool_tick(b->spool, clock_monotonic_ms());
 		if (why) {
 			log_error(MODULE, "%s: exiting without draining; %s", why,
-				  b->spool ? "the spool replays what was not committed at the next start"
-					   : "uncommitted messages are lost unless the broker redelivers them");
+				  b->spool ?
+					  "the spool replays what was not committed at the next start" :
+					  "uncommitted messages are lost unless the broker redelivers them");
 			_exit(1);
 		}
 	}
@@ -344,7 +351,7 @@ static void drain(struct bridge *b)
 
 static int bridge_main(struct config *cfg, enum ingest_mode mode)
 {
-	struct bridge b = {.cfg = cfg, .mode = mode};
+	struct bridge b = { .cfg = cfg, .mode = mode };
 	int rc = 0;
 
 	log_set_level(cfg->log_level);
@@ -375,10 +382,13 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		};
 		b.spool = spool_open(&so, &b.stats);
 		if (!b.spool)
-			die(MODULE, "cannot open the spool in %s (spool.directory; the reason is logged above)",
+			die(MODULE,
+			    "cannot open the spool in %s (spool.directory; the reason is logged above)",
 			    cfg->spool.directory);
 	} else {
-		log_warn(MODULE, "spool.mode = memory: a crash or SIGKILL loses what was acknowledged and not committed");
+		log_warn(
+			MODULE,
+			"spool.mode = memory: a crash or SIGKILL loses what was acknowledged and not committed");
 	}
 	if (load_registry(&b) < 0)
 		goto out;
@@ -408,8 +418,10 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		serve(&b);
 		atomic_store(&b.health.draining, true);
 		if (mode == INGEST_LEAVE && !ingest_left_cleanly(b.ingest)) {
-			log_error(MODULE, "did not leave the group cleanly (interrupted, or a message was left unacknowledged): "
-				  "the session stays; run leave again");
+			log_error(
+				MODULE,
+				"did not leave the group cleanly (interrupted, or a message was left unacknowledged): "
+				"the session stays; run leave again");
 			rc = 1;
 		}
 		ingest_stop(b.ingest);
@@ -447,6 +459,7 @@ int bridge_run(struct config *cfg)
 
 int bridge_leave(struct config *cfg)
 {
-	log_info(MODULE, "leave: taking the session of %s, then leaving its shared group", cfg->mqtt.client_id);
+	log_info(MODULE, "leave: taking the session of %s, then leaving its shared group",
+		 cfg->mqtt.client_id);
 	return bridge_main(cfg, INGEST_LEAVE);
 }

@@ -85,8 +85,8 @@ static void read_string(struct config_reader *rd, const config_setting_t *group,
 }
 
 /* Reads an integer setting within [min, max] into *dst; leaves *dst alone (and reports) otherwise. */
-static void read_int64(struct config_reader *rd, const config_setting_t *group, const char *name, long long *dst,
-		       long long min, long long max)
+static void read_int64(struct config_reader *rd, const config_setting_t *group, const char *name,
+		       long long *dst, long long min, long long max)
 {
 	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
 	long long v;
@@ -105,8 +105,8 @@ static void read_int64(struct config_reader *rd, const config_setting_t *group, 
 	*dst = v;
 }
 
-static void read_double(struct config_reader *rd, const config_setting_t *group, const char *name, double *dst,
-			double min, double max)
+static void read_double(struct config_reader *rd, const config_setting_t *group, const char *name,
+			double *dst, double min, double max)
 {
 	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
 	double v;
@@ -262,7 +262,8 @@ static void expand_client_id(struct config_reader *rd, const config_setting_t *g
 	if (!strchr(*client_id, '{'))
 		return;
 	if (gethostname(host, sizeof(host) - 1) < 0) {
-		reader_error(rd, g, "mqtt.client_id uses {hostname}, but the host name is unknown: %s", strerror(errno));
+		reader_error(rd, g, "mqtt.client_id uses {hostname}, but the host name is unknown: %s",
+			     strerror(errno));
 		return;
 	}
 	for (const char *p = *client_id; *p;) {
@@ -273,7 +274,8 @@ static void expand_client_id(struct config_reader *rd, const config_setting_t *g
 			len = strlen(host);
 			p += sizeof(placeholder) - 1;
 		} else if (*p == '{' || *p == '}') {
-			reader_error(rd, g, "mqtt.client_id '%s': the only placeholder is {hostname}", *client_id);
+			reader_error(rd, g, "mqtt.client_id '%s': the only placeholder is {hostname}",
+				     *client_id);
 			return;
 		} else {
 			p++;
@@ -318,7 +320,8 @@ static int read_choice(struct config_reader *rd, const config_setting_t *item, i
 		if (strcmp(value, names[i]) == 0)
 			found = i;
 	if (found < 0)
-		reader_error(rd, config_setting_get_member(item, key), "routes[%d]: %s must be %s", index, key, expect);
+		reader_error(rd, config_setting_get_member(item, key), "routes[%d]: %s must be %s", index,
+			     key, expect);
 	free(value);
 	return found;
 }
@@ -331,9 +334,10 @@ static void check_json_path(struct config_reader *rd, const config_setting_t *it
 		size_t n = strcspn(p, ".");
 		if (n == 0 || n > ROUTE_MAX_PATH_STEP || (p[n] == '.' && p[n + 1] == '\0')) {
 			const config_setting_t *at = config_setting_get_member(item, key);
-			reader_error(rd, at ? at : item,
-				     "routes[%d]: %s '%.40s%s': each '.'-separated step must be 1 to %d bytes", i,
-				     key, path, strlen(path) > 40 ? "..." : "", ROUTE_MAX_PATH_STEP);
+			reader_error(
+				rd, at ? at : item,
+				"routes[%d]: %s '%.40s%s': each '.'-separated step must be 1 to %d bytes", i,
+				key, path, strlen(path) > 40 ? "..." : "", ROUTE_MAX_PATH_STEP);
 			return;
 		}
 		p += n + (p[n] == '.');
@@ -446,9 +450,9 @@ static void read_route_values(struct config_reader *rd, const config_setting_t *
 static void read_route_options(struct config_reader *rd, const config_setting_t *item, int i,
 			       const struct preset *preset, const char *prefix, struct route *r)
 {
-	static const char *const retained_names[] = {"accept", "ignore", "timestamped", NULL};
-	static const char *const units[] = {"s", "ms", "us", "ns", "rfc3339", NULL};
-	static const char *const lp_keys[] = {"serial_tag", "point", "precision", "strings", NULL};
+	static const char *const retained_names[] = { "accept", "ignore", "timestamped", NULL };
+	static const char *const units[] = { "s", "ms", "us", "ns", "rfc3339", NULL };
+	static const char *const lp_keys[] = { "serial_tag", "point", "precision", "strings", NULL };
 	const config_setting_t *ignore = config_setting_get_member(item, "ignore");
 	bool ignore_replace = false, ignore_points_replace = false;
 	char *zone = NULL, err[256];
@@ -467,12 +471,14 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		r->retained_timestamped = !preset->ignore_retained;
 		r->ignore_non_numeric = preset->ignore_non_numeric;
 		if (!prefix && preset->ignore[0] && !ignore && !ignore_replace)
-			reader_error(rd, config_setting_get_member(item, "topic"),
-				     "routes[%d]: topic does not end like preset %s's (\"%s\"), so its ignore filters "
-				     "cannot follow it: set prefix = \"...\" or the route's own ignore = [...]",
-				     i, preset->name, preset->topic);
+			reader_error(
+				rd, config_setting_get_member(item, "topic"),
+				"routes[%d]: topic does not end like preset %s's (\"%s\"), so its ignore filters "
+				"cannot follow it: set prefix = \"...\" or the route's own ignore = [...]",
+				i, preset->name, preset->topic);
 		for (const char *const *f = preset->ignore; prefix && !ignore_replace && *f; f++) {
-			char *expanded = preset_expand(*f, prefix), *filter = topic_filter_from_template(expanded);
+			char *expanded = preset_expand(*f, prefix),
+			     *filter = topic_filter_from_template(expanded);
 			route_add_ignore(r, filter);
 			free(filter);
 			free(expanded);
@@ -482,9 +488,11 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		if (preset->serial_tag &&
 		    lp_mapping_set(&r->influx, "serial_tag", preset->serial_tag, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset serial_tag: %s", i, err);
-		if (preset->point && lp_mapping_set(&r->influx, "point", preset->point, err, sizeof(err)) != 0)
+		if (preset->point &&
+		    lp_mapping_set(&r->influx, "point", preset->point, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset point: %s", i, err);
-		if (preset->precision && lp_mapping_set(&r->influx, "precision", preset->precision, err, sizeof(err)) != 0)
+		if (preset->precision &&
+		    lp_mapping_set(&r->influx, "precision", preset->precision, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset precision: %s", i, err);
 		if (preset->time_field) {
 			r->time_field = xstrdup(preset->time_field);
@@ -496,7 +504,8 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		r->ignore_retained = choice == 1;
 		r->retained_timestamped = choice == 2;
 	}
-	if ((choice = read_choice(rd, item, i, "non_numeric", (const char *const[]){"reject", "ignore", NULL},
+	if ((choice = read_choice(rd, item, i, "non_numeric",
+				  (const char *const[]){ "reject", "ignore", NULL },
 				  "\"reject\" or \"ignore\"")) >= 0)
 		r->ignore_non_numeric = choice == 1;
 	for (const char *const *key = lp_keys; *key; key++) {
@@ -514,32 +523,44 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		r->time_field = NULL;
 		read_string(rd, item, "time_field", &r->time_field); /* "" = the receive time */
 	}
-	if ((choice = read_choice(rd, item, i, "time_unit", units, "\"s\", \"ms\", \"us\", \"ns\" or \"rfc3339\"")) >= 0)
+	if ((choice = read_choice(rd, item, i, "time_unit", units,
+				  "\"s\", \"ms\", \"us\", \"ns\" or \"rfc3339\"")) >= 0)
 		r->time_unit = (enum route_time_unit)choice;
-	else if (r->time_field && !(preset && preset->time_field && strcmp(preset->time_field, r->time_field) == 0) &&
+	else if (r->time_field &&
+		 !(preset && preset->time_field && strcmp(preset->time_field, r->time_field) == 0) &&
 		 !config_setting_get_member(item, "time_unit"))
-		reader_error(rd, item, "routes[%d]: time_field needs time_unit (s, ms, us, ns or rfc3339): never guessed", i);
+		reader_error(
+			rd, item,
+			"routes[%d]: time_field needs time_unit (s, ms, us, ns or rfc3339): never guessed",
+			i);
 	read_string(rd, item, "timezone", &zone);
 	if (zone && tz_load(zone, &r->timezone, err, sizeof(err)) < 0)
 		reader_error(rd, config_setting_get_member(item, "timezone"), "routes[%d]: %s", i, err);
 	free(zone);
 	if (config_setting_get_member(item, "time_unit") && !r->time_field)
-		reader_error(rd, config_setting_get_member(item, "time_unit"), "routes[%d]: time_unit needs time_field",
-			     i);
-	if (config_setting_get_member(item, "timezone") && (!r->time_field || r->time_unit != ROUTE_TIME_RFC3339))
+		reader_error(rd, config_setting_get_member(item, "time_unit"),
+			     "routes[%d]: time_unit needs time_field", i);
+	if (config_setting_get_member(item, "timezone") &&
+	    (!r->time_field || r->time_unit != ROUTE_TIME_RFC3339))
 		reader_error(rd, config_setting_get_member(item, "timezone"),
 			     "routes[%d]: timezone applies to a time_field with time_unit = \"rfc3339\"", i);
 	check_json_path(rd, item, i, "time_field", r->time_field);
 	check_json_path(rd, item, i, "json_root", r->json_root);
 	if (ignore) {
 		if (!config_setting_is_array(ignore) && !config_setting_is_list(ignore)) {
-			reader_error(rd, ignore, "routes[%d]: ignore must be a list of topic filters: [\"a/+/status\"]", i);
+			reader_error(rd, ignore,
+				     "routes[%d]: ignore must be a list of topic filters: [\"a/+/status\"]",
+				     i);
 		} else {
 			for (int k = 0; k < config_setting_length(ignore); k++) {
 				const config_setting_t *f = config_setting_get_elem(ignore, (unsigned)k);
-				const char *text = config_setting_type(f) == CONFIG_TYPE_STRING ? config_setting_get_string(f) : NULL;
+				const char *text = config_setting_type(f) == CONFIG_TYPE_STRING ?
+							   config_setting_get_string(f) :
+							   NULL;
 				if (!text || !topic_filter_valid(text))
-					reader_error(rd, f, "routes[%d]: ignore[%d] is not an MQTT topic filter", i, k);
+					reader_error(rd, f,
+						     "routes[%d]: ignore[%d] is not an MQTT topic filter", i,
+						     k);
 				else
 					route_add_ignore(r, text);
 			}
@@ -547,19 +568,23 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 	}
 	read_route_values(rd, item, i, r);
 	if (preset && preset->needs_serial && !r->serial)
-		reader_error(rd, item, "routes[%d]: preset %s needs serial = \"...\" (the device is in neither topic nor payload)",
-			     i, preset->name);
+		reader_error(
+			rd, item,
+			"routes[%d]: preset %s needs serial = \"...\" (the device is in neither topic nor payload)",
+			i, preset->name);
 	if (preset && preset->needs_timezone && !r->timezone && r->time_field)
-		reader_error(rd, item,
-			     "routes[%d]: preset %s needs timezone = \"Area/City\" (its times carry no zone), or time_field = \"\" "
-			     "for the receive time",
-			     i, preset->name);
+		reader_error(
+			rd, item,
+			"routes[%d]: preset %s needs timezone = \"Area/City\" (its times carry no zone), or time_field = \"\" "
+			"for the receive time",
+			i, preset->name);
 	if (r->tenant && !topic_level_plain(r->tenant))
 		reader_error(rd, item, "routes[%d]: tenant may not contain '/', '+' or '#'", i);
 }
 
 /* A key that means nothing for the route's format is a mistake, not something to ignore silently. */
-static void check_keys_fit_format(struct config_reader *rd, const config_setting_t *item, int i, enum route_format fmt)
+static void check_keys_fit_format(struct config_reader *rd, const config_setting_t *item, int i,
+				  enum route_format fmt)
 {
 #define F(x) (1u << ROUTE_FORMAT_##x)
 	static const struct {
@@ -581,7 +606,8 @@ static void check_keys_fit_format(struct config_reader *rd, const config_setting
 	for (size_t k = 0; k < sizeof(fit) / sizeof(fit[0]); k++)
 		if (config_setting_get_member(item, fit[k].key) && !(fit[k].formats & (1u << fmt)))
 			reader_error(rd, config_setting_get_member(item, fit[k].key),
-				     "routes[%d]: %s does not apply to format %s", i, fit[k].key, route_format_name(fmt));
+				     "routes[%d]: %s does not apply to format %s", i, fit[k].key,
+				     route_format_name(fmt));
 }
 
 static void read_route(struct config_reader *rd, const config_setting_t *item, int i, struct config *cfg)
@@ -617,7 +643,7 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 	bool topic_set;
 	const struct preset *preset = NULL;
 	enum route_format fmt = ROUTE_FORMAT_JSON;
-	struct route r = {0};
+	struct route r = { 0 };
 	int errors = rd->error_count;
 
 	for (int k = 0; k < config_setting_length(item); k++) {
@@ -636,7 +662,8 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 	read_string(rd, item, "preset", &preset_name);
 	read_string(rd, item, "prefix", &prefix);
 	if (preset_name && !(preset = preset_find(preset_name))) {
-		reader_error(rd, item, "routes[%d]: unknown preset '%s' (known: %s)", i, preset_name, preset_names());
+		reader_error(rd, item, "routes[%d]: unknown preset '%s' (known: %s)", i, preset_name,
+			     preset_names());
 		goto out;
 	}
 	if (prefix && !preset)
@@ -666,8 +693,8 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 		r.preset = xstrdup(preset->name);
 	check_keys_fit_format(rd, item, i, fmt);
 	read_route_options(rd, item, i, preset,
-			   preset ? preset_ignore_prefix(preset, prefix, topic_set ? topic : NULL, ignore_prefix,
-							 sizeof(ignore_prefix)) :
+			   preset ? preset_ignore_prefix(preset, prefix, topic_set ? topic : NULL,
+							 ignore_prefix, sizeof(ignore_prefix)) :
 				    "",
 			   &r);
 	if (rd->error_count == errors && !route_check(&r, err, sizeof(err)))
@@ -697,7 +724,9 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 		return;
 	}
 	if (!config_setting_is_list(list)) {
-		reader_error(rd, list, "'routes' must be a list: routes = ( { topic = \"...\"; format = \"json\"; } );");
+		reader_error(
+			rd, list,
+			"'routes' must be a list: routes = ( { topic = \"...\"; format = \"json\"; } );");
 		return;
 	}
 	count = config_setting_length(list);
@@ -708,7 +737,8 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 		const config_setting_t *item = config_setting_get_elem(list, (unsigned)i);
 
 		if (!config_setting_is_group(item)) {
-			reader_error(rd, item, "routes[%d] must be a group { topic = ...; format = ...; }", i);
+			reader_error(rd, item, "routes[%d] must be a group { topic = ...; format = ...; }",
+				     i);
 			continue;
 		}
 		read_route(rd, item, i, cfg);
@@ -720,38 +750,58 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
  * conf/mqtt2pg.conf). reloadable says whether a SIGHUP applies it (bridge.c's reload) or reports it
  * "restart required". ROW checks at compile time that the field has the type the row's kind stores.
  */
-#define FIELD_IS(field, T) \
+#define FIELD_IS(field, T)                                                                              \
+	(offsetof(struct config, field) +                                                               \
+	 0 * sizeof(char[__builtin_types_compatible_p(__typeof__(((struct config *)0)->field), T) ? 1 : \
+												    -1]))
+#define ENUM_FIELD(field)                 \
 	(offsetof(struct config, field) + \
-	 0 * sizeof(char[__builtin_types_compatible_p(__typeof__(((struct config *)0)->field), T) ? 1 : -1]))
-#define ENUM_FIELD(field) \
-	(offsetof(struct config, field) + 0 * sizeof(char[sizeof(((struct config *)0)->field) == sizeof(int) ? 1 : -1]))
+	 0 * sizeof(char[sizeof(((struct config *)0)->field) == sizeof(int) ? 1 : -1]))
 #define APPLIES true
 #define RESTART false
-#define INT(sec, key, field, lo, hi, dflt, reload) \
-	{ .section = sec, .name = key, .type = CONFIG_KEY_INT, .offset = FIELD_IS(field, int), .reloadable = reload, \
-	  .min = lo, .max = hi, .def = dflt }
-#define INT64(sec, key, field, lo, hi, dflt, reload) \
-	{ .section = sec, .name = key, .type = CONFIG_KEY_INT64, .offset = FIELD_IS(field, long long), \
-	  .reloadable = reload, .min = lo, .max = hi, .def = dflt }
-#define DOUBLE(sec, key, field, lo, hi, dflt, reload) \
-	{ .section = sec, .name = key, .type = CONFIG_KEY_DOUBLE, .offset = FIELD_IS(field, double), \
-	  .reloadable = reload, .dmin = lo, .dmax = hi, .ddef = dflt }
-#define BOOL(sec, key, field, dflt, reload) \
-	{ .section = sec, .name = key, .type = CONFIG_KEY_BOOL, .offset = FIELD_IS(field, bool), .reloadable = reload, \
-	  .def = dflt }
-#define STRING(sec, key, field, dflt, environment, reload) \
-	{ .section = sec, .name = key, .type = CONFIG_KEY_STRING, .offset = FIELD_IS(field, char *), \
-	  .reloadable = reload, .sdef = dflt, .env = environment }
-#define CHOICE(sec, key, field, choices, text, dflt, reload) \
-	{ .section = sec, .name = key, .type = CONFIG_KEY_CHOICE, .offset = ENUM_FIELD(field), .reloadable = reload, \
-	  .words = choices, .expect = text, .def = dflt }
-#define CHOICE_BOOL(sec, key, field, choices, text, dflt, reload) \
-	{ .section = sec, .name = key, .type = CONFIG_KEY_CHOICE_BOOL, .offset = FIELD_IS(field, bool), \
-	  .reloadable = reload, .words = choices, .expect = text, .def = dflt }
-#define SECRET_FILE(sec, key, path_field, secret_field, environment, rereads) \
-	{ .section = sec, .name = key, .type = CONFIG_KEY_SECRET_FILE, .offset = FIELD_IS(path_field, char *), \
-	  .reloadable = RESTART, .secret_offset = FIELD_IS(secret_field, char *), .env = environment, \
-	  .secret_rereads = rereads }
+#define INT(sec, key, field, lo, hi, dflt, reload)                                                   \
+	{                                                                                            \
+		.section = sec, .name = key, .type = CONFIG_KEY_INT, .offset = FIELD_IS(field, int), \
+		.reloadable = reload, .min = lo, .max = hi, .def = dflt                              \
+	}
+#define INT64(sec, key, field, lo, hi, dflt, reload)                                                         \
+	{                                                                                                    \
+		.section = sec, .name = key, .type = CONFIG_KEY_INT64, .offset = FIELD_IS(field, long long), \
+		.reloadable = reload, .min = lo, .max = hi, .def = dflt                                      \
+	}
+#define DOUBLE(sec, key, field, lo, hi, dflt, reload)                                                      \
+	{                                                                                                  \
+		.section = sec, .name = key, .type = CONFIG_KEY_DOUBLE, .offset = FIELD_IS(field, double), \
+		.reloadable = reload, .dmin = lo, .dmax = hi, .ddef = dflt                                 \
+	}
+#define BOOL(sec, key, field, dflt, reload)                                                            \
+	{                                                                                              \
+		.section = sec, .name = key, .type = CONFIG_KEY_BOOL, .offset = FIELD_IS(field, bool), \
+		.reloadable = reload, .def = dflt                                                      \
+	}
+#define STRING(sec, key, field, dflt, environment, reload)                                                 \
+	{                                                                                                  \
+		.section = sec, .name = key, .type = CONFIG_KEY_STRING, .offset = FIELD_IS(field, char *), \
+		.reloadable = reload, .sdef = dflt, .env = environment                                     \
+	}
+#define CHOICE(sec, key, field, choices, text, dflt, reload)                                         \
+	{                                                                                            \
+		.section = sec, .name = key, .type = CONFIG_KEY_CHOICE, .offset = ENUM_FIELD(field), \
+		.reloadable = reload, .words = choices, .expect = text, .def = dflt                  \
+	}
+#define CHOICE_BOOL(sec, key, field, choices, text, dflt, reload)                                        \
+	{                                                                                                \
+		.section = sec, .name = key, .type = CONFIG_KEY_CHOICE_BOOL,                             \
+		.offset = FIELD_IS(field, bool), .reloadable = reload, .words = choices, .expect = text, \
+		.def = dflt                                                                              \
+	}
+#define SECRET_FILE(sec, key, path_field, secret_field, environment, rereads)        \
+	{                                                                            \
+		.section = sec, .name = key, .type = CONFIG_KEY_SECRET_FILE,         \
+		.offset = FIELD_IS(path_field, char *), .reloadable = RESTART,       \
+		.secret_offset = FIELD_IS(secret_field, char *), .env = environment, \
+		.secret_rereads = rereads                                            \
+	}
 
 static const char *const unknown_point_words[] = { "reject", "drop", "register", NULL };
 static const char *const log_level_words[] = { "error", "warn", "info", "debug", NULL };
@@ -836,8 +886,8 @@ static const struct config_key keys[] = {
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
 
 /* The groups, in the order they are read (and their problems reported). */
-static const char *const sections[] = { "mqtt", "database", "validation", "registry", "log", "aggregates",
-					"http", "spool", NULL };
+static const char *const sections[] = { "mqtt",	      "database", "validation", "registry", "log",
+					"aggregates", "http",	  "spool",	NULL };
 
 const struct config_key *config_keys(size_t *count)
 {
@@ -897,8 +947,8 @@ static void check_known_keys(struct config_reader *rd, const config_setting_t *g
 		const char *name = config_setting_name(member);
 
 		if (!find_key(section, name) && !(section == NULL && is_section(name)))
-			reader_error(rd, member, "unknown setting '%s%s%s'", section ? section : "", section ? "." : "",
-				     name ? name : "?");
+			reader_error(rd, member, "unknown setting '%s%s%s'", section ? section : "",
+				     section ? "." : "", name ? name : "?");
 	}
 }
 
@@ -943,15 +993,15 @@ static int read_word(struct config_reader *rd, const config_setting_t *group, co
 		if (strcmp(word, key->words[i]) == 0)
 			found = i;
 	if (found < 0)
-		reader_error(rd, config_setting_get_member(group, key->name), "%s.%s must be %s", key->section,
-			     key->name, key->expect);
+		reader_error(rd, config_setting_get_member(group, key->name), "%s.%s must be %s",
+			     key->section, key->name, key->expect);
 	free(word);
 	return found;
 }
 
 /* A secret file: its contents to secret_offset; the environment variable, when set, wins over the file. */
-static void read_secret_key(struct config_reader *rd, const config_setting_t *group, const struct config_key *key,
-			    struct config *cfg)
+static void read_secret_key(struct config_reader *rd, const config_setting_t *group,
+			    const struct config_key *key, struct config *cfg)
 {
 	char **path = field(cfg, key->offset), **secret = field(cfg, key->secret_offset);
 	const char *env = key->env ? getenv(key->env) : NULL;
@@ -1068,8 +1118,9 @@ static bool key_differs(const struct config *cfg, const struct config_validation
 		return strings_differ(*(char *const *)a, *(char *const *)b);
 	case CONFIG_KEY_SECRET_FILE:
 		return strings_differ(*(char *const *)a, *(char *const *)b) ||
-		       (!key->secret_rereads && strings_differ(*(char *const *)((const char *)cfg + key->secret_offset),
-							       *(char *const *)((const char *)fresh + key->secret_offset)));
+		       (!key->secret_rereads &&
+			strings_differ(*(char *const *)((const char *)cfg + key->secret_offset),
+				       *(char *const *)((const char *)fresh + key->secret_offset)));
 	case CONFIG_KEY_ROUTES:
 		return routes_differ(cfg, fresh);
 	}
@@ -1166,10 +1217,11 @@ static void check_spool(struct config_reader *rd, struct config *cfg, const conf
 	 * forever, also after a restart).
 	 */
 	if (cfg->spool.max_bytes < 2 * cfg->spool.segment_bytes)
-		reader_error(rd, g,
-			     "spool.max_bytes (%lld) must be at least twice spool.segment_bytes (%lld): the segment "
-			     "being written is never deleted, so a smaller spool can fill up for good",
-			     (long long)cfg->spool.max_bytes, (long long)cfg->spool.segment_bytes);
+		reader_error(
+			rd, g,
+			"spool.max_bytes (%lld) must be at least twice spool.segment_bytes (%lld): the segment "
+			"being written is never deleted, so a smaller spool can fill up for good",
+			(long long)cfg->spool.max_bytes, (long long)cfg->spool.segment_bytes);
 }
 
 static void check_http(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
@@ -1179,8 +1231,8 @@ static void check_http(struct config_reader *rd, struct config *cfg, const confi
 	if (!cfg->http_listen)
 		cfg->http_listen = xstrdup("127.0.0.1");
 	if (cfg->http_metrics_token && !*cfg->http_metrics_token)
-		reader_error(rd, config_setting_get_member(g, "metrics_token_file"), "http.metrics_token_file '%s' is empty",
-			     cfg->http_metrics_token_file);
+		reader_error(rd, config_setting_get_member(g, "metrics_token_file"),
+			     "http.metrics_token_file '%s' is empty", cfg->http_metrics_token_file);
 }
 
 static void check_section(struct config_reader *rd, struct config *cfg, const config_setting_t *g,
@@ -1217,7 +1269,7 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 
 struct config *config_load(const char *path, char *errors, size_t errlen)
 {
-	struct config_reader rd = {.file = path ? path : "(defaults)", .errors = errors, .errlen = errlen};
+	struct config_reader rd = { .file = path ? path : "(defaults)", .errors = errors, .errlen = errlen };
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t lc;
 
@@ -1253,7 +1305,8 @@ void config_free(struct config *cfg)
 		return;
 	for (size_t i = 0; i < KEY_COUNT; i++) {
 		if (keys[i].type == CONFIG_KEY_STRING || keys[i].type == CONFIG_KEY_SECRET_FILE)
-			free_secret(*(char **)field(cfg, keys[i].offset)); /* admin_conninfo may hold a password */
+			free_secret(*(char **)field(cfg,
+						    keys[i].offset)); /* admin_conninfo may hold a password */
 		if (keys[i].type == CONFIG_KEY_SECRET_FILE)
 			free_secret(*(char **)field(cfg, keys[i].secret_offset));
 	}

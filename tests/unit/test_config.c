@@ -551,13 +551,14 @@ static void test_routes(void)
 /* Retained: "timestamped" unless the route (or its preset) says otherwise; rejected rows kept 30 days. */
 static void test_retained_policies(void)
 {
-	struct config *cfg = expect_load("validation = { rejected_retention_days = 7; };\n"
-					 "routes = (\n"
-					 "  { topic = \"a/{tenant}/{serial}\"; },\n"
-					 "  { topic = \"b/{tenant}/{serial}\"; retained = \"accept\"; },\n"
-					 "  { topic = \"c/{tenant}/{serial}\"; retained = \"ignore\"; },\n"
-					 "  { topic = \"d/{tenant}/{serial}\"; retained = \"timestamped\"; }\n"
-					 ");\n");
+	struct config *cfg =
+		expect_load("validation = { rejected_retention_days = 7; };\n"
+			    "routes = (\n"
+			    "  { topic = \"a/{tenant}/{serial}\"; },\n"
+			    "  { topic = \"b/{tenant}/{serial}\"; retained = \"accept\"; },\n"
+			    "  { topic = \"c/{tenant}/{serial}\"; retained = \"ignore\"; },\n"
+			    "  { topic = \"d/{tenant}/{serial}\"; retained = \"timestamped\"; }\n"
+			    ");\n");
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL_FATAL(cfg->route_count, 4);
@@ -761,7 +762,8 @@ static void test_client_id_template(void)
 	if (cfg)
 		ASSERT_STR(cfg->mqtt.client_id, expected);
 	config_free(cfg);
-	expect_one_error("mqtt = {\n  client_id = \"x-{pod}\";\n};\n", 1, "the only placeholder is {hostname}");
+	expect_one_error("mqtt = {\n  client_id = \"x-{pod}\";\n};\n", 1,
+			 "the only placeholder is {hostname}");
 }
 
 static void test_syntax_error_reports_file_and_line(void)
@@ -946,9 +948,10 @@ static void test_key_table_ranges(void)
 		} else {
 			continue;
 		}
-		if (out_of_range(k, lo) || out_of_range(k, hi) || !out_of_range(k, below) || !out_of_range(k, above))
-			fprintf(stderr, "\n  range of %s.%s is not [%s, %s]\n", k->section ? k->section : "", k->name,
-				lo, hi);
+		if (out_of_range(k, lo) || out_of_range(k, hi) || !out_of_range(k, below) ||
+		    !out_of_range(k, above))
+			fprintf(stderr, "\n  range of %s.%s is not [%s, %s]\n", k->section ? k->section : "",
+				k->name, lo, hi);
 		CU_ASSERT_FALSE(out_of_range(k, lo));
 		CU_ASSERT_FALSE(out_of_range(k, hi));
 		CU_ASSERT_TRUE(out_of_range(k, below));
@@ -959,7 +962,7 @@ static void test_key_table_ranges(void)
 /* A name the table does not have is refused in every section and at the top level. */
 static void test_key_table_unknown_keys(void)
 {
-	static const char *const sections[] = { "mqtt", "database", "validation", "registry",
+	static const char *const sections[] = { "mqtt", "database",   "validation", "registry",
 						"log",	"aggregates", "http",	    "spool" };
 	char text[128], fragment[64];
 
@@ -1062,13 +1065,15 @@ static void test_key_table_diff_every_key(void)
 			/* applied: to a copy of base and the policy; the diff against them is then empty */
 			struct config running = *base;
 
-			running.database.admin_conninfo = NULL; /* a string applied is replaced: not base's to free */
+			running.database.admin_conninfo =
+				NULL; /* a string applied is replaced: not base's to free */
 			config_apply_reloadable(&running, &policy, fresh);
 			seen.count = 0;
 			CU_ASSERT_EQUAL(config_diff(&running, &policy, fresh, note_change, &seen), 0);
 			CU_ASSERT_EQUAL(seen.count, 0);
 			/* validation keys go to the policy only: the started validation is not written */
-			CU_ASSERT_EQUAL(memcmp(&running.validation, &base->validation, sizeof(base->validation)), 0);
+			CU_ASSERT_EQUAL(
+				memcmp(&running.validation, &base->validation, sizeof(base->validation)), 0);
 			free(running.database.admin_conninfo);
 		}
 		config_free(fresh);

@@ -30,7 +30,8 @@ static void test_filter_matches(void)
 
 static void test_filter_valid(void)
 {
-	static const char *const good[] = { "solar/+/+/#", "#", "+", "a//b", "/a", "a/", "sensor/%u/data", "+/+", "$SYS/#" };
+	static const char *const good[] = { "solar/+/+/#",    "#",   "+",     "a//b", "/a", "a/",
+					    "sensor/%u/data", "+/+", "$SYS/#" };
 	static const char *const bad[] = { "", "a/#/b", "a/b#", "a+/b", "a/+b", "##", "++", "a/#/", "#/a" };
 	char *huge = malloc(TOPIC_MAX_LEN + 2);
 
@@ -81,7 +82,7 @@ static void test_filter_from_template(void)
 	expect_filter("a//{x}/", "a//+/");
 	expect_filter("/{tenant}", "/+");
 	expect_filter("literal/{not", "literal/{not"); /* not a whole {...} level: kept */
-	expect_filter("{point+}x/{}", "{point+}x/+"); /* "{point+}x" is no placeholder; "{}" is one */
+	expect_filter("{point+}x/{}", "{point+}x/+");  /* "{point+}x" is no placeholder; "{}" is one */
 }
 
 /* ---- an independent reference: recursive, level by level, straight from the MQTT text ---- */
@@ -107,8 +108,8 @@ static bool ref_match(const char *f, const char *t, bool first)
 }
 
 /* Every string of up to max characters over alphabet, through visit. */
-static void each_string(const char *alphabet, size_t max, char *buf, size_t at, void (*visit)(const char *, void *),
-			void *ctx)
+static void each_string(const char *alphabet, size_t max, char *buf, size_t at,
+			void (*visit)(const char *, void *), void *ctx)
 {
 	buf[at] = '\0';
 	visit(buf, ctx);
@@ -140,7 +141,8 @@ static void check_topic(const char *topic, void *ctx)
 	got = topic_matches(run->filter, padded, len);
 	run->checked++;
 	if (got != want && run->wrong++ < 5)
-		fprintf(stderr, "\n  filter '%s' topic '%s': got %d, want %d\n", run->filter, topic, got, want);
+		fprintf(stderr, "\n  filter '%s' topic '%s': got %d, want %d\n", run->filter, topic, got,
+			want);
 }
 
 static void check_filter(const char *filter, void *ctx)
@@ -168,8 +170,8 @@ static void test_matches_reference(void)
 int main(void)
 {
 	static const struct unit_test tests[] = {
-		UNIT_TEST(test_filter_matches),	    UNIT_TEST(test_filter_valid),
-		UNIT_TEST(test_level_plain),	    UNIT_TEST(test_filter_from_template),
+		UNIT_TEST(test_filter_matches),	   UNIT_TEST(test_filter_valid),
+		UNIT_TEST(test_level_plain),	   UNIT_TEST(test_filter_from_template),
 		UNIT_TEST(test_matches_reference),
 	};
 
