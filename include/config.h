@@ -171,7 +171,7 @@ void config_apply_reloadable(struct config *cfg, struct config_validation *polic
  * appended to errors (one per line, "file:line: message"); returns NULL if there was any. The caller owns
  * the result (config_free).
  */
-struct config *config_load(const char *path, char *errors, size_t errlen);
+struct config *config_load(const char *path, char *errors, size_t errlen) __attribute__((warn_unused_result));
 
 void config_free(struct config *cfg);
 

@@ -112,19 +112,19 @@ struct route_match {
  * (route_parse_template, then route_check, for a route with no options.)
  */
 bool route_parse(const char *template_text, enum route_format format, struct route *out, char *err,
-		 size_t errlen);
+		 size_t errlen) __attribute__((warn_unused_result));
 
 /* Parses only the template: each placeholder at most once, {point+} last. The options are left zeroed (and
  * influx mapped by lp_mapping_init) for the caller to set before route_check. */
 bool route_parse_template(const char *template_text, enum route_format format, struct route *out, char *err,
-			  size_t errlen);
+			  size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Checks that the route, with its options, can name a tenant (the topic's {tenant} or a fixed tenant, not
  * both), a device ({serial}, a fixed serial, or a serial_tag for the formats that read one from the payload)
  * and, for the one-value formats, a point ({point} or {point+}). False with a message in err otherwise.
  */
-bool route_check(const struct route *r, char *err, size_t errlen);
+bool route_check(const struct route *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* True when the two routes have the same template, format and options (reload compares them). */
 bool route_equal(const struct route *a, const struct route *b);
@@ -185,7 +185,7 @@ void route_clear(struct route *r);
  */
 bool route_match(const struct route *r, const char *topic, size_t topic_len, struct route_match *m);
 
-bool route_format_parse(const char *name, enum route_format *out);
+bool route_format_parse(const char *name, enum route_format *out) __attribute__((warn_unused_result));
 const char *route_format_name(enum route_format format);
 const char *route_time_unit_name(enum route_time_unit unit); /* "s", "ms", "us", "ns", "rfc3339" */
 
