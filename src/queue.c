@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "xalloc.h"
 
 struct queue {
@@ -52,23 +53,9 @@ void queue_free(struct queue *q)
 	free(q);
 }
 
-static struct timespec deadline_after(int timeout_ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 int queue_push(struct queue *q, struct message *m, int timeout_ms)
 {
-	struct timespec deadline = deadline_after(timeout_ms);
+	struct timespec deadline = clock_deadline_after_ms(timeout_ms);
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -97,7 +84,7 @@ int queue_push(struct queue *q, struct message *m, int timeout_ms)
 
 struct message *queue_pop(struct queue *q, size_t max, int timeout_ms, size_t *count)
 {
-	struct timespec deadline = deadline_after(timeout_ms);
+	struct timespec deadline = clock_deadline_after_ms(timeout_ms);
 	struct message *first = NULL, *last = NULL;
 	size_t n = 0;
 	int rc = 0;
