@@ -25,6 +25,12 @@ static inline int64_t clock_monotonic_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * The CLOCK_MONOTONIC time timeout_ms from now, for pthread_cond_timedwait on a condition variable made with
+ * pthread_condattr_setclock(CLOCK_MONOTONIC) (a wall-clock step cannot stretch the wait).
+ */
+struct timespec clock_deadline_after_ms(int timeout_ms);
+
 /* Sleeps ms milliseconds, resuming after signals. */
 void clock_sleep_ms(int ms);
 

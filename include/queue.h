@@ -11,6 +11,7 @@
 #ifndef MQTT2PG_QUEUE_H
 #define MQTT2PG_QUEUE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -42,5 +43,12 @@ void queue_close(struct queue *q);
 bool queue_is_finished(struct queue *q);
 
 size_t queue_depth(struct queue *q);
+
+/*
+ * From now on every push adds to *gauge and every pop subtracts from it, under the queue's lock: the one
+ * place the queue_depth metric (stats.h, summed over every writer's queue) is counted. Borrows gauge, which
+ * must outlive q. Call before the queue is shared.
+ */
+void queue_count_depth_in(struct queue *q, atomic_uint_fast64_t *gauge);
 
 #endif

@@ -19,11 +19,11 @@
 #include "tz.h"
 
 enum route_format {
-	ROUTE_FORMAT_JSON = 0,      /* our envelope, see decode.h */
-	ROUTE_FORMAT_VALUE,         /* one reading per topic: the payload is a number */
-	ROUTE_FORMAT_VALUE_JSON,    /* one reading per topic: {"value": number} (Victron Venus OS dbus-mqtt) */
-	ROUTE_FORMAT_INFLUX,        /* InfluxDB line protocol (lineproto.h) */
-	ROUTE_FORMAT_FLAT_JSON,     /* a JSON object whose numeric leaves are the points (Tasmota, Shelly status) */
+	ROUTE_FORMAT_JSON = 0,	 /* our envelope, see decode.h */
+	ROUTE_FORMAT_VALUE,	 /* one reading per topic: the payload is a number */
+	ROUTE_FORMAT_VALUE_JSON, /* one reading per topic: {"value": number} (Victron Venus OS dbus-mqtt) */
+	ROUTE_FORMAT_INFLUX,	 /* InfluxDB line protocol (lineproto.h) */
+	ROUTE_FORMAT_FLAT_JSON, /* a JSON object whose numeric leaves are the points (Tasmota, Shelly status) */
 	ROUTE_FORMAT_SHELLY_RPC,    /* Shelly Gen2 NotifyStatus / NotifyFullStatus frames */
 	ROUTE_FORMAT_TELEGRAF_JSON, /* Telegraf's JSON serializer: {"name","tags","fields","timestamp"} */
 	ROUTE_FORMAT_AUTO,	    /* influx or telegraf_json, by the payload's first byte ('{': JSON) */
@@ -43,7 +43,7 @@ enum route_level_kind {
 	ROUTE_LEVEL_TENANT,
 	ROUTE_LEVEL_SERIAL,
 	ROUTE_LEVEL_ANY,
-	ROUTE_LEVEL_POINT,      /* {point}: one level naming the point */
+	ROUTE_LEVEL_POINT,	/* {point}: one level naming the point */
 	ROUTE_LEVEL_POINT_REST, /* {point+}: the rest of the topic, last level only */
 };
 
@@ -57,26 +57,26 @@ struct route_level {
 
 struct route {
 	char *template_text; /* owned, as configured */
-	char *filter;        /* owned, the derived MQTT subscription filter */
+	char *filter;	     /* owned, the derived MQTT subscription filter */
 	enum route_format format;
 	struct route_level *levels; /* owned */
 	size_t level_count;
 	/* Options (config keys of the route, or its preset's defaults); all owned. */
-	char *preset;            /* the preset it was expanded from, NULL if none */
-	char *tenant;            /* fixed tenant slug; NULL: the topic's {tenant} */
-	char *serial;            /* fixed serial; NULL: the topic's {serial} or the payload's */
-	bool ignore_retained;    /* retained = "ignore": retained messages are counted and dropped */
+	char *preset;		   /* the preset it was expanded from, NULL if none */
+	char *tenant;		   /* fixed tenant slug; NULL: the topic's {tenant} */
+	char *serial;		   /* fixed serial; NULL: the topic's {serial} or the payload's */
+	bool ignore_retained;	   /* retained = "ignore": retained messages are counted and dropped */
 	bool retained_timestamped; /* retained = "timestamped" (default): only retained messages whose every
 				      reading carries its own timestamp are taken; the others as "ignore" */
 	bool ignore_non_numeric; /* non_numeric = "ignore": text where a number belongs is counted, dropped */
-	char **ignore;           /* MQTT filters of status/LWT/command topics of this tree: counted, dropped */
+	char **ignore; /* MQTT filters of status/LWT/command topics of this tree: counted, dropped */
 	size_t ignore_count;
 	struct lp_mapping influx; /* influx: precision, serial_tag, point template, string policy;
 				     telegraf_json: serial_tag, point, precision */
-	char *time_field;        /* JSON formats: member holding the time (dots for nesting); NULL: receive time */
+	char *time_field; /* JSON formats: member holding the time (dots for nesting); NULL: receive time */
 	enum route_time_unit time_unit;
-	struct tz *timezone;     /* for RFC 3339 times without a zone; NULL: such times are rejected */
-	char *json_root;         /* flat_json: dotted path of the object to flatten; NULL: the whole payload */
+	struct tz *timezone; /* for RFC 3339 times without a zone; NULL: such times are rejected */
+	char *json_root;     /* flat_json: dotted path of the object to flatten; NULL: the whole payload */
 	/* What becomes a reading (formats.c applies them to every format, in this order: map, ignore, allow). */
 	bool numeric_strings;	 /* a JSON string that is a strict decimal ("35.60") is that number */
 	bool booleans;		 /* true/false are stored as 1/0; otherwise skipped and counted */
@@ -112,19 +112,19 @@ struct route_match {
  * (route_parse_template, then route_check, for a route with no options.)
  */
 bool route_parse(const char *template_text, enum route_format format, struct route *out, char *err,
-		 size_t errlen);
+		 size_t errlen) __attribute__((warn_unused_result));
 
 /* Parses only the template: each placeholder at most once, {point+} last. The options are left zeroed (and
  * influx mapped by lp_mapping_init) for the caller to set before route_check. */
 bool route_parse_template(const char *template_text, enum route_format format, struct route *out, char *err,
-			  size_t errlen);
+			  size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Checks that the route, with its options, can name a tenant (the topic's {tenant} or a fixed tenant, not
  * both), a device ({serial}, a fixed serial, or a serial_tag for the formats that read one from the payload)
  * and, for the one-value formats, a point ({point} or {point+}). False with a message in err otherwise.
  */
-bool route_check(const struct route *r, char *err, size_t errlen);
+bool route_check(const struct route *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* True when the two routes have the same template, format and options (reload compares them). */
 bool route_equal(const struct route *a, const struct route *b);
@@ -144,9 +144,6 @@ bool route_filters_overlap(const char *a, const char *b, char *example, size_t c
  * not). -1 when none matches.
  */
 int route_owner(const struct route *routes, size_t count, const char *topic, size_t len);
-
-/* True when the MQTT topic filter (with + and #) matches topic[0..len). */
-bool route_filter_matches(const char *filter, const char *topic, size_t len);
 
 /*
  * The route a received topic belongs to: the first of routes[0..count) whose template matches, with *m
@@ -188,7 +185,7 @@ void route_clear(struct route *r);
  */
 bool route_match(const struct route *r, const char *topic, size_t topic_len, struct route_match *m);
 
-bool route_format_parse(const char *name, enum route_format *out);
+bool route_format_parse(const char *name, enum route_format *out) __attribute__((warn_unused_result));
 const char *route_format_name(enum route_format format);
 const char *route_time_unit_name(enum route_time_unit unit); /* "s", "ms", "us", "ns", "rfc3339" */
 

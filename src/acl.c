@@ -32,6 +32,7 @@
 
 #include "db.h"
 #include "text.h"
+#include "topic.h"
 #include "xalloc.h"
 
 #define ACL_TOPIC_MAX_LEVELS 200    /* Mosquitto's TOPIC_HIERARCHY_LIMIT */
@@ -291,38 +292,20 @@ static size_t topic_split(const char *topic, struct level **out)
 
 bool acl_filter_valid(const char *filter)
 {
-	size_t len = 0, levels = 1;
-	char prev = '\0';
+	size_t levels = 1;
 
-	if (!filter || !filter[0])
+	if (!topic_filter_valid(filter))
 		return false;
-	for (const char *s = filter; *s; s++, len++) {
-		if (*s == '+' && ((prev != '\0' && prev != '/') || (s[1] != '\0' && s[1] != '/')))
-			return false;
-		if (*s == '#' && ((prev != '\0' && prev != '/') || s[1] != '\0'))
-			return false;
-		if (*s == '/')
-			levels++;
-		prev = *s;
-	}
-	return len <= 65535 && levels <= ACL_TOPIC_MAX_LEVELS + 1;
+	for (const char *s = strchr(filter, '/'); s; s = strchr(s + 1, '/'))
+		levels++;
+	return levels <= ACL_TOPIC_MAX_LEVELS + 1;
 }
 
 bool acl_topic_matches(const char *filter, const char *topic)
 {
-	struct filter f;
-	struct level *levels;
-	size_t n;
-	bool match;
-
 	if (!acl_filter_valid(filter) || !topic || !topic[0] || strpbrk(topic, "+#"))
 		return false;
-	filter_compile(&f, filter, false, NULL);
-	n = topic_split(topic, &levels);
-	match = filter_matches(&f, levels, n);
-	free(levels);
-	filter_clear(&f);
-	return match;
+	return topic_matches(filter, topic, strlen(topic));
 }
 
 /* Can one topic consume tokens a[i..] and b[j..] both? memo: 0 unknown, 1 yes, 2 no. */

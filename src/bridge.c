@@ -29,8 +29,8 @@
 #include "writer.h"
 #include "xalloc.h"
 
-#define MODULE "bridge"
-#define TICK_MS 200
+#define MODULE	       "bridge"
+#define TICK_MS	       200
 /* `leave`: how long no message may have arrived after the UNSUBSCRIBE before the session counts as empty
  * (what the broker had in flight to us arrives within a round trip; this is many of them). */
 #define LEAVE_QUIET_MS 3000
@@ -47,10 +47,11 @@ struct bridge {
 	struct writer **writers;
 	size_t writer_count;
 	struct ingest *ingest;
-	struct spool *spool;           /* NULL in memory mode */
+	struct spool *spool;	       /* NULL in memory mode */
 	struct dispatcher *dispatcher; /* spool -> queues, disk mode only */
 	struct aggregator *aggregator;
-	struct config_validation **policies; /* every policy handed to ingest by a reload; freed at exit */
+	struct config_validation **policies;	/* every policy handed to ingest by a reload; freed at exit */
+	const struct config_validation *policy; /* the last of them; NULL: cfg->validation is in effect */
 	size_t policy_count;
 	struct health health;
 	struct http_server *http;
@@ -113,6 +114,7 @@ static void start_writers(struct bridge *b)
 	b->writers = xcalloc(b->writer_count, sizeof(*b->writers));
 	for (size_t i = 0; i < b->writer_count; i++) {
 		b->queues[i] = queue_new(capacity);
+		queue_count_depth_in(b->queues[i], &b->stats.queue_depth);
 		b->writers[i] = writer_start((int)i, &options, b->queues[i], &b->stats);
 		if (!b->writers[i])
 			die(MODULE, "cannot start writer %zu", i);
@@ -161,81 +163,37 @@ static void tick(struct bridge *b)
 	if (b->spool)
 		spool_tick(b->spool, now);
 	update_health(b, now);
-	if (b->cfg->stats_interval > 0 && now - b->stats_logged_ms >= (int64_t)b->cfg->stats_interval * 1000) {
+	if (b->cfg->stats_interval > 0 &&
+	    now - b->stats_logged_ms >= (int64_t)b->cfg->stats_interval * 1000) {
 		stats_log(&b->stats, &b->stats_logged, (double)(now - b->stats_logged_ms) / 1000.0);
 		b->stats_logged_ms = now;
 	}
 }
 
-/* Logs "X changed: restart required" for a key whose new value cannot be applied to the running bridge. */
-static int restart_required(const char *key, bool changed)
+/*
+ * The words of a reload's log line for a section: "mqtt client" says why every mqtt key needs a restart (the
+ * client is made once, with all of them).
+ */
+static const char *section_label(const struct config_key *key)
 {
-	if (changed)
-		log_warn(MODULE, "reload: %s changed: restart required (the running value stays in effect)", key);
-	return changed ? 1 : 0;
+	if (!key->section)
+		return key->name;
+	return strcmp(key->section, "mqtt") == 0 ? "mqtt client" : key->section;
 }
 
-static bool differ(const char *a, const char *b)
+/* config_diff's callback: one line per changed key, saying whether it now applies. */
+static void report_change(const struct config_key *key, void *ctx)
 {
-	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
+	char dotted[128];
 
-static int count_restart_keys(const struct config *old, const struct config *new)
-{
-	const struct config_mqtt *a = &old->mqtt, *b = &new->mqtt;
-	const struct config_validation *va = &old->validation, *vb = &new->validation;
-	int n = 0;
-	bool routes = old->route_count != new->route_count;
-
-	for (size_t i = 0; !routes && i < old->route_count; i++)
-		routes = !route_equal(&old->routes[i], &new->routes[i]);
-	/* Every field of struct config_mqtt: the client is made once, with all of them. */
-	n += restart_required(
-		"mqtt (uri, client_id, credentials, version, qos, session, keepalive, timeouts, "
-		"reconnect, TLS, shared_group)",
-		differ(a->uri, b->uri) || differ(a->client_id, b->client_id) ||
-			differ(a->username, b->username) || differ(a->password, b->password) ||
-			a->version != b->version || a->qos != b->qos ||
-			a->clean_session != b->clean_session || a->session_expiry != b->session_expiry ||
-			a->keepalive != b->keepalive || a->connect_timeout != b->connect_timeout ||
-			a->reconnect_min != b->reconnect_min || a->reconnect_max != b->reconnect_max ||
-			differ(a->shared_group, b->shared_group) || differ(a->ca_file, b->ca_file) ||
-			differ(a->cert_file, b->cert_file) || differ(a->key_file, b->key_file) ||
-			a->tls_verify != b->tls_verify);
-	n += restart_required("routes", routes);
-	/* The password is not in this list: SIGHUP re-reads its file (reload_password). */
-	n += restart_required("database",
-			      differ(old->database.conninfo, new->database.conninfo) ||
-				      differ(old->database.password_file, new->database.password_file) ||
-				      old->database.writers != new->database.writers ||
-				      old->database.batch_rows != new->database.batch_rows ||
-				      old->database.flush_interval_ms != new->database.flush_interval_ms ||
-				      old->database.linger_ms != new->database.linger_ms ||
-				      old->database.queue_messages != new->database.queue_messages ||
-				      old->database.enqueue_timeout_ms != new->database.enqueue_timeout_ms ||
-				      old->database.reconnect_max_ms != new->database.reconnect_max_ms);
-	n += restart_required("spool", old->spool.durable != new->spool.durable ||
-					       differ(old->spool.directory, new->spool.directory) ||
-					       old->spool.max_bytes != new->spool.max_bytes ||
-					       old->spool.segment_bytes != new->spool.segment_bytes ||
-					       old->spool.fsync_interval_ms != new->spool.fsync_interval_ms);
-	n += restart_required("http", differ(old->http_listen, new->http_listen) ||
-					      old->http_port != new->http_port ||
-					      old->http_max_connections != new->http_max_connections ||
-					      old->http_max_connections_per_client !=
-						      new->http_max_connections_per_client ||
-					      old->http_timeout != new->http_timeout ||
-					      differ(old->http_metrics_token, new->http_metrics_token));
-	n += restart_required("aggregates", memcmp(&old->aggregates, &new->aggregates, sizeof(old->aggregates)) != 0);
-	n += restart_required("registry.refresh_interval",
-			      old->registry_refresh_interval != new->registry_refresh_interval);
-	n += restart_required("validation.rejected_retention_days (the scheduler's)",
-			      va->rejected_retention_days != vb->rejected_retention_days);
-	n += restart_required("validation rate limits", va->device_rate != vb->device_rate ||
-								va->device_burst != vb->device_burst ||
-								va->tenant_rate != vb->tenant_rate ||
-								va->tenant_burst != vb->tenant_burst);
-	return n;
+	(void)ctx;
+	config_key_dotted(key, dotted, sizeof(dotted));
+	if (key->reloadable)
+		log_info(MODULE, "reload: %s changed: applied", dotted);
+	else
+		log_warn(MODULE,
+			 "reload: %s changed: restart required (%s; the running value stays in effect)",
+			 section_label(key), dotted);
 }
 
 /*
@@ -250,13 +208,14 @@ static void reload_password(struct bridge *b)
 		log_info(MODULE, "re-read the database password from %s: new connections use it",
 			 b->cfg->database.password_file);
 	else if (rc == 0 && b->cfg->database.password_file)
-		log_info(MODULE, "re-read the database password from %s: unchanged", b->cfg->database.password_file);
+		log_info(MODULE, "re-read the database password from %s: unchanged",
+			 b->cfg->database.password_file);
 }
 
 /*
- * SIGHUP: parse the file again into a new snapshot; if it is valid, apply what can change at run time (log
- * level, validation policy, stats interval) and report every other changed key as "restart required"; if it
- * is not, keep the running configuration and say why. Then refresh the registry.
+ * SIGHUP: parse the file again into a new snapshot; if it is valid, apply the keys the table (config.c) marks
+ * reloadable and report every other changed key as "restart required", one line per key; if it is not, keep
+ * the running configuration and say why. Then refresh the registry.
  */
 static void reload(struct bridge *b)
 {
@@ -268,31 +227,30 @@ static void reload(struct bridge *b)
 	reload_password(b);
 	if (!fresh) {
 		char *saveptr = NULL;
-		for (char *line = strtok_r(errors, "\n", &saveptr); line; line = strtok_r(NULL, "\n", &saveptr))
+		for (char *line = strtok_r(errors, "\n", &saveptr); line;
+		     line = strtok_r(NULL, "\n", &saveptr))
 			log_error(MODULE, "reload failed, keeping the running configuration: %s", line);
 		regsync_load_now(b->regsync);
 		return;
 	}
-	pending = count_restart_keys(b->cfg, fresh);
+	/*
+	 * The validation keys in effect are the last policy's (b->cfg->validation stays as started: ingest may
+	 * still be reading it); a new policy is a copy with the reloadable keys changed, the rest as running.
+	 */
+	pending = config_diff(b->cfg, b->policy, fresh, report_change, NULL);
 	policy = xmalloc(sizeof(*policy));
-	*policy = fresh->validation;
+	*policy = b->policy ? *b->policy : b->cfg->validation;
+	config_apply_reloadable(b->cfg, policy, fresh);
 	b->policies = xrealloc(b->policies, (b->policy_count + 1) * sizeof(*b->policies));
 	b->policies[b->policy_count++] = policy;
+	b->policy = policy;
 	if (b->ingest)
 		ingest_set_policy(b->ingest, policy);
-	/* b->cfg->validation stays as started: ingest may still be reading it, and the rate limits it holds
-	 * are what the running limiters use, so later reloads compare against it. */
-	b->cfg->log_level = fresh->log_level;
-	log_set_level(fresh->log_level);
-	log_set_json(fresh->log_json);
-	b->cfg->stats_interval = fresh->stats_interval;
-	b->cfg->shutdown_timeout = fresh->shutdown_timeout;
-	log_info(
-		MODULE,
-		"configuration reloaded from %s (log level, validation policy, stats interval, shutdown_timeout "
-		"applied%s)",
-		b->cfg->path ? b->cfg->path : "(defaults)",
-		pending ? "; see the restart-required lines" : "");
+	log_set_level(b->cfg->log_level);
+	log_set_json(b->cfg->log_json);
+	log_info(MODULE, "configuration reloaded from %s (%d key(s) need a restart%s)",
+		 b->cfg->path ? b->cfg->path : "(defaults)", pending,
+		 pending ? "; see the restart-required lines" : "");
 	config_free(fresh);
 	regsync_load_now(b->regsync);
 }
@@ -301,8 +259,8 @@ static void reload(struct bridge *b)
 static void serve(struct bridge *b)
 {
 	for (;;) {
-		struct pollfd fds[2] = {{.fd = b->signal_fd, .events = POLLIN},
-					{.fd = regsync_socket(b->regsync), .events = POLLIN}};
+		struct pollfd fds[2] = { { .fd = b->signal_fd, .events = POLLIN },
+					 { .fd = regsync_socket(b->regsync), .events = POLLIN } };
 		int sig;
 
 		if (poll(fds, fds[1].fd >= 0 ? 2 : 1, TICK_MS) < 0 && errno != EINTR)
@@ -319,7 +277,8 @@ static void serve(struct bridge *b)
 		}
 		tick(b);
 		if (b->mode == INGEST_LEAVE && ingest_has_left(b->ingest, LEAVE_QUIET_MS)) {
-			log_info(MODULE, "left the group: nothing arrived for %d ms after the unsubscribe; draining",
+			log_info(MODULE,
+				 "left the group: nothing arrived for %d ms after the unsubscribe; draining",
 				 LEAVE_QUIET_MS);
 			return;
 		}
@@ -347,21 +306,23 @@ static bool dispatcher_finished(struct bridge *b)
 static void wait_draining(struct bridge *b, bool (*done)(struct bridge *), int64_t deadline)
 {
 	while (!done(b)) {
-		struct pollfd pfd = {.fd = b->signal_fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = b->signal_fd, .events = POLLIN };
 		const char *why = NULL;
 		int sig;
 
 		if (clock_monotonic_ms() > deadline)
 			why = "drain did not finish within shutdown_timeout";
-		else if (poll(&pfd, 1, TICK_MS) > 0 && ((sig = read_signal(b->signal_fd)) == SIGTERM || sig == SIGINT))
+		else if (poll(&pfd, 1, TICK_MS) > 0 &&
+			 ((sig = read_signal(b->signal_fd)) == SIGTERM || sig == SIGINT))
 			why = "second signal";
 		atomic_store(&b->health.loop_heartbeat_ms, clock_monotonic_ms());
 		if (b->spool)
 			spool_tick(b->spool, clock_monotonic_ms());
 		if (why) {
 			log_error(MODULE, "%s: exiting without draining; %s", why,
-				  b->spool ? "the spool replays what was not committed at the next start"
-					   : "uncommitted messages are lost unless the broker redelivers them");
+				  b->spool ?
+					  "the spool replays what was not committed at the next start" :
+					  "uncommitted messages are lost unless the broker redelivers them");
 			_exit(1);
 		}
 	}
@@ -390,7 +351,7 @@ static void drain(struct bridge *b)
 
 static int bridge_main(struct config *cfg, enum ingest_mode mode)
 {
-	struct bridge b = {.cfg = cfg, .mode = mode};
+	struct bridge b = { .cfg = cfg, .mode = mode };
 	int rc = 0;
 
 	log_set_level(cfg->log_level);
@@ -421,10 +382,13 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		};
 		b.spool = spool_open(&so, &b.stats);
 		if (!b.spool)
-			die(MODULE, "cannot open the spool in %s (spool.directory; the reason is logged above)",
+			die(MODULE,
+			    "cannot open the spool in %s (spool.directory; the reason is logged above)",
 			    cfg->spool.directory);
 	} else {
-		log_warn(MODULE, "spool.mode = memory: a crash or SIGKILL loses what was acknowledged and not committed");
+		log_warn(
+			MODULE,
+			"spool.mode = memory: a crash or SIGKILL loses what was acknowledged and not committed");
 	}
 	if (load_registry(&b) < 0)
 		goto out;
@@ -454,8 +418,10 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		serve(&b);
 		atomic_store(&b.health.draining, true);
 		if (mode == INGEST_LEAVE && !ingest_left_cleanly(b.ingest)) {
-			log_error(MODULE, "did not leave the group cleanly (interrupted, or a message was left unacknowledged): "
-				  "the session stays; run leave again");
+			log_error(
+				MODULE,
+				"did not leave the group cleanly (interrupted, or a message was left unacknowledged): "
+				"the session stays; run leave again");
 			rc = 1;
 		}
 		ingest_stop(b.ingest);
@@ -493,6 +459,7 @@ int bridge_run(struct config *cfg)
 
 int bridge_leave(struct config *cfg)
 {
-	log_info(MODULE, "leave: taking the session of %s, then leaving its shared group", cfg->mqtt.client_id);
+	log_info(MODULE, "leave: taking the session of %s, then leaving its shared group",
+		 cfg->mqtt.client_id);
 	return bridge_main(cfg, INGEST_LEAVE);
 }

@@ -3,6 +3,11 @@
  * config: reads the libconfig file into a struct config, checking every key's type and range and
  * refusing keys it does not know (a typo must not silently fall back to a default). Errors accumulate so
  * that `mqtt2pg check-config` can list them all at once, each with its line.
+ *
+ * Every scalar key is one row of the key table below (PgBouncer's CF_ABS table in its config loader): type,
+ * range, default, where it lands in struct config, and whether a SIGHUP can apply it. Defaults, reading,
+ * unknown-key detection and reload's diff (config_diff) all walk that table; routes, whose groups depend on
+ * their format, and the rules that span keys stay code.
  */
 #include "config.h"
 
@@ -11,6 +16,7 @@
 #include <fcntl.h>
 #include <libconfig.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +25,7 @@
 #include "decode.h"
 #include "preset.h"
 #include "secret.h"
+#include "topic.h"
 #include "tz.h"
 #include "xalloc.h"
 
@@ -62,25 +69,6 @@ static void reader_error(struct config_reader *rd, const config_setting_t *at, c
 	}
 }
 
-/* Reports every member of group that is not in known (NULL-terminated). */
-static void check_known_keys(struct config_reader *rd, const config_setting_t *group, const char *const *known)
-{
-	int count = config_setting_length(group);
-
-	for (int i = 0; i < count; i++) {
-		const config_setting_t *member = config_setting_get_elem(group, (unsigned)i);
-		const char *name = config_setting_name(member);
-		bool ok = false;
-
-		for (const char *const *k = known; *k && !ok; k++)
-			ok = name && strcmp(name, *k) == 0;
-		if (!ok)
-			reader_error(rd, member, "unknown setting '%s%s%s'",
-				     config_setting_name(group) ? config_setting_name(group) : "",
-				     config_setting_name(group) ? "." : "", name ? name : "?");
-	}
-}
-
 static void read_string(struct config_reader *rd, const config_setting_t *group, const char *name, char **dst)
 {
 	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
@@ -97,8 +85,8 @@ static void read_string(struct config_reader *rd, const config_setting_t *group,
 }
 
 /* Reads an integer setting within [min, max] into *dst; leaves *dst alone (and reports) otherwise. */
-static void read_int64(struct config_reader *rd, const config_setting_t *group, const char *name, long long *dst,
-		       long long min, long long max)
+static void read_int64(struct config_reader *rd, const config_setting_t *group, const char *name,
+		       long long *dst, long long min, long long max)
 {
 	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
 	long long v;
@@ -117,17 +105,8 @@ static void read_int64(struct config_reader *rd, const config_setting_t *group, 
 	*dst = v;
 }
 
-static void read_int(struct config_reader *rd, const config_setting_t *group, const char *name, int *dst, int min,
-		     int max)
-{
-	long long v = *dst;
-
-	read_int64(rd, group, name, &v, min, max);
-	*dst = (int)v;
-}
-
-static void read_double(struct config_reader *rd, const config_setting_t *group, const char *name, double *dst,
-			double min, double max)
+static void read_double(struct config_reader *rd, const config_setting_t *group, const char *name,
+			double *dst, double min, double max)
 {
 	const config_setting_t *s = group ? config_setting_get_member(group, name) : NULL;
 	double v;
@@ -251,82 +230,22 @@ static char *read_secret_file(struct config_reader *rd, const config_setting_t *
 	return secret;
 }
 
-static void read_password(struct config_reader *rd, const config_setting_t *group, const char *env_name,
-			  char **dst)
+/* Frees a string that may hold a secret, wiping it first: a freed block may be handed out again. */
+static void free_secret(char *secret)
 {
-	char *file = NULL;
-	const char *env = getenv(env_name);
-
-	read_string(rd, group, "password_file", &file);
-	if (file) {
-		*dst = read_secret_file(rd, config_setting_get_member(group, "password_file"), file);
-		free(file);
-	}
-	if (env && *env) {
-		free(*dst);
-		*dst = xstrdup(env);
-	}
+	if (secret)
+		explicit_bzero(secret, strlen(secret));
+	free(secret);
 }
 
 static void override_from_env(const char *env_name, char **dst)
 {
-	const char *env = getenv(env_name);
+	const char *env = env_name ? getenv(env_name) : NULL;
 
 	if (env && *env) {
 		free(*dst);
 		*dst = xstrdup(env);
 	}
-}
-
-static void set_defaults(struct config *cfg)
-{
-	cfg->mqtt.uri = xstrdup("tcp://127.0.0.1:1883");
-	cfg->mqtt.client_id = xstrdup("mqtt2pg");
-	cfg->mqtt.version = 5;
-	cfg->mqtt.qos = 1;
-	cfg->mqtt.clean_session = false;
-	cfg->mqtt.session_expiry = 7 * 86400;
-	cfg->mqtt.keepalive = 60;
-	cfg->mqtt.connect_timeout = 10;
-	cfg->mqtt.reconnect_min = 1;
-	cfg->mqtt.reconnect_max = 30;
-	cfg->mqtt.tls_verify = true;
-	cfg->database.conninfo = xstrdup("host=127.0.0.1 dbname=mqtt2pg user=mqtt2pg_writer");
-	cfg->database.writers = 2;
-	cfg->database.batch_rows = 2000;
-	cfg->database.flush_interval_ms = 100;
-	cfg->database.linger_ms = 10;
-	cfg->database.queue_messages = 50000;
-	cfg->database.enqueue_timeout_ms = 20000;
-	cfg->database.reconnect_max_ms = 10000;
-	cfg->validation.max_payload_bytes = 65536;
-	cfg->validation.max_future_skew = 300;
-	cfg->validation.max_age = 7 * 86400;
-	cfg->validation.unknown_points = UNKNOWN_POINT_REJECT;
-	cfg->validation.max_points_per_device = 256;
-	cfg->validation.reject_payload_bytes = 1024;
-	cfg->validation.device_burst = 100;
-	cfg->validation.tenant_burst = 10000;
-	cfg->validation.rejected_retention_days = 30;
-	cfg->aggregates.enabled = true;
-	cfg->aggregates.interval = 30;
-	cfg->aggregates.raw_retention_days = 0;
-	cfg->aggregates.partitions_ahead_days = 3;
-	/* Loopback unless told otherwise: /metrics tells whoever reaches it about every tenant's traffic. */
-	cfg->http_listen = xstrdup("127.0.0.1");
-	cfg->http_port = 9108;
-	cfg->http_max_connections = 64;
-	cfg->http_max_connections_per_client = 8;
-	cfg->http_timeout = 10;
-	cfg->spool.durable = true;
-	cfg->spool.directory = xstrdup("/var/lib/mqtt2pg/spool");
-	cfg->spool.max_bytes = 1024LL * 1024 * 1024;
-	cfg->spool.segment_bytes = 16LL * 1024 * 1024;
-	cfg->spool.fsync_interval_ms = 1000;
-	cfg->registry_refresh_interval = 60;
-	cfg->stats_interval = 10;
-	cfg->shutdown_timeout = 50;
-	cfg->log_level = LOG_LEVEL_INFO;
 }
 
 /*
@@ -343,7 +262,8 @@ static void expand_client_id(struct config_reader *rd, const config_setting_t *g
 	if (!strchr(*client_id, '{'))
 		return;
 	if (gethostname(host, sizeof(host) - 1) < 0) {
-		reader_error(rd, g, "mqtt.client_id uses {hostname}, but the host name is unknown: %s", strerror(errno));
+		reader_error(rd, g, "mqtt.client_id uses {hostname}, but the host name is unknown: %s",
+			     strerror(errno));
 		return;
 	}
 	for (const char *p = *client_id; *p;) {
@@ -354,7 +274,8 @@ static void expand_client_id(struct config_reader *rd, const config_setting_t *g
 			len = strlen(host);
 			p += sizeof(placeholder) - 1;
 		} else if (*p == '{' || *p == '}') {
-			reader_error(rd, g, "mqtt.client_id '%s': the only placeholder is {hostname}", *client_id);
+			reader_error(rd, g, "mqtt.client_id '%s': the only placeholder is {hostname}",
+				     *client_id);
 			return;
 		} else {
 			p++;
@@ -385,115 +306,6 @@ static void check_key_file(struct config_reader *rd, const config_setting_t *gro
 	close(fd);
 }
 
-static void read_mqtt(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
-{
-	static const char *const known[] = {"uri", "client_id", "username", "password_file", "version", "qos",
-					    "clean_session", "session_expiry", "keepalive", "connect_timeout",
-					    "reconnect_min", "reconnect_max", "shared_group", "ca_file",
-					    "cert_file", "key_file", "tls_verify", NULL};
-	struct config_mqtt *m = &cfg->mqtt;
-
-	if (g) {
-		check_known_keys(rd, g, known);
-		read_string(rd, g, "uri", &m->uri);
-		read_string(rd, g, "client_id", &m->client_id);
-		read_string(rd, g, "username", &m->username);
-		read_int(rd, g, "version", &m->version, 4, 5);
-		read_int(rd, g, "qos", &m->qos, 0, 2);
-		read_bool(rd, g, "clean_session", &m->clean_session);
-		read_int(rd, g, "session_expiry", &m->session_expiry, 0, 0x7fffffff);
-		read_int(rd, g, "keepalive", &m->keepalive, 5, 65535);
-		read_int(rd, g, "connect_timeout", &m->connect_timeout, 1, 600);
-		read_int(rd, g, "reconnect_min", &m->reconnect_min, 1, 3600);
-		read_int(rd, g, "reconnect_max", &m->reconnect_max, 1, 3600);
-		read_string(rd, g, "shared_group", &m->shared_group);
-		read_string(rd, g, "ca_file", &m->ca_file);
-		read_string(rd, g, "cert_file", &m->cert_file);
-		read_string(rd, g, "key_file", &m->key_file);
-		if (m->key_file)
-			check_key_file(rd, g, m->key_file);
-		read_bool(rd, g, "tls_verify", &m->tls_verify);
-		if (m->reconnect_max < m->reconnect_min)
-			reader_error(rd, g, "mqtt.reconnect_max must be >= mqtt.reconnect_min");
-		if (m->shared_group && strpbrk(m->shared_group, "/+#"))
-			reader_error(rd, g, "mqtt.shared_group may not contain '/', '+' or '#'");
-	}
-	read_password(rd, g, "MQTT2PG_MQTT_PASSWORD", &m->password);
-	override_from_env("MQTT2PG_MQTT_URI", &m->uri);
-	override_from_env("MQTT2PG_CLIENT_ID", &m->client_id);
-	if (!m->uri)
-		reader_error(rd, g, "mqtt.uri is required");
-	if (!m->client_id)
-		reader_error(rd, g, "mqtt.client_id is required (each replica needs its own)");
-	else
-		expand_client_id(rd, g, &m->client_id);
-}
-
-static void read_database(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
-{
-	static const char *const known[] = {"conninfo", "password_file", "admin_conninfo", "writers",
-					    "batch_rows", "flush_interval_ms", "linger_ms", "queue_messages",
-					    "enqueue_timeout_ms", "reconnect_max_ms", NULL};
-	struct config_database *d = &cfg->database;
-
-	if (g) {
-		check_known_keys(rd, g, known);
-		read_string(rd, g, "conninfo", &d->conninfo);
-		read_string(rd, g, "admin_conninfo", &d->admin_conninfo);
-		read_int(rd, g, "writers", &d->writers, 1, 64);
-		read_int(rd, g, "batch_rows", &d->batch_rows, 1, 100000);
-		read_int(rd, g, "flush_interval_ms", &d->flush_interval_ms, 1, 60000);
-		read_int(rd, g, "linger_ms", &d->linger_ms, 0, 60000);
-		read_int(rd, g, "queue_messages", &d->queue_messages, 16, 10000000);
-		read_int(rd, g, "enqueue_timeout_ms", &d->enqueue_timeout_ms, 1, 60000);
-		read_int(rd, g, "reconnect_max_ms", &d->reconnect_max_ms, 100, 600000);
-	}
-	read_password(rd, g, "MQTT2PG_DB_PASSWORD", &d->password);
-	if (!(getenv("MQTT2PG_DB_PASSWORD") && *getenv("MQTT2PG_DB_PASSWORD")))
-		read_string(rd, g, "password_file", &d->password_file);
-	override_from_env("MQTT2PG_DB_CONNINFO", &d->conninfo);
-	override_from_env("MQTT2PG_ADMIN_CONNINFO", &d->admin_conninfo);
-	if (!d->conninfo)
-		reader_error(rd, g, "database.conninfo is required");
-}
-
-static void read_validation(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
-{
-	static const char *const known[] = {"max_payload_bytes", "max_future_skew", "max_age", "unknown_points",
-					    "max_points_per_device", "reject_payload_bytes", "device_rate",
-					    "device_burst", "tenant_rate", "tenant_burst", "rejected_retention_days",
-					    NULL};
-	struct config_validation *v = &cfg->validation;
-	char *policy = NULL;
-
-	if (!g)
-		return;
-	check_known_keys(rd, g, known);
-	read_int(rd, g, "max_payload_bytes", &v->max_payload_bytes, 16, 64 * 1024 * 1024);
-	read_int(rd, g, "max_future_skew", &v->max_future_skew, 0, 0x7fffffff);
-	read_int(rd, g, "max_age", &v->max_age, 1, 0x7fffffff);
-	read_int(rd, g, "max_points_per_device", &v->max_points_per_device, 1, 100000);
-	read_int(rd, g, "reject_payload_bytes", &v->reject_payload_bytes, 0, 1024 * 1024);
-	read_double(rd, g, "device_rate", &v->device_rate, 0, 1e9);
-	read_double(rd, g, "device_burst", &v->device_burst, 1, 1e9);
-	read_double(rd, g, "tenant_rate", &v->tenant_rate, 0, 1e9);
-	read_double(rd, g, "tenant_burst", &v->tenant_burst, 1, 1e9);
-	read_int(rd, g, "rejected_retention_days", &v->rejected_retention_days, 0, 36500);
-	read_string(rd, g, "unknown_points", &policy);
-	if (policy) {
-		if (strcmp(policy, "reject") == 0)
-			v->unknown_points = UNKNOWN_POINT_REJECT;
-		else if (strcmp(policy, "drop") == 0)
-			v->unknown_points = UNKNOWN_POINT_DROP;
-		else if (strcmp(policy, "register") == 0)
-			v->unknown_points = UNKNOWN_POINT_REGISTER;
-		else
-			reader_error(rd, config_setting_get_member(g, "unknown_points"),
-				     "validation.unknown_points must be \"reject\", \"drop\" or \"register\"");
-		free(policy);
-	}
-}
-
 /* Reads a string key of a route that must be one of names[] (NULL-terminated); returns its index or -1. */
 static int read_choice(struct config_reader *rd, const config_setting_t *item, int index, const char *key,
 		       const char *const *names, const char *expect)
@@ -508,45 +320,10 @@ static int read_choice(struct config_reader *rd, const config_setting_t *item, i
 		if (strcmp(value, names[i]) == 0)
 			found = i;
 	if (found < 0)
-		reader_error(rd, config_setting_get_member(item, key), "routes[%d]: %s must be %s", index, key, expect);
+		reader_error(rd, config_setting_get_member(item, key), "routes[%d]: %s must be %s", index,
+			     key, expect);
 	free(value);
 	return found;
-}
-
-/* An MQTT filter from a template-like text: each "{...}" level becomes "+" ({point+} becomes "#"). */
-static char *filter_from_template(const char *text)
-{
-	char *out = xmalloc(strlen(text) + 1), *o = out;
-
-	while (*text) {
-		const char *slash = strchr(text, '/');
-		size_t len = slash ? (size_t)(slash - text) : strlen(text);
-
-		if (len >= 2 && text[0] == '{' && text[len - 1] == '}')
-			*o++ = strncmp(text, "{point+}", len) == 0 && len == 8 ? '#' : '+';
-		else {
-			memcpy(o, text, len);
-			o += len;
-		}
-		if (!slash)
-			break;
-		*o++ = '/';
-		text = slash + 1;
-	}
-	*o = '\0';
-	return out;
-}
-
-static bool filter_ok(const char *f)
-{
-	const char *hash = strchr(f, '#');
-
-	if (!*f)
-		return false;
-	for (const char *p = f; *p; p++)
-		if ((*p == '+' || *p == '#') && ((p > f && p[-1] != '/') || (p[1] && p[1] != '/')))
-			return false;
-	return !hash || hash[1] == '\0';
 }
 
 /* A dotted JSON path ("meta.ts") whose steps are 1..ROUTE_MAX_PATH_STEP bytes; NULL (not set) passes. */
@@ -557,9 +334,10 @@ static void check_json_path(struct config_reader *rd, const config_setting_t *it
 		size_t n = strcspn(p, ".");
 		if (n == 0 || n > ROUTE_MAX_PATH_STEP || (p[n] == '.' && p[n + 1] == '\0')) {
 			const config_setting_t *at = config_setting_get_member(item, key);
-			reader_error(rd, at ? at : item,
-				     "routes[%d]: %s '%.40s%s': each '.'-separated step must be 1 to %d bytes", i,
-				     key, path, strlen(path) > 40 ? "..." : "", ROUTE_MAX_PATH_STEP);
+			reader_error(
+				rd, at ? at : item,
+				"routes[%d]: %s '%.40s%s': each '.'-separated step must be 1 to %d bytes", i,
+				key, path, strlen(path) > 40 ? "..." : "", ROUTE_MAX_PATH_STEP);
 			return;
 		}
 		p += n + (p[n] == '.');
@@ -614,7 +392,7 @@ static void read_string_list(struct config_reader *rd, const config_setting_t *i
 
 static bool point_filter_ok(const char *f)
 {
-	return filter_ok(f) && strlen(f) <= 256;
+	return topic_filter_valid(f) && strlen(f) <= 256;
 }
 
 /* points_map = ( ["source key", "point"], ... ): the source may be any text, the point must be a point name. */
@@ -672,9 +450,9 @@ static void read_route_values(struct config_reader *rd, const config_setting_t *
 static void read_route_options(struct config_reader *rd, const config_setting_t *item, int i,
 			       const struct preset *preset, const char *prefix, struct route *r)
 {
-	static const char *const retained_names[] = {"accept", "ignore", "timestamped", NULL};
-	static const char *const units[] = {"s", "ms", "us", "ns", "rfc3339", NULL};
-	static const char *const lp_keys[] = {"serial_tag", "point", "precision", "strings", NULL};
+	static const char *const retained_names[] = { "accept", "ignore", "timestamped", NULL };
+	static const char *const units[] = { "s", "ms", "us", "ns", "rfc3339", NULL };
+	static const char *const lp_keys[] = { "serial_tag", "point", "precision", "strings", NULL };
 	const config_setting_t *ignore = config_setting_get_member(item, "ignore");
 	bool ignore_replace = false, ignore_points_replace = false;
 	char *zone = NULL, err[256];
@@ -693,12 +471,14 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		r->retained_timestamped = !preset->ignore_retained;
 		r->ignore_non_numeric = preset->ignore_non_numeric;
 		if (!prefix && preset->ignore[0] && !ignore && !ignore_replace)
-			reader_error(rd, config_setting_get_member(item, "topic"),
-				     "routes[%d]: topic does not end like preset %s's (\"%s\"), so its ignore filters "
-				     "cannot follow it: set prefix = \"...\" or the route's own ignore = [...]",
-				     i, preset->name, preset->topic);
+			reader_error(
+				rd, config_setting_get_member(item, "topic"),
+				"routes[%d]: topic does not end like preset %s's (\"%s\"), so its ignore filters "
+				"cannot follow it: set prefix = \"...\" or the route's own ignore = [...]",
+				i, preset->name, preset->topic);
 		for (const char *const *f = preset->ignore; prefix && !ignore_replace && *f; f++) {
-			char *expanded = preset_expand(*f, prefix), *filter = filter_from_template(expanded);
+			char *expanded = preset_expand(*f, prefix),
+			     *filter = topic_filter_from_template(expanded);
 			route_add_ignore(r, filter);
 			free(filter);
 			free(expanded);
@@ -708,9 +488,11 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		if (preset->serial_tag &&
 		    lp_mapping_set(&r->influx, "serial_tag", preset->serial_tag, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset serial_tag: %s", i, err);
-		if (preset->point && lp_mapping_set(&r->influx, "point", preset->point, err, sizeof(err)) != 0)
+		if (preset->point &&
+		    lp_mapping_set(&r->influx, "point", preset->point, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset point: %s", i, err);
-		if (preset->precision && lp_mapping_set(&r->influx, "precision", preset->precision, err, sizeof(err)) != 0)
+		if (preset->precision &&
+		    lp_mapping_set(&r->influx, "precision", preset->precision, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset precision: %s", i, err);
 		if (preset->time_field) {
 			r->time_field = xstrdup(preset->time_field);
@@ -722,7 +504,8 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		r->ignore_retained = choice == 1;
 		r->retained_timestamped = choice == 2;
 	}
-	if ((choice = read_choice(rd, item, i, "non_numeric", (const char *const[]){"reject", "ignore", NULL},
+	if ((choice = read_choice(rd, item, i, "non_numeric",
+				  (const char *const[]){ "reject", "ignore", NULL },
 				  "\"reject\" or \"ignore\"")) >= 0)
 		r->ignore_non_numeric = choice == 1;
 	for (const char *const *key = lp_keys; *key; key++) {
@@ -740,32 +523,44 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 		r->time_field = NULL;
 		read_string(rd, item, "time_field", &r->time_field); /* "" = the receive time */
 	}
-	if ((choice = read_choice(rd, item, i, "time_unit", units, "\"s\", \"ms\", \"us\", \"ns\" or \"rfc3339\"")) >= 0)
+	if ((choice = read_choice(rd, item, i, "time_unit", units,
+				  "\"s\", \"ms\", \"us\", \"ns\" or \"rfc3339\"")) >= 0)
 		r->time_unit = (enum route_time_unit)choice;
-	else if (r->time_field && !(preset && preset->time_field && strcmp(preset->time_field, r->time_field) == 0) &&
+	else if (r->time_field &&
+		 !(preset && preset->time_field && strcmp(preset->time_field, r->time_field) == 0) &&
 		 !config_setting_get_member(item, "time_unit"))
-		reader_error(rd, item, "routes[%d]: time_field needs time_unit (s, ms, us, ns or rfc3339): never guessed", i);
+		reader_error(
+			rd, item,
+			"routes[%d]: time_field needs time_unit (s, ms, us, ns or rfc3339): never guessed",
+			i);
 	read_string(rd, item, "timezone", &zone);
 	if (zone && tz_load(zone, &r->timezone, err, sizeof(err)) < 0)
 		reader_error(rd, config_setting_get_member(item, "timezone"), "routes[%d]: %s", i, err);
 	free(zone);
 	if (config_setting_get_member(item, "time_unit") && !r->time_field)
-		reader_error(rd, config_setting_get_member(item, "time_unit"), "routes[%d]: time_unit needs time_field",
-			     i);
-	if (config_setting_get_member(item, "timezone") && (!r->time_field || r->time_unit != ROUTE_TIME_RFC3339))
+		reader_error(rd, config_setting_get_member(item, "time_unit"),
+			     "routes[%d]: time_unit needs time_field", i);
+	if (config_setting_get_member(item, "timezone") &&
+	    (!r->time_field || r->time_unit != ROUTE_TIME_RFC3339))
 		reader_error(rd, config_setting_get_member(item, "timezone"),
 			     "routes[%d]: timezone applies to a time_field with time_unit = \"rfc3339\"", i);
 	check_json_path(rd, item, i, "time_field", r->time_field);
 	check_json_path(rd, item, i, "json_root", r->json_root);
 	if (ignore) {
 		if (!config_setting_is_array(ignore) && !config_setting_is_list(ignore)) {
-			reader_error(rd, ignore, "routes[%d]: ignore must be a list of topic filters: [\"a/+/status\"]", i);
+			reader_error(rd, ignore,
+				     "routes[%d]: ignore must be a list of topic filters: [\"a/+/status\"]",
+				     i);
 		} else {
 			for (int k = 0; k < config_setting_length(ignore); k++) {
 				const config_setting_t *f = config_setting_get_elem(ignore, (unsigned)k);
-				const char *text = config_setting_type(f) == CONFIG_TYPE_STRING ? config_setting_get_string(f) : NULL;
-				if (!text || !filter_ok(text))
-					reader_error(rd, f, "routes[%d]: ignore[%d] is not an MQTT topic filter", i, k);
+				const char *text = config_setting_type(f) == CONFIG_TYPE_STRING ?
+							   config_setting_get_string(f) :
+							   NULL;
+				if (!text || !topic_filter_valid(text))
+					reader_error(rd, f,
+						     "routes[%d]: ignore[%d] is not an MQTT topic filter", i,
+						     k);
 				else
 					route_add_ignore(r, text);
 			}
@@ -773,19 +568,23 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 	}
 	read_route_values(rd, item, i, r);
 	if (preset && preset->needs_serial && !r->serial)
-		reader_error(rd, item, "routes[%d]: preset %s needs serial = \"...\" (the device is in neither topic nor payload)",
-			     i, preset->name);
+		reader_error(
+			rd, item,
+			"routes[%d]: preset %s needs serial = \"...\" (the device is in neither topic nor payload)",
+			i, preset->name);
 	if (preset && preset->needs_timezone && !r->timezone && r->time_field)
-		reader_error(rd, item,
-			     "routes[%d]: preset %s needs timezone = \"Area/City\" (its times carry no zone), or time_field = \"\" "
-			     "for the receive time",
-			     i, preset->name);
-	if (r->tenant && strpbrk(r->tenant, "/+#"))
+		reader_error(
+			rd, item,
+			"routes[%d]: preset %s needs timezone = \"Area/City\" (its times carry no zone), or time_field = \"\" "
+			"for the receive time",
+			i, preset->name);
+	if (r->tenant && !topic_level_plain(r->tenant))
 		reader_error(rd, item, "routes[%d]: tenant may not contain '/', '+' or '#'", i);
 }
 
 /* A key that means nothing for the route's format is a mistake, not something to ignore silently. */
-static void check_keys_fit_format(struct config_reader *rd, const config_setting_t *item, int i, enum route_format fmt)
+static void check_keys_fit_format(struct config_reader *rd, const config_setting_t *item, int i,
+				  enum route_format fmt)
 {
 #define F(x) (1u << ROUTE_FORMAT_##x)
 	static const struct {
@@ -807,7 +606,8 @@ static void check_keys_fit_format(struct config_reader *rd, const config_setting
 	for (size_t k = 0; k < sizeof(fit) / sizeof(fit[0]); k++)
 		if (config_setting_get_member(item, fit[k].key) && !(fit[k].formats & (1u << fmt)))
 			reader_error(rd, config_setting_get_member(item, fit[k].key),
-				     "routes[%d]: %s does not apply to format %s", i, fit[k].key, route_format_name(fmt));
+				     "routes[%d]: %s does not apply to format %s", i, fit[k].key,
+				     route_format_name(fmt));
 }
 
 static void read_route(struct config_reader *rd, const config_setting_t *item, int i, struct config *cfg)
@@ -843,7 +643,7 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 	bool topic_set;
 	const struct preset *preset = NULL;
 	enum route_format fmt = ROUTE_FORMAT_JSON;
-	struct route r = {0};
+	struct route r = { 0 };
 	int errors = rd->error_count;
 
 	for (int k = 0; k < config_setting_length(item); k++) {
@@ -862,7 +662,8 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 	read_string(rd, item, "preset", &preset_name);
 	read_string(rd, item, "prefix", &prefix);
 	if (preset_name && !(preset = preset_find(preset_name))) {
-		reader_error(rd, item, "routes[%d]: unknown preset '%s' (known: %s)", i, preset_name, preset_names());
+		reader_error(rd, item, "routes[%d]: unknown preset '%s' (known: %s)", i, preset_name,
+			     preset_names());
 		goto out;
 	}
 	if (prefix && !preset)
@@ -892,8 +693,8 @@ static void read_route(struct config_reader *rd, const config_setting_t *item, i
 		r.preset = xstrdup(preset->name);
 	check_keys_fit_format(rd, item, i, fmt);
 	read_route_options(rd, item, i, preset,
-			   preset ? preset_ignore_prefix(preset, prefix, topic_set ? topic : NULL, ignore_prefix,
-							 sizeof(ignore_prefix)) :
+			   preset ? preset_ignore_prefix(preset, prefix, topic_set ? topic : NULL,
+							 ignore_prefix, sizeof(ignore_prefix)) :
 				    "",
 			   &r);
 	if (rd->error_count == errors && !route_check(&r, err, sizeof(err)))
@@ -923,7 +724,9 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 		return;
 	}
 	if (!config_setting_is_list(list)) {
-		reader_error(rd, list, "'routes' must be a list: routes = ( { topic = \"...\"; format = \"json\"; } );");
+		reader_error(
+			rd, list,
+			"'routes' must be a list: routes = ( { topic = \"...\"; format = \"json\"; } );");
 		return;
 	}
 	count = config_setting_length(list);
@@ -934,146 +737,545 @@ static void read_routes(struct config_reader *rd, struct config *cfg, const conf
 		const config_setting_t *item = config_setting_get_elem(list, (unsigned)i);
 
 		if (!config_setting_is_group(item)) {
-			reader_error(rd, item, "routes[%d] must be a group { topic = ...; format = ...; }", i);
+			reader_error(rd, item, "routes[%d] must be a group { topic = ...; format = ...; }",
+				     i);
 			continue;
 		}
 		read_route(rd, item, i, cfg);
 	}
 }
 
-static void read_http(struct config_reader *rd, struct config *cfg, const config_setting_t *http,
-		      const char *const *known)
-{
-	char *token_file = NULL;
+/*
+ * The key table. One row per key: adding a key is adding a row (and its field in config.h, its line in
+ * conf/mqtt2pg.conf). reloadable says whether a SIGHUP applies it (bridge.c's reload) or reports it
+ * "restart required". ROW checks at compile time that the field has the type the row's kind stores.
+ */
+#define FIELD_IS(field, T)                                                                              \
+	(offsetof(struct config, field) +                                                               \
+	 0 * sizeof(char[__builtin_types_compatible_p(__typeof__(((struct config *)0)->field), T) ? 1 : \
+												    -1]))
+#define ENUM_FIELD(field)                 \
+	(offsetof(struct config, field) + \
+	 0 * sizeof(char[sizeof(((struct config *)0)->field) == sizeof(int) ? 1 : -1]))
+#define APPLIES true
+#define RESTART false
+#define INT(sec, key, field, lo, hi, dflt, reload)                                                   \
+	{                                                                                            \
+		.section = sec, .name = key, .type = CONFIG_KEY_INT, .offset = FIELD_IS(field, int), \
+		.reloadable = reload, .min = lo, .max = hi, .def = dflt                              \
+	}
+#define INT64(sec, key, field, lo, hi, dflt, reload)                                                         \
+	{                                                                                                    \
+		.section = sec, .name = key, .type = CONFIG_KEY_INT64, .offset = FIELD_IS(field, long long), \
+		.reloadable = reload, .min = lo, .max = hi, .def = dflt                                      \
+	}
+#define DOUBLE(sec, key, field, lo, hi, dflt, reload)                                                      \
+	{                                                                                                  \
+		.section = sec, .name = key, .type = CONFIG_KEY_DOUBLE, .offset = FIELD_IS(field, double), \
+		.reloadable = reload, .dmin = lo, .dmax = hi, .ddef = dflt                                 \
+	}
+#define BOOL(sec, key, field, dflt, reload)                                                            \
+	{                                                                                              \
+		.section = sec, .name = key, .type = CONFIG_KEY_BOOL, .offset = FIELD_IS(field, bool), \
+		.reloadable = reload, .def = dflt                                                      \
+	}
+#define STRING(sec, key, field, dflt, environment, reload)                                                 \
+	{                                                                                                  \
+		.section = sec, .name = key, .type = CONFIG_KEY_STRING, .offset = FIELD_IS(field, char *), \
+		.reloadable = reload, .sdef = dflt, .env = environment                                     \
+	}
+#define CHOICE(sec, key, field, choices, text, dflt, reload)                                         \
+	{                                                                                            \
+		.section = sec, .name = key, .type = CONFIG_KEY_CHOICE, .offset = ENUM_FIELD(field), \
+		.reloadable = reload, .words = choices, .expect = text, .def = dflt                  \
+	}
+#define CHOICE_BOOL(sec, key, field, choices, text, dflt, reload)                                        \
+	{                                                                                                \
+		.section = sec, .name = key, .type = CONFIG_KEY_CHOICE_BOOL,                             \
+		.offset = FIELD_IS(field, bool), .reloadable = reload, .words = choices, .expect = text, \
+		.def = dflt                                                                              \
+	}
+#define SECRET_FILE(sec, key, path_field, secret_field, environment, rereads)        \
+	{                                                                            \
+		.section = sec, .name = key, .type = CONFIG_KEY_SECRET_FILE,         \
+		.offset = FIELD_IS(path_field, char *), .reloadable = RESTART,       \
+		.secret_offset = FIELD_IS(secret_field, char *), .env = environment, \
+		.secret_rereads = rereads                                            \
+	}
 
-	check_known_keys(rd, http, known);
-	read_string(rd, http, "listen", &cfg->http_listen);
-	read_int(rd, http, "port", &cfg->http_port, 0, 65535);
-	read_int(rd, http, "max_connections", &cfg->http_max_connections, 4, 10000);
-	read_int(rd, http, "max_connections_per_client", &cfg->http_max_connections_per_client, 1, 10000);
-	read_int(rd, http, "timeout", &cfg->http_timeout, 1, 3600);
-	read_string(rd, http, "metrics_token_file", &token_file);
+static const char *const unknown_point_words[] = { "reject", "drop", "register", NULL };
+static const char *const log_level_words[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_format_words[] = { "text", "json", NULL };
+static const char *const spool_mode_words[] = { "memory", "disk", NULL };
+
+/* clang-format off */
+static const struct config_key keys[] = {
+	/* The MQTT client is made once, with all of these. */
+	STRING("mqtt", "uri", mqtt.uri, "tcp://127.0.0.1:1883", "MQTT2PG_MQTT_URI", RESTART),
+	STRING("mqtt", "client_id", mqtt.client_id, "mqtt2pg", "MQTT2PG_CLIENT_ID", RESTART),
+	STRING("mqtt", "username", mqtt.username, NULL, NULL, RESTART),
+	SECRET_FILE("mqtt", "password_file", mqtt.password_file, mqtt.password, "MQTT2PG_MQTT_PASSWORD", false),
+	INT("mqtt", "version", mqtt.version, 4, 5, 5, RESTART),
+	INT("mqtt", "qos", mqtt.qos, 0, 2, 1, RESTART),
+	BOOL("mqtt", "clean_session", mqtt.clean_session, false, RESTART),
+	INT("mqtt", "session_expiry", mqtt.session_expiry, 0, 0x7fffffff, 7 * 86400, RESTART),
+	INT("mqtt", "keepalive", mqtt.keepalive, 5, 65535, 60, RESTART),
+	INT("mqtt", "connect_timeout", mqtt.connect_timeout, 1, 600, 10, RESTART),
+	INT("mqtt", "reconnect_min", mqtt.reconnect_min, 1, 3600, 1, RESTART),
+	INT("mqtt", "reconnect_max", mqtt.reconnect_max, 1, 3600, 30, RESTART),
+	STRING("mqtt", "shared_group", mqtt.shared_group, NULL, NULL, RESTART),
+	STRING("mqtt", "ca_file", mqtt.ca_file, NULL, NULL, RESTART),
+	STRING("mqtt", "cert_file", mqtt.cert_file, NULL, NULL, RESTART),
+	STRING("mqtt", "key_file", mqtt.key_file, NULL, NULL, RESTART),
+	BOOL("mqtt", "tls_verify", mqtt.tls_verify, true, RESTART),
+	/* The writers start with these. The password file's contents are re-read at SIGHUP (db_secret). */
+	STRING("database", "conninfo", database.conninfo, "host=127.0.0.1 dbname=mqtt2pg user=mqtt2pg_writer",
+	       "MQTT2PG_DB_CONNINFO", RESTART),
+	SECRET_FILE("database", "password_file", database.password_file, database.password, "MQTT2PG_DB_PASSWORD",
+		    true),
+	/* Only the admin commands use it, and each reads the file: nothing of the running bridge has to change. */
+	STRING("database", "admin_conninfo", database.admin_conninfo, NULL, "MQTT2PG_ADMIN_CONNINFO", APPLIES),
+	INT("database", "writers", database.writers, 1, 64, 2, RESTART),
+	INT("database", "batch_rows", database.batch_rows, 1, 100000, 2000, RESTART),
+	INT("database", "flush_interval_ms", database.flush_interval_ms, 1, 60000, 100, RESTART),
+	INT("database", "linger_ms", database.linger_ms, 0, 60000, 10, RESTART),
+	INT("database", "queue_messages", database.queue_messages, 16, 10000000, 50000, RESTART),
+	INT("database", "enqueue_timeout_ms", database.enqueue_timeout_ms, 1, 60000, 20000, RESTART),
+	INT("database", "reconnect_max_ms", database.reconnect_max_ms, 100, 600000, 10000, RESTART),
+	/* The policy handed to ingest at SIGHUP; the rate limiters, the writers' point cap and the scheduler's
+	 * retention are made at start. */
+	INT("validation", "max_payload_bytes", validation.max_payload_bytes, 16, 64 * 1024 * 1024, 65536, APPLIES),
+	INT("validation", "max_future_skew", validation.max_future_skew, 0, 0x7fffffff, 300, APPLIES),
+	INT("validation", "max_age", validation.max_age, 1, 0x7fffffff, 7 * 86400, APPLIES),
+	CHOICE("validation", "unknown_points", validation.unknown_points, unknown_point_words,
+	       "\"reject\", \"drop\" or \"register\"", UNKNOWN_POINT_REJECT, APPLIES),
+	INT("validation", "max_points_per_device", validation.max_points_per_device, 1, 100000, 256, RESTART),
+	INT("validation", "reject_payload_bytes", validation.reject_payload_bytes, 0, 1024 * 1024, 1024, APPLIES),
+	DOUBLE("validation", "device_rate", validation.device_rate, 0, 1e9, 0, RESTART),
+	DOUBLE("validation", "device_burst", validation.device_burst, 1, 1e9, 100, RESTART),
+	DOUBLE("validation", "tenant_rate", validation.tenant_rate, 0, 1e9, 0, RESTART),
+	DOUBLE("validation", "tenant_burst", validation.tenant_burst, 1, 1e9, 10000, RESTART),
+	INT("validation", "rejected_retention_days", validation.rejected_retention_days, 0, 36500, 30, RESTART),
+	{ .name = "routes", .type = CONFIG_KEY_ROUTES, .offset = FIELD_IS(routes, struct route *),
+	  .reloadable = RESTART },
+	INT(NULL, "stats_interval", stats_interval, 0, 86400, 10, APPLIES),
+	INT(NULL, "shutdown_timeout", shutdown_timeout, 1, 86400, 50, APPLIES),
+	CHOICE_BOOL("spool", "mode", spool.durable, spool_mode_words, "\"disk\" or \"memory\"", true, RESTART),
+	STRING("spool", "directory", spool.directory, "/var/lib/mqtt2pg/spool", NULL, RESTART),
+	INT64("spool", "max_bytes", spool.max_bytes, 1024 * 1024, 1LL << 50, 1024LL * 1024 * 1024, RESTART),
+	INT64("spool", "segment_bytes", spool.segment_bytes, 64 * 1024, 1LL << 32, 16LL * 1024 * 1024, RESTART),
+	INT("spool", "fsync_interval_ms", spool.fsync_interval_ms, 0, 600000, 1000, RESTART),
+	/* Loopback unless told otherwise: /metrics tells whoever reaches it about every tenant's traffic. */
+	STRING("http", "listen", http_listen, "127.0.0.1", NULL, RESTART),
+	INT("http", "port", http_port, 0, 65535, 9108, RESTART),
+	INT("http", "max_connections", http_max_connections, 4, 10000, 64, RESTART),
+	INT("http", "max_connections_per_client", http_max_connections_per_client, 1, 10000, 8, RESTART),
+	INT("http", "timeout", http_timeout, 1, 3600, 10, RESTART),
+	SECRET_FILE("http", "metrics_token_file", http_metrics_token_file, http_metrics_token, NULL, false),
+	BOOL("aggregates", "enabled", aggregates.enabled, true, RESTART),
+	INT("aggregates", "interval", aggregates.interval, 1, 86400, 30, RESTART),
+	INT("aggregates", "raw_retention_days", aggregates.raw_retention_days, 0, 36500, 0, RESTART),
+	/* at most server_settings.partitions_ahead_max_days (31 by default, sql/009) */
+	INT("aggregates", "partitions_ahead_days", aggregates.partitions_ahead_days, 1, 31, 3, RESTART),
+	INT("registry", "refresh_interval", registry_refresh_interval, 1, 86400, 60, RESTART),
+	CHOICE("log", "level", log_level, log_level_words, "error, warn, info or debug", LOG_LEVEL_INFO, APPLIES),
+	CHOICE_BOOL("log", "format", log_json, log_format_words, "\"text\" or \"json\"", false, APPLIES),
+};
+/* clang-format on */
+
+#define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
+
+/* The groups, in the order they are read (and their problems reported). */
+static const char *const sections[] = { "mqtt",	      "database", "validation", "registry", "log",
+					"aggregates", "http",	  "spool",	NULL };
+
+const struct config_key *config_keys(size_t *count)
+{
+	*count = KEY_COUNT;
+	return keys;
+}
+
+const char *config_key_dotted(const struct config_key *key, char *buf, size_t buflen)
+{
+	snprintf(buf, buflen, "%s%s%s", key->section ? key->section : "", key->section ? "." : "", key->name);
+	return buf;
+}
+
+const struct config_key *config_key_find(const char *dotted)
+{
+	char name[128];
+
+	for (size_t i = 0; i < KEY_COUNT; i++)
+		if (strcmp(config_key_dotted(&keys[i], name, sizeof(name)), dotted) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool same_section(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+static const struct config_key *find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; name && i < KEY_COUNT; i++)
+		if (same_section(keys[i].section, section) && strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool is_section(const char *name)
+{
+	for (const char *const *s = sections; *s; s++)
+		if (name && strcmp(name, *s) == 0)
+			return true;
+	return false;
+}
+
+static void *field(struct config *cfg, size_t offset)
+{
+	return (char *)cfg + offset;
+}
+
+/* Reports every member of group (section; NULL: the top level) the table does not know. */
+static void check_known_keys(struct config_reader *rd, const config_setting_t *group, const char *section)
+{
+	int count = config_setting_length(group);
+
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *member = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(member);
+
+		if (!find_key(section, name) && !(section == NULL && is_section(name)))
+			reader_error(rd, member, "unknown setting '%s%s%s'", section ? section : "",
+				     section ? "." : "", name ? name : "?");
+	}
+}
+
+static void set_default(struct config *cfg, const struct config_key *key)
+{
+	void *dst = field(cfg, key->offset);
+
+	switch (key->type) {
+	case CONFIG_KEY_INT:
+	case CONFIG_KEY_CHOICE:
+		*(int *)dst = (int)key->def;
+		break;
+	case CONFIG_KEY_INT64:
+		*(long long *)dst = key->def;
+		break;
+	case CONFIG_KEY_DOUBLE:
+		*(double *)dst = key->ddef;
+		break;
+	case CONFIG_KEY_BOOL:
+	case CONFIG_KEY_CHOICE_BOOL:
+		*(bool *)dst = key->def != 0;
+		break;
+	case CONFIG_KEY_STRING:
+		*(char **)dst = key->sdef ? xstrdup(key->sdef) : NULL;
+		break;
+	case CONFIG_KEY_SECRET_FILE:
+	case CONFIG_KEY_ROUTES:
+		break; /* no file, no secret; routes: read_routes' default route */
+	}
+}
+
+/* Reads a word of key->words; returns its index, or -1 (reported) when it is none of them. */
+static int read_word(struct config_reader *rd, const config_setting_t *group, const struct config_key *key)
+{
+	char *word = NULL;
+	int found = -1;
+
+	read_string(rd, group, key->name, &word);
+	if (!word)
+		return -1;
+	for (int i = 0; key->words[i]; i++)
+		if (strcmp(word, key->words[i]) == 0)
+			found = i;
+	if (found < 0)
+		reader_error(rd, config_setting_get_member(group, key->name), "%s.%s must be %s",
+			     key->section, key->name, key->expect);
+	free(word);
+	return found;
+}
+
+/* A secret file: its contents to secret_offset; the environment variable, when set, wins over the file. */
+static void read_secret_key(struct config_reader *rd, const config_setting_t *group,
+			    const struct config_key *key, struct config *cfg)
+{
+	char **path = field(cfg, key->offset), **secret = field(cfg, key->secret_offset);
+	const char *env = key->env ? getenv(key->env) : NULL;
+
+	read_string(rd, group, key->name, path);
+	if (*path)
+		*secret = read_secret_file(rd, config_setting_get_member(group, key->name), *path);
+	if (env && *env) {
+		free_secret(*secret);
+		*secret = xstrdup(env);
+		free(*path); /* nothing to re-read */
+		*path = NULL;
+	}
+}
+
+/* Reads one key of group (which may be NULL: only the environment then) into cfg. */
+static void read_key(struct config_reader *rd, const config_setting_t *group, const struct config_key *key,
+		     struct config *cfg)
+{
+	void *dst = field(cfg, key->offset);
+	long long v;
+	int word;
+
+	switch (key->type) {
+	case CONFIG_KEY_INT:
+		v = *(int *)dst;
+		read_int64(rd, group, key->name, &v, key->min, key->max);
+		*(int *)dst = (int)v;
+		break;
+	case CONFIG_KEY_INT64:
+		read_int64(rd, group, key->name, dst, key->min, key->max);
+		break;
+	case CONFIG_KEY_DOUBLE:
+		read_double(rd, group, key->name, dst, key->dmin, key->dmax);
+		break;
+	case CONFIG_KEY_BOOL:
+		read_bool(rd, group, key->name, dst);
+		break;
+	case CONFIG_KEY_STRING:
+		read_string(rd, group, key->name, dst);
+		override_from_env(key->env, dst);
+		break;
+	case CONFIG_KEY_CHOICE:
+		if ((word = read_word(rd, group, key)) >= 0)
+			*(int *)dst = word;
+		break;
+	case CONFIG_KEY_CHOICE_BOOL:
+		if ((word = read_word(rd, group, key)) >= 0)
+			*(bool *)dst = word == 1;
+		break;
+	case CONFIG_KEY_SECRET_FILE:
+		read_secret_key(rd, group, key, cfg);
+		break;
+	case CONFIG_KEY_ROUTES:
+		read_routes(rd, cfg, group ? config_setting_get_member(group, key->name) : NULL);
+		break;
+	}
+}
+
+/* Reads every key of one section (NULL: the top level) from group, which may be absent. */
+static void read_section(struct config_reader *rd, struct config *cfg, const config_setting_t *group,
+			 const char *section)
+{
+	if (group && section)
+		check_known_keys(rd, group, section);
+	for (size_t i = 0; i < KEY_COUNT; i++)
+		if (same_section(keys[i].section, section))
+			read_key(rd, group, &keys[i], cfg);
+}
+
+/* Reload's view of a key's running value: the validation section lives in the policy ingest reads. */
+static const void *running_value(const struct config *cfg, const struct config_validation *policy,
+				 const struct config_key *key)
+{
+	size_t section = offsetof(struct config, validation);
+
+	if (policy && key->offset >= section && key->offset < section + sizeof(cfg->validation))
+		return (const char *)policy + (key->offset - section);
+	return (const char *)cfg + key->offset;
+}
+
+static bool strings_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static bool routes_differ(const struct config *a, const struct config *b)
+{
+	if (a->route_count != b->route_count)
+		return true;
+	for (size_t i = 0; i < a->route_count; i++)
+		if (!route_equal(&a->routes[i], &b->routes[i]))
+			return true;
+	return false;
+}
+
+static bool key_differs(const struct config *cfg, const struct config_validation *policy,
+			const struct config *fresh, const struct config_key *key)
+{
+	const void *a = running_value(cfg, policy, key), *b = (const char *)fresh + key->offset;
+
+	switch (key->type) {
+	case CONFIG_KEY_INT:
+	case CONFIG_KEY_CHOICE:
+		return *(const int *)a != *(const int *)b;
+	case CONFIG_KEY_INT64:
+		return *(const long long *)a != *(const long long *)b;
+	case CONFIG_KEY_DOUBLE:
+		return *(const double *)a != *(const double *)b;
+	case CONFIG_KEY_BOOL:
+	case CONFIG_KEY_CHOICE_BOOL:
+		return *(const bool *)a != *(const bool *)b;
+	case CONFIG_KEY_STRING:
+		return strings_differ(*(char *const *)a, *(char *const *)b);
+	case CONFIG_KEY_SECRET_FILE:
+		return strings_differ(*(char *const *)a, *(char *const *)b) ||
+		       (!key->secret_rereads &&
+			strings_differ(*(char *const *)((const char *)cfg + key->secret_offset),
+				       *(char *const *)((const char *)fresh + key->secret_offset)));
+	case CONFIG_KEY_ROUTES:
+		return routes_differ(cfg, fresh);
+	}
+	return false;
+}
+
+int config_diff(const struct config *cfg, const struct config_validation *policy, const struct config *fresh,
+		void (*changed)(const struct config_key *key, void *ctx), void *ctx)
+{
+	int restart = 0;
+
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		if (!key_differs(cfg, policy, fresh, &keys[i]))
+			continue;
+		restart += !keys[i].reloadable;
+		changed(&keys[i], ctx);
+	}
+	return restart;
+}
+
+static size_t value_size(const struct config_key *key)
+{
+	switch (key->type) {
+	case CONFIG_KEY_INT:
+	case CONFIG_KEY_CHOICE:
+		return sizeof(int);
+	case CONFIG_KEY_INT64:
+		return sizeof(long long);
+	case CONFIG_KEY_DOUBLE:
+		return sizeof(double);
+	case CONFIG_KEY_BOOL:
+	case CONFIG_KEY_CHOICE_BOOL:
+		return sizeof(bool);
+	default:
+		return 0;
+	}
+}
+
+void config_apply_reloadable(struct config *cfg, struct config_validation *policy, const struct config *fresh)
+{
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		const struct config_key *key = &keys[i];
+		void *running = (void *)running_value(cfg, policy, key);
+		const void *value = (const char *)fresh + key->offset;
+
+		if (!key->reloadable || !key_differs(cfg, policy, fresh, key))
+			continue;
+		if (key->type == CONFIG_KEY_STRING) {
+			/* Replacing a string frees the old one: only for keys no other thread reads (admin_conninfo). */
+			free_secret(*(char **)running);
+			*(char **)running = *(char *const *)value ? xstrdup(*(char *const *)value) : NULL;
+		} else {
+			memcpy(running, value, value_size(key));
+		}
+	}
+}
+
+/* What the mqtt section's rows cannot say: cross-key rules, the key file's mode, the client id template. */
+static void check_mqtt(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
+{
+	struct config_mqtt *m = &cfg->mqtt;
+
+	if (g) {
+		if (m->key_file)
+			check_key_file(rd, g, m->key_file);
+		if (m->reconnect_max < m->reconnect_min)
+			reader_error(rd, g, "mqtt.reconnect_max must be >= mqtt.reconnect_min");
+		if (m->shared_group && !topic_level_plain(m->shared_group))
+			reader_error(rd, g, "mqtt.shared_group may not contain '/', '+' or '#'");
+	}
+	if (!m->uri)
+		reader_error(rd, g, "mqtt.uri is required");
+	if (!m->client_id)
+		reader_error(rd, g, "mqtt.client_id is required (each replica needs its own)");
+	else
+		expand_client_id(rd, g, &m->client_id);
+}
+
+static void check_database(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
+{
+	if (!cfg->database.conninfo)
+		reader_error(rd, g, "database.conninfo is required");
+}
+
+static void check_spool(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
+{
+	if (!g)
+		return;
+	if (cfg->spool.durable && !cfg->spool.directory)
+		reader_error(rd, g, "spool.directory is required in disk mode");
+	/*
+	 * The segment being written is never deleted, and the next one starts only when it is full: with
+	 * less than two segments of room, a full spool could never free a byte (measured: "spool full"
+	 * forever, also after a restart).
+	 */
+	if (cfg->spool.max_bytes < 2 * cfg->spool.segment_bytes)
+		reader_error(
+			rd, g,
+			"spool.max_bytes (%lld) must be at least twice spool.segment_bytes (%lld): the segment "
+			"being written is never deleted, so a smaller spool can fill up for good",
+			(long long)cfg->spool.max_bytes, (long long)cfg->spool.segment_bytes);
+}
+
+static void check_http(struct config_reader *rd, struct config *cfg, const config_setting_t *g)
+{
+	if (!g)
+		return;
 	if (!cfg->http_listen)
 		cfg->http_listen = xstrdup("127.0.0.1");
-	if (token_file) {
-		cfg->http_metrics_token = read_secret_file(
-			rd, config_setting_get_member(http, "metrics_token_file"), token_file);
-		if (cfg->http_metrics_token && !*cfg->http_metrics_token)
-			reader_error(rd, config_setting_get_member(http, "metrics_token_file"),
-				     "http.metrics_token_file '%s' is empty", token_file);
-		free(token_file);
-	}
+	if (cfg->http_metrics_token && !*cfg->http_metrics_token)
+		reader_error(rd, config_setting_get_member(g, "metrics_token_file"),
+			     "http.metrics_token_file '%s' is empty", cfg->http_metrics_token_file);
+}
+
+static void check_section(struct config_reader *rd, struct config *cfg, const config_setting_t *g,
+			  const char *section)
+{
+	if (strcmp(section, "mqtt") == 0)
+		check_mqtt(rd, cfg, g);
+	else if (strcmp(section, "database") == 0)
+		check_database(rd, cfg, g);
+	else if (strcmp(section, "spool") == 0)
+		check_spool(rd, cfg, g);
+	else if (strcmp(section, "http") == 0)
+		check_http(rd, cfg, g);
 }
 
 static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)
 {
-	static const char *const known[] = {"mqtt", "database", "validation", "routes", "registry", "log",
-					    "stats_interval", "aggregates", "http", "spool", "shutdown_timeout", NULL};
-	static const char *const spool_known[] = {"mode", "directory", "max_bytes", "segment_bytes",
-						  "fsync_interval_ms", NULL};
-	const config_setting_t *spool = config_setting_get_member(root, "spool");
-	static const char *const http_known[] = { "listen",
-						  "port",
-						  "max_connections",
-						  "max_connections_per_client",
-						  "timeout",
-						  "metrics_token_file",
-						  NULL };
-	const config_setting_t *http = config_setting_get_member(root, "http");
-	static const char *const aggregates_known[] = {"enabled", "interval", "raw_retention_days",
-						       "partitions_ahead_days", NULL};
-	const config_setting_t *aggregates = config_setting_get_member(root, "aggregates");
-	static const char *const groups[] = {"mqtt", "database", "validation", "registry", "log", "aggregates",
-					     "http", "spool", NULL};
-	static const char *const registry_known[] = {"refresh_interval", NULL};
-	static const char *const log_known[] = {"level", "format", NULL};
-	const config_setting_t *registry = config_setting_get_member(root, "registry");
-	const config_setting_t *logg = config_setting_get_member(root, "log");
-	char *level = NULL;
-
-	check_known_keys(rd, root, known);
-	for (const char *const *name = groups; *name; name++) {
+	check_known_keys(rd, root, NULL);
+	for (const char *const *name = sections; *name; name++) {
 		const config_setting_t *g = config_setting_get_member(root, *name);
 		if (g && !config_setting_is_group(g))
 			reader_error(rd, g, "'%s' must be a group: %s = { ... };", *name, *name);
 	}
 	if (rd->error_count > 0)
 		return; /* reading members of a non-group would only add confusing errors */
-	read_mqtt(rd, cfg, config_setting_get_member(root, "mqtt"));
-	read_database(rd, cfg, config_setting_get_member(root, "database"));
-	read_validation(rd, cfg, config_setting_get_member(root, "validation"));
-	read_routes(rd, cfg, config_setting_get_member(root, "routes"));
-	read_int(rd, root, "stats_interval", &cfg->stats_interval, 0, 86400);
-	read_int(rd, root, "shutdown_timeout", &cfg->shutdown_timeout, 1, 86400);
-	if (spool) {
-		char *mode = NULL;
-		check_known_keys(rd, spool, spool_known);
-		read_string(rd, spool, "mode", &mode);
-		if (mode && strcmp(mode, "disk") == 0)
-			cfg->spool.durable = true;
-		else if (mode && strcmp(mode, "memory") == 0)
-			cfg->spool.durable = false;
-		else if (mode)
-			reader_error(rd, config_setting_get_member(spool, "mode"), "spool.mode must be \"disk\" or \"memory\"");
-		free(mode);
-		read_string(rd, spool, "directory", &cfg->spool.directory);
-		read_int64(rd, spool, "max_bytes", &cfg->spool.max_bytes, 1024 * 1024, 1LL << 50);
-		read_int64(rd, spool, "segment_bytes", &cfg->spool.segment_bytes, 64 * 1024, 1LL << 32);
-		read_int(rd, spool, "fsync_interval_ms", &cfg->spool.fsync_interval_ms, 0, 600000);
-		if (cfg->spool.durable && !cfg->spool.directory)
-			reader_error(rd, spool, "spool.directory is required in disk mode");
-		/*
-		 * The segment being written is never deleted, and the next one starts only when it is full: with
-		 * less than two segments of room, a full spool could never free a byte (measured: "spool full"
-		 * forever, also after a restart).
-		 */
-		if (cfg->spool.max_bytes < 2 * cfg->spool.segment_bytes)
-			reader_error(
-				rd, spool,
-				"spool.max_bytes (%lld) must be at least twice spool.segment_bytes (%lld): the segment "
-				"being written is never deleted, so a smaller spool can fill up for good",
-				(long long)cfg->spool.max_bytes, (long long)cfg->spool.segment_bytes);
+	for (const char *const *name = sections; *name; name++) {
+		const config_setting_t *g = config_setting_get_member(root, *name);
+
+		read_section(rd, cfg, g, *name);
+		check_section(rd, cfg, g, *name);
 	}
-	if (http)
-		read_http(rd, cfg, http, http_known);
-	if (aggregates) {
-		check_known_keys(rd, aggregates, aggregates_known);
-		read_bool(rd, aggregates, "enabled", &cfg->aggregates.enabled);
-		read_int(rd, aggregates, "interval", &cfg->aggregates.interval, 1, 86400);
-		read_int(rd, aggregates, "raw_retention_days", &cfg->aggregates.raw_retention_days, 0, 36500);
-		/* at most server_settings.partitions_ahead_max_days (31 by default, sql/009) */
-		read_int(rd, aggregates, "partitions_ahead_days", &cfg->aggregates.partitions_ahead_days, 1,
-			 31);
-	}
-	if (registry) {
-		check_known_keys(rd, registry, registry_known);
-		read_int(rd, registry, "refresh_interval", &cfg->registry_refresh_interval, 1, 86400);
-	}
-	if (logg) {
-		check_known_keys(rd, logg, log_known);
-		read_string(rd, logg, "level", &level);
-		if (level && !log_level_parse(level, &cfg->log_level))
-			reader_error(rd, config_setting_get_member(logg, "level"),
-				     "log.level must be error, warn, info or debug");
-		free(level);
-		level = NULL;
-		read_string(rd, logg, "format", &level);
-		if (level && strcmp(level, "json") == 0)
-			cfg->log_json = true;
-		else if (level && strcmp(level, "text") != 0)
-			reader_error(rd, config_setting_get_member(logg, "format"), "log.format must be \"text\" or \"json\"");
-		free(level);
-	}
+	read_section(rd, cfg, root, NULL);
 }
 
 struct config *config_load(const char *path, char *errors, size_t errlen)
 {
-	struct config_reader rd = {.file = path ? path : "(defaults)", .errors = errors, .errlen = errlen};
+	struct config_reader rd = { .file = path ? path : "(defaults)", .errors = errors, .errlen = errlen };
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	config_t lc;
 
 	errors[0] = '\0';
-	set_defaults(cfg);
+	for (size_t i = 0; i < KEY_COUNT; i++)
+		set_default(cfg, &keys[i]);
 	config_init(&lc);
 	if (path) {
 		cfg->path = xstrdup(path);
@@ -1097,37 +1299,21 @@ out:
 	return cfg;
 }
 
-/* Frees a string that may hold a secret, wiping it first: a freed block may be handed out again. */
-static void free_secret(char *secret)
-{
-	if (secret)
-		explicit_bzero(secret, strlen(secret));
-	free(secret);
-}
-
 void config_free(struct config *cfg)
 {
 	if (!cfg)
 		return;
-	free(cfg->path);
-	free(cfg->http_listen);
-	free_secret(cfg->http_metrics_token);
-	free(cfg->spool.directory);
-	free(cfg->mqtt.uri);
-	free(cfg->mqtt.client_id);
-	free(cfg->mqtt.username);
-	free_secret(cfg->mqtt.password);
-	free(cfg->mqtt.shared_group);
-	free(cfg->mqtt.ca_file);
-	free(cfg->mqtt.cert_file);
-	free(cfg->mqtt.key_file);
-	free(cfg->database.conninfo);
-	free_secret(cfg->database.password);
-	free(cfg->database.password_file);
-	free_secret(cfg->database.admin_conninfo);
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		if (keys[i].type == CONFIG_KEY_STRING || keys[i].type == CONFIG_KEY_SECRET_FILE)
+			free_secret(*(char **)field(cfg,
+						    keys[i].offset)); /* admin_conninfo may hold a password */
+		if (keys[i].type == CONFIG_KEY_SECRET_FILE)
+			free_secret(*(char **)field(cfg, keys[i].secret_offset));
+	}
 	for (size_t i = 0; i < cfg->route_count; i++)
 		route_clear(&cfg->routes[i]);
 	free(cfg->routes);
+	free(cfg->path);
 	free(cfg);
 }
 

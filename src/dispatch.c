@@ -41,7 +41,6 @@ static void *dispatch_main(void *arg)
 			continue;
 		}
 		index = message_shard(m, d->queue_count, &d->next_rejection);
-		STATS_ADD(d->stats, queue_depth, 1);
 		/* The spool holds it durably: waiting here as long as the writer needs is the back-pressure. */
 		int rc;
 		while ((rc = queue_push(d->queues[index], m, WAIT_MS)) == -ETIMEDOUT) {

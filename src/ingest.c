@@ -465,7 +465,6 @@ static int attempt(struct ingest *in, struct outcome *out, size_t *next, int wai
 			STATS_ADD(in->stats, enqueue_waits, 1);
 		if (rc < 0) /* -EPIPE (closed) only at teardown, after the callbacks stopped: backed off, not spun */
 			return rc;
-		STATS_ADD(in->stats, queue_depth, 1);
 		out->parts[(*next)++] = NULL;
 	}
 	return 0;

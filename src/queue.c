@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "xalloc.h"
 
 struct queue {
@@ -19,6 +20,7 @@ struct queue {
 	struct message *head, *tail;
 	size_t depth, capacity;
 	bool closed;
+	atomic_uint_fast64_t *gauge; /* the queue_depth metric, shared by every writer's queue; may be NULL */
 };
 
 struct queue *queue_new(size_t capacity)
@@ -51,23 +53,9 @@ void queue_free(struct queue *q)
 	free(q);
 }
 
-static struct timespec deadline_after(int timeout_ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 int queue_push(struct queue *q, struct message *m, int timeout_ms)
 {
-	struct timespec deadline = deadline_after(timeout_ms);
+	struct timespec deadline = clock_deadline_after_ms(timeout_ms);
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -85,6 +73,8 @@ int queue_push(struct queue *q, struct message *m, int timeout_ms)
 			q->head = m;
 		q->tail = m;
 		q->depth++;
+		if (q->gauge)
+			atomic_fetch_add_explicit(q->gauge, 1, memory_order_relaxed);
 		rc = 0;
 		pthread_cond_signal(&q->not_empty);
 	}
@@ -94,7 +84,7 @@ int queue_push(struct queue *q, struct message *m, int timeout_ms)
 
 struct message *queue_pop(struct queue *q, size_t max, int timeout_ms, size_t *count)
 {
-	struct timespec deadline = deadline_after(timeout_ms);
+	struct timespec deadline = clock_deadline_after_ms(timeout_ms);
 	struct message *first = NULL, *last = NULL;
 	size_t n = 0;
 	int rc = 0;
@@ -114,6 +104,8 @@ struct message *queue_pop(struct queue *q, size_t max, int timeout_ms, size_t *c
 		if (!q->head)
 			q->tail = NULL;
 		q->depth -= n;
+		if (q->gauge)
+			atomic_fetch_sub_explicit(q->gauge, n, memory_order_relaxed);
 		pthread_cond_broadcast(&q->not_full);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -148,4 +140,9 @@ size_t queue_depth(struct queue *q)
 	depth = q->depth;
 	pthread_mutex_unlock(&q->lock);
 	return depth;
+}
+
+void queue_count_depth_in(struct queue *q, atomic_uint_fast64_t *gauge)
+{
+	q->gauge = gauge;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "topic.h"
 #include "xalloc.h"
 
 static const char *const format_names[] = {
@@ -42,7 +43,7 @@ const char *route_format_name(enum route_format format)
 
 const char *route_time_unit_name(enum route_time_unit unit)
 {
-	static const char *const names[] = {"s", "ms", "us", "ns", "rfc3339"};
+	static const char *const names[] = { "s", "ms", "us", "ns", "rfc3339" };
 
 	return (size_t)unit < sizeof(names) / sizeof(names[0]) ? names[unit] : "unknown";
 }
@@ -108,8 +109,8 @@ static bool parse_level(const char *text, size_t len, struct route_level *level,
 	}
 	if (memchr(text, '{', len) || memchr(text, '}', len)) {
 		snprintf(err, errlen,
-			 "unknown placeholder in level '%.*s' (known: {tenant}, {serial}, {point}, {point+})", (int)len,
-			 text);
+			 "unknown placeholder in level '%.*s' (known: {tenant}, {serial}, {point}, {point+})",
+			 (int)len, text);
 		return false;
 	}
 	if (memchr(text, '+', len) || memchr(text, '#', len)) {
@@ -119,25 +120,6 @@ static bool parse_level(const char *text, size_t len, struct route_level *level,
 	level->kind = ROUTE_LEVEL_LITERAL;
 	level->literal = xstrndup(text, len);
 	return true;
-}
-
-static char *derive_filter(const struct route *r)
-{
-	size_t cap = strlen(r->template_text) + 1, len = 0;
-	char *filter = xmalloc(cap);
-
-	for (size_t i = 0; i < r->level_count; i++) {
-		const char *piece = r->levels[i].kind == ROUTE_LEVEL_LITERAL	  ? r->levels[i].literal
-				    : r->levels[i].kind == ROUTE_LEVEL_POINT_REST ? "#"
-										  : "+";
-		size_t n = strlen(piece);
-		if (i > 0)
-			filter[len++] = '/';
-		memcpy(filter + len, piece, n);
-		len += n;
-	}
-	filter[len] = '\0';
-	return filter;
 }
 
 bool route_parse(const char *template_text, enum route_format format, struct route *out, char *err,
@@ -172,26 +154,29 @@ bool route_check(const struct route *r, char *err, size_t errlen)
 	if (tenants + (r->tenant != NULL) != 1 || serials + (r->serial != NULL) + payload_serial > 1 ||
 	    (serials + (r->serial != NULL) + payload_serial == 0)) {
 		if (tenants + (r->tenant != NULL) == 0 || serials + (r->serial != NULL) + payload_serial == 0)
-			snprintf(err, errlen,
-				 "template '%s' needs exactly one {tenant} and one {serial} (or tenant = \"...\", "
-				 "serial = \"...\" or, for influx and telegraf_json, serial_tag)",
-				 r->template_text);
+			snprintf(
+				err, errlen,
+				"template '%s' needs exactly one {tenant} and one {serial} (or tenant = \"...\", "
+				"serial = \"...\" or, for influx and telegraf_json, serial_tag)",
+				r->template_text);
 		else
-			snprintf(err, errlen,
-				 "template '%s': the tenant and the device must each come from exactly one place "
-				 "(a placeholder, a fixed tenant/serial, or serial_tag)",
-				 r->template_text);
+			snprintf(
+				err, errlen,
+				"template '%s': the tenant and the device must each come from exactly one place "
+				"(a placeholder, a fixed tenant/serial, or serial_tag)",
+				r->template_text);
 		return false;
 	}
 	if (points == 0 && (r->format == ROUTE_FORMAT_VALUE || r->format == ROUTE_FORMAT_VALUE_JSON)) {
-		snprintf(err, errlen, "template '%s': format %s needs {point} or {point+} in the topic", r->template_text,
-			 route_format_name(r->format));
+		snprintf(err, errlen, "template '%s': format %s needs {point} or {point+} in the topic",
+			 r->template_text, route_format_name(r->format));
 		return false;
 	}
 	if (points > 0 && (r->format == ROUTE_FORMAT_JSON || r->format == ROUTE_FORMAT_INFLUX ||
 			   r->format == ROUTE_FORMAT_SHELLY_RPC || r->format == ROUTE_FORMAT_TELEGRAF_JSON ||
 			   r->format == ROUTE_FORMAT_AUTO)) {
-		snprintf(err, errlen, "template '%s': format %s takes its points from the payload, not {point}",
+		snprintf(err, errlen,
+			 "template '%s': format %s takes its points from the payload, not {point}",
 			 r->template_text, route_format_name(r->format));
 		return false;
 	}
@@ -204,7 +189,7 @@ bool route_parse_template(const char *template_text, enum route_format format, s
 	/* Retained messages: a retained reading without its own timestamp would become a new row at every
 	 * reconnect (the broker sends it again, we stamp it with the new receive time); with a timestamp the
 	 * redelivery is an idempotent duplicate. So by default only timestamped ones are accepted. */
-	struct route r = {.retained_timestamped = true};
+	struct route r = { .retained_timestamped = true };
 	const char *p = template_text;
 	int tenants = 0, serials = 0, points = 0;
 
@@ -218,7 +203,7 @@ bool route_parse_template(const char *template_text, enum route_format format, s
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
-		struct route_level level = {0};
+		struct route_level level = { 0 };
 
 		if (!parse_level(p, len, &level, err, errlen))
 			goto fail;
@@ -236,11 +221,12 @@ bool route_parse_template(const char *template_text, enum route_format format, s
 		p = slash + 1;
 	}
 	if (tenants > 1 || serials > 1 || points > 1) {
-		snprintf(err, errlen, "template '%s' needs exactly one {tenant} and one {serial} (and at most one point)",
+		snprintf(err, errlen,
+			 "template '%s' needs exactly one {tenant} and one {serial} (and at most one point)",
 			 template_text);
 		goto fail;
 	}
-	r.filter = derive_filter(&r);
+	r.filter = topic_filter_from_template(template_text); /* a {placeholder} is "+", {point+} "#" */
 	*out = r;
 	return true;
 fail:
@@ -269,19 +255,19 @@ bool route_match(const struct route *r, const char *topic, size_t topic_len, str
 		case ROUTE_LEVEL_TENANT:
 			if (len == 0)
 				return false;
-			found.tenant = (struct topic_slice){p, len};
+			found.tenant = (struct topic_slice){ p, len };
 			break;
 		case ROUTE_LEVEL_SERIAL:
 			if (len == 0)
 				return false;
-			found.serial = (struct topic_slice){p, len};
+			found.serial = (struct topic_slice){ p, len };
 			break;
 		case ROUTE_LEVEL_ANY:
 			break;
 		case ROUTE_LEVEL_POINT:
 			if (len == 0)
 				return false;
-			found.point = (struct topic_slice){p, len};
+			found.point = (struct topic_slice){ p, len };
 			break;
 		case ROUTE_LEVEL_POINT_REST:
 			/* The rest of the topic, one or more levels, none empty ("/b", "a//b" and "a/" are not
@@ -289,7 +275,7 @@ bool route_match(const struct route *r, const char *topic, size_t topic_len, str
 			len = (size_t)(end - p);
 			if (len == 0 || p[0] == '/' || p[len - 1] == '/' || memmem(p, len, "//", 2))
 				return false;
-			found.point = (struct topic_slice){p, len};
+			found.point = (struct topic_slice){ p, len };
 			break;
 		}
 		/* Step past the separator; a topic that ends here leaves p == end + 1. */
@@ -298,47 +284,18 @@ bool route_match(const struct route *r, const char *topic, size_t topic_len, str
 	if (p <= end)
 		return false; /* topic has more levels */
 	if (r->tenant)
-		found.tenant = (struct topic_slice){r->tenant, strlen(r->tenant)};
+		found.tenant = (struct topic_slice){ r->tenant, strlen(r->tenant) };
 	if (r->serial)
-		found.serial = (struct topic_slice){r->serial, strlen(r->serial)};
+		found.serial = (struct topic_slice){ r->serial, strlen(r->serial) };
 	found.alias_scope = r->alias_scope ? r->alias_scope : "";
 	*m = found;
 	return true;
 }
 
-bool route_filter_matches(const char *filter, const char *topic, size_t len)
-{
-	const char *t = topic, *end = topic + len;
-
-	/* MQTT 3.1.1 section 4.7: '#' also matches the parent level; wildcards never match a leading '$'. */
-	if (len > 0 && topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
-		return false;
-	for (;;) {
-		const char *slash = strchr(filter, '/');
-		size_t flen = slash ? (size_t)(slash - filter) : strlen(filter);
-		const char *tslash = t <= end ? memchr(t, '/', (size_t)(end - t)) : NULL;
-		size_t tlen;
-
-		if (flen == 1 && filter[0] == '#')
-			return true;
-		if (t > end)
-			return false; /* topic has fewer levels */
-		tlen = tslash ? (size_t)(tslash - t) : (size_t)(end - t);
-		if (!(flen == 1 && filter[0] == '+') && (flen != tlen || memcmp(filter, t, tlen) != 0))
-			return false;
-		t += tlen + 1;
-		if (!slash)
-			return t > end;
-		filter = slash + 1;
-		if (t > end && strcmp(filter, "#") == 0)
-			return true; /* "a/#" matches "a" */
-	}
-}
-
 bool route_ignores(const struct route *r, const char *topic, size_t len)
 {
 	for (size_t i = 0; i < r->ignore_count; i++)
-		if (route_filter_matches(r->ignore[i], topic, len))
+		if (topic_matches(r->ignore[i], topic, len))
 			return true;
 	return false;
 }
@@ -435,7 +392,7 @@ bool route_filters_overlap(const char *a, const char *b, char *example, size_t c
 int route_owner(const struct route *routes, size_t count, const char *topic, size_t len)
 {
 	for (size_t i = 0; i < count; i++)
-		if (route_filter_matches(routes[i].filter, topic, len))
+		if (topic_matches(routes[i].filter, topic, len))
 			return (int)i;
 	return -1;
 }
@@ -449,7 +406,7 @@ void route_list_add(char ***list, size_t *count, const char *text)
 static bool in_filters(char *const *filters, size_t count, const char *name)
 {
 	for (size_t i = 0; i < count; i++)
-		if (route_filter_matches(filters[i], name, strlen(name)))
+		if (topic_matches(filters[i], name, strlen(name)))
 			return true;
 	return false;
 }
@@ -496,14 +453,14 @@ static bool same_list(char *const *a, size_t na, char *const *b, size_t nb)
 
 bool route_equal(const struct route *a, const struct route *b)
 {
-	if (strcmp(a->template_text, b->template_text) != 0 || a->format != b->format || !same(a->tenant, b->tenant) ||
-	    !same(a->serial, b->serial) || a->ignore_retained != b->ignore_retained ||
-	    a->retained_timestamped != b->retained_timestamped ||
-	    a->ignore_non_numeric != b->ignore_non_numeric ||
-	    a->ignore_count != b->ignore_count || strcmp(a->influx.serial_tag, b->influx.serial_tag) != 0 ||
+	if (strcmp(a->template_text, b->template_text) != 0 || a->format != b->format ||
+	    !same(a->tenant, b->tenant) || !same(a->serial, b->serial) ||
+	    a->ignore_retained != b->ignore_retained || a->retained_timestamped != b->retained_timestamped ||
+	    a->ignore_non_numeric != b->ignore_non_numeric || a->ignore_count != b->ignore_count ||
+	    strcmp(a->influx.serial_tag, b->influx.serial_tag) != 0 ||
 	    strcmp(a->influx.point, b->influx.point) != 0 || a->influx.precision != b->influx.precision ||
-	    a->influx.strings != b->influx.strings ||
-	    !same(a->time_field, b->time_field) || a->time_unit != b->time_unit || !same(a->json_root, b->json_root) ||
+	    a->influx.strings != b->influx.strings || !same(a->time_field, b->time_field) ||
+	    a->time_unit != b->time_unit || !same(a->json_root, b->json_root) ||
 	    (a->timezone == NULL) != (b->timezone == NULL) ||
 	    (a->timezone && strcmp(tz_name(a->timezone), tz_name(b->timezone)) != 0))
 		return false;
@@ -525,7 +482,8 @@ const struct route *route_select(const struct route *routes, size_t count, const
 	*ignored = false;
 	for (size_t i = 0; i < count; i++) {
 		const struct route *r = &routes[i];
-		if (r->ignore_count > 0 && route_filter_matches(r->filter, topic, len) && route_ignores(r, topic, len)) {
+		if (r->ignore_count > 0 && topic_matches(r->filter, topic, len) &&
+		    route_ignores(r, topic, len)) {
 			*ignored = true;
 			return NULL;
 		}

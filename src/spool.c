@@ -645,20 +645,6 @@ struct spool *spool_open(const struct spool_options *options, struct stats *stat
 
 /* --- append ------------------------------------------------------------------------------------------ */
 
-static struct timespec deadline_after(int timeout_ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /*
  * Encodes the n messages as consecutive records (header and body each) into s->batch, numbered from
  * s->next_seq. Called locked. Returns the batch's length.
@@ -740,7 +726,7 @@ static int append_failed(struct spool *s, struct segment *seg, int rc)
 
 int spool_append_all(struct spool *s, const struct message *const *messages, size_t n, int timeout_ms)
 {
-	struct timespec deadline = deadline_after(timeout_ms);
+	struct timespec deadline = clock_deadline_after_ms(timeout_ms);
 	struct segment *seg;
 	struct iovec iov;
 	size_t bytes;
@@ -840,7 +826,7 @@ static int window_fill(struct spool *s, size_t index, uint64_t offset, uint64_t 
 
 struct message *spool_next(struct spool *s, int timeout_ms)
 {
-	struct timespec deadline = deadline_after(timeout_ms);
+	struct timespec deadline = clock_deadline_after_ms(timeout_ms);
 	struct record_header h;
 	struct message *m = NULL;
 	uint64_t offset;

@@ -684,10 +684,8 @@ static void *writer_main(void *arg)
 		size_t count;
 		struct message *chain = queue_pop(w->queue, POP_MAX, wait_budget_ms(w), &count);
 
-		if (chain) {
-			atomic_fetch_sub(&w->stats->queue_depth, count);
+		if (chain)
 			route_messages(w, chain, clock_monotonic_ms());
-		}
 		if (queue_is_finished(w->queue)) {
 			flush_due(w, true);
 			break;

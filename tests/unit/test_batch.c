@@ -16,15 +16,6 @@
 #include "message.h"
 #include "unit.h"
 
-#define ASSERT_STR(actual, expected)                                                                \
-	do {                                                                                        \
-		const char *got_ = (actual);                                                        \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
-				got_ ? got_ : "(null)", (expected));                                \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
-	} while (0)
-
 /* A message of count readings; reading i has time base_us + i, value values[i], point point_base + i. */
 static struct message *readings(int32_t device_id, uint32_t count, int64_t base_us, int32_t point_base,
 				const double *values)
@@ -61,8 +52,8 @@ static const char *text_of(const struct batch_array *a, uint32_t oid, double *do
 	size_t len = 0, n, elem = oid == BATCH_OID_INT4 ? 4 : 8, pos = 20;
 
 	CU_ASSERT_FATAL(a->bytes != NULL && a->len >= 20);
-	CU_ASSERT_EQUAL(get_u32(a->bytes), 1);      /* one dimension */
-	CU_ASSERT_EQUAL(get_u32(a->bytes + 4), 0);  /* no NULLs */
+	CU_ASSERT_EQUAL(get_u32(a->bytes), 1);	   /* one dimension */
+	CU_ASSERT_EQUAL(get_u32(a->bytes + 4), 0); /* no NULLs */
 	CU_ASSERT_EQUAL(get_u32(a->bytes + 8), oid);
 	CU_ASSERT_EQUAL(get_u32(a->bytes + 16), 1); /* lower bound */
 	n = get_u32(a->bytes + 12);
@@ -77,7 +68,8 @@ static const char *text_of(const struct batch_array *a, uint32_t oid, double *do
 		if (oid == BATCH_OID_INT4) {
 			len += (size_t)sprintf(out + len, "%d", (int32_t)get_u32(a->bytes + pos + 4));
 		} else if (oid == BATCH_OID_INT8) {
-			len += (size_t)sprintf(out + len, "%lld", (long long)(int64_t)get_u64(a->bytes + pos + 4));
+			len += (size_t)sprintf(out + len, "%lld",
+					       (long long)(int64_t)get_u64(a->bytes + pos + 4));
 		} else {
 			uint64_t bits = get_u64(a->bytes + pos + 4);
 			double v;
@@ -92,10 +84,10 @@ static const char *text_of(const struct batch_array *a, uint32_t oid, double *do
 	return out;
 }
 
-#define TIMES(a) text_of(&(a).times, BATCH_OID_INT8, NULL)
+#define TIMES(a)   text_of(&(a).times, BATCH_OID_INT8, NULL)
 #define DEVICES(a) text_of(&(a).devices, BATCH_OID_INT4, NULL)
-#define POINTS(a) text_of(&(a).points, BATCH_OID_INT4, NULL)
-#define VALUES(a) text_of(&(a).values, BATCH_OID_FLOAT8, NULL)
+#define POINTS(a)  text_of(&(a).points, BATCH_OID_INT4, NULL)
+#define VALUES(a)  text_of(&(a).values, BATCH_OID_FLOAT8, NULL)
 
 static void free_chain(struct message *m)
 {

@@ -19,15 +19,6 @@
 #include "route.h"
 #include "unit.h"
 
-#define ASSERT_STR(actual, expected)                                                                \
-	do {                                                                                        \
-		const char *got_ = (actual);                                                        \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
-				got_ ? got_ : "(null)", (expected));                                \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
-	} while (0)
-
 static const char *const env_names[] = { "MQTT2PG_MQTT_PASSWORD", "MQTT2PG_DB_PASSWORD",
 					 "MQTT2PG_CLIENT_ID",	  "MQTT2PG_MQTT_URI",
 					 "MQTT2PG_DB_CONNINFO",	  "MQTT2PG_ADMIN_CONNINFO" };
@@ -560,13 +551,14 @@ static void test_routes(void)
 /* Retained: "timestamped" unless the route (or its preset) says otherwise; rejected rows kept 30 days. */
 static void test_retained_policies(void)
 {
-	struct config *cfg = expect_load("validation = { rejected_retention_days = 7; };\n"
-					 "routes = (\n"
-					 "  { topic = \"a/{tenant}/{serial}\"; },\n"
-					 "  { topic = \"b/{tenant}/{serial}\"; retained = \"accept\"; },\n"
-					 "  { topic = \"c/{tenant}/{serial}\"; retained = \"ignore\"; },\n"
-					 "  { topic = \"d/{tenant}/{serial}\"; retained = \"timestamped\"; }\n"
-					 ");\n");
+	struct config *cfg =
+		expect_load("validation = { rejected_retention_days = 7; };\n"
+			    "routes = (\n"
+			    "  { topic = \"a/{tenant}/{serial}\"; },\n"
+			    "  { topic = \"b/{tenant}/{serial}\"; retained = \"accept\"; },\n"
+			    "  { topic = \"c/{tenant}/{serial}\"; retained = \"ignore\"; },\n"
+			    "  { topic = \"d/{tenant}/{serial}\"; retained = \"timestamped\"; }\n"
+			    ");\n");
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL_FATAL(cfg->route_count, 4);
@@ -770,7 +762,8 @@ static void test_client_id_template(void)
 	if (cfg)
 		ASSERT_STR(cfg->mqtt.client_id, expected);
 	config_free(cfg);
-	expect_one_error("mqtt = {\n  client_id = \"x-{pod}\";\n};\n", 1, "the only placeholder is {hostname}");
+	expect_one_error("mqtt = {\n  client_id = \"x-{pod}\";\n};\n", 1,
+			 "the only placeholder is {hostname}");
 }
 
 static void test_syntax_error_reports_file_and_line(void)
@@ -805,6 +798,289 @@ static void test_config_free_null(void)
 	CU_PASS("config_free(NULL) is a no-op");
 }
 
+/* ---- the key table (config_keys) ---- */
+
+/* The shipped example file, read whole (it documents every key). */
+static char *example_file_text(void)
+{
+	char path[512];
+	char *slash, *text;
+	FILE *f;
+	long len;
+
+	snprintf(path, sizeof(path), "%s", __FILE__);
+	for (int i = 0; i < 3; i++) {
+		slash = strrchr(path, '/');
+		*slash = '\0';
+	}
+	strncat(path, "/conf/mqtt2pg.conf", sizeof(path) - strlen(path) - 1);
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)len + 1);
+	CU_ASSERT_FATAL(fread(text, 1, (size_t)len, f) == (size_t)len);
+	fclose(f);
+	return text;
+}
+
+/* Names unique, defaults within range, reloadable keys scalar, every key documented in the example file. */
+static void test_key_table_shape(void)
+{
+	size_t count;
+	const struct config_key *keys = config_keys(&count);
+	char *example = example_file_text();
+
+	CU_ASSERT(count >= 50);
+	for (size_t i = 0; i < count; i++) {
+		const struct config_key *k = &keys[i];
+		char dotted[128], line[160];
+
+		config_key_dotted(k, dotted, sizeof(dotted));
+		CU_ASSERT_PTR_EQUAL(config_key_find(dotted), k);
+		if (k->type == CONFIG_KEY_INT || k->type == CONFIG_KEY_INT64)
+			CU_ASSERT(k->min <= k->def && k->def <= k->max);
+		if (k->type == CONFIG_KEY_DOUBLE)
+			CU_ASSERT(k->dmin <= k->ddef && k->ddef <= k->dmax);
+		/* a reloadable string is replaced under whoever reads it: only admin_conninfo, which nothing running reads */
+		if (k->reloadable && strcmp(dotted, "database.admin_conninfo") != 0)
+			CU_ASSERT(k->type != CONFIG_KEY_STRING && k->type != CONFIG_KEY_SECRET_FILE &&
+				  k->type != CONFIG_KEY_ROUTES);
+		snprintf(line, sizeof(line), "\n%s%s = ", k->section ? "  " : "", k->name);
+		if (!strstr(example, line))
+			fprintf(stderr, "\n  %s is not in conf/mqtt2pg.conf\n", dotted);
+		CU_ASSERT_PTR_NOT_NULL(strstr(example, line));
+	}
+	CU_ASSERT_PTR_NULL(config_key_find("mqtt.nope"));
+	CU_ASSERT_PTR_NULL(config_key_find("uri"));
+	free(example);
+}
+
+/* Every key's default is what a configuration without the key holds. */
+static void test_key_table_defaults(void)
+{
+	char errors[1024];
+	size_t count;
+	const struct config_key *keys = config_keys(&count);
+	struct config *cfg = config_load(NULL, errors, sizeof(errors));
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	for (size_t i = 0; i < count; i++) {
+		const struct config_key *k = &keys[i];
+		const char *at = (const char *)cfg + k->offset;
+
+		switch (k->type) {
+		case CONFIG_KEY_INT:
+		case CONFIG_KEY_CHOICE:
+			CU_ASSERT_EQUAL(*(const int *)at, k->def);
+			break;
+		case CONFIG_KEY_INT64:
+			CU_ASSERT_EQUAL(*(const long long *)at, k->def);
+			break;
+		case CONFIG_KEY_DOUBLE:
+			CU_ASSERT_DOUBLE_EQUAL(*(const double *)at, k->ddef, 0);
+			break;
+		case CONFIG_KEY_BOOL:
+		case CONFIG_KEY_CHOICE_BOOL:
+			CU_ASSERT_EQUAL(*(const bool *)at, k->def != 0);
+			break;
+		case CONFIG_KEY_STRING:
+			if (k->sdef)
+				ASSERT_STR(*(char *const *)at, k->sdef);
+			else
+				CU_ASSERT_PTR_NULL(*(char *const *)at);
+			break;
+		case CONFIG_KEY_SECRET_FILE:
+			CU_ASSERT_PTR_NULL(*(char *const *)at);
+			CU_ASSERT_PTR_NULL(*(char *const *)((const char *)cfg + k->secret_offset));
+			break;
+		case CONFIG_KEY_ROUTES:
+			CU_ASSERT_EQUAL(cfg->route_count, 1);
+			break;
+		}
+	}
+	config_free(cfg);
+}
+
+/* "section = { name = value; };" or "name = value;" for a top-level key. */
+static void key_text(const struct config_key *k, const char *value, char *text, size_t len)
+{
+	if (k->section)
+		snprintf(text, len, "%s = {\n  %s = %s;\n};\n", k->section, k->name, value);
+	else
+		snprintf(text, len, "%s = %s;\n", k->name, value);
+}
+
+/* Loads "key = value" and says whether an "out of range" error names the key. */
+static bool out_of_range(const struct config_key *k, const char *value)
+{
+	char text[256], path[64], errors[4096], needle[160];
+	struct config *cfg;
+
+	key_text(k, value, text, sizeof(text));
+	cfg = load_text(text, path, errors, sizeof(errors));
+	config_free(cfg);
+	snprintf(needle, sizeof(needle), "'%s' = ", k->name);
+	return strstr(errors, needle) && strstr(errors, "out of range");
+}
+
+/* Each numeric key's bounds: min and max pass, one beyond either is refused with the range. */
+static void test_key_table_ranges(void)
+{
+	size_t count;
+	const struct config_key *keys = config_keys(&count);
+
+	for (size_t i = 0; i < count; i++) {
+		const struct config_key *k = &keys[i];
+		char lo[64], hi[64], below[64], above[64];
+
+		if (k->type == CONFIG_KEY_INT || k->type == CONFIG_KEY_INT64) {
+			snprintf(lo, sizeof(lo), "%lldL", k->min);
+			snprintf(hi, sizeof(hi), "%lldL", k->max);
+			snprintf(below, sizeof(below), "%lldL", k->min - 1);
+			snprintf(above, sizeof(above), "%lldL", k->max + 1);
+		} else if (k->type == CONFIG_KEY_DOUBLE) {
+			snprintf(lo, sizeof(lo), "%.1f", k->dmin);
+			snprintf(hi, sizeof(hi), "%.1f", k->dmax);
+			snprintf(below, sizeof(below), "%.1f", k->dmin - 1);
+			snprintf(above, sizeof(above), "%.1f", k->dmax * 2);
+		} else {
+			continue;
+		}
+		if (out_of_range(k, lo) || out_of_range(k, hi) || !out_of_range(k, below) ||
+		    !out_of_range(k, above))
+			fprintf(stderr, "\n  range of %s.%s is not [%s, %s]\n", k->section ? k->section : "",
+				k->name, lo, hi);
+		CU_ASSERT_FALSE(out_of_range(k, lo));
+		CU_ASSERT_FALSE(out_of_range(k, hi));
+		CU_ASSERT_TRUE(out_of_range(k, below));
+		CU_ASSERT_TRUE(out_of_range(k, above));
+	}
+}
+
+/* A name the table does not have is refused in every section and at the top level. */
+static void test_key_table_unknown_keys(void)
+{
+	static const char *const sections[] = { "mqtt", "database",   "validation", "registry",
+						"log",	"aggregates", "http",	    "spool" };
+	char text[128], fragment[64];
+
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		snprintf(text, sizeof(text), "%s = {\n  no_such_key = 1;\n};\n", sections[i]);
+		snprintf(fragment, sizeof(fragment), "unknown setting '%s.no_such_key'", sections[i]);
+		expect_one_error(text, 2, fragment);
+	}
+	expect_one_error("no_such_key = 1;\n", 1, "unknown setting 'no_such_key'");
+	/* a key of one section is unknown in another */
+	expect_one_error("http = {\n  uri = \"tcp://x:1\";\n};\n", 2, "unknown setting 'http.uri'");
+}
+
+/* A value other than the default for k, as the file would spell it; secret files are written to file. */
+static void changed_value(const struct config_key *k, char *value, size_t len, char file[64])
+{
+	long long n = k->def + 1 <= k->max ? k->def + 1 : k->def - 1;
+	size_t words = 0;
+
+	switch (k->type) {
+	case CONFIG_KEY_INT:
+	case CONFIG_KEY_INT64:
+		snprintf(value, len, "%lldL", n);
+		break;
+	case CONFIG_KEY_DOUBLE:
+		snprintf(value, len, "%.1f", k->ddef + 1);
+		break;
+	case CONFIG_KEY_BOOL:
+		snprintf(value, len, "%s", k->def ? "false" : "true");
+		break;
+	case CONFIG_KEY_CHOICE:
+	case CONFIG_KEY_CHOICE_BOOL:
+		while (k->words[words])
+			words++;
+		snprintf(value, len, "\"%s\"", k->words[(k->def + 1) % (long long)words]);
+		break;
+	case CONFIG_KEY_STRING:
+		snprintf(value, len, "\"changed-%s\"", k->name);
+		break;
+	case CONFIG_KEY_SECRET_FILE:
+		write_temp(file, "changed-secret\n");
+		snprintf(value, len, "\"%s\"", file);
+		break;
+	case CONFIG_KEY_ROUTES:
+		snprintf(value, len, "( { topic = \"changed/{tenant}/{serial}\"; } )");
+		break;
+	}
+}
+
+struct diff_seen {
+	const struct config_key *keys[8];
+	size_t count;
+};
+
+static void note_change(const struct config_key *key, void *ctx)
+{
+	struct diff_seen *seen = ctx;
+
+	if (seen->count < 8)
+		seen->keys[seen->count] = key;
+	seen->count++;
+}
+
+/*
+ * Reload's diff from the table: changing any one key is reported as exactly that key, restart-required
+ * keys counted; applying the reloadable ones leaves only the restart-required one different.
+ */
+static void test_key_table_diff_every_key(void)
+{
+	char errors[4096];
+	size_t count;
+	const struct config_key *keys = config_keys(&count);
+	struct config *base = config_load(NULL, errors, sizeof(errors));
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+	for (size_t i = 0; i < count; i++) {
+		const struct config_key *k = &keys[i];
+		char value[160], text[512], path[64], file[64] = "", dotted[128];
+		struct diff_seen seen = { .count = 0 };
+		struct config_validation policy = base->validation;
+		struct config *fresh;
+		int restart;
+
+		changed_value(k, value, sizeof(value), file);
+		key_text(k, value, text, sizeof(text));
+		fresh = load_text(text, path, errors, sizeof(errors));
+		if (file[0])
+			unlink(file);
+		config_key_dotted(k, dotted, sizeof(dotted));
+		if (!fresh)
+			fprintf(stderr, "\n  %s = %s refused:\n%s\n", dotted, value, errors);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(fresh);
+		restart = config_diff(base, NULL, fresh, note_change, &seen);
+		if (seen.count != 1 || seen.keys[0] != k)
+			fprintf(stderr, "\n  changing %s reported %zu key(s)\n", dotted, seen.count);
+		CU_ASSERT_EQUAL(seen.count, 1);
+		CU_ASSERT_PTR_EQUAL(seen.keys[0], k);
+		CU_ASSERT_EQUAL(restart, k->reloadable ? 0 : 1);
+		if (k->reloadable) {
+			/* applied: to a copy of base and the policy; the diff against them is then empty */
+			struct config running = *base;
+
+			running.database.admin_conninfo =
+				NULL; /* a string applied is replaced: not base's to free */
+			config_apply_reloadable(&running, &policy, fresh);
+			seen.count = 0;
+			CU_ASSERT_EQUAL(config_diff(&running, &policy, fresh, note_change, &seen), 0);
+			CU_ASSERT_EQUAL(seen.count, 0);
+			/* validation keys go to the policy only: the started validation is not written */
+			CU_ASSERT_EQUAL(
+				memcmp(&running.validation, &base->validation, sizeof(base->validation)), 0);
+			free(running.database.admin_conninfo);
+		}
+		config_free(fresh);
+	}
+	config_free(base);
+}
+
 int main(void)
 {
 	static const struct unit_test tests[] = {
@@ -836,6 +1112,11 @@ int main(void)
 		UNIT_TEST(test_syntax_error_reports_file_and_line),
 		UNIT_TEST(test_missing_file),
 		UNIT_TEST(test_config_free_null),
+		UNIT_TEST(test_key_table_shape),
+		UNIT_TEST(test_key_table_defaults),
+		UNIT_TEST(test_key_table_ranges),
+		UNIT_TEST(test_key_table_unknown_keys),
+		UNIT_TEST(test_key_table_diff_every_key),
 	};
 
 	return unit_run("config", suite_init, NULL, tests, UNIT_COUNT(tests));

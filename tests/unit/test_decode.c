@@ -21,15 +21,6 @@
 #define RECEIVED_US INT64_C(1700000000123456)
 #define MAX_BYTES   65536
 
-#define ASSERT_STR(actual, expected)                                                                \
-	do {                                                                                        \
-		const char *got_ = (actual);                                                        \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
-				got_ ? got_ : "(null)", (expected));                                \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
-	} while (0)
-
 /* The topic said tenant "acme", serial "INV-0001". */
 static const struct route_match topic_match = {
 	.tenant = { "acme", 4 },

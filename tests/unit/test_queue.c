@@ -67,6 +67,38 @@ static void test_fifo_order(void)
 	queue_free(q);
 }
 
+/* The queue_depth metric is counted by the queues themselves: pushes add, pops subtract, failures do not. */
+static void test_depth_gauge_shared(void)
+{
+	atomic_uint_fast64_t gauge = 0;
+	struct queue *a = queue_new(2), *b = queue_new(8);
+	struct message *chain, *extra = tagged(9);
+	size_t count = 0;
+
+	queue_count_depth_in(a, &gauge);
+	queue_count_depth_in(b, &gauge);
+	CU_ASSERT_EQUAL(queue_push(a, tagged(1), 0), 0);
+	CU_ASSERT_EQUAL(queue_push(a, tagged(2), 0), 0);
+	CU_ASSERT_EQUAL(queue_push(a, extra, 0), -ETIMEDOUT); /* full: not counted */
+	message_free(extra);
+	for (int i = 3; i <= 5; i++)
+		CU_ASSERT_EQUAL(queue_push(b, tagged(i), 0), 0);
+	CU_ASSERT_EQUAL(atomic_load(&gauge), 5);
+	chain = queue_pop(b, 2, 0, &count);
+	CU_ASSERT_EQUAL(count, 2);
+	CU_ASSERT_EQUAL(atomic_load(&gauge), 3);
+	free_chain(chain);
+	queue_close(a);
+	extra = tagged(10);
+	CU_ASSERT_EQUAL(queue_push(a, extra, 0), -EPIPE); /* closed: not counted */
+	message_free(extra);
+	chain = queue_pop(a, 10, 0, &count);
+	free_chain(chain);
+	CU_ASSERT_EQUAL(atomic_load(&gauge), 1);
+	queue_free(a);
+	queue_free(b);
+}
+
 static void test_pop_takes_at_most_max(void)
 {
 	struct queue *q = queue_new(8);
@@ -351,6 +383,7 @@ int main(void)
 {
 	static const struct unit_test tests[] = {
 		UNIT_TEST(test_fifo_order),
+		UNIT_TEST(test_depth_gauge_shared),
 		UNIT_TEST(test_pop_takes_at_most_max),
 		UNIT_TEST(test_pop_timeout_on_empty),
 		UNIT_TEST(test_capacity_and_timeout),

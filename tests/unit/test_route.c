@@ -12,16 +12,6 @@
 #include "route.h"
 #include "unit.h"
 
-/* CU_ASSERT_STRING_EQUAL that also prints what it got, and survives NULL. */
-#define ASSERT_STR(actual, expected)                                                                \
-	do {                                                                                        \
-		const char *got_ = (actual);                                                        \
-		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
-			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
-				got_ ? got_ : "(null)", (expected));                                \
-		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
-	} while (0)
-
 /* True when the slice holds exactly the bytes of text. */
 static bool slice_is(struct topic_slice s, const char *text)
 {
@@ -368,21 +358,6 @@ static void test_point_rest_refuses_empty_levels(void)
 	route_clear(&r);
 }
 
-static void test_filter_matches(void)
-{
-	CU_ASSERT_TRUE(route_filter_matches("a/+/status/#", "a/b/status", 10));
-	CU_ASSERT_TRUE(route_filter_matches("a/+/status/#", "a/b/status/x/y", 14));
-	CU_ASSERT_FALSE(route_filter_matches("a/+/status/#", "a/b/statusx", 11));
-	CU_ASSERT_TRUE(route_filter_matches("a/+", "a/", 2)); /* '+' matches an empty level */
-	CU_ASSERT_FALSE(route_filter_matches("a/+", "a/b/c", 5));
-	CU_ASSERT_FALSE(route_filter_matches("a/+", "a", 1));
-	CU_ASSERT_TRUE(route_filter_matches("#", "x/y", 3));
-	CU_ASSERT_FALSE(route_filter_matches("#", "$SYS/x", 6));
-	CU_ASSERT_FALSE(route_filter_matches("+/x", "$SYS/x", 6));
-	CU_ASSERT_TRUE(route_filter_matches("tele/+/LWT", "tele/plug/LWT", 13));
-	CU_ASSERT_TRUE(route_filter_matches("tele/+/LWT", "tele/plug/LWTX", 13)); /* the length, not strlen */
-}
-
 static void test_new_format_names(void)
 {
 	static const char *const names[] = {"value", "value_json", "influx", "flat_json", "shelly_rpc", "telegraf_json"};
@@ -419,7 +394,6 @@ int main(void)
 		UNIT_TEST(test_match_serial_with_odd_bytes),
 		UNIT_TEST(test_point_placeholders),
 		UNIT_TEST(test_point_rest_refuses_empty_levels),
-		UNIT_TEST(test_filter_matches),
 		UNIT_TEST(test_new_format_names),
 	};
 

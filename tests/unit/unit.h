@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * unit.h: the one main every CUnit test program shares. A test file lists its tests with UNIT_TEST and
+ * unit.h: the one main every CUnit test program shares, and the assertions CUnit lacks (ASSERT_STR). A test file lists its tests with UNIT_TEST and
  * returns unit_run(...) from main: one suite, verbose output, exit 0 when every test and the suite's set-up
  * and clean-up passed, 1 on a failure, 2 when CUnit itself could not run.
  */
@@ -10,6 +10,17 @@
 #include <CUnit/Basic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
+
+/* CU_ASSERT_STRING_EQUAL that also prints what it got, and survives NULL. */
+#define ASSERT_STR(actual, expected)                                                                \
+	do {                                                                                        \
+		const char *got_ = (actual);                                                        \
+		if (!got_ || strcmp(got_, (expected)) != 0)                                         \
+			fprintf(stderr, "\n  %s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
+				got_ ? got_ : "(null)", (expected));                                \
+		CU_ASSERT(got_ != NULL && strcmp(got_, (expected)) == 0);                           \
+	} while (0)
 
 struct unit_test {
 	const char *name;
