@@ -28,6 +28,7 @@ struct config_mqtt {
 	int qos;	     /* 0 or 1 (2 accepted, treated as at-least-once) */
 	bool clean_session;  /* false: persistent session, the broker keeps what arrives while we are away */
 	int session_expiry;  /* MQTT 5 session expiry interval, seconds */
+	int receive_maximum; /* MQTT 5: QoS 1 messages the broker may send us unacknowledged (its window) */
 	int keepalive;	     /* seconds; above the longest stall of the message callback */
 	int connect_timeout; /* seconds */
 	int reconnect_min;   /* seconds, automatic reconnect back-off */

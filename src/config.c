@@ -819,6 +819,7 @@ static const struct config_key keys[] = {
 	INT("mqtt", "qos", mqtt.qos, 0, 2, 1, RESTART),
 	BOOL("mqtt", "clean_session", mqtt.clean_session, false, RESTART),
 	INT("mqtt", "session_expiry", mqtt.session_expiry, 0, 0x7fffffff, 7 * 86400, RESTART),
+	INT("mqtt", "receive_maximum", mqtt.receive_maximum, 1, 65535, 1000, RESTART),
 	INT("mqtt", "keepalive", mqtt.keepalive, 5, 65535, 60, RESTART),
 	INT("mqtt", "connect_timeout", mqtt.connect_timeout, 1, 600, 10, RESTART),
 	INT("mqtt", "reconnect_min", mqtt.reconnect_min, 1, 3600, 1, RESTART),

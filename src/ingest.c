@@ -834,6 +834,7 @@ static int start_connect(struct ingest *in)
 	MQTTProperties props = MQTTProperties_initializer;
 	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
 	MQTTProperty max_packet = {.identifier = MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE};
+	MQTTProperty receive_max = {.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM};
 	int rc;
 
 	o->keepAliveInterval = mq->keepalive;
@@ -855,6 +856,13 @@ static int start_connect(struct ingest *in)
 		 * reason. MQTT 3.1.1 has no such field: set the broker's message_size_limit (README). */
 		max_packet.value.integer4 = (unsigned)atomic_load(&in->policy)->max_payload_bytes + MAX_PACKET_HEADROOM;
 		MQTTProperties_add(&props, &max_packet);
+		/* The broker's in-flight window towards us. Without it Mosquitto uses its max_inflight_messages (20 by
+		 * default) and then waits for our PUBACKs, which we send one by one after each message is in the
+		 * spool: the drain was bound by that round trip (issue 17). With it (Mosquitto 2.0
+		 * property__process_connect) the broker keeps the socket full. Nothing is acknowledged sooner: a
+		 * message in the window that we have not processed is redelivered after a restart. */
+		receive_max.value.integer2 = (unsigned short)mq->receive_maximum;
+		MQTTProperties_add(&props, &receive_max);
 		o->connectProperties = &props;
 		o->onFailure5 = on_connect_failure5;
 	} else {

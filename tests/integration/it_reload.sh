@@ -32,6 +32,7 @@ declare -A KEYS=(
 	[mqtt.qos]="1|0|restart"
 	[mqtt.clean_session]="false|true|restart"
 	[mqtt.session_expiry]="604800|3600|restart"
+	[mqtt.receive_maximum]="1000|500|restart"
 	[mqtt.keepalive]="30|31|restart"
 	[mqtt.connect_timeout]="10|11|restart"
 	[mqtt.reconnect_min]="1|2|restart"
