@@ -274,6 +274,13 @@ static int run_command(int argc, char **argv, const char *config_arg, const char
 		if (!db_arg) {
 			fprintf(stderr, "mqtt2pg: migrate needs the owner's connection: --db CONNINFO\n");
 			rc = 2;
+		} else if (days > 0 && (int64_t)days * 86400 <= cfg->validation.max_age) {
+			/* the same rule as config.c's check of aggregates.raw_retention_days */
+			fprintf(stderr,
+				"mqtt2pg: --raw-retention-days %d must be longer than validation.max_age (%d s): a reading "
+				"still accepted as late would find its raw data gone\n",
+				days, cfg->validation.max_age);
+			rc = 2;
 		} else if (days == -2 || opts.compress_after_days == -2) {
 			fprintf(stderr, "mqtt2pg: --raw-retention-days and --compress-after-days are whole numbers of "
 					"days, 0 (off) to 36500\n");

@@ -297,6 +297,12 @@ psql_super \
 	  ORDER BY d.id" \
 	"SELECT ensure_partitions(now() - interval '1 day', now() + interval '2 days')" \
 	"ANALYZE" >/dev/null
+# The reference modes values, copy and direct-sql insert straight into measurements, as the writer could before
+# sql/015 (it now has no privilege there: write_readings() is its way in). Granted in this throw-away database
+# only, to measure what the function costs against the direct path.
+psql_owner "GRANT INSERT, SELECT (device_id, point_id, time) ON measurements TO mqtt2pg_writer" \
+	"DO \$\$ BEGIN IF to_regnamespace('_mqtt2pg_chunks') IS NOT NULL THEN
+	     GRANT USAGE ON SCHEMA _mqtt2pg_chunks TO mqtt2pg_writer; END IF; END \$\$" >/dev/null
 say "seeded in $(awk -v a="$seed_start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
 
 # --- the bridge ----------------------------------------------------------------------------------------
@@ -685,7 +691,7 @@ run_reference()
 		s0=$(snap)
 		# values/copy: ~1000-row statements (the measured best under RLS); bridge-sql: the bridge's batch_rows.
 		batch=1000
-		[[ "$mode" != bridge-sql ]] || batch=$BATCH_ROWS
+		[[ "$mode" != bridge-sql && "$mode" != direct-sql ]] || batch=$BATCH_ROWS
 		if ! out=$("$TOOLS/dbref" -d "$WRITER_DB" -n "$N" -m "$M" -t "$T" -c "$conns" --mode "$mode" -b "$batch" \
 			2>>"$RUN_LOG"); then
 			say "reference $variant $run: dbref failed: $out"

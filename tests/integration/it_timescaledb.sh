@@ -157,7 +157,20 @@ expect_no_chunk "$WRITER_DB" "the writer (compressed chunks too)"
 echo "ok: late and replayed rows into a compressed chunk stay exact and idempotent"
 
 # --- retention: a TimescaleDB policy and the same horizon for the writer ---
-"$MQTT2PG_BIN" migrate --db "$OWNER_DB" --raw-retention-days 2 --compress-after-days 1 >"$IT_DIR/migrate-ret.log" 2>&1 ||
+# Retention must outlive validation.max_age (7 days by default): refused by migrate and by check-config.
+if "$MQTT2PG_BIN" migrate --db "$OWNER_DB" --raw-retention-days 2 >"$IT_DIR/migrate-short.log" 2>&1; then
+	fail "migrate accepted a retention of 2 days with validation.max_age 7 days"
+fi
+grep -q "must be longer than validation.max_age" "$IT_DIR/migrate-short.log" || fail "migrate: unexpected refusal: $(cat "$IT_DIR/migrate-short.log")"
+printf 'validation = { max_age = 864000; };\naggregates = { raw_retention_days = 10; };\n' >"$IT_DIR/short.conf"
+if "$MQTT2PG_BIN" check-config --config "$IT_DIR/short.conf" >"$IT_DIR/check-short.log" 2>&1; then
+	fail "check-config accepted raw_retention_days 10 with max_age 10 days"
+fi
+grep -q "raw_retention_days (10 days) must be longer than validation.max_age" "$IT_DIR/check-short.log" ||
+	fail "check-config: unexpected output: $(cat "$IT_DIR/check-short.log")"
+echo "ok: a retention not longer than validation.max_age is refused (migrate, check-config)"
+printf 'validation = { max_age = 3600; };\n' >"$IT_DIR/maxage.conf"
+"$MQTT2PG_BIN" migrate --config "$IT_DIR/maxage.conf" --db "$OWNER_DB" --raw-retention-days 2 --compress-after-days 1 >"$IT_DIR/migrate-ret.log" 2>&1 ||
 	{ cat "$IT_DIR/migrate-ret.log"; fail "migrate --raw-retention-days failed"; }
 assert_eq "2 days|1 day" "$(psql_super "SELECT (SELECT config->>'drop_after' FROM timescaledb_information.jobs
 	WHERE hypertable_name = 'measurements' AND proc_name = 'policy_retention') || '|' ||
