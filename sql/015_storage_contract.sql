@@ -218,3 +218,64 @@ BEGIN
     RAISE NOTICE '%', public.set_compress_after(compress_after);
 END
 $$;
+
+-- --- converting a plain partitioned measurements into a hypertable ---------------------------------------------
+-- `mqtt2pg migrate --timescaledb` (creates the extension), then, as the owner, with the bridges stopped (they
+-- spool meanwhile): SELECT convert_to_hypertable();  One transaction: the rows are copied into a new hypertable
+-- (chunks in _mqtt2pg_chunks, no (time DESC) index), views over the old table (readings, and any other) are
+-- re-pointed with their options (security_barrier), the old table and its partitions are dropped, and the
+-- compression and retention policies of server_settings are created. It takes as long as copying the rows
+-- (and twice their disk until it commits); readers wait on its lock meanwhile.
+CREATE FUNCTION convert_to_hypertable(chunk interval DEFAULT '1 day') RETURNS text LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    ts name := public.timescaledb_schema();
+    s public.server_settings;
+    v record;
+    copied bigint;
+BEGIN
+    IF public.measurements_is_hypertable() THEN
+        RETURN 'measurements is already a hypertable';
+    END IF;
+    IF ts IS NULL THEN
+        RAISE EXCEPTION 'the timescaledb extension is not created in this database'
+            USING HINT = 'run mqtt2pg migrate --timescaledb first';
+    END IF;
+    LOCK TABLE public.measurements IN ACCESS EXCLUSIVE MODE;
+    ALTER TABLE public.measurements RENAME TO measurements_plain;
+    ALTER TABLE public.measurements_plain RENAME CONSTRAINT measurements_pkey TO measurements_plain_pkey;
+    CREATE SCHEMA IF NOT EXISTS _mqtt2pg_chunks;
+    REVOKE ALL ON SCHEMA _mqtt2pg_chunks FROM PUBLIC;
+    CREATE TABLE public.measurements (
+        time        timestamptz NOT NULL,
+        tenant_id   integer NOT NULL,
+        device_id   integer NOT NULL,
+        point_id    integer NOT NULL,
+        value       double precision NOT NULL,
+        PRIMARY KEY (device_id, point_id, time)
+    );
+    EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %L, chunk_time_interval => %L::interval, '
+                   'create_default_indexes => false, associated_schema_name => %L)',
+                   ts, 'public.measurements', 'time', chunk, '_mqtt2pg_chunks');
+    INSERT INTO public.measurements SELECT time, tenant_id, device_id, point_id, value
+      FROM public.measurements_plain ORDER BY time;
+    GET DIAGNOSTICS copied = ROW_COUNT;
+    FOR v IN SELECT DISTINCT r.ev_class::regclass AS view, c.reloptions
+               FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class
+              WHERE d.refobjid = 'public.measurements_plain'::regclass AND d.classid = 'pg_rewrite'::regclass
+                AND r.ev_class <> 'public.measurements_plain'::regclass LOOP
+        EXECUTE format('CREATE OR REPLACE VIEW %s %s AS %s', v.view,
+                       CASE WHEN v.reloptions IS NULL THEN '' ELSE 'WITH (' || array_to_string(v.reloptions, ', ') || ')' END,
+                       replace(pg_get_viewdef(v.view, false), 'measurements_plain', 'measurements'));
+    END LOOP;
+    DROP TABLE public.measurements_plain;
+    ALTER TABLE public.measurements SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id, point_id',
+                                         timescaledb.compress_orderby = 'time');
+    SELECT * INTO STRICT s FROM public.server_settings;
+    PERFORM public.set_compress_after(s.compress_after_days);
+    PERFORM public.set_raw_retention(s.raw_retention_days);
+    RETURN format('measurements is a hypertable now (%s rows copied, chunk interval %s, compression after %s days)',
+                  copied, chunk, s.compress_after_days);
+END
+$$;
+REVOKE ALL ON FUNCTION convert_to_hypertable(interval) FROM PUBLIC;

@@ -203,4 +203,32 @@ expect_no_chunk "$READER_DB" "the reader (after the move)"
 expect_no_chunk "$WRITER_DB" "the writer (after the move)"
 assert_eq "$rows" "$(psql_super "SELECT count(*) FROM measurements")" "every row still there after the move"
 
+# --- converting the plain database of the start: migrate --timescaledb, then convert_to_hypertable() ---
+PLAIN_SUPER="host=$PG_SOCKDIR port=$PGPORT dbname=plain user=postgres"
+PLAIN_OWNER="host=127.0.0.1 port=$PGPORT dbname=plain user=mqtt2pg_owner password=owner-secret"
+psql_as "$PLAIN_SUPER" "INSERT INTO tenants (slug, name) VALUES ('acme', 'Acme'), ('globex', 'Globex')" \
+	"INSERT INTO devices (tenant_id, serial) SELECT id, 'P-' || slug FROM tenants" \
+	"INSERT INTO points (device_id, name) SELECT id, 'p' FROM devices" \
+	"SELECT ensure_partitions(now() - interval '2 days', now())" \
+	"INSERT INTO measurements SELECT now() - k * interval '1 minute', d.tenant_id, d.id, p.id, k
+	   FROM generate_series(1, 2000) k, devices d JOIN points p ON p.device_id = d.id" \
+	"INSERT INTO tenant_members (role, tenant_id) SELECT 'acme_dash'::regrole, id FROM tenants WHERE slug = 'acme'" >/dev/null
+psql_as "$PLAIN_SUPER" "GRANT CONNECT ON DATABASE plain TO acme_dash" >/dev/null
+"$MQTT2PG_BIN" migrate --db "$PLAIN_OWNER" --timescaledb >"$IT_DIR/migrate-convert.log" 2>&1 ||
+	{ cat "$IT_DIR/migrate-convert.log"; fail "migrate --timescaledb of the plain database failed"; }
+assert_eq f "$(psql_as "$PLAIN_SUPER" "SELECT measurements_is_hypertable()")" "the extension alone leaves the table plain"
+psql_as "$PLAIN_OWNER" "SELECT convert_to_hypertable()" >"$IT_DIR/convert.log" 2>&1 || { cat "$IT_DIR/convert.log"; fail "convert_to_hypertable() failed"; }
+assert_eq "t|4000|f|{security_barrier=true}|2" "$(psql_as "$PLAIN_SUPER" "SELECT measurements_is_hypertable() || '|' ||
+	(SELECT count(*) FROM measurements) || '|' || (SELECT relrowsecurity FROM pg_class WHERE oid = 'measurements'::regclass) || '|' ||
+	(SELECT reloptions::text FROM pg_class WHERE oid = 'public.readings'::regclass) || '|' ||
+	(SELECT count(*) FROM timescaledb_information.compression_settings WHERE hypertable_name = 'measurements'
+	  AND segmentby_column_index IS NOT NULL)" | sed 's/false/f/;s/true|/t|/')" \
+	"converted: a hypertable with every row, no row security, the view still a security barrier, compression on"
+assert_eq "2000|$(psql_as "$PLAIN_SUPER" "SELECT id FROM tenants WHERE slug = 'acme'")" \
+	"$(psql_as "host=127.0.0.1 port=$PGPORT dbname=plain user=acme_dash password=acme-secret" "SELECT count(*) || '|' || min(tenant_id) FROM readings")" \
+	"a reader reads its tenant's converted rows through the view"
+assert_eq "_mqtt2pg_chunks" "$(psql_as "$PLAIN_SUPER" "SELECT string_agg(DISTINCT chunk_schema, ',') FROM timescaledb_information.chunks")" \
+	"converted chunks in the private schema"
+echo "ok: a plain partitioned database converts with migrate --timescaledb and convert_to_hypertable()"
+
 echo "PASS it_timescaledb"
