@@ -257,16 +257,20 @@ BEGIN
     EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %L, chunk_time_interval => %L::interval, '
                    'create_default_indexes => false, associated_schema_name => %L)',
                    ts, 'public.measurements', 'time', chunk, '_mqtt2pg_chunks');
+    -- The owner is under the old table's FORCEd policy (no tenant context here: no rows); it copies them all.
+    ALTER TABLE public.measurements_plain NO FORCE ROW LEVEL SECURITY;
     INSERT INTO public.measurements SELECT time, tenant_id, device_id, point_id, value
       FROM public.measurements_plain ORDER BY time;
     GET DIAGNOSTICS copied = ROW_COUNT;
-    FOR v IN SELECT DISTINCT r.ev_class::regclass AS view, c.reloptions
+    -- Schema-qualified: with pg_catalog first in search_path an unqualified CREATE VIEW would go there.
+    FOR v IN SELECT DISTINCT format('%I.%I', n.nspname, c.relname) AS view, c.oid AS view_oid, c.reloptions
                FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class
+               JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE d.refobjid = 'public.measurements_plain'::regclass AND d.classid = 'pg_rewrite'::regclass
                 AND r.ev_class <> 'public.measurements_plain'::regclass LOOP
         EXECUTE format('CREATE OR REPLACE VIEW %s %s AS %s', v.view,
                        CASE WHEN v.reloptions IS NULL THEN '' ELSE 'WITH (' || array_to_string(v.reloptions, ', ') || ')' END,
-                       replace(pg_get_viewdef(v.view, false), 'measurements_plain', 'measurements'));
+                       replace(pg_get_viewdef(v.view_oid, false), 'measurements_plain', 'measurements'));
     END LOOP;
     DROP TABLE public.measurements_plain;
     ALTER TABLE public.measurements SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id, point_id',

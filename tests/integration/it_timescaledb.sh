@@ -184,6 +184,23 @@ assert_eq "$chunks_before" "$(psql_super "SELECT count(*) FROM show_chunks('meas
 assert_eq 0 "$(psql_super "SELECT count(*) FROM measurements WHERE time < now() - interval '2 days'")" "the old chunk is gone"
 assert_eq "6|210|10|60" "$(bucket_of)" "its aggregate outlives it, unchanged"
 echo "ok: retention drops the old chunk; a replay beyond it is refused (beyond_retention) and re-creates nothing"
+# The bridge's path: a reading validation still accepts (max_age 30 days here) but older than the database's
+# horizon (2 days) is rejected with its own reason and counted; a current one of the same tenant goes in.
+mosq_start
+HTTP_PORT=$(free_port)
+bridge_config "$IT_DIR/bridge.conf" 'validation = { max_age = 2592000; };' "http = { listen = \"127.0.0.1\"; port = $HTTP_PORT; };"
+bridge_start "$IT_DIR/bridge.conf"
+chunks_before=$(psql_super "SELECT count(*) FROM show_chunks('measurements')")
+rows_before=$(rows)
+publish solar/globex/INV-B/telemetry "{\"serial\":\"INV-B\",\"timestamp\":\"$(date -u -d '-10 days' +%FT%TZ)\",\"measurements\":{\"p\":7}}"
+publish solar/globex/INV-B/telemetry "{\"serial\":\"INV-B\",\"timestamp\":\"$(date -u +%FT%TZ)\",\"measurements\":{\"p\":8}}"
+wait_until 30 rejected_ge 1 "reason = 'beyond_retention'" || fail "the 10-day-old reading was not rejected as beyond_retention ($BRIDGE_LOG)"
+wait_until 30 rows_ge $((rows_before + 1)) || fail "the current reading did not arrive"
+assert_eq "$((rows_before + 1))|$chunks_before" "$(rows)|$(psql_super "SELECT count(*) FROM show_chunks('measurements')")" \
+	"only the current reading was written; no chunk re-created"
+assert_eq 1 "$(metric_at "$HTTP_PORT" 'mqtt2pg_messages_rejected_total{reason="beyond_retention"}')" "counted as beyond_retention"
+bridge_stop
+echo "ok: the bridge rejects a reading past the retention horizon as beyond_retention, counted"
 "$MQTT2PG_BIN" migrate --db "$OWNER_DB" --raw-retention-days 0 >/dev/null 2>&1 || fail "migrate --raw-retention-days 0 failed"
 assert_eq 0 "$(psql_super "SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_name = 'measurements' AND proc_name = 'policy_retention'")" \
 	"retention 0: the policy is gone"
