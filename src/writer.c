@@ -27,7 +27,11 @@
 #define POP_MAX 4096
 #define REJECT_BATCH_MAX 500
 
-/* One statement per batch: the rows, and the dirty marks of the new ones (readings_sql.h). */
+/*
+ * One statement per batch: the rows, and the dirty marks of the new ones, through write_readings() (readings_sql.h,
+ * sql/015: the writer has no privilege on measurements itself). Refused rows come back as SQLSTATE MQ005 when
+ * older than the raw retention horizon (rejected as beyond_retention), otherwise as the database's error.
+ */
 static const char *const insert_readings_sql =
 	READINGS_WRITE(READINGS_FROM_ARRAYS, "$5::integer") "SELECT count(*) FROM ins";
 
