@@ -20,6 +20,7 @@ extern const struct migration migration_files[];
 struct migrate_options {
 	const char *chunk_interval; /* NULL: 1 day; passed to the migrations as mqtt2pg.chunk_interval */
 	bool timescaledb;	    /* create the timescaledb extension first (--timescaledb) */
+	int compress_after_days;    /* -1: default (7); the compression policy made by sql/015 on a hypertable */
 };
 
 /*
@@ -30,9 +31,16 @@ int migrate_run(const char *conninfo, const struct migrate_options *opts);
 
 /*
  * Stores server_settings.raw_retention_days (sql/009; 0 keeps raw readings forever) as the owner, after
- * migrate_run. The bridge's retention takes its cutoff from there: the writer role can neither pass one nor
+ * migrate_run, through set_raw_retention() (sql/015: on a hypertable also TimescaleDB's retention policy,
+ * same horizon). The bridge's retention takes its cutoff from there: the writer role can neither pass one nor
  * change it. Returns 0, or -1 after logging why.
  */
 int migrate_set_raw_retention(const char *conninfo, int days);
+
+/*
+ * Sets the compression policy's age in days (0: no policy) through set_compress_after() (sql/015), after
+ * migrate_run; on plain partitions only the setting is stored. Returns 0, or -1 after logging why.
+ */
+int migrate_set_compress_after(const char *conninfo, int days);
 
 #endif

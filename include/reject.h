@@ -35,6 +35,7 @@ enum reject_reason {
 	REJECT_DATABASE,            /* PostgreSQL refused the row permanently (constraint, policy) */
 	REJECT_RATE_LIMITED,        /* over the device's or the tenant's configured rate */
 	REJECT_MALFORMED_PAYLOAD,   /* not the route's format: line protocol syntax, a value that is no number */
+	REJECT_BEYOND_RETENTION,    /* older than the raw retention horizon (a replay after its chunk was dropped) */
 	REJECT_REASON_COUNT
 };
 

@@ -145,21 +145,14 @@ int64_t aggregate_mark_range(PGconn *conn, int32_t tenant_id, int64_t from_us, i
 	if (!res)
 		goto fail;
 	PQclear(res);
+	/* sql/015: the writer has no privilege on measurements; the function marks the context tenant's buckets. */
 	res = exec_params(conn,
-			  "INSERT INTO aggregate_dirty (tenant_id, device_id, bucket) "
-			  "SELECT DISTINCT $1::integer, device_id, b FROM ("
-			  " SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS b FROM measurements"
-			  "  WHERE time >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
-			  "    AND time < timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"
-			  " UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes'"
-			  "  FROM measurements"
-			  "  WHERE time >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
-			  "    AND time < timestamptz 'epoch' + $3::bigint * interval '1 microsecond') k "
-			  "ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at",
-			  3, params, PGRES_COMMAND_OK, "mark buckets dirty");
+			  "SELECT mark_dirty_range(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
+			  "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')",
+			  2, params + 1, PGRES_TUPLES_OK, "mark buckets dirty");
 	if (!res)
 		goto fail;
-	marked = strtoll(PQcmdTuples(res), NULL, 10);
+	marked = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	if (db_exec(MODULE, conn, "COMMIT", "COMMIT") < 0)
 		return -1;

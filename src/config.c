@@ -1249,6 +1249,21 @@ static void check_section(struct config_reader *rd, struct config *cfg, const co
 		check_http(rd, cfg, g);
 }
 
+/*
+ * Cross-key rule (issue 14): raw readings must outlive the age a reading may still be accepted at, or a valid
+ * late reading would land in a bucket whose raw data retention already took (and its replay would be refused
+ * as beyond_retention). Kept in one function for the key-table rewrite of this file.
+ */
+static void check_retention_covers_max_age(struct config_reader *rd, const struct config *cfg,
+					   const config_setting_t *aggregates)
+{
+	if (cfg->aggregates.raw_retention_days > 0 &&
+	    (int64_t)cfg->aggregates.raw_retention_days * 86400 <= cfg->validation.max_age)
+		reader_error(rd, aggregates ? config_setting_get_member(aggregates, "raw_retention_days") : NULL,
+			     "aggregates.raw_retention_days (%d days) must be longer than validation.max_age (%d s)",
+			     cfg->aggregates.raw_retention_days, cfg->validation.max_age);
+}
+
 static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)
 {
 	check_known_keys(rd, root, NULL);
@@ -1266,6 +1281,7 @@ static void read_root(struct config_reader *rd, struct config *cfg, const config
 		check_section(rd, cfg, g, *name);
 	}
 	read_section(rd, cfg, root, NULL);
+	check_retention_covers_max_age(rd, cfg, config_setting_get_member(root, "aggregates"));
 }
 
 struct config *config_load(const char *path, char *errors, size_t errlen)

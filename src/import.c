@@ -201,7 +201,7 @@ static const char *const insert_readings_sql =
 
 /* The same, from a temporary table filled by COPY (--method copy; COPY into measurements is refused under RLS). */
 static const char *const insert_staged_sql =
-	READINGS_WRITE("import_stage AS r", "$1::integer") "SELECT device_id, count(*) FROM ins GROUP BY device_id";
+	READINGS_WRITE(READINGS_FROM_TABLE("import_stage"), "$1::integer") "SELECT device_id, count(*) FROM ins GROUP BY device_id";
 
 /* A batch's rejected lines in one statement: five arrays (text-format literals, see array_add). */
 static const char *const insert_rejects_sql =
@@ -1189,8 +1189,7 @@ static int check_devices(struct importer *im, int64_t *devices_out)
 		"SELECT d.serial, r.readings, r.rows_written, "
 		" to_char(r.first_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
 		" to_char(r.last_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-		" (SELECT count(*) FROM measurements m WHERE m.device_id = r.device_id "
-		"   AND m.time >= r.first_time AND m.time <= r.last_time) "
+		" count_readings(r.device_id, r.first_time, r.last_time) " /* sql/015: the writer reads no measurements */
 		"FROM import_run_devices r JOIN devices d ON d.id = r.device_id WHERE r.run_id = $1 ORDER BY d.serial",
 		1, params, NULL, NULL, "check the database against the source");
 	rollback(im); /* read only: end the transaction either way */

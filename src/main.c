@@ -35,10 +35,12 @@ static void print_usage(FILE *out)
 		"  leave                        retire this replica (its client id and spool) from the shared\n"
 		"                               group without loss: take its session, unsubscribe, drain, end it\n"
 		"  check-config                 check the configuration file and list every error with its line\n"
-		"  migrate [--chunk-interval I] [--timescaledb] [--raw-retention-days N]\n"
+		"  migrate [--chunk-interval I] [--timescaledb] [--raw-retention-days N] [--compress-after-days N]\n"
 		"                               create or upgrade the database schema (owner role);\n"
 		"                               --timescaledb creates the extension first (hypertable); N: drop\n"
-		"                               raw readings older than N days (0 keeps them; stored in the database)\n"
+		"                               raw readings older than N days (0 keeps them; stored in the database;\n"
+		"                               must exceed validation.max_age); --compress-after-days N: TimescaleDB\n"
+		"                               compresses chunks older than N days (default 7, 0 = no policy)\n"
 		"  tenant add SLUG [--name N]   register a tenant\n"
 		"  tenant list\n"
 		"  tenant grant-reader SLUG --role R [--create] | tenant revoke-reader SLUG --role R\n"
@@ -248,8 +250,8 @@ static int run_command(int argc, char **argv, const char *config_arg, const char
 	if (!db_arg)
 		db_arg = cfg->database.admin_conninfo;
 	if (strcmp(command, "migrate") == 0) {
-		struct migrate_options opts = { 0 };
-		const char *retention = NULL;
+		struct migrate_options opts = { .compress_after_days = -1 };
+		const char *retention = NULL, *compress = NULL;
 		int days = -1; /* -1: leave server_settings.raw_retention_days as it is */
 		for (int j = i; j < argc; j++) {
 			if (strcmp(argv[j], "--chunk-interval") == 0 && j + 1 < argc)
@@ -258,22 +260,39 @@ static int run_command(int argc, char **argv, const char *config_arg, const char
 				opts.timescaledb = true;
 			else if (strcmp(argv[j], "--raw-retention-days") == 0 && j + 1 < argc)
 				retention = argv[j + 1];
+			else if (strcmp(argv[j], "--compress-after-days") == 0 && j + 1 < argc)
+				compress = argv[j + 1];
 		}
 		if (retention) {
 			char *end;
 			long v = strtol(retention, &end, 10);
 			days = *retention && !*end && v >= 0 && v <= 36500 ? (int)v : -2;
 		}
+		if (compress) {
+			char *end;
+			long v = strtol(compress, &end, 10);
+			opts.compress_after_days = *compress && !*end && v >= 0 && v <= 36500 ? (int)v : -2;
+		}
 		if (!db_arg) {
 			fprintf(stderr, "mqtt2pg: migrate needs the owner's connection: --db CONNINFO\n");
 			rc = 2;
-		} else if (days == -2) {
+		} else if (days > 0 && (int64_t)days * 86400 <= cfg->validation.max_age) {
+			/* the same rule as config.c's check of aggregates.raw_retention_days */
 			fprintf(stderr,
-				"mqtt2pg: --raw-retention-days is a whole number of days, 0 (keep) to 36500\n");
+				"mqtt2pg: --raw-retention-days %d must be longer than validation.max_age (%d s): a reading "
+				"still accepted as late would find its raw data gone\n",
+				days, cfg->validation.max_age);
+			rc = 2;
+		} else if (days == -2 || opts.compress_after_days == -2) {
+			fprintf(stderr, "mqtt2pg: --raw-retention-days and --compress-after-days are whole numbers of "
+					"days, 0 (off) to 36500\n");
 			rc = 2;
 		} else {
 			rc = migrate_run(db_arg, &opts) == 0 ? 0 : 1;
 			if (rc == 0 && days >= 0 && migrate_set_raw_retention(db_arg, days) < 0)
+				rc = 1;
+			if (rc == 0 && opts.compress_after_days >= 0 &&
+			    migrate_set_compress_after(db_arg, opts.compress_after_days) < 0)
 				rc = 1;
 		}
 	} else if (strcmp(command, "tenant") == 0) {

@@ -30,16 +30,22 @@ static int applied(PGconn *conn, const char *name, int *is_applied)
 	return 0;
 }
 
-static int apply(PGconn *conn, const struct migration *m, const char *chunk_interval)
+static int apply(PGconn *conn, const struct migration *m, const struct migrate_options *opts)
 {
-	const char *params[2] = {m->name, chunk_interval ? chunk_interval : ""};
+	char compress_after[16] = "";
+	const char *params[3] = {m->name, opts->chunk_interval ? opts->chunk_interval : "", compress_after};
 	PGresult *res;
 	char err[1024];
 
 	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
 		return -1;
-	res = PQexecParams(conn, "SELECT set_config('mqtt2pg.chunk_interval', $2, true), $1::text", 2, NULL, params,
-			   NULL, NULL, 0);
+	if (opts->compress_after_days >= 0)
+		snprintf(compress_after, sizeof(compress_after), "%d", opts->compress_after_days);
+	/* Read by the migrations that make the hypertable (002) and its compression policy (015). */
+	res = PQexecParams(conn,
+			   "SELECT set_config('mqtt2pg.chunk_interval', $2, true), "
+			   "set_config('mqtt2pg.compress_after_days', $3, true), $1::text",
+			   3, NULL, params, NULL, NULL, 0);
 	PQclear(res);
 	res = PQexec(conn, m->sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -179,7 +185,7 @@ int migrate_run(const char *conninfo, const struct migrate_options *opts)
 			goto out;
 		if (is_applied)
 			continue;
-		if (apply(conn, m, opts->chunk_interval) < 0)
+		if (apply(conn, m, opts) < 0)
 			goto out;
 		count++;
 	}
@@ -190,28 +196,37 @@ out:
 	return rc;
 }
 
-int migrate_set_raw_retention(const char *conninfo, int days)
+/* Runs one owner-only setter of sql/015 (set_raw_retention, set_compress_after) and logs what it did. */
+static int call_setter(const char *conninfo, const char *function, int days)
 {
 	PGconn *conn = db_connect(MODULE, conninfo, NULL, "mqtt2pg-migrate");
-	char value[16], err[512];
-	const char *params[1] = { value };
+	char value[16], sql[64], err[512];
+	const char *params[1] = {value};
 	PGresult *res;
 	int rc = -1;
 
 	if (!conn)
 		return -1;
 	snprintf(value, sizeof(value), "%d", days);
-	res = PQexecParams(conn, "UPDATE server_settings SET raw_retention_days = $1::integer", 1, NULL,
-			   params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		log_error(MODULE, "cannot set raw_retention_days to %d: %s", days,
-			  db_error_line(conn, res, err, sizeof(err)));
+	snprintf(sql, sizeof(sql), "SELECT %s($1::integer)", function);
+	res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error(MODULE, "%s(%d) failed: %s", function, days, db_error_line(conn, res, err, sizeof(err)));
 	} else {
-		log_info(MODULE, "raw_retention_days = %d (%s)", days,
-			 days > 0 ? "raw partitions older than that are dropped" : "raw readings are kept");
+		log_info(MODULE, "%s", PQgetvalue(res, 0, 0));
 		rc = 0;
 	}
 	PQclear(res);
 	PQfinish(conn);
 	return rc;
+}
+
+int migrate_set_raw_retention(const char *conninfo, int days)
+{
+	return call_setter(conninfo, "set_raw_retention", days);
+}
+
+int migrate_set_compress_after(const char *conninfo, int days)
+{
+	return call_setter(conninfo, "set_compress_after", days);
 }

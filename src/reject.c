@@ -49,6 +49,7 @@ static const char *const reason_names[REJECT_REASON_COUNT] = {
 	[REJECT_DATABASE] = "database_refused",
 	[REJECT_RATE_LIMITED] = "rate_limited",
 	[REJECT_MALFORMED_PAYLOAD] = "malformed_payload",
+	[REJECT_BEYOND_RETENTION] = "beyond_retention",
 };
 
 static const char *const ignore_names[IGNORE_REASON_COUNT] = {

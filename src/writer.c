@@ -27,7 +27,11 @@
 #define POP_MAX 4096
 #define REJECT_BATCH_MAX 500
 
-/* One statement per batch: the rows, and the dirty marks of the new ones (readings_sql.h). */
+/*
+ * One statement per batch: the rows, and the dirty marks of the new ones, through write_readings() (readings_sql.h,
+ * sql/015: the writer has no privilege on measurements itself). Refused rows come back as SQLSTATE MQ005 when
+ * older than the raw retention horizon (rejected as beyond_retention), otherwise as the database's error.
+ */
 static const char *const insert_readings_sql =
 	READINGS_WRITE(READINGS_FROM_ARRAYS, "$5::integer") "SELECT count(*) FROM ins";
 
@@ -43,6 +47,7 @@ enum write_outcome {
 	WRITE_TRANSIENT, /* retry the same rows later */
 	WRITE_PERMANENT, /* some row in the range is refused */
 	WRITE_NO_PARTITION,
+	WRITE_BEYOND_RETENTION, /* a reading older than the raw retention horizon (sql/015: MQ005) */
 };
 
 struct writer {
@@ -61,6 +66,7 @@ struct writer {
 	struct batch rejections; /* rejected messages waiting to be recorded (tenant_id 0) */
 	struct batch_arrays arrays;
 	char error[512]; /* the last database error, for rejection records */
+	bool beyond_retention; /* the last permanent refusal was MQ005: its message is rejected as beyond_retention */
 	bool new_session; /* the last transient failure wants a new session (classify) */
 	bool read_only;   /* ... and it was the database being read-only */
 	int backoff_ms;
@@ -202,6 +208,9 @@ static enum write_outcome classify(struct writer *w, PGresult *res, const char *
 			log_warn(w->name, "%s failed, will retry: %s", what, w->error);
 	} else if (strcmp(state, "23514") == 0 && strstr(w->error, "no partition")) {
 		outcome = WRITE_NO_PARTITION;
+	} else if (strcmp(state, "MQ005") == 0) {
+		outcome = WRITE_BEYOND_RETENTION; /* permanent for these rows: isolated, then rejected with its reason */
+		log_debug(w->name, "%s refused: %s", what, w->error);
 	} else {
 		outcome = WRITE_PERMANENT;
 		STATS_ADD(w->stats, db_errors_permanent, 1);
@@ -441,6 +450,7 @@ static void write_isolating(struct writer *w, write_fn fn, refused_fn refused, i
 			wait_transient(w);
 			continue;
 		}
+		w->beyond_retention = outcome == WRITE_BEYOND_RETENTION;
 		break; /* permanent */
 	}
 	if (count == 1) {
@@ -476,7 +486,7 @@ static void refuse_readings(struct writer *w, struct message *m, enum reject_rea
 
 static void readings_refused(struct writer *w, struct message *m)
 {
-	refuse_readings(w, m, REJECT_DATABASE);
+	refuse_readings(w, m, w->beyond_retention ? REJECT_BEYOND_RETENTION : REJECT_DATABASE);
 }
 
 /*

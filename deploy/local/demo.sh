@@ -65,16 +65,16 @@ wait_until 20 aggregates_done || fail "aggregates not computed"
 
 echo
 echo "== rows per device, latest values, and energy from the 5-minute aggregates =="
-echo "   (read as demo_dash, a dashboard role mapped to tenant 'demo' by tenant grant-reader: RLS by role)"
+echo "   (read as demo_dash, a dashboard role mapped to tenant 'demo' by tenant grant-reader: the view readings)"
 m2p_admin tenant grant-reader demo --role demo_dash --create >/dev/null
 psql_super "ALTER ROLE demo_dash PASSWORD 'demo-dash-secret'"
 psql -X -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=demo_dash password=demo-dash-secret" -q <<SQL
 BEGIN;
 SELECT d.serial, count(*) AS rows, min(m.time) AS first, max(m.time) AS last
-  FROM measurements m JOIN devices d ON d.id = m.device_id GROUP BY d.serial ORDER BY d.serial;
+  FROM readings m JOIN devices d ON d.id = m.device_id GROUP BY d.serial ORDER BY d.serial;
 SELECT d.serial, p.name AS point, m.value, p.unit, m.time
-  FROM measurements m JOIN devices d ON d.id = m.device_id JOIN points p ON p.id = m.point_id
- WHERE m.time = (SELECT max(time) FROM measurements) ORDER BY d.serial, p.name;
+  FROM readings m JOIN devices d ON d.id = m.device_id JOIN points p ON p.id = m.point_id
+ WHERE m.time = (SELECT max(time) FROM readings) ORDER BY d.serial, p.name;
 SELECT d.serial, count(*) AS buckets, round(avg(a.avg)::numeric, 1) AS avg_power_w,
        round(sum(a.integral)::numeric / 1000, 2) AS energy_kwh
   FROM measurements_5m a JOIN devices d ON d.id = a.device_id JOIN points p ON p.id = a.point_id

@@ -12,9 +12,12 @@
  *               binary parameters (the fastest INSERT under RLS; COPY FROM is refused under RLS);
  *   copy        COPY into a temporary staging table (ON COMMIT DELETE ROWS), then
  *               INSERT INTO measurements SELECT ... FROM staging ON CONFLICT DO NOTHING;
- *   bridge-sql  the bridge's own statement: unnest() of four text arrays, ON CONFLICT DO NOTHING, and the
- *               aggregate_dirty marking in the same statement (a copy of insert_readings_sql in
- *               src/writer.c as of this writing; update it when that changes).
+ *   bridge-sql  the bridge's own statement (include/readings_sql.h, with four text arrays): write_readings(),
+ *               the SECURITY DEFINER function of sql/015 that checks the tenant context, inserts ON CONFLICT
+ *               DO NOTHING and marks aggregate_dirty;
+ *   direct-sql  what the bridge ran before sql/015: the same INSERT ... ON CONFLICT DO NOTHING and marking
+ *               as one statement of the writer straight into measurements (needs INSERT and SELECT on the key
+ *               columns, which the bench grants for this comparison only; the bridge's role no longer has them).
  * Connection c writes the devices j with j % C == c, so no two connections touch the same rows.
  *
  * Rows are the publisher's (tests/bench/pub.c): message i is device j = i % M (serial B-<j%T+1>-<j/T>),
@@ -51,10 +54,27 @@ static const char *const point_names[POINTS] = { "total_output_power", "grid_vol
 static const char *const bridge_sql =
 	READINGS_WRITE(READINGS_FROM_ARRAYS, "$5::integer") "SELECT count(*) FROM ins";
 
+/* The writer's statement before sql/015 (readings_sql.h then), kept to measure what write_readings() costs. */
+static const char *const direct_sql =
+	"WITH ins AS ("
+	" INSERT INTO measurements (time, tenant_id, device_id, point_id, value)"
+	" SELECT timestamptz 'epoch' + r.t * interval '1 microsecond', $5::integer, r.d, r.p, r.v"
+	" FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS r(t, d, p, v)"
+	" ON CONFLICT DO NOTHING RETURNING device_id, time), "
+	"marks AS ("
+	" INSERT INTO aggregate_dirty (tenant_id, device_id, bucket)"
+	" SELECT DISTINCT $5::integer, k.device_id, k.bucket FROM ("
+	"  SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') AS bucket FROM ins"
+	"  UNION SELECT device_id, date_bin('5 minutes', time, timestamptz 'epoch') + interval '5 minutes' FROM ins"
+	" ) k ORDER BY 2, 3"
+	" ON CONFLICT (device_id, bucket) DO UPDATE SET marked_at = EXCLUDED.marked_at) "
+	"SELECT count(*) FROM ins";
+
 enum mode {
 	MODE_VALUES,
 	MODE_COPY,
-	MODE_BRIDGE_SQL
+	MODE_BRIDGE_SQL,
+	MODE_DIRECT_SQL
 };
 
 struct dbref_options {
@@ -347,7 +367,9 @@ static bool setup_connection(struct connection *c)
 				      "CREATE TEMP TABLE bench_staging (t bigint, device_id integer, "
 				      "point_id integer, value double precision) ON COMMIT DELETE ROWS"),
 			       "create staging");
-	return exec_ok(c, PQprepare(c->conn, "bridge_insert", bridge_sql, 0, NULL), "prepare");
+	return exec_ok(c, PQprepare(c->conn, "bridge_insert", o->mode == MODE_DIRECT_SQL ? direct_sql : bridge_sql, 0,
+				    NULL),
+		       "prepare");
 }
 
 static void *connection_main(void *arg)
@@ -445,7 +467,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: dbref -d CONNINFO [-n messages] [-m devices] [-t tenants] [-c connections]\n"
-		"             [-b batch_rows] [--mode values|copy|bridge-sql] [--base-us MICROSECONDS]\n");
+		"             [-b batch_rows] [--mode values|copy|bridge-sql|direct-sql] [--base-us MICROSECONDS]\n");
 }
 
 int main(int argc, char **argv)
@@ -505,6 +527,8 @@ int main(int argc, char **argv)
 				o.mode = MODE_COPY;
 			else if (strcmp(optarg, "bridge-sql") == 0)
 				o.mode = MODE_BRIDGE_SQL;
+			else if (strcmp(optarg, "direct-sql") == 0)
+				o.mode = MODE_DIRECT_SQL;
 			else {
 				usage(stderr);
 				return 2;
@@ -554,6 +578,7 @@ int main(int argc, char **argv)
 	       " end=%" PRId64 ".%06" PRId64 "\n",
 	       o.mode == MODE_VALUES ? "values" :
 	       o.mode == MODE_COPY   ? "copy" :
+	       o.mode == MODE_DIRECT_SQL ? "direct-sql" :
 				       "bridge-sql",
 	       o.conns, o.messages * POINTS, inserted, (double)(t1 - t0) / 1e6,
 	       (double)inserted * 1e6 / (double)(t1 - t0), o.base_us, t0 / 1000000, t0 % 1000000,

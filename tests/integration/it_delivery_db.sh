@@ -118,12 +118,13 @@ scenario_2()
 	publish_scenario 2 1 $((N / 2))
 	wait_until 60 scenario_rows_ge 2 $((N / 2 * DEVICES)) || fail "scenario 2: first half not written"
 	errors=$(($(metric 'mqtt2pg_db_errors_total{kind="transient"}') + $(metric 'mqtt2pg_db_errors_total{kind="permanent"}')))
-	psql_owner "REVOKE INSERT ON measurements FROM mqtt2pg_writer"
+	# The writer's one privilege for readings (sql/015): EXECUTE on write_readings().
+	psql_owner "REVOKE EXECUTE ON FUNCTION write_readings(integer, bigint[], integer[], integer[], float8[]) FROM mqtt2pg_writer"
 	publish_scenario 2 $((N / 2 + 1)) $N
 	errors_grew() { (($(metric 'mqtt2pg_db_errors_total{kind="transient"}') + $(metric 'mqtt2pg_db_errors_total{kind="permanent"}') > errors)); }
 	wait_until 60 errors_grew || fail "scenario 2: no database error while INSERT was revoked"
 	sleep 2 # several retries meet the missing privilege
-	psql_owner "GRANT INSERT ON measurements TO mqtt2pg_writer"
+	psql_owner "GRANT EXECUTE ON FUNCTION write_readings(integer, bigint[], integer[], integer[], float8[]) TO mqtt2pg_writer"
 	wait_until 120 scenario_rows_ge 2 $((N * DEVICES)) || fail "scenario 2: $(rows "$(window 2)") rows, $(refused) refused"
 	check 2 $N "INSERT revoked and granted again mid-stream"
 }

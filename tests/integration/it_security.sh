@@ -115,7 +115,10 @@ p2_writer_deletes_history()
 		"UPDATE server_settings SET raw_retention_days = 0"
 	assert_eq 0 "$(as_writer "SELECT count(*) FROM apply_raw_retention()")" \
 		"p2: the writer's retention call drops nothing within the server's horizon"
-	psql_super "SELECT ensure_partitions(now() - interval '40 days', now() - interval '40 days')" >/dev/null
+	# A partition from before the retention was set (ensure_partitions itself refuses one past the horizon, 015).
+	refused "p2: the writer re-creates a partition past the retention horizon" "beyond_retention" "$WRITER_DB" \
+		"SELECT ensure_partitions(now() - interval '40 days', now() - interval '40 days')"
+	psql_super "SELECT ensure_partitions_unchecked(now() - interval '40 days', now() - interval '40 days')" >/dev/null
 	assert_eq "measurements_$(date -u -d '40 days ago' +%Y%m%d)" "$(as_writer "SELECT * FROM apply_raw_retention()")" \
 		"p2: and drops a partition past it (40 days old, raw_retention_days = 30)"
 	assert_eq "$SEEDED" "$(snapshot)" "p2: every reading, aggregate and partition is still there"
@@ -126,7 +129,9 @@ p3_reader_switches_tenant()
 {
 	local acme globex
 	# The shared reader role first (on main it read any tenant this way: the issue's finding 3).
-	local rows="SELECT (SELECT count(*) FROM measurements) + (SELECT count(*) FROM measurements_5m)"
+	local rows="SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM measurements_5m)"
+	# Readers read the view readings (sql/015); measurements itself is closed to them, on both storages.
+	refused "p3: mqtt2pg_reader reads measurements directly" "permission denied" "$READER_DB" "SELECT count(*) FROM measurements"
 	assert_eq 0 "$(psql_as "$READER_DB" "SET app.tenant_id = '$A'" "$rows")" \
 		"p3: mqtt2pg_reader (no tenant granted) sees no reading or aggregate with SET app.tenant_id"
 	assert_eq 0 "$(psql_as "$READER_DB options='-c app.tenant_id=$A'" "$rows")" \
@@ -137,15 +142,25 @@ p3_reader_switches_tenant()
 	acme="host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=acme_dash password=acme-secret"
 	assert_eq "acme_dash|acme" "$(m2p_admin tenant readers acme | awk 'NR == 2 { print $1 "|" $2 }')" \
 		"p3: tenant readers lists the role"
-	assert_eq "1|$A" "$(psql_as "$acme" "SELECT count(*) || '|' || min(tenant_id) FROM measurements")" \
+	assert_eq "1|$A" "$(psql_as "$acme" "SELECT count(*) || '|' || min(tenant_id) FROM readings")" \
 		"p3: acme_dash sees acme's reading without any context"
-	assert_eq 0 "$(psql_as "$acme" "SET app.tenant_id = '$B'" "SELECT count(*) FROM measurements WHERE tenant_id = $B")" \
+	refused "p3: acme_dash reads measurements directly" "permission denied" "$acme" "SELECT count(*) FROM measurements"
+	assert_eq 0 "$(psql_as "$acme" "SET app.tenant_id = '$B'" "SELECT count(*) FROM readings WHERE tenant_id = $B")" \
 		"p3: SET app.tenant_id does not show globex to acme_dash"
-	assert_eq 0 "$(psql_as "$acme options='-c app.tenant_id=$B'" "SELECT count(*) FROM measurements WHERE tenant_id = $B")" \
+	assert_eq 0 "$(psql_as "$acme options='-c app.tenant_id=$B'" "SELECT count(*) FROM readings WHERE tenant_id = $B")" \
 		"p3: options=-c app.tenant_id does not show globex to acme_dash"
 	assert_eq 0 "$(psql_as "$acme" "SELECT count(*) FROM (SELECT set_config('app.tenant_id', '$B', false)) s,
-		LATERAL (SELECT * FROM measurements WHERE tenant_id = $B) m")" \
+		LATERAL (SELECT * FROM readings WHERE tenant_id = $B) m")" \
 		"p3: set_config() inside the query does not show globex to acme_dash"
+	# security_barrier: a leaky function of the reader's in the WHERE clause sees only rows the view let through.
+	psql_super "GRANT CREATE ON SCHEMA public TO acme_dash" >/dev/null
+	psql_as "$acme" "CREATE FUNCTION public.acme_leak(v double precision) RETURNS boolean LANGUAGE plpgsql
+		COST 0.0000001 AS \$\$ BEGIN RAISE NOTICE 'leaked %', v; RETURN true; END \$\$" >/dev/null
+	assert_eq 0 "$(psql_as "$acme" "SELECT count(*) FROM readings WHERE acme_leak(value) AND tenant_id = $B" 2>"$IT_DIR/p3-leak.err")" \
+		"p3: a leaky function in the reader's query"
+	if grep -q "leaked 2" "$IT_DIR/p3-leak.err"; then fail "p3: the reader's function saw globex's value through the view"; fi
+	echo "ok: p3: ... saw no row of globex's (security_barrier)"
+	psql_super "DROP FUNCTION public.acme_leak(double precision)" "REVOKE CREATE ON SCHEMA public FROM acme_dash" >/dev/null
 	assert_eq 0 "$(psql_as "$acme" "SET app.tenant_id = '$B'" "SELECT count(*) FROM measurements_5m WHERE tenant_id = $B")" \
 		"p3: nor globex's aggregates"
 	assert_eq "INV-A" "$(psql_as "$acme" "SET app.tenant_id = '$B'" "SELECT string_agg(serial, ',') FROM devices")" \
@@ -174,13 +189,15 @@ p3_service_roles()
 	m2p_admin tenant revoke-reader globex --role globex_dash >/dev/null
 	psql_super "ALTER ROLE globex_dash PASSWORD 'globex-secret'"
 	assert_eq 0 "$(psql_as "host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=globex_dash password=globex-secret" \
-		"SELECT count(*) FROM measurements")" "p3: a revoked reader sees nothing"
+		"SELECT count(*) FROM readings")" "p3: a revoked reader sees nothing"
 }
 
 # --- p4: partition explosion ---------------------------------------------------------------------------
 p4_partition_bomb()
 {
 	local before after
+	# p2 left a 30-day retention; this phase is about the partition bounds, which apply with retention off.
+	m2p_admin migrate --raw-retention-days 0 >"$IT_DIR/p4-migrate0.log" 2>&1 || fail "migrate --raw-retention-days 0 failed"
 	{
 		echo "mqtt = { uri = \"tcp://127.0.0.1:1\"; client_id = \"security-import\"; };"
 		echo "database = { conninfo = \"host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=mqtt2pg_writer\"; };"
@@ -215,6 +232,13 @@ p4_partition_bomb()
 	m2p_admin migrate --raw-retention-days 30 >"$IT_DIR/p4-migrate.log" 2>&1 || fail "migrate --raw-retention-days failed"
 	assert_eq measurements_200306 "$(psql_owner "SELECT * FROM drop_raw_partitions_before(now() - interval '31 days')")" \
 		"p4: the owner's retention drops the monthly partition"
+	# A replay of those rows after retention: refused (beyond_retention), the partition is not re-created.
+	refused "p4: the writer replays the dropped 2003 rows" "beyond_retention" "$WRITER_DB" "BEGIN" \
+		"SELECT set_config('app.tenant_id', '$A', true)" \
+		"SELECT count(*) FROM write_readings($A, ARRAY[(extract(epoch FROM timestamptz '2003-06-10') * 1000000)::bigint],
+			ARRAY[$DA], ARRAY[$PA], ARRAY[3]::float8[])"
+	assert_eq "" "$(psql_super "SELECT string_agg(c.relname, ',') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'measurements'::regclass AND c.relname LIKE '%2003%'")" "p4: no 2003 partition re-created by the replay"
 }
 
 failed=()

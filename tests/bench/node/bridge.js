@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // tests/bench/node/bridge.js - the Node.js baseline of the benchmark (issue 17): a simple, competently written
 // MQTT-to-PostgreSQL bridge with the same contract on the database side as mqtt2pg (tenant-scoped transactions
-// under RLS as mqtt2pg_writer, set_config('app.tenant_id', ..., true), unnest() INSERT ... ON CONFLICT DO NOTHING
-// of up to BATCH_ROWS rows, flushed every FLUSH_MS) so the benchmark compares the bridges, not the SQL.
+// as mqtt2pg_writer, set_config('app.tenant_id', ..., true), write_readings() of four arrays: INSERT ... ON
+// CONFLICT DO NOTHING of up to BATCH_ROWS rows, flushed every FLUSH_MS) so the benchmark compares the bridges.
 //
 // What it does NOT do, and mqtt2pg does: it acknowledges each QoS 1 message on receipt (mqtt.js sends the PUBACK
 // once the 'message' handler has run; acknowledging only after the commit would let the broker's 20-message
@@ -61,9 +61,9 @@ class TenantBuffer {
   get length() { return this.time.length; }
 }
 
-const INSERT = `INSERT INTO measurements (time, tenant_id, device_id, point_id, value)
-  SELECT to_timestamp(t), $2, d, p, v FROM unnest($1::float8[], $3::int[], $4::int[], $5::float8[]) AS u(t, d, p, v)
-  ON CONFLICT DO NOTHING`;
+// The writer's only way in (sql/015): write_readings() checks the tenant context, inserts ON CONFLICT DO NOTHING
+// and marks the new rows' buckets dirty, as it does for mqtt2pg. Times in microseconds since the epoch.
+const INSERT = 'SELECT count(*) FROM write_readings($2, $1::bigint[], $3::int[], $4::int[], $5::float8[])';
 
 async function main() {
   const filter = env('TOPIC_FILTER');
@@ -130,7 +130,7 @@ async function main() {
     let msg;
     try { msg = JSON.parse(payload); } catch { unknown++; return; }
     if (!dev || !msg || typeof msg.measurements !== 'object') { unknown++; return; }
-    // Epoch seconds as a double: to_timestamp() rounds it to the microsecond exactly for today's dates.
+    // Epoch seconds as a double: rounded to the microsecond it is exact for today's dates.
     const epochSeconds = typeof msg.timestamp === 'number' ? msg.timestamp
       : msg.timestamp !== undefined ? Date.parse(msg.timestamp) / 1000 : Date.now() / 1000;
     let buf = buffers.get(dev.tenant);
@@ -138,7 +138,7 @@ async function main() {
     for (const [name, value] of Object.entries(msg.measurements)) {
       const point = dev.points.get(name);
       if (point === undefined || typeof value !== 'number') { unknown++; continue; }
-      buf.time.push(epochSeconds);
+      buf.time.push(String(Math.round(epochSeconds * 1e6)));
       buf.device.push(dev.device);
       buf.point.push(point);
       buf.value.push(value);
