@@ -1259,9 +1259,10 @@ static void check_retention_covers_max_age(struct config_reader *rd, const struc
 {
 	if (cfg->aggregates.raw_retention_days > 0 &&
 	    (int64_t)cfg->aggregates.raw_retention_days * 86400 <= cfg->validation.max_age)
-		reader_error(rd, aggregates ? config_setting_get_member(aggregates, "raw_retention_days") : NULL,
-			     "aggregates.raw_retention_days (%d days) must be longer than validation.max_age (%d s)",
-			     cfg->aggregates.raw_retention_days, cfg->validation.max_age);
+		reader_error(
+			rd, aggregates ? config_setting_get_member(aggregates, "raw_retention_days") : NULL,
+			"aggregates.raw_retention_days (%d days) must be longer than validation.max_age (%d s)",
+			cfg->aggregates.raw_retention_days, cfg->validation.max_age);
 }
 
 static void read_root(struct config_reader *rd, struct config *cfg, const config_setting_t *root)

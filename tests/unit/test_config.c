@@ -982,6 +982,10 @@ static void changed_value(const struct config_key *k, char *value, size_t len, c
 	long long n = k->def + 1 <= k->max ? k->def + 1 : k->def - 1;
 	size_t words = 0;
 
+	/* Raw retention must outlive validation.max_age (7 days by default): a cross-key rule, not the key's range. */
+	if (k->section && strcmp(k->section, "aggregates") == 0 && strcmp(k->name, "raw_retention_days") == 0)
+		n = 30;
+
 	switch (k->type) {
 	case CONFIG_KEY_INT:
 	case CONFIG_KEY_INT64:
