@@ -307,8 +307,11 @@ sub check
 	exit($bad ? 1 : 0);
 }
 
-my $cmd = shift // '';
-if ($cmd eq 'gen') { gen(shift // 16) }
-elsif ($cmd eq 'sql') { sql() }
-elsif ($cmd eq 'check') { check(@ARGV) }
-else { die "usage: energy_ref.pl gen SEED | sql | check READINGS DUMPDIR\n" }
+unless (caller) {    # `require`d (the README table's examples were checked this way), it only defines the subs
+	my $cmd = shift // '';
+	if ($cmd eq 'gen') { gen(shift // 16) }
+	elsif ($cmd eq 'sql') { sql() }
+	elsif ($cmd eq 'check') { check(@ARGV) }
+	else { die "usage: energy_ref.pl gen SEED | sql | check READINGS DUMPDIR\n" }
+}
+1;
