@@ -144,9 +144,10 @@ $$;
 REVOKE ALL ON FUNCTION aggregate_lock_devices(integer[]) FROM PUBLIC;
 
 -- --- 5. the 5-minute recomputation with the counter rules -----------------------------------------------------
--- As 008: the window bounds first (OFFSET 0), then each (device, point, window) read by the primary key. The
--- window is 10 minutes either side of the bucket: the readings up to 5 minutes before a kept reading decide
--- which one is its predecessor, and each of those needs the 5 minutes around it to be classified.
+-- As 008: the window bounds first (OFFSET 0), then each (device, point, window) read by the primary key. A
+-- counter's window is 10 minutes either side of the bucket: the readings up to 5 minutes before a kept reading
+-- decide which one is its predecessor, and each of those needs the 5 minutes around it to be classified. A
+-- gauge's is its bucket and the 5 minutes before, as in 008.
 CREATE OR REPLACE FUNCTION recompute_buckets(p_devices integer[], p_buckets timestamptz[])
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
@@ -157,31 +158,37 @@ BEGIN
      USING unnest(p_devices, p_buckets) AS k(device_id, bucket)
      WHERE a.device_id = k.device_id AND a.bucket = k.bucket;
     WITH raw AS (
-        SELECT k.bucket, m.tenant_id, m.device_id, m.point_id, m.time, m.value,
-               kp.kind, kp.max_rate, kp.counter_tolerance AS tol
-          FROM (SELECT DISTINCT u.device_id, u.bucket, u.bucket - interval '10 minutes' AS lo,
-                       u.bucket + interval '10 minutes' AS hi
-                  FROM unnest(p_devices, p_buckets) AS u(device_id, bucket) OFFSET 0) k
-          JOIN public.points kp ON kp.device_id = k.device_id
+        SELECT k.bucket, m.tenant_id, m.device_id, m.point_id, m.time, m.value, k.kind, k.max_rate, k.tol
+          FROM (SELECT k0.device_id, k0.bucket, kp.id AS point_id, kp.kind, kp.max_rate, kp.counter_tolerance AS tol,
+                       k0.bucket - w.reach AS lo, k0.bucket + w.reach AS hi
+                  FROM (SELECT DISTINCT u.device_id, u.bucket
+                          FROM unnest(p_devices, p_buckets) AS u(device_id, bucket)) k0
+                  JOIN public.points kp ON kp.device_id = k0.device_id
+                  CROSS JOIN LATERAL (SELECT CASE WHEN kp.kind = 'gauge' THEN interval '5 minutes'
+                                                  ELSE interval '10 minutes' END AS reach) w
+                OFFSET 0) k   -- a gauge needs its bucket and the 5 minutes before (its previous reading)
           CROSS JOIN LATERAL (
               SELECT r.tenant_id, r.device_id, r.point_id, r.time, r.value FROM public.measurements r
-               WHERE r.device_id = k.device_id AND r.point_id = kp.id AND r.time >= k.lo AND r.time < k.hi
+               WHERE r.device_id = k.device_id AND r.point_id = k.point_id AND r.time >= k.lo AND r.time < k.hi
               OFFSET 0) m),
     classified AS (
+        SELECT raw.*, lag(raw.time) OVER w AS prev_time, lag(raw.value) OVER w AS prev_value
+          FROM raw
+        WINDOW w AS (PARTITION BY raw.device_id, raw.bucket, raw.point_id ORDER BY raw.time)),
+    counter_readings AS (   -- only counters pay for the look-around (a max over a moving frame is O(n x frame))
         SELECT raw.*,
-               lag(raw.time) OVER w AS prev_time, lag(raw.value) OVER w AS prev_value,
                max(raw.value) OVER (w RANGE BETWEEN interval '5 minutes' PRECEDING
                                                 AND interval '1 microsecond' PRECEDING) AS recent_max,
                max(raw.value) OVER (w RANGE BETWEEN interval '1 microsecond' FOLLOWING
                                                 AND interval '5 minutes' FOLLOWING) AS coming_max
           FROM raw
+         WHERE raw.kind <> 'gauge'
         WINDOW w AS (PARTITION BY raw.device_id, raw.bucket, raw.point_id ORDER BY raw.time)),
     kept AS (   -- counters: the readings increase is computed over, each with the kept one before it
         SELECT c.device_id, c.bucket, c.point_id, c.time, c.value, c.tol, c.max_rate,
                lag(c.time) OVER w AS kept_time, lag(c.value) OVER w AS kept_value
-          FROM classified c
-         WHERE c.kind <> 'gauge'
-           AND NOT coalesce(c.value < c.recent_max
+          FROM counter_readings c
+         WHERE NOT coalesce(c.value < c.recent_max
                             AND (c.value >= c.recent_max - c.tol OR coalesce(c.coming_max >= c.recent_max, false)),
                             false)
         WINDOW w AS (PARTITION BY c.device_id, c.bucket, c.point_id ORDER BY c.time)),
