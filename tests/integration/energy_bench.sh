@@ -47,7 +47,7 @@ run()
 	mark
 	local keys t0 t1
 	keys=$(psql_super "SELECT count(*) FROM aggregate_dirty")
-	t0=$(_it_now_ms)
+	_it_now_ms t0
 	psql_owner "DO \$\$ BEGIN
 		PERFORM set_config('app.tenant_id', '$tenant', false);
 		LOOP
@@ -55,7 +55,7 @@ run()
 			COMMIT;
 		END LOOP;
 	END \$\$" >/dev/null
-	t1=$(_it_now_ms)
+	_it_now_ms t1
 	local rollups
 	rollups=$(psql_super "SELECT (SELECT count(*) FROM measurements_5m) || ' 5m, ' || (SELECT count(*) FROM measurements_1h) || ' 1h, '
 		|| (SELECT count(*) FROM measurements_1d) || ' 1d rows'")
