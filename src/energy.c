@@ -13,7 +13,7 @@
 #include "db.h"
 #include "text.h"
 
-#define MODULE "energy"
+#define MODULE	    "energy"
 #define MAX_COLUMNS 8
 
 /* Per device, counter point and local day; then the tenant's total per point and day, device "(all)". */
@@ -56,7 +56,7 @@ static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *
 static void print_table(const PGresult *res)
 {
 	int rows = PQntuples(res), cols = PQnfields(res);
-	int width[MAX_COLUMNS] = {0};
+	int width[MAX_COLUMNS] = { 0 };
 	char buf[512];
 
 	if (cols > MAX_COLUMNS)
@@ -65,7 +65,7 @@ static void print_table(const PGresult *res)
 		width[c] = (int)strlen(PQfname(res, c));
 		for (int r = 0; r < rows; r++) {
 			int w = (int)strlen(text_escape(buf, sizeof(buf), PQgetvalue(res, r, c),
-						       (size_t)PQgetlength(res, r, c)));
+							(size_t)PQgetlength(res, r, c)));
 			if (w > width[c])
 				width[c] = w;
 		}
@@ -75,7 +75,8 @@ static void print_table(const PGresult *res)
 	for (int r = 0; r < rows; r++)
 		for (int c = 0; c < cols; c++)
 			printf("%-*s%s", width[c],
-			       text_escape(buf, sizeof(buf), PQgetvalue(res, r, c), (size_t)PQgetlength(res, r, c)),
+			       text_escape(buf, sizeof(buf), PQgetvalue(res, r, c),
+					   (size_t)PQgetlength(res, r, c)),
 			       c + 1 < cols ? "  " : "\n");
 }
 
@@ -83,35 +84,40 @@ int energy_command(const char *conninfo, int argc, char **argv)
 {
 	const char *tenant = option(argc, argv, "--tenant"), *from = option(argc, argv, "--from");
 	const char *to = option(argc, argv, "--to"), *point = option(argc, argv, "--point");
-	const char *params[4] = {tenant, from, to, point};
+	const char *params[4] = { tenant, from, to, point };
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 	int rc = 1;
 
 	if (!tenant || !from || !to) {
-		fprintf(stderr, "usage: mqtt2pg energy --tenant SLUG --from YYYY-MM-DD --to YYYY-MM-DD [--point NAME]\n");
+		fprintf(stderr,
+			"usage: mqtt2pg energy --tenant SLUG --from YYYY-MM-DD --to YYYY-MM-DD [--point NAME]\n");
 		return 2;
 	}
 	if (!conninfo) {
-		fprintf(stderr, "mqtt2pg: no admin database: pass --db CONNINFO, set $MQTT2PG_ADMIN_CONNINFO, "
-				"or database.admin_conninfo in the config\n");
+		fprintf(stderr,
+			"mqtt2pg: no admin database: pass --db CONNINFO, set $MQTT2PG_ADMIN_CONNINFO, "
+			"or database.admin_conninfo in the config\n");
 		return 1;
 	}
 	if (!(conn = db_connect(MODULE, conninfo, NULL, "mqtt2pg-energy")))
 		return 1;
 	if (db_exec(MODULE, conn, "BEGIN READ ONLY", "BEGIN") < 0)
 		goto done;
-	res = query(conn, "SELECT set_config('app.tenant_id', id::text, true) FROM public.tenants WHERE slug = $1", 1,
-		    params, PGRES_TUPLES_OK, "find the tenant");
+	res = query(conn,
+		    "SELECT set_config('app.tenant_id', id::text, true) FROM public.tenants WHERE slug = $1",
+		    1, params, PGRES_TUPLES_OK, "find the tenant");
 	if (!res)
 		goto done;
 	if (PQntuples(res) == 0) {
 		char safe[128];
-		fprintf(stderr, "mqtt2pg: no tenant '%s'\n", text_escape(safe, sizeof(safe), tenant, strlen(tenant)));
+		fprintf(stderr, "mqtt2pg: no tenant '%s'\n",
+			text_escape(safe, sizeof(safe), tenant, strlen(tenant)));
 		goto done;
 	}
 	PQclear(res);
-	res = query(conn, ENERGY_SQL, 4, params, PGRES_TUPLES_OK, "read energy_daily (are --from/--to dates?)");
+	res = query(conn, ENERGY_SQL, 4, params, PGRES_TUPLES_OK,
+		    "read energy_daily (are --from/--to dates?)");
 	if (!res)
 		goto done;
 	print_table(res);

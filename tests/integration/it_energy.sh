@@ -170,6 +170,13 @@ want=$(psql_super "SELECT round(energy::numeric, 3) FROM energy_daily WHERE seri
 grep -qE "^2026-10-25 +B2 +energy +$want +Wh +25h" "$IT_DIR/energy.out" ||
 	fail "mqtt2pg energy does not print B2's 25-hour day with $want Wh"
 echo "ok: mqtt2pg energy prints the local days (B2 2026-10-25: $want Wh over 25 hours)"
+rc=0
+m2p_admin energy --tenant nope --from 2026-10-24 --to 2026-10-26 >/dev/null 2>"$IT_DIR/energy.err" || rc=$?
+test "$rc" -ne 0 && grep -q "no tenant 'nope'" "$IT_DIR/energy.err" || fail "energy for an unknown tenant: rc $rc, $(cat "$IT_DIR/energy.err")"
+rc=0
+m2p_admin energy --tenant berlin --from yesterday-ish --to 2026-10-26 >/dev/null 2>"$IT_DIR/energy.err" || rc=$?
+test "$rc" -ne 0 && grep -q "dates" "$IT_DIR/energy.err" || fail "energy with a bad date: rc $rc, $(cat "$IT_DIR/energy.err")"
+echo "ok: mqtt2pg energy refuses an unknown tenant and a bad date"
 psql_super "CREATE ROLE berlin_view LOGIN PASSWORD 'view-secret' IN ROLE mqtt2pg_reader"
 m2p_admin tenant grant-reader berlin --role berlin_view >/dev/null
 VIEW_DB="host=127.0.0.1 port=$PGPORT dbname=mqtt2pg user=berlin_view password=view-secret"

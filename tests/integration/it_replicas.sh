@@ -554,13 +554,14 @@ fi
 # the test
 # ======================================================================================================
 
-# The leadership sampler: twice a second, the granted advisory locks (only the aggregate leader holds one)
+# The leadership sampler: twice a second, the granted bigint-keyed advisory locks (objsubid 1: only the aggregate
+# leader holds one; the job's per-device transaction locks of sql/014 are int4 pairs, objsubid 2)
 # and the sum of the live replicas' aggregate_leader gauges. Neither may ever exceed 1.
 sampler()
 {
 	local name port locks leaders v
 	while :; do
-		locks=$(psql_super "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted" 2>/dev/null || echo '?')
+		locks=$(psql_super "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted" 2>/dev/null || echo '?')
 		leaders=0
 		while read -r name port; do
 			v=$(metric_at "$port" mqtt2pg_aggregate_leader)
@@ -595,7 +596,7 @@ echo "ok: phase 1: each replica took a share ($SHARES)"
 wait_until 30 grep -q "now the aggregate leader" "${R_LOG[r1]}" "${R_LOG[r2]}" "${R_LOG[r3]}" || fail "no aggregate leader"
 assert_eq 1 "$(cat "${R_LOG[r1]}" "${R_LOG[r2]}" "${R_LOG[r3]}" | grep -c "now the aggregate leader")" \
 	"phase 1: exactly one replica became the aggregate leader"
-assert_eq 1 "$(psql_super "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")" \
+assert_eq 1 "$(psql_super "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted")" \
 	"phase 1: exactly one advisory leadership lock held"
 
 leader()
