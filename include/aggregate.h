@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * aggregate: the scheduled job that keeps measurements_5m equal to what a query over the raw readings would
+ * aggregate: the scheduled job that keeps measurements_5m (and the hourly, daily and monthly rollups derived
+ * from it in the same transaction, sql/014_energy.sql) equal to what a query over the raw readings would
  * give. The writers mark (device, bucket) dirty in the same transaction as the rows (sql/003_aggregates.sql);
  * the job claims dirty keys per tenant, under that tenant's RLS context, and recomputes exactly those
  * buckets. Nothing depends on one process's memory: a bucket days old that receives late data is dirty
@@ -56,5 +57,13 @@ int64_t aggregate_recompute_dirty(PGconn *conn, int32_t tenant_id, int batch_key
  * each, per the edge rule), for a rebuild. Returns the number of keys marked, or -1 after logging.
  */
 int64_t aggregate_mark_range(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us);
+
+/*
+ * Rebuilds tenant_id's hourly, daily and monthly rollups (sql/014_energy.sql) of the local periods that start
+ * in [from_us, to_us) or hold a 5-minute row of it, from the 5-minute rows (frozen ones included), in one
+ * transaction: after `aggregate rebuild` recomputed the 5-minute rows, or after tenants.timezone changed.
+ * Returns the number of 5-minute rows read, or -1 after logging.
+ */
+int64_t aggregate_rebuild_rollups(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us);
 
 #endif

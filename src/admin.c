@@ -843,7 +843,7 @@ static void print_progress(void *arg, int32_t tenant_id, uint64_t done)
 static int rebuild_tenant(PGconn *conn, int32_t tenant_id, const char *slug, int64_t from_us, int64_t to_us)
 {
 	struct rebuild_progress progress = {.slug = slug, .tty = isatty(STDERR_FILENO)};
-	int64_t done;
+	int64_t done, rolled;
 
 	progress.total = aggregate_mark_range(conn, tenant_id, from_us, to_us);
 	if (progress.total < 0)
@@ -851,8 +851,12 @@ static int rebuild_tenant(PGconn *conn, int32_t tenant_id, const char *slug, int
 	done = aggregate_recompute_dirty(conn, tenant_id, 500, print_progress, &progress, NULL);
 	if (done < 0)
 		return -1;
-	fprintf(stderr, "%s  %s: %lld bucket(s) marked, %lld recomputed\n", progress.tty ? "\r" : "", slug,
-		(long long)progress.total, (long long)done);
+	/* The rollups too (sql/014): also those of frozen buckets, and with the tenant's current time zone. */
+	rolled = aggregate_rebuild_rollups(conn, tenant_id, from_us, to_us);
+	if (rolled < 0)
+		return -1;
+	fprintf(stderr, "%s  %s: %lld bucket(s) marked, %lld recomputed, rollups rebuilt from %lld 5-minute row(s)\n",
+		progress.tty ? "\r" : "", slug, (long long)progress.total, (long long)done, (long long)rolled);
 	return 0;
 }
 

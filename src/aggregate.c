@@ -162,6 +162,39 @@ fail:
 	return -1;
 }
 
+int64_t aggregate_rebuild_rollups(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us)
+{
+	char tenant[16], from[24], to[24];
+	const char *params[3] = {tenant, from, to};
+	PGresult *res;
+	int64_t keys;
+
+	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
+	snprintf(from, sizeof(from), "%" PRId64, from_us);
+	snprintf(to, sizeof(to), "%" PRId64, to_us);
+	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
+		return -1;
+	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, params, PGRES_TUPLES_OK,
+			  "set tenant context");
+	if (!res)
+		goto fail;
+	PQclear(res);
+	res = exec_params(conn,
+			  "SELECT rebuild_rollups(timestamptz 'epoch' + $1::bigint * interval '1 microsecond',"
+			  " timestamptz 'epoch' + $2::bigint * interval '1 microsecond')",
+			  2, params + 1, PGRES_TUPLES_OK, "rebuild rollups");
+	if (!res)
+		goto fail;
+	keys = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	if (db_exec(MODULE, conn, "COMMIT", "COMMIT") < 0)
+		return -1;
+	return keys;
+fail:
+	db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
+	return -1;
+}
+
 /* --- the scheduled job ----------------------------------------------------------------------------- */
 
 static bool ensure_connected(struct aggregator *a)

@@ -15,6 +15,7 @@
 #include "admin.h"
 #include "bridge.h"
 #include "config.h"
+#include "energy.h"
 #include "secret.h"
 #include "import.h"
 #include "json_arena.h"
@@ -54,7 +55,9 @@ static void print_usage(FILE *out)
 		"  point add SERIAL NAME [--tenant SLUG] [--unit U] [--min X] [--max Y] [--kind gauge|counter]\n"
 		"  point list [--device SERIAL] [--tenant SLUG]\n"
 		"  aggregate rebuild --from T1 --to T2 [--tenant SLUG]\n"
-		"                               recompute the 5-minute aggregates of a range (RFC 3339 times)\n"
+		"                               recompute the 5-minute aggregates and rollups of a range (RFC 3339)\n"
+		"  energy --tenant SLUG --from DATE --to DATE [--point NAME]\n"
+		"                               daily energy per device and local day (--to exclusive)\n"
 		"  import --format influx|csv --tenant SLUG [--resume] [--validate-only] [--no-aggregates]\n"
 		"         [--allow-range FROM..TO] FILE...\n"
 		"                               import history (writer role, database.conninfo); see README\n"
@@ -303,6 +306,8 @@ static int run_command(int argc, char **argv, const char *config_arg, const char
 		rc = admin_point(db_arg, argc - i, argv + i);
 	} else if (strcmp(command, "aggregate") == 0) {
 		rc = admin_aggregate(db_arg, argc - i, argv + i);
+	} else if (strcmp(command, "energy") == 0) {
+		rc = energy_command(db_arg, argc - i, argv + i);
 	} else if (strcmp(command, "import") == 0) {
 		rc = import_command(cfg, argc - i, argv + i);
 	} else if (strcmp(command, "acl") == 0) {

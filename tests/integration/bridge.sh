@@ -159,10 +159,36 @@ now_s()
 
 # aggregate_mismatches: every measurements_5m row checked against a reference computed from the raw rows, the
 # bucket definition written independently of recompute_buckets() (correlated subqueries instead of window
-# functions). Prints "DIFFERING|ROWS": buckets that disagree, are missing or are extra, and the aggregate rows.
+# functions), with the counter rules of sql/014 (README "Aggregates"): a counter reading below the largest of
+# the 5 minutes before it is skipped when within the point's tolerance of it or when a reading of the 5
+# minutes after it is >= it again; increase over consecutive kept readings at most 5 minutes apart, a fall
+# beyond the tolerance a reset counted from 0, capped by max_rate. Prints "DIFFERING|ROWS": buckets that
+# disagree, are missing or are extra, and the aggregate rows.
 aggregate_mismatches()
 {
 	psql_super "SET jit = off" "
+	CREATE TEMP TABLE ref_counter AS
+	SELECT c.*, c.rmax IS NOT NULL AND c.value < c.rmax
+	            AND (c.value >= c.rmax - c.tol OR coalesce(c.amax >= c.rmax, false)) AS skipped
+	  FROM (SELECT m.device_id, m.point_id, m.time, m.value, p.counter_tolerance AS tol, p.max_rate,
+	               (SELECT max(x.value) FROM measurements x WHERE x.device_id = m.device_id AND x.point_id = m.point_id
+	                   AND x.time >= m.time - interval '5 minutes' AND x.time < m.time) AS rmax,
+	               (SELECT max(x.value) FROM measurements x WHERE x.device_id = m.device_id AND x.point_id = m.point_id
+	                   AND x.time > m.time AND x.time <= m.time + interval '5 minutes') AS amax
+	          FROM measurements m JOIN points p ON p.id = m.point_id WHERE p.kind <> 'gauge') c" \
+	"CREATE INDEX ON ref_counter (device_id, point_id, time) WHERE NOT skipped" \
+	"CREATE TEMP TABLE ref_increase AS
+	SELECT k.device_id, k.point_id, date_bin('5 minutes', k.time, timestamptz 'epoch') AS bucket,
+	       sum(CASE WHEN k.pt IS NULL OR k.time - k.pt > interval '5 minutes' THEN 0
+	                ELSE least(CASE WHEN k.value >= k.pv THEN k.value - k.pv WHEN k.value >= k.pv - k.tol THEN 0
+	                                ELSE greatest(k.value, 0) END,
+	                           coalesce(k.max_rate * extract(epoch FROM k.time - k.pt) / 3600, 'Infinity')) END) AS increase
+	  FROM (SELECT c.*, (SELECT y.value FROM ref_counter y WHERE NOT y.skipped AND y.device_id = c.device_id
+	                        AND y.point_id = c.point_id AND y.time = c.pt) AS pv
+	          FROM (SELECT r.*, (SELECT max(y.time) FROM ref_counter y WHERE NOT y.skipped AND y.device_id = r.device_id
+	                                AND y.point_id = r.point_id AND y.time < r.time) AS pt
+	                  FROM ref_counter r WHERE NOT r.skipped) c) k
+	 GROUP BY 1, 2, 3" "
 	WITH r AS (
 	  SELECT m.device_id, m.point_id, m.time, m.value, p.kind,
 	         date_bin('5 minutes', m.time, timestamptz 'epoch') AS bucket,
@@ -175,10 +201,11 @@ aggregate_mismatches()
 	         r.pt IS NOT NULL AND r.time - r.pt <= interval '5 minutes' AS paired
 	    FROM r),
 	ref AS (
-	  SELECT device_id, point_id, bucket, kind, count(*) AS count, avg(value) AS avg, min(value) AS min,
-	         max(value) AS max, min(time) AS first_time, max(time) AS last_time, sum(value) AS sum,
+	  SELECT device_id, point_id, bucket, kind <> 'gauge' AS counting, count(*) AS count, avg(value) AS avg,
+	         min(value) AS min, max(value) AS max, min(time) AS first_time, max(time) AS last_time, sum(value) AS sum,
 	         sum(CASE WHEN paired THEN (value + pv) / 2 * extract(epoch FROM time - pt) / 3600 ELSE 0 END) AS integral,
-	         sum(CASE WHEN paired THEN CASE WHEN value >= pv THEN value - pv ELSE value END ELSE 0 END) AS increase
+	         CASE WHEN kind <> 'gauge' THEN coalesce((SELECT i.increase FROM ref_increase i WHERE i.device_id = r2.device_id
+	              AND i.point_id = r2.point_id AND i.bucket = r2.bucket), 0) END AS increase
 	    FROM r2 GROUP BY device_id, point_id, bucket, kind)
 	SELECT count(*) || '|' || (SELECT count(*) FROM measurements_5m)
 	  FROM ref FULL JOIN measurements_5m a USING (device_id, point_id, bucket)
@@ -192,7 +219,7 @@ aggregate_mismatches()
 	    OR ref.min <> a.min OR ref.max <> a.max
 	    OR abs(ref.sum - a.sum) > 1e-9 * greatest(1, abs(ref.sum))
 	    OR abs(ref.integral - a.integral) > 1e-9 * greatest(1, abs(ref.integral))
-	    OR (ref.kind = 'counter') <> (a.increase IS NOT NULL)
-	    OR (ref.kind = 'counter' AND abs(ref.increase - a.increase) > 1e-9 * greatest(1, abs(ref.increase)))
+	    OR ref.counting <> (a.increase IS NOT NULL)
+	    OR (ref.counting AND abs(ref.increase - a.increase) > 1e-9 * greatest(1, abs(ref.increase)))
 	    OR a.tenant_id <> (SELECT tenant_id FROM devices WHERE id = a.device_id)"
 }

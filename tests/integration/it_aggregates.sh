@@ -117,7 +117,7 @@ second_pid=$BRIDGE_PID
 second_log=$BRIDGE_LOG
 sleep 3
 assert_eq 0 "$(grep -c "now the aggregate leader" "$second_log" || true)" "a second bridge does not lead while the first lives"
-assert_eq 1 "$(psql_super "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")" \
+assert_eq 1 "$(psql_super "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted")" \
 	"exactly one advisory leadership lock held"
 kill -KILL "$first_pid"
 wait "$first_pid" 2>/dev/null || true

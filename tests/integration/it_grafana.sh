@@ -38,14 +38,19 @@ db_prepare
 m2p_admin tenant add acme >/dev/null
 m2p_admin tenant add beta >/dev/null
 for d in INV-A1:acme INV-A2:acme INV-B1:beta; do
-	m2p_admin device add "${d%%:*}" --tenant "${d#*:}" --point total_output_power:W:0:20000 --point grid_voltage:V:180:260 >/dev/null
+	m2p_admin device add "${d%%:*}" --tenant "${d#*:}" --point total_output_power:W:0:20000 --point grid_voltage:V:180:260 \
+		--point "energy:Wh:::counter" >/dev/null
 done
-# One reading a minute per point for six hours: power constant per device (1, 2 and 5 kW), voltage 230 V.
+# One reading a minute per point for six hours: power constant per device (1, 2 and 5 kW), voltage 230 V, an
+# energy counter that counts that power (P/60 Wh a minute).
 psql_super "SELECT ensure_partitions(now() - interval '2 days', now() + interval '1 day')" >/dev/null
 psql_super "INSERT INTO measurements (time, tenant_id, device_id, point_id, value)
 	SELECT g, d.tenant_id, d.id, p.id,
 	       CASE WHEN p.name = 'grid_voltage' THEN 230
-	            WHEN d.serial = 'INV-A1' THEN 1000 WHEN d.serial = 'INV-A2' THEN 2000 ELSE 5000 END
+	            ELSE CASE WHEN d.serial = 'INV-A1' THEN 1000 WHEN d.serial = 'INV-A2' THEN 2000 ELSE 5000 END
+	                 * CASE WHEN p.name = 'energy'
+	                        THEN extract(epoch FROM g - date_trunc('minute', now()) + interval '6 hours') / 3600
+	                        ELSE 1 END END
 	  FROM devices d JOIN points p ON p.device_id = d.id,
 	       generate_series(date_trunc('minute', now()) - interval '6 hours',
 	                       date_trunc('minute', now()) - interval '1 minute', interval '1 minute') g"
@@ -131,7 +136,7 @@ check_tenant_rows()
 mapfile -t var_names < <(jq -r '.templating.list[] | select(.datasource.type == "postgres") | .name' "$dash")
 mapfile -t panel_ids < <(jq -r '.. | objects | select(has("targets")) | select(any(.targets[]; has("rawSql"))) | .id' "$dash")
 assert_eq "device power_point" "${var_names[*]}" "PostgreSQL variables"
-assert_eq "21 22 23" "${panel_ids[*]}" "PostgreSQL panels"
+assert_eq "21 22 23 24" "${panel_ids[*]}" "PostgreSQL panels"
 queries=0
 
 for tenant in acme beta; do
@@ -186,8 +191,15 @@ for tenant in acme beta; do
 					assert_eq "$want" "$got" "$title ($tenant): $s's energy in kWh over the range"
 				done
 				;;
+			24) # energy counters (energy_daily): the same energy, in Wh, counted by the counter
+				for s in ${serials[$tenant]}; do
+					got=$(awk -F'|' -v s="$s energy (Wh)" '$2 == s { e += $3 } END { printf "%.1f", e }' <<<"$rows")
+					case $s in INV-A1) want=5983.3 ;; INV-A2) want=11966.7 ;; INV-B1) want=29916.7 ;; esac
+					assert_eq "$want" "$got" "$title ($tenant): $s's counted energy in Wh over the range"
+				done
+				;;
 			23) # latest values: one row per device and point
-				assert_eq $(($(wc -w <<<"${serials[$tenant]}") * 2)) "$(wc -l <<<"$rows")" "$title ($tenant): one row per device and point"
+				assert_eq $(($(wc -w <<<"${serials[$tenant]}") * 3)) "$(wc -l <<<"$rows")" "$title ($tenant): one row per device and point"
 				grep -q '|grid_voltage|230|V|' <<<"$rows" || fail "$title ($tenant): no voltage row: $rows"
 				;;
 			esac
@@ -195,7 +207,7 @@ for tenant in acme beta; do
 	done
 	echo "ok: every dashboard query runs as tenant $tenant and returns that tenant's rows only"
 done
-assert_eq 10 "$queries" "queries checked (2 variables + 3 panels, for each of 2 tenants)"
+assert_eq 12 "$queries" "queries checked (2 variables + 4 panels, for each of 2 tenants)"
 
 # What used to be the documented limit (a session that can run SQL could SET another tenant's context) is
 # gone: the policies ask who the role is (it_security has the other ways of trying).
