@@ -128,16 +128,25 @@ int64_t aggregate_recompute_dirty(PGconn *conn, int32_t tenant_id, int batch_key
 	return total;
 }
 
-int64_t aggregate_mark_range(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us)
+/*
+ * One call of a tenant-range function (sql/014, sql/015) in its own transaction under the tenant's context:
+ * SELECT fn(from, to), from and to in µs since the epoch. Returns the function's count, or -1 (logged).
+ */
+static int64_t call_tenant_range(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us, const char *fn,
+				 const char *what)
 {
-	char tenant[16], from[24], to[24];
+	char tenant[16], from[24], to[24], sql[192];
 	const char *params[3] = {tenant, from, to};
 	PGresult *res;
-	int64_t marked;
+	int64_t n;
 
 	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
 	snprintf(from, sizeof(from), "%" PRId64, from_us);
 	snprintf(to, sizeof(to), "%" PRId64, to_us);
+	snprintf(sql, sizeof(sql),
+		 "SELECT %s(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
+		 "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')",
+		 fn);
 	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
 		return -1;
 	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, params, PGRES_TUPLES_OK,
@@ -145,54 +154,28 @@ int64_t aggregate_mark_range(PGconn *conn, int32_t tenant_id, int64_t from_us, i
 	if (!res)
 		goto fail;
 	PQclear(res);
-	/* sql/015: the writer has no privilege on measurements; the function marks the context tenant's buckets. */
-	res = exec_params(conn,
-			  "SELECT mark_dirty_range(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
-			  "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')",
-			  2, params + 1, PGRES_TUPLES_OK, "mark buckets dirty");
+	res = exec_params(conn, sql, 2, params + 1, PGRES_TUPLES_OK, what);
 	if (!res)
 		goto fail;
-	marked = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	if (db_exec(MODULE, conn, "COMMIT", "COMMIT") < 0)
 		return -1;
-	return marked;
+	return n;
 fail:
 	db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
 	return -1;
 }
 
+int64_t aggregate_mark_range(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us)
+{
+	/* sql/015: the writer has no privilege on measurements; the function marks the context tenant's buckets. */
+	return call_tenant_range(conn, tenant_id, from_us, to_us, "mark_dirty_range", "mark buckets dirty");
+}
+
 int64_t aggregate_rebuild_rollups(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us)
 {
-	char tenant[16], from[24], to[24];
-	const char *params[3] = {tenant, from, to};
-	PGresult *res;
-	int64_t keys;
-
-	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
-	snprintf(from, sizeof(from), "%" PRId64, from_us);
-	snprintf(to, sizeof(to), "%" PRId64, to_us);
-	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
-		return -1;
-	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, params, PGRES_TUPLES_OK,
-			  "set tenant context");
-	if (!res)
-		goto fail;
-	PQclear(res);
-	res = exec_params(conn,
-			  "SELECT rebuild_rollups(timestamptz 'epoch' + $1::bigint * interval '1 microsecond',"
-			  " timestamptz 'epoch' + $2::bigint * interval '1 microsecond')",
-			  2, params + 1, PGRES_TUPLES_OK, "rebuild rollups");
-	if (!res)
-		goto fail;
-	keys = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	if (db_exec(MODULE, conn, "COMMIT", "COMMIT") < 0)
-		return -1;
-	return keys;
-fail:
-	db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
-	return -1;
+	return call_tenant_range(conn, tenant_id, from_us, to_us, "rebuild_rollups", "rebuild rollups");
 }
 
 /* --- the scheduled job ----------------------------------------------------------------------------- */

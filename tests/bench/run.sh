@@ -394,16 +394,23 @@ bench_bridge_stop()
 # metric NAME: the bridge's /metrics value, empty if unreachable.
 metric() { metric_at "$HTTP_PORT" "$1"; }
 
-# wait_rows TARGET: until the bridge has committed TARGET new rows. Gives up when nothing moves for 30 s
-# or after a deadline proportional to the load. Polls every 0.2 s.
+bridge_rows()
+{
+	local rows
+	rows=$(metric mqtt2pg_rows_inserted_total)
+	rows=${rows:-0}
+	echo "${rows%.*}"
+}
+
+# wait_rows TARGET [COUNTER]: until the bridge has committed TARGET new rows, as COUNTER (a function printing
+# the committed rows; bridge_rows, from /metrics) says. Gives up when nothing moves for 30 s or after a deadline
+# proportional to the load. Polls every 0.2 s.
 wait_rows()
 {
-	local target=$1 rows last=-1 last_change=$SECONDS deadline
+	local target=$1 counter=${2:-bridge_rows} rows last=-1 last_change=$SECONDS deadline
 	deadline=$((SECONDS + 120 + target / 4000))
 	while :; do
-		rows=$(metric mqtt2pg_rows_inserted_total)
-		rows=${rows:-0}
-		rows=${rows%.*}
+		rows=$("$counter")
 		((rows >= target)) && return 0
 		if ((rows != last)); then
 			last=$rows
@@ -742,26 +749,6 @@ node_bridge_start()
 
 node_rows() { local c; read -r c _ <"$NODE_STATUS" 2>/dev/null && echo "${c:-0}" || echo 0; }
 
-# node_wait_rows TARGET: like wait_rows, from the Node bridge's status file.
-node_wait_rows()
-{
-	local target=$1 rows last=-1 last_change=$SECONDS deadline
-	deadline=$((SECONDS + 120 + target / 4000))
-	while :; do
-		rows=$(node_rows)
-		((rows >= target)) && return 0
-		if ((rows != last)); then
-			last=$rows
-			last_change=$SECONDS
-		fi
-		if ((SECONDS - last_change > 30 || SECONDS > deadline)); then
-			say "gave up waiting: $rows of $target rows committed by the Node bridge"
-			return 1
-		fi
-		sleep 0.2
-	done
-}
-
 node_bridge_stop()
 {
 	BRIDGE_RC=0
@@ -787,7 +774,7 @@ run_node_drain()
 	load_expected "$IT_DIR/expected.nodedrain$run".*
 	s0=$(snap)
 	node_bridge_start
-	node_wait_rows $((N * ROWS_PER_MSG)) || ok=0
+	wait_rows $((N * ROWS_PER_MSG)) node_rows || ok=0
 	s1=$(snap)
 	rss=$(vm_hwm_kb "$BRIDGE_PID")
 	node_bridge_stop
@@ -816,7 +803,7 @@ run_node_live()
 		ok=0
 	fi
 	echo "node-live $run: $pubout" >>"$RUN_LOG"
-	node_wait_rows $((N * ROWS_PER_MSG)) || ok=0
+	wait_rows $((N * ROWS_PER_MSG)) node_rows || ok=0
 	s1=$(snap)
 	rss=$(vm_hwm_kb "$BRIDGE_PID")
 	node_bridge_stop
