@@ -71,7 +71,7 @@ static const char *explain(const PGresult *res, const struct subject *what, char
 	else if (strcmp(constraint, "points_check") == 0)
 		snprintf(buf, cap, "point '%s': the min limit must not be above the max limit", point);
 	else if (strcmp(constraint, "points_kind_check") == 0)
-		snprintf(buf, cap, "point '%s': kind must be gauge or counter", point);
+		snprintf(buf, cap, "point '%s': kind must be gauge, counter or daily_counter", point);
 	else if (strcmp(constraint, "device_aliases_pkey") == 0)
 		snprintf(buf, cap, "this alias already names a device of the tenant (in this scope)");
 	else if (strcmp(constraint, "device_aliases_alias_check") == 0)
@@ -606,7 +606,7 @@ static int device_add(const char *conninfo, int argc, char **argv)
 
 	if (!serial || !tenant)
 		return usage("device add SERIAL --tenant SLUG [--model MODEL] "
-			     "[--point name=N[,unit=U][,min=X][,max=Y][,kind=gauge|counter]]...");
+			     "[--point name=N[,unit=U][,min=X][,max=Y][,kind=gauge|counter|daily_counter]]...");
 	if (!text_acceptable("device serial", serial) || !text_acceptable("--tenant", tenant) ||
 	    !text_acceptable("device --model", model))
 		return 2;
@@ -784,7 +784,7 @@ int admin_point(const char *conninfo, int argc, char **argv)
 		if (!serial || !name)
 			return usage(
 				"point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] "
-				"[--kind gauge|counter]");
+				"[--kind gauge|counter|daily_counter]");
 		if (!text_acceptable("device serial", serial) || !text_acceptable("point name", name) ||
 		    !text_acceptable("--tenant", tenant) || !text_acceptable("point --unit", unit) ||
 		    !limit_acceptable("--min", params[3]) || !limit_acceptable("--max", params[4]))
@@ -820,7 +820,7 @@ int admin_point(const char *conninfo, int argc, char **argv)
 			true);
 	}
 	return usage(
-		"point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter] | "
+		"point add SERIAL NAME [--tenant SLUG] [--unit UNIT] [--min X] [--max Y] [--kind gauge|counter|daily_counter] | "
 		"point list [--device SERIAL] [--tenant SLUG]");
 }
 
