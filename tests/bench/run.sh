@@ -621,67 +621,88 @@ record()
 
 # --- scenarios -----------------------------------------------------------------------------------------
 
-run_drain()
+# use_bridge KIND: the bridge the next scenario runs, mqtt2pg or node (the baseline): its start function, the
+# function printing its committed rows, its topic tree, and what it is called in messages.
+use_bridge()
 {
-	local run=$1 pubout='' s0 s1 rss stats first last secs startup ok=1 per_batch
+	case $1 in
+	mqtt2pg) START=bench_bridge_start COUNTER=bridge_rows PREFIX=solar WHO=bridge ;;
+	node) START=node_bridge_start COUNTER=node_rows PREFIX=$NODE_PREFIX WHO="Node bridge" ;;
+	esac
+	KIND=$1
+}
+
+# per_batch: the bridge's rows per committed batch (mqtt2pg's /metrics; the Node bridge has none).
+per_batch() { [[ "$KIND" != mqtt2pg ]] || rows_per_batch; }
+
+# drain_with KIND SCENARIO RUN: N messages into the stopped bridge's session, then the bridge started.
+drain_with()
+{
+	local scenario=$2 run=$3 tag pubout='' s0 s1 rss stats first last secs startup ok=1 per_batch
+	use_bridge "$1"
+	tag=${scenario//-/}$run
 	reset_db
-	say "drain $run: publishing $N messages into the stopped bridge's session"
-	if ! pubout=$(publish_n "$N" 0 "drain$run"); then
+	say "$scenario $run: publishing $N messages into the stopped $WHO's session"
+	if ! pubout=$(publish_n "$N" 0 "$tag" "$PREFIX"); then
 		CHECK="publisher failed: $pubout"
 		ok=0
 	fi
-	echo "drain $run: $pubout" >>"$RUN_LOG"
-	load_expected "$IT_DIR/expected.drain$run".*
+	echo "$scenario $run: $pubout" >>"$RUN_LOG"
+	load_expected "$IT_DIR/expected.$tag".*
 	s0=$(snap)
-	bench_bridge_start
-	say "drain $run: bridge started, waiting for $((N * ROWS_PER_MSG)) rows"
-	wait_rows $((N * ROWS_PER_MSG)) || ok=0
+	"$START"
+	say "$scenario $run: $WHO started, waiting for $((N * ROWS_PER_MSG)) rows"
+	wait_rows $((N * ROWS_PER_MSG)) "$COUNTER" || ok=0
 	s1=$(snap)
 	perf_note_pids
 	rss=$(vm_hwm_kb "$BRIDGE_PID")
-	per_batch=$(rows_per_batch)
+	per_batch=$(per_batch)
 	bench_bridge_stop
 	stats=$(commit_stats)
 	read -r first last _ <<<"$stats"
 	secs=$(awk -v s="$BRIDGE_START_US" -v e="$last" 'BEGIN { printf "%.3f", e - s / 1e6 }')
 	startup=$(awk -v s="$BRIDGE_START_US" -v e="$first" 'BEGIN { printf "%.0f", (e - s / 1e6) * 1000 }')
 	check_rows "$N"
-	((ok)) || [[ "$CHECK" != pass ]] || CHECK="bridge did not commit every row in time"
-	((BRIDGE_RC == 0)) || [[ "$CHECK" != pass ]] || CHECK="bridge exited with status $BRIDGE_RC"
-	record drain "$run" "$N" "$secs" "$s0" "$s1" "$(field cpu_us_per_msg "$pubout")" "$rss" "" \
+	((ok)) || [[ "$CHECK" != pass ]] || CHECK="$WHO did not commit every row in time"
+	((BRIDGE_RC == 0)) || [[ "$CHECK" != pass ]] || CHECK="$WHO exited with status $BRIDGE_RC"
+	record "$scenario" "$run" "$N" "$secs" "$s0" "$s1" "$(field cpu_us_per_msg "$pubout")" "$rss" "" \
 		"$(field msgs_per_s "$pubout")" "$startup" 0 "$per_batch"
-	say "drain $run: $(tail -n 1 "$TSV" | awk -F'\t' '{ print $6 " msgs/s, " $7 " rows/s" }'), check: $CHECK"
+	say "$scenario $run: $(tail -n 1 "$TSV" | awk -F'\t' '{ print $6 " msgs/s, " $7 " rows/s" }'), check: $CHECK"
 }
 
-# run_publishing SCENARIO RUN MSGS RATE: the bridge running, the publisher at RATE (0 = full speed).
+run_drain() { drain_with mqtt2pg drain "$1"; }
+
+# run_publishing KIND SCENARIO RUN MSGS RATE: the bridge running, the publisher at RATE (0 = full speed).
 run_publishing()
 {
-	local scenario=$1 run=$2 n=$3 rate=$4 pubout='' s0 s1 rss stats first last secs start ok=1 per_batch
+	local scenario=$2 run=$3 n=$4 rate=$5 tag pubout='' s0 s1 rss stats first last secs start ok=1 per_batch
+	use_bridge "$1"
+	tag=${scenario//-/}$run
 	reset_db
-	bench_bridge_start
+	"$START"
 	bench_bridge_wait_subscribed
 	sleep 1
 	s0=$(snap)
 	say "$scenario $run: publishing $n messages at $( ((rate)) && echo "$rate msgs/s" || echo "full speed")"
-	if ! pubout=$(publish_n "$n" "$rate" "$scenario$run"); then
+	if ! pubout=$(publish_n "$n" "$rate" "$tag" "$PREFIX"); then
 		CHECK="publisher failed"
 		ok=0
 	fi
 	echo "$scenario $run: $pubout" >>"$RUN_LOG"
-	wait_rows $((n * ROWS_PER_MSG)) || ok=0
+	wait_rows $((n * ROWS_PER_MSG)) "$COUNTER" || ok=0
 	s1=$(snap)
 	perf_note_pids
 	rss=$(vm_hwm_kb "$BRIDGE_PID")
-	per_batch=$(rows_per_batch)
+	per_batch=$(per_batch)
 	bench_bridge_stop
-	load_expected "$IT_DIR/expected.$scenario$run".*
+	load_expected "$IT_DIR/expected.$tag".*
 	stats=$(commit_stats)
 	read -r first last _ <<<"$stats"
 	start=$(field start "$pubout")
 	secs=$(awk -v s="${start:-0}" -v e="$last" 'BEGIN { printf "%.3f", e - s }')
 	check_rows "$n"
-	((ok)) || [[ "$CHECK" != pass ]] || CHECK="bridge did not commit every row in time"
-	((BRIDGE_RC == 0)) || [[ "$CHECK" != pass ]] || CHECK="bridge exited with status $BRIDGE_RC"
+	((ok)) || [[ "$CHECK" != pass ]] || CHECK="$WHO did not commit every row in time"
+	((BRIDGE_RC == 0)) || [[ "$CHECK" != pass ]] || CHECK="$WHO exited with status $BRIDGE_RC"
 	record "$scenario" "$run" "$n" "$secs" "$s0" "$s1" "$(field cpu_us_per_msg "$pubout")" "$rss" \
 		"$(cut -d' ' -f3- <<<"$stats")" "$(field msgs_per_s "$pubout")" "" 1 "$per_batch"
 	say "$scenario $run: $(tail -n 1 "$TSV" | awk -F'\t' '{ print $6 " msgs/s, " $7 " rows/s, p99 " $15 " ms" }'), check: $CHECK"
@@ -689,12 +710,12 @@ run_publishing()
 
 run_live()
 {
-	run_publishing live "$1" "$N" 0
+	run_publishing mqtt2pg live "$1" "$N" 0
 }
 
 run_paced()
 {
-	run_publishing paced "$1" "$PACED_N" "$RATE"
+	run_publishing mqtt2pg paced "$1" "$PACED_N" "$RATE"
 }
 
 run_reference()
@@ -749,75 +770,8 @@ node_bridge_start()
 
 node_rows() { local c; read -r c _ <"$NODE_STATUS" 2>/dev/null && echo "${c:-0}" || echo 0; }
 
-node_bridge_stop()
-{
-	BRIDGE_RC=0
-	kill -TERM "$BRIDGE_PID" 2>/dev/null || true
-	if ! wait_until 60 _it_none_alive "$BRIDGE_PID"; then
-		kill -KILL "$BRIDGE_PID" 2>/dev/null || true
-	fi
-	wait "$BRIDGE_PID" || BRIDGE_RC=$?
-	it_untrack_pid "$BRIDGE_PID"
-	BRIDGE_PID=
-}
-
-run_node_drain()
-{
-	local run=$1 pubout='' s0 s1 rss stats first last secs startup ok=1
-	reset_db
-	say "node-drain $run: publishing $N messages into the stopped Node bridge's session"
-	if ! pubout=$(publish_n "$N" 0 "nodedrain$run" "$NODE_PREFIX"); then
-		CHECK="publisher failed: $pubout"
-		ok=0
-	fi
-	echo "node-drain $run: $pubout" >>"$RUN_LOG"
-	load_expected "$IT_DIR/expected.nodedrain$run".*
-	s0=$(snap)
-	node_bridge_start
-	wait_rows $((N * ROWS_PER_MSG)) node_rows || ok=0
-	s1=$(snap)
-	rss=$(vm_hwm_kb "$BRIDGE_PID")
-	node_bridge_stop
-	stats=$(commit_stats)
-	read -r first last _ <<<"$stats"
-	secs=$(awk -v s="$BRIDGE_START_US" -v e="$last" 'BEGIN { printf "%.3f", e - s / 1e6 }')
-	startup=$(awk -v s="$BRIDGE_START_US" -v e="$first" 'BEGIN { printf "%.0f", (e - s / 1e6) * 1000 }')
-	check_rows "$N"
-	((ok)) || [[ "$CHECK" != pass ]] || CHECK="Node bridge did not commit every row in time"
-	record node-drain "$run" "$N" "$secs" "$s0" "$s1" "$(field cpu_us_per_msg "$pubout")" "$rss" "" \
-		"$(field msgs_per_s "$pubout")" "$startup" 0 ""
-	say "node-drain $run: $(tail -n 1 "$TSV" | awk -F'\t' '{ print $6 " msgs/s, " $7 " rows/s" }'), check: $CHECK"
-}
-
-run_node_live()
-{
-	local run=$1 pubout='' s0 s1 rss stats first last secs start ok=1
-	reset_db
-	node_bridge_start
-	wait_until 60 grep -q "subscribed to" "$BRIDGE_LOG" || fail "Node bridge did not subscribe (see $BRIDGE_LOG)"
-	sleep 1
-	s0=$(snap)
-	say "node-live $run: publishing $N messages at full speed"
-	if ! pubout=$(publish_n "$N" 0 "nodelive$run" "$NODE_PREFIX"); then
-		CHECK="publisher failed"
-		ok=0
-	fi
-	echo "node-live $run: $pubout" >>"$RUN_LOG"
-	wait_rows $((N * ROWS_PER_MSG)) node_rows || ok=0
-	s1=$(snap)
-	rss=$(vm_hwm_kb "$BRIDGE_PID")
-	node_bridge_stop
-	load_expected "$IT_DIR/expected.nodelive$run".*
-	stats=$(commit_stats)
-	read -r first last _ <<<"$stats"
-	start=$(field start "$pubout")
-	secs=$(awk -v s="${start:-0}" -v e="$last" 'BEGIN { printf "%.3f", e - s }')
-	check_rows "$N"
-	((ok)) || [[ "$CHECK" != pass ]] || CHECK="Node bridge did not commit every row in time"
-	record node-live "$run" "$N" "$secs" "$s0" "$s1" "$(field cpu_us_per_msg "$pubout")" "$rss" \
-		"$(cut -d' ' -f3- <<<"$stats")" "$(field msgs_per_s "$pubout")" "" 1 ""
-	say "node-live $run: $(tail -n 1 "$TSV" | awk -F'\t' '{ print $6 " msgs/s, p99 " $15 " ms" }'), check: $CHECK"
-}
+run_node_drain() { drain_with node node-drain "$1"; }
+run_node_live() { run_publishing node node-live "$1" "$N" 0; }
 
 # --- the runs ------------------------------------------------------------------------------------------
 
