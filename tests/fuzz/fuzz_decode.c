@@ -10,7 +10,8 @@
  *  - Every failure carries a reason the decoder may give and a NUL-terminated detail; empty, oversized and
  *    non-UTF-8 payloads get their own reasons (checked with the independent UTF-8 reader of fuzz_util.h), and
  *    a \u0000 escape counts as a NUL byte: never accepted (it would cut names and serials short).
- *  - Every success has at least one sample, each with a point name of 1..64 characters of the README's
+ *  - An ignored message (1) has no sample, and says which values it skipped (null, boolean, ignored point).
+ *  - Every success (0) has at least one sample, each with a point name of 1..64 characters of the README's
  *    alphabet, a finite value and a time in years 1..9999 (or the receive time).
  *  - Decoding is deterministic: the same input decodes to the same samples twice.
  *  - The rejection record built from the failure (message_new_reject, as ingest.c does) holds printable UTF-8
@@ -112,6 +113,16 @@ static int decode_checked(const char *payload, size_t len, const struct route_ma
 	FUZZ_CHECK(len > 0 && len <= MAX_BYTES && ref_is_utf8(payload, len),
 		   "accepted a payload that is empty, oversized or not UTF-8");
 	FUZZ_CHECK(!has_escaped_nul(payload, len), "accepted a payload holding a \\u0000 escape");
+	if (rc == 1) {
+		/* Ignored: every value was there but skipped (null, boolean, an ignored point); no sample. */
+		bool skipped = false;
+		for (int k = 0; k < SKIP_REASON_COUNT; k++)
+			skipped = skipped || out->skipped[k] > 0;
+		FUZZ_CHECK(out->count == 0 && out->ignored == IGNORE_SKIPPED && skipped,
+			   "ignored with %zu samples, reason %d, nothing skipped: %d", out->count, (int)out->ignored,
+			   !skipped);
+		return rc;
+	}
 	FUZZ_CHECK(out->count > 0 && out->count <= out->capacity, "accepted with %zu samples (capacity %zu)",
 		   out->count, out->capacity);
 	for (size_t i = 0; i < out->count; i++) {
