@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "route.h"
 
 enum unknown_point_policy {

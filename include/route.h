@@ -15,8 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "lineproto.h"
-#include "tz.h"
+#include "payload/lineproto.h"
+#include "util/tz.h"
 
 enum route_format {
 	ROUTE_FORMAT_JSON = 0,	 /* our envelope, see decode.h */

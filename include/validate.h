@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "decode.h"
+#include "payload/decode.h"
 #include "message.h"
 #include "registry.h"
 #include "route.h"

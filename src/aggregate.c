@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "clock.h"
+#include "util/clock.h"
 #include "db.h"
-#include "log.h"
-#include "xalloc.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define MODULE "aggregate"
 #define BATCH_KEYS 500

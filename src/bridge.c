@@ -15,19 +15,19 @@
 #include <unistd.h>
 
 #include "aggregate.h"
-#include "clock.h"
+#include "util/clock.h"
 #include "db.h"
 #include "dispatch.h"
 #include "http.h"
 #include "ingest.h"
-#include "log.h"
+#include "util/log.h"
 #include "queue.h"
 #include "registry.h"
 #include "regsync.h"
 #include "spool.h"
 #include "stats.h"
 #include "writer.h"
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #define MODULE	       "bridge"
 #define TICK_MS	       200

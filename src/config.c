@@ -22,12 +22,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "decode.h"
-#include "preset.h"
-#include "secret.h"
+#include "payload/decode.h"
+#include "payload/preset.h"
+#include "util/secret.h"
 #include "topic.h"
-#include "tz.h"
-#include "xalloc.h"
+#include "util/tz.h"
+#include "util/xalloc.h"
 
 /* The reader's state while one file is loaded. */
 struct config_reader {

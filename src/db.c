@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "secret.h"
-#include "xalloc.h"
+#include "util/log.h"
+#include "util/secret.h"
+#include "util/xalloc.h"
 
 #define MODULE "db"
 

@@ -24,10 +24,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "clock.h"
+#include "util/clock.h"
 #include "config.h"
-#include "log.h"
-#include "xalloc.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define MODULE "http"
 #define LOOP_STALL_MS 10000

@@ -13,15 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "decode.h"
-#include "formats.h"
-#include "log.h"
+#include "util/clock.h"
+#include "payload/decode.h"
+#include "payload/formats.h"
+#include "util/log.h"
 #include "ratelimit.h"
 #include "reject.h"
-#include "text.h"
+#include "util/text.h"
 #include "validate.h"
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #define MODULE "mqtt"
 #define DISCONNECT_TIMEOUT_MS 5000

@@ -11,19 +11,19 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "acl.h"
-#include "admin.h"
+#include "cli/acl.h"
+#include "cli/admin.h"
 #include "bridge.h"
 #include "config.h"
-#include "energy.h"
-#include "secret.h"
-#include "import.h"
-#include "json_arena.h"
-#include "log.h"
-#include "migrate.h"
+#include "cli/energy.h"
+#include "util/secret.h"
+#include "cli/import.h"
+#include "payload/json_arena.h"
+#include "util/log.h"
+#include "cli/migrate.h"
 #include "route.h"
-#include "tz.h"
-#include "xalloc.h"
+#include "util/tz.h"
+#include "util/xalloc.h"
 
 #define DEFAULT_CONFIG "/etc/mqtt2pg/mqtt2pg.conf"
 

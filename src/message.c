@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
-#include "xalloc.h"
+#include "util/text.h"
+#include "util/xalloc.h"
 
 struct message *message_new_readings(int32_t tenant_id, int32_t device_id, uint32_t reading_count,
 				     int64_t received_us)

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "clock.h"
-#include "xalloc.h"
+#include "util/clock.h"
+#include "util/xalloc.h"
 
 struct queue {
 	pthread_mutex_t lock;

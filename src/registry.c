@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #define NONE UINT32_MAX
 #define BIG_DEVICE 16 /* a device with more points than this also gets point index entries */

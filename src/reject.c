@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #define REJECT_SAMPLER_SLOTS 4096 /* a power of two */
 #define REJECT_SAMPLER_PROBES 8

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "topic.h"
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 static const char *const format_names[] = {
 	[ROUTE_FORMAT_JSON] = "json",

@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "log.h"
-#include "xalloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define MODULE "spool"
 #define HEADER_BYTES 16

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 bool topic_filter_valid(const char *filter)
 {

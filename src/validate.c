@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "text.h"
-#include "timeparse.h"
+#include "util/text.h"
+#include "payload/timeparse.h"
 
 #define US_PER_SEC INT64_C(1000000)
 

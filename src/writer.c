@@ -16,11 +16,11 @@
 #include <time.h>
 
 #include "batch.h"
-#include "clock.h"
+#include "util/clock.h"
 #include "db.h"
-#include "log.h"
-#include "timeparse.h"
-#include "xalloc.h"
+#include "util/log.h"
+#include "payload/timeparse.h"
+#include "util/xalloc.h"
 #include "readings_sql.h"
 
 #define MODULE "writer"

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
+#include "payload/decode.h"
 #include "fuzz_util.h"
 #include "message.h"
 #include "reject.h"

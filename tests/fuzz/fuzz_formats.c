@@ -21,10 +21,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "formats.h"
+#include "payload/formats.h"
 #include "fuzz_util.h"
 #include "route.h"
-#include "tz.h"
+#include "util/tz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "lineproto.h"
+#include "payload/lineproto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "fuzz_util.h"
-#include "timeparse.h"
+#include "payload/timeparse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

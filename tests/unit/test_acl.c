@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "acl.h"
+#include "cli/acl.h"
 #include "unit.h"
 
 /* A registry of two tenants: acme (A1, A2, and A3 disabled) and beta (B1); gamma has no devices. */

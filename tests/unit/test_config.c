@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "secret.h"
-#include "log.h"
+#include "util/secret.h"
+#include "util/log.h"
 #include "route.h"
 #include "unit.h"
 

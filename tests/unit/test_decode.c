@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
+#include "payload/decode.h"
 #include "reject.h"
 #include "route.h"
 #include "unit.h"

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "formats.h"
+#include "payload/formats.h"
 #include "route.h"
-#include "tz.h"
+#include "util/tz.h"
 #include "unit.h"
 
 #define RECEIVED_US INT64_C(1795000000000000)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lineproto.h"
+#include "payload/lineproto.h"
 #include "unit.h"
 
 static bool span_is(struct lp_span s, const char *text)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "linereader.h"
+#include "util/linereader.h"
 #include "unit.h"
 
 static char dir[] = "/tmp/test_linereader.XXXXXX";

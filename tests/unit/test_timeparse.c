@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "timeparse.h"
+#include "payload/timeparse.h"
 #include "unit.h"
 
 #define US	INT64_C(1000000)

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "decode.h"
+#include "payload/decode.h"
 #include "message.h"
 #include "registry.h"
 #include "reject.h"

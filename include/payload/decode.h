@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lineproto.h"
+#include "payload/lineproto.h"
 #include "reject.h"
 #include "route.h"
 

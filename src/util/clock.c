@@ -3,7 +3,7 @@
  * clock: the one blocking sleep (back-offs), kept out of line so tests can see it in profiles, and the
  * deadline of a bounded condition wait (queue.c and spool.c each had their own copy).
  */
-#include "clock.h"
+#include "util/clock.h"
 
 #include <errno.h>
 

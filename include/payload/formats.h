@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "decode.h"
+#include "payload/decode.h"
 #include "route.h"
 
 /*

@@ -15,7 +15,7 @@
  * it. This is exact for `topic` rules and %u (string substitution, as Mosquitto does), and errs on the side
  * of a finding for %c.
  */
-#include "acl.h"
+#include "cli/acl.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -31,9 +31,9 @@
 #include <unistd.h>
 
 #include "db.h"
-#include "text.h"
+#include "util/text.h"
 #include "topic.h"
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #define ACL_TOPIC_MAX_LEVELS 200    /* Mosquitto's TOPIC_HIERARCHY_LIMIT */
 #define ACL_WALK_NODE_BUDGET 200000 /* topics visited per user and access before we give up on completeness */

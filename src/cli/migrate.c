@@ -2,14 +2,14 @@
 /*
  * migrate: see migrate.h.
  */
-#include "migrate.h"
+#include "cli/migrate.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "db.h"
-#include "log.h"
+#include "util/log.h"
 
 #define MODULE "migrate"
 

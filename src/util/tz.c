@@ -3,7 +3,7 @@
  * tz: a reader of TZif files (RFC 8536, versions 1 to 4) into an immutable transition table, and the
  * conversion of local times to UTC with it (see tz.h for why not localtime/mktime).
  */
-#include "tz.h"
+#include "util/tz.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "xalloc.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define TZIF_MAX_BYTES (1024 * 1024)
 #define DAY_SEC	       INT64_C(86400)

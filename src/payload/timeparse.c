@@ -3,7 +3,7 @@
  * timeparse: our own strict RFC 3339 reader. strptime and timegm accept too much (and depend on TZ and
  * locale); a device's timestamp is either exactly right or rejected with a reason.
  */
-#include "timeparse.h"
+#include "payload/timeparse.h"
 
 #include <math.h>
 #include <stdio.h>

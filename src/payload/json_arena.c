@@ -2,7 +2,7 @@
 /*
  * json_arena: cJSON's allocations from a per-thread block while a decode runs (see json_arena.h).
  */
-#include "json_arena.h"
+#include "payload/json_arena.h"
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #define ARENA_BYTES 16384 /* a ~170-byte envelope takes ~1 KB; a larger payload spills to malloc */
 #define ALIGNMENT 16

@@ -4,11 +4,11 @@
  * its topic layout and payloads come from; the unit tests (tests/unit/test_formats.c) decode those documents'
  * examples through the expanded routes.
  */
-#include "preset.h"
+#include "payload/preset.h"
 
 #include <string.h>
 
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 /*
  * OpenDTU, docs/MQTT_Topics.md (github.com/tbnobody/OpenDTU): <prefix>/<serial>/<channel>/<field>, plain

@@ -4,7 +4,7 @@
  * removed into a small per-call buffer), then the four columns the header named are converted. Every fault
  * has its own status so that import's report can say why a line was refused.
  */
-#include "csvread.h"
+#include "cli/csvread.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "timeparse.h"
+#include "payload/timeparse.h"
 
 #define US_PER_SEC  INT64_C(1000000)
 /* 0001-01-01 and 10000-01-01 in seconds since the epoch: the range timeparse accepts. */

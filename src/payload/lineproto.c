@@ -4,7 +4,7 @@
  * hand-written scanner over pointer + length: MQTT payloads are not NUL-terminated, and strtod must never
  * run past a token, so numbers are checked against the grammar and copied into a bounded local buffer first.
  */
-#include "lineproto.h"
+#include "payload/lineproto.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #define US_PER_SEC	 INT64_C(1000000)
 /* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in microseconds, as timeparse.c bounds them. */

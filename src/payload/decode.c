@@ -4,7 +4,7 @@
  * copies what it needs into owned samples, so that no cJSON object outlives this file. Every way a payload
  * can be wrong maps to one reject reason with a detail a person can act on.
  */
-#include "decode.h"
+#include "payload/decode.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_arena.h"
-#include "text.h"
-#include "timeparse.h"
-#include "xalloc.h"
+#include "payload/json_arena.h"
+#include "util/text.h"
+#include "payload/timeparse.h"
+#include "util/xalloc.h"
 
 int decode_fail(struct decode_error *err, enum reject_reason reason, const char *fmt, ...)
 {

@@ -2,7 +2,7 @@
 /*
  * secret: see secret.h.
  */
-#include "secret.h"
+#include "util/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 /*
  * The rule ssh applies to its keys: a secret file belongs to us or to root and nobody else may read it. Group

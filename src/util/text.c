@@ -2,7 +2,7 @@
 /*
  * text: the guard between device-supplied bytes and anything a human or PostgreSQL reads.
  */
-#include "text.h"
+#include "util/text.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
  * header), accepted, or rejected with a reason; rejected lines are recorded in rejected_messages with
  * origin "import:<run id>" and origin_seq = their line number, in the transaction of their batch.
  */
-#include "import.h"
+#include "cli/import.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -26,21 +26,21 @@
 
 #include "aggregate.h"
 #include "batch.h"
-#include "clock.h"
-#include "csvread.h"
+#include "util/clock.h"
+#include "cli/csvread.h"
 #include "db.h"
-#include "decode.h"
-#include "linereader.h"
-#include "lineproto.h"
-#include "log.h"
+#include "payload/decode.h"
+#include "util/linereader.h"
+#include "payload/lineproto.h"
+#include "util/log.h"
 #include "message.h"
 #include "registry.h"
 #include "regsync.h"
 #include "stats.h"
-#include "text.h"
-#include "timeparse.h"
+#include "util/text.h"
+#include "payload/timeparse.h"
 #include "validate.h"
-#include "xalloc.h"
+#include "util/xalloc.h"
 #include "readings_sql.h"
 
 #define MODULE		   "import"

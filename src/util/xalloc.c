@@ -2,7 +2,7 @@
 /*
  * xalloc: the one place where allocation failure is handled (by aborting, see xalloc.h).
  */
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,14 +3,14 @@
  * linereader: lines and their offsets from a plain or gzip file (see linereader.h). One buffer of a read
  * chunk plus the longest line, reused for the whole file: reading costs one memchr per line and no copy.
  */
-#include "linereader.h"
+#include "util/linereader.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
-#include "xalloc.h"
+#include "util/xalloc.h"
 
 #define READ_CHUNK (1024 * 1024)
 #define KEEP_BYTES 256 /* of a line too long, returned for the rejection record */

@@ -10,7 +10,7 @@
  * limits must be finite numbers (PostgreSQL accepts 'NaN' and 'Infinity' for double precision). Everything
  * printed is escaped anyway (text_escape), for rows that were written by other means.
  */
-#include "admin.h"
+#include "cli/admin.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -23,8 +23,8 @@
 
 #include "aggregate.h"
 #include "db.h"
-#include "text.h"
-#include "timeparse.h"
+#include "util/text.h"
+#include "payload/timeparse.h"
 
 #define MAX_POINTS_ON_ADD 256
 

@@ -7,7 +7,7 @@
  * client id, a payload excerpt or a library's message cannot put a newline, a terminal escape sequence or a
  * bidirectional override into the log, even where a caller forgot text_escape().
  */
-#include "log.h"
+#include "util/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "text.h"
+#include "util/text.h"
 
 static atomic_int current_level = LOG_LEVEL_INFO;
 static atomic_bool json_lines = false;

@@ -5,7 +5,7 @@
  * the envelope: a message is accepted whole or rejected whole, and a number is never invented (a "null", an
  * empty payload or a text is not a 0).
  */
-#include "formats.h"
+#include "payload/formats.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
-#include "timeparse.h"
-#include "tz.h"
-#include "xalloc.h"
+#include "util/text.h"
+#include "payload/timeparse.h"
+#include "util/tz.h"
+#include "util/xalloc.h"
 
 #define US_PER_SEC	INT64_C(1000000)
 #define MIN_US		(INT64_C(-62135596800) * US_PER_SEC)

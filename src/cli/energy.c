@@ -4,14 +4,14 @@
  * as the aggregate job writes it: the owner role is under the rollups' row-level security too (FORCE), so
  * the command names its tenant in a transaction-local setting, as the job does.
  */
-#include "energy.h"
+#include "cli/energy.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "db.h"
-#include "text.h"
+#include "util/text.h"
 
 #define MODULE	    "energy"
 #define MAX_COLUMNS 8
