@@ -32,7 +32,7 @@
 
 #include "db.h"
 #include "util/text.h"
-#include "topic.h"
+#include "util/topic.h"
 #include "util/xalloc.h"
 
 #define ACL_TOPIC_MAX_LEVELS 200    /* Mosquitto's TOPIC_HIERARCHY_LIMIT */
