@@ -6,8 +6,11 @@
  * the template is a literal, a placeholder ({tenant}, {serial}, {point}) or "+" (any one level, ignored); the
  * last level may be {point+}, the rest of the topic (one or more levels, joined with '/'). The MQTT subscription
  * filter is derived from the template by turning placeholders into "+" ({point+} into "#"). The format says
- * which decoder reads the payload (formats.h); the options below it say where the tenant, the device and the
- * time come from when the topic does not say, and which topics of the same tree are not readings at all.
+ * which decoder reads the payload (payload/formats.h) and the payload options how (payload/options.h: the
+ * line protocol mapping, the time, which values become readings); the other options say where the tenant and the device come
+ * from when the topic does not say, and which topics of the same tree are not readings at all. struct
+ * route_match, what route_match finds in a topic, is declared with the payload options because the decoders
+ * read it too.
  */
 #ifndef MQTT2PG_ROUTE_H
 #define MQTT2PG_ROUTE_H
@@ -15,28 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "payload/lineproto.h"
-#include "util/tz.h"
-
-enum route_format {
-	ROUTE_FORMAT_JSON = 0,	 /* our envelope, see decode.h */
-	ROUTE_FORMAT_VALUE,	 /* one reading per topic: the payload is a number */
-	ROUTE_FORMAT_VALUE_JSON, /* one reading per topic: {"value": number} (Victron Venus OS dbus-mqtt) */
-	ROUTE_FORMAT_INFLUX,	 /* InfluxDB line protocol (lineproto.h) */
-	ROUTE_FORMAT_FLAT_JSON, /* a JSON object whose numeric leaves are the points (Tasmota, Shelly status) */
-	ROUTE_FORMAT_SHELLY_RPC,    /* Shelly Gen2 NotifyStatus / NotifyFullStatus frames */
-	ROUTE_FORMAT_TELEGRAF_JSON, /* Telegraf's JSON serializer: {"name","tags","fields","timestamp"} */
-	ROUTE_FORMAT_AUTO,	    /* influx or telegraf_json, by the payload's first byte ('{': JSON) */
-};
-
-/* Where a payload's time is, and in what unit (never guessed). */
-enum route_time_unit {
-	ROUTE_TIME_S = 0,
-	ROUTE_TIME_MS,
-	ROUTE_TIME_US,
-	ROUTE_TIME_NS,
-	ROUTE_TIME_RFC3339, /* a string; without a zone it needs the route's timezone */
-};
+#include "payload/options.h"
 
 enum route_level_kind {
 	ROUTE_LEVEL_LITERAL,
@@ -52,9 +34,6 @@ struct route_level {
 	char *literal; /* owned; only for ROUTE_LEVEL_LITERAL */
 };
 
-/* A time_field or json_root path is split at '.'; each step is 1..ROUTE_MAX_PATH_STEP bytes (config.c checks). */
-#define ROUTE_MAX_PATH_STEP 127
-
 struct route {
 	char *template_text; /* owned, as configured */
 	char *filter;	     /* owned, the derived MQTT subscription filter */
@@ -68,41 +47,11 @@ struct route {
 	bool ignore_retained;	   /* retained = "ignore": retained messages are counted and dropped */
 	bool retained_timestamped; /* retained = "timestamped" (default): only retained messages whose every
 				      reading carries its own timestamp are taken; the others as "ignore" */
-	bool ignore_non_numeric; /* non_numeric = "ignore": text where a number belongs is counted, dropped */
 	char **ignore; /* MQTT filters of status/LWT/command topics of this tree: counted, dropped */
 	size_t ignore_count;
-	struct lp_mapping influx; /* influx: precision, serial_tag, point template, string policy;
-				     telegraf_json: serial_tag, point, precision */
-	char *time_field; /* JSON formats: member holding the time (dots for nesting); NULL: receive time */
-	enum route_time_unit time_unit;
-	struct tz *timezone; /* for RFC 3339 times without a zone; NULL: such times are rejected */
-	char *json_root;     /* flat_json: dotted path of the object to flatten; NULL: the whole payload */
-	/* What becomes a reading (formats.c applies them to every format, in this order: map, ignore, allow). */
-	bool numeric_strings;	 /* a JSON string that is a strict decimal ("35.60") is that number */
-	bool booleans;		 /* true/false are stored as 1/0; otherwise skipped and counted */
-	char **points_map;	 /* pairs: source name (key path, may hold any text), point name */
-	size_t points_map_count; /* pairs */
-	char **ignore_points;	 /* filters over point names ('/' levels, + and #): skipped and counted */
-	size_t ignore_points_count;
-	char **points; /* allow-list of point filters; none: every point */
-	size_t points_count;
-	char **measurements; /* influx, telegraf_json, auto: allow-list of measurement names; none: all */
-	size_t measurements_count;
+	struct payload_options payload; /* how its payloads are read (payload/options.h) */
 	char *alias_scope; /* device aliases of this scope name the device ("": tenant-wide); NULL: "" */
 	int sub_id;	   /* the MQTT 5 subscription identifier of the route's filter (index + 1) */
-};
-
-/* A slice of the topic (not NUL-terminated); borrows the topic's bytes. */
-struct topic_slice {
-	const char *ptr;
-	size_t len;
-};
-
-struct route_match {
-	struct topic_slice tenant;
-	struct topic_slice serial; /* empty when the payload names the device (serial_tag) */
-	struct topic_slice point;  /* empty unless the template has {point} or {point+} */
-	const char *alias_scope;   /* the route's alias scope ("" when none); borrows the route */
 };
 
 /*
@@ -159,21 +108,6 @@ void route_add_ignore(struct route *r, const char *filter);
 
 /* Appends a copy of text to a string list of the route (ignore_points, points, measurements, points_map). */
 void route_list_add(char ***list, size_t *count, const char *text);
-
-/*
- * What the route makes of a value's name (flattened key path, topic point or line protocol point): name is
- * replaced by its points_map target (buffer of DECODE_MAX_POINT_NAME + 1 bytes; a target is at most that long,
- * config.c checks). Returns ROUTE_POINT_KEEP, or ROUTE_POINT_IGNORED / ROUTE_POINT_NOT_LISTED.
- */
-enum route_point_verdict {
-	ROUTE_POINT_KEEP,
-	ROUTE_POINT_IGNORED,
-	ROUTE_POINT_NOT_LISTED
-};
-enum route_point_verdict route_point(const struct route *r, char *name, size_t cap);
-
-/* True when the route keeps lines of this measurement (no measurements list: every one). */
-bool route_measurement_ok(const struct route *r, const char *name, size_t len);
 
 /* Frees what route_parse allocated in r (not r itself); route_clear of a zeroed route is a no-op. */
 void route_clear(struct route *r);

@@ -9,16 +9,16 @@
 
 #include <stdint.h>
 
-#include "config.h"
 #include "payload/decode.h"
 #include "message.h"
 #include "registry.h"
-#include "route.h"
+
+struct config_validation; /* config.h: the validation section of the configuration */
 
 struct validate_result {
 	struct message *message; /* owned by the caller on success; NULL if every sample was dropped */
 	uint32_t dropped_points; /* samples of unknown points dropped under policy "drop" */
-	uint32_t new_points;     /* points the writer will register under policy "register" */
+	uint32_t new_points;	 /* points the writer will register under policy "register" */
 };
 
 /*

@@ -25,7 +25,7 @@
 #include "payload/decode.h"
 #include "payload/preset.h"
 #include "util/secret.h"
-#include "topic.h"
+#include "util/topic.h"
 #include "util/tz.h"
 #include "util/xalloc.h"
 
@@ -326,18 +326,18 @@ static int read_choice(struct config_reader *rd, const config_setting_t *item, i
 	return found;
 }
 
-/* A dotted JSON path ("meta.ts") whose steps are 1..ROUTE_MAX_PATH_STEP bytes; NULL (not set) passes. */
+/* A dotted JSON path ("meta.ts") whose steps are 1..PAYLOAD_MAX_PATH_STEP bytes; NULL (not set) passes. */
 static void check_json_path(struct config_reader *rd, const config_setting_t *item, int i, const char *key,
 			    const char *path)
 {
 	for (const char *p = path; p && *p;) {
 		size_t n = strcspn(p, ".");
-		if (n == 0 || n > ROUTE_MAX_PATH_STEP || (p[n] == '.' && p[n + 1] == '\0')) {
+		if (n == 0 || n > PAYLOAD_MAX_PATH_STEP || (p[n] == '.' && p[n + 1] == '\0')) {
 			const config_setting_t *at = config_setting_get_member(item, key);
 			reader_error(
 				rd, at ? at : item,
 				"routes[%d]: %s '%.40s%s': each '.'-separated step must be 1 to %d bytes", i,
-				key, path, strlen(path) > 40 ? "..." : "", ROUTE_MAX_PATH_STEP);
+				key, path, strlen(path) > 40 ? "..." : "", PAYLOAD_MAX_PATH_STEP);
 			return;
 		}
 		p += n + (p[n] == '.');
@@ -424,24 +424,27 @@ static void read_points_map(struct config_reader *rd, const config_setting_t *it
 				i, k, to);
 			continue;
 		}
-		r->points_map =
-			xrealloc(r->points_map, (r->points_map_count + 1) * 2 * sizeof(*r->points_map));
-		r->points_map[2 * r->points_map_count] = xstrdup(from);
-		r->points_map[2 * r->points_map_count + 1] = xstrdup(to);
-		r->points_map_count++;
+		r->payload.points_map =
+			xrealloc(r->payload.points_map,
+				 (r->payload.points_map_count + 1) * 2 * sizeof(*r->payload.points_map));
+		r->payload.points_map[2 * r->payload.points_map_count] = xstrdup(from);
+		r->payload.points_map[2 * r->payload.points_map_count + 1] = xstrdup(to);
+		r->payload.points_map_count++;
 	}
 }
 
 /* The route keys that decide which values become readings (README "Devices"). */
 static void read_route_values(struct config_reader *rd, const config_setting_t *item, int i, struct route *r)
 {
-	read_bool(rd, item, "numeric_strings", &r->numeric_strings);
-	read_bool(rd, item, "booleans", &r->booleans);
+	read_bool(rd, item, "numeric_strings", &r->payload.numeric_strings);
+	read_bool(rd, item, "booleans", &r->payload.booleans);
 	read_points_map(rd, item, i, r);
-	read_string_list(rd, item, i, "ignore_points", point_filter_ok, &r->ignore_points,
-			 &r->ignore_points_count);
-	read_string_list(rd, item, i, "points", point_filter_ok, &r->points, &r->points_count);
-	read_string_list(rd, item, i, "measurements", NULL, &r->measurements, &r->measurements_count);
+	read_string_list(rd, item, i, "ignore_points", point_filter_ok, &r->payload.ignore_points,
+			 &r->payload.ignore_points_count);
+	read_string_list(rd, item, i, "points", point_filter_ok, &r->payload.points,
+			 &r->payload.points_count);
+	read_string_list(rd, item, i, "measurements", NULL, &r->payload.measurements,
+			 &r->payload.measurements_count);
 	read_string(rd, item, "alias_scope", &r->alias_scope);
 }
 
@@ -465,11 +468,11 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 
 	read_string(rd, item, "tenant", &r->tenant);
 	read_string(rd, item, "serial", &r->serial);
-	read_string(rd, item, "json_root", &r->json_root);
+	read_string(rd, item, "json_root", &r->payload.json_root);
 	if (preset) {
 		r->ignore_retained = preset->ignore_retained;
 		r->retained_timestamped = !preset->ignore_retained;
-		r->ignore_non_numeric = preset->ignore_non_numeric;
+		r->payload.ignore_non_numeric = preset->ignore_non_numeric;
 		if (!prefix && preset->ignore[0] && !ignore && !ignore_replace)
 			reader_error(
 				rd, config_setting_get_member(item, "topic"),
@@ -484,19 +487,19 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 			free(expanded);
 		}
 		for (const char *const *f = preset->ignore_points; f && !ignore_points_replace && *f; f++)
-			route_list_add(&r->ignore_points, &r->ignore_points_count, *f);
-		if (preset->serial_tag &&
-		    lp_mapping_set(&r->influx, "serial_tag", preset->serial_tag, err, sizeof(err)) != 0)
+			route_list_add(&r->payload.ignore_points, &r->payload.ignore_points_count, *f);
+		if (preset->serial_tag && lp_mapping_set(&r->payload.influx, "serial_tag", preset->serial_tag,
+							 err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset serial_tag: %s", i, err);
 		if (preset->point &&
-		    lp_mapping_set(&r->influx, "point", preset->point, err, sizeof(err)) != 0)
+		    lp_mapping_set(&r->payload.influx, "point", preset->point, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset point: %s", i, err);
 		if (preset->precision &&
-		    lp_mapping_set(&r->influx, "precision", preset->precision, err, sizeof(err)) != 0)
+		    lp_mapping_set(&r->payload.influx, "precision", preset->precision, err, sizeof(err)) != 0)
 			reader_error(rd, item, "routes[%d]: preset precision: %s", i, err);
 		if (preset->time_field) {
-			r->time_field = xstrdup(preset->time_field);
-			r->time_unit = preset->time_unit;
+			r->payload.time_field = xstrdup(preset->time_field);
+			r->payload.time_unit = preset->time_unit;
 		}
 	}
 	if ((choice = read_choice(rd, item, i, "retained", retained_names,
@@ -507,45 +510,45 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 	if ((choice = read_choice(rd, item, i, "non_numeric",
 				  (const char *const[]){ "reject", "ignore", NULL },
 				  "\"reject\" or \"ignore\"")) >= 0)
-		r->ignore_non_numeric = choice == 1;
+		r->payload.ignore_non_numeric = choice == 1;
 	for (const char *const *key = lp_keys; *key; key++) {
 		char *value = NULL;
 		read_string(rd, item, *key, &value);
 		if (!value && config_setting_get_member(item, *key) &&
 		    config_setting_type(config_setting_get_member(item, *key)) == CONFIG_TYPE_STRING)
 			value = xstrdup(""); /* serial_tag = "" clears a preset's tag */
-		if (value && lp_mapping_set(&r->influx, *key, value, err, sizeof(err)) != 0)
+		if (value && lp_mapping_set(&r->payload.influx, *key, value, err, sizeof(err)) != 0)
 			reader_error(rd, config_setting_get_member(item, *key), "routes[%d]: %s", i, err);
 		free(value);
 	}
 	if (config_setting_get_member(item, "time_field")) {
-		free(r->time_field);
-		r->time_field = NULL;
-		read_string(rd, item, "time_field", &r->time_field); /* "" = the receive time */
+		free(r->payload.time_field);
+		r->payload.time_field = NULL;
+		read_string(rd, item, "time_field", &r->payload.time_field); /* "" = the receive time */
 	}
 	if ((choice = read_choice(rd, item, i, "time_unit", units,
 				  "\"s\", \"ms\", \"us\", \"ns\" or \"rfc3339\"")) >= 0)
-		r->time_unit = (enum route_time_unit)choice;
-	else if (r->time_field &&
-		 !(preset && preset->time_field && strcmp(preset->time_field, r->time_field) == 0) &&
+		r->payload.time_unit = (enum route_time_unit)choice;
+	else if (r->payload.time_field &&
+		 !(preset && preset->time_field && strcmp(preset->time_field, r->payload.time_field) == 0) &&
 		 !config_setting_get_member(item, "time_unit"))
 		reader_error(
 			rd, item,
 			"routes[%d]: time_field needs time_unit (s, ms, us, ns or rfc3339): never guessed",
 			i);
 	read_string(rd, item, "timezone", &zone);
-	if (zone && tz_load(zone, &r->timezone, err, sizeof(err)) < 0)
+	if (zone && tz_load(zone, &r->payload.timezone, err, sizeof(err)) < 0)
 		reader_error(rd, config_setting_get_member(item, "timezone"), "routes[%d]: %s", i, err);
 	free(zone);
-	if (config_setting_get_member(item, "time_unit") && !r->time_field)
+	if (config_setting_get_member(item, "time_unit") && !r->payload.time_field)
 		reader_error(rd, config_setting_get_member(item, "time_unit"),
 			     "routes[%d]: time_unit needs time_field", i);
 	if (config_setting_get_member(item, "timezone") &&
-	    (!r->time_field || r->time_unit != ROUTE_TIME_RFC3339))
+	    (!r->payload.time_field || r->payload.time_unit != ROUTE_TIME_RFC3339))
 		reader_error(rd, config_setting_get_member(item, "timezone"),
 			     "routes[%d]: timezone applies to a time_field with time_unit = \"rfc3339\"", i);
-	check_json_path(rd, item, i, "time_field", r->time_field);
-	check_json_path(rd, item, i, "json_root", r->json_root);
+	check_json_path(rd, item, i, "time_field", r->payload.time_field);
+	check_json_path(rd, item, i, "json_root", r->payload.json_root);
 	if (ignore) {
 		if (!config_setting_is_array(ignore) && !config_setting_is_list(ignore)) {
 			reader_error(rd, ignore,
@@ -572,7 +575,7 @@ static void read_route_options(struct config_reader *rd, const config_setting_t 
 			rd, item,
 			"routes[%d]: preset %s needs serial = \"...\" (the device is in neither topic nor payload)",
 			i, preset->name);
-	if (preset && preset->needs_timezone && !r->timezone && r->time_field)
+	if (preset && preset->needs_timezone && !r->payload.timezone && r->payload.time_field)
 		reader_error(
 			rd, item,
 			"routes[%d]: preset %s needs timezone = \"Area/City\" (its times carry no zone), or time_field = \"\" "

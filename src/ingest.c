@@ -326,8 +326,8 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 			    err.reason);
 		return;
 	}
-	rc = formats_decode(route, payload, payload_len, &m, received_us, (size_t)policy->max_payload_bytes,
-			    &in->decoded, &err);
+	rc = formats_decode(route->format, &route->payload, payload, payload_len, &m, received_us,
+			    (size_t)policy->max_payload_bytes, &in->decoded, &err);
 	if (rc >= 0)
 		memcpy(out->skipped, decoded->skipped, sizeof(out->skipped));
 	if (rc > 0) {

@@ -103,27 +103,27 @@ static void describe_route(const struct route *r)
 	if (r->tenant || r->serial)
 		printf("    fixed%s%s%s%s\n", r->tenant ? " tenant " : "", r->tenant ? r->tenant : "",
 		       r->serial ? " serial " : "", r->serial ? r->serial : "");
-	if (r->influx.serial_tag[0])
-		printf("    device from tag %s\n", r->influx.serial_tag);
-	if (r->time_field)
-		printf("    time from %s (%s)%s%s\n", r->time_field, route_time_unit_name(r->time_unit),
-		       r->timezone ? ", zone " : "", r->timezone ? tz_name(r->timezone) : "");
+	if (r->payload.influx.serial_tag[0])
+		printf("    device from tag %s\n", r->payload.influx.serial_tag);
+	if (r->payload.time_field)
+		printf("    time from %s (%s)%s%s\n", r->payload.time_field, route_time_unit_name(r->payload.time_unit),
+		       r->payload.timezone ? ", zone " : "", r->payload.timezone ? tz_name(r->payload.timezone) : "");
 	if (r->ignore_retained)
 		printf("    retained messages ignored\n");
 	else if (r->retained_timestamped)
 		printf("    retained messages taken only with their own timestamp\n");
 	for (size_t i = 0; i < r->ignore_count; i++)
 		printf("    ignores %s\n", r->ignore[i]);
-	if (r->numeric_strings || r->booleans)
-		printf("    values:%s%s\n", r->numeric_strings ? " numeric strings" : "", r->booleans ? " booleans" : "");
-	for (size_t i = 0; i < r->points_map_count; i++)
-		printf("    maps %s -> %s\n", r->points_map[2 * i], r->points_map[2 * i + 1]);
-	for (size_t i = 0; i < r->ignore_points_count; i++)
-		printf("    skips points %s\n", r->ignore_points[i]);
-	for (size_t i = 0; i < r->points_count; i++)
-		printf("    keeps only points %s\n", r->points[i]);
-	for (size_t i = 0; i < r->measurements_count; i++)
-		printf("    keeps measurement %s\n", r->measurements[i]);
+	if (r->payload.numeric_strings || r->payload.booleans)
+		printf("    values:%s%s\n", r->payload.numeric_strings ? " numeric strings" : "", r->payload.booleans ? " booleans" : "");
+	for (size_t i = 0; i < r->payload.points_map_count; i++)
+		printf("    maps %s -> %s\n", r->payload.points_map[2 * i], r->payload.points_map[2 * i + 1]);
+	for (size_t i = 0; i < r->payload.ignore_points_count; i++)
+		printf("    skips points %s\n", r->payload.ignore_points[i]);
+	for (size_t i = 0; i < r->payload.points_count; i++)
+		printf("    keeps only points %s\n", r->payload.points[i]);
+	for (size_t i = 0; i < r->payload.measurements_count; i++)
+		printf("    keeps measurement %s\n", r->payload.measurements[i]);
 	if (r->alias_scope && *r->alias_scope)
 		printf("    device aliases of scope %s\n", r->alias_scope);
 }

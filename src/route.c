@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "topic.h"
+#include "util/topic.h"
 #include "util/xalloc.h"
 
 static const char *const format_names[] = {
@@ -48,13 +48,6 @@ const char *route_time_unit_name(enum route_time_unit unit)
 	return (size_t)unit < sizeof(names) / sizeof(names[0]) ? names[unit] : "unknown";
 }
 
-static void free_list(char **list, size_t count)
-{
-	for (size_t i = 0; i < count; i++)
-		free(list[i]);
-	free(list);
-}
-
 void route_clear(struct route *r)
 {
 	if (!r)
@@ -70,14 +63,8 @@ void route_clear(struct route *r)
 	for (size_t i = 0; i < r->ignore_count; i++)
 		free(r->ignore[i]);
 	free(r->ignore);
-	free(r->time_field);
-	free(r->json_root);
-	free_list(r->points_map, r->points_map_count * 2);
-	free_list(r->ignore_points, r->ignore_points_count);
-	free_list(r->points, r->points_count);
-	free_list(r->measurements, r->measurements_count);
+	payload_options_clear(&r->payload);
 	free(r->alias_scope);
-	tz_free(r->timezone);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -147,7 +134,7 @@ bool route_check(const struct route *r, char *err, size_t errlen)
 {
 	size_t tenants = count_levels(r, ROUTE_LEVEL_TENANT), serials = count_levels(r, ROUTE_LEVEL_SERIAL);
 	size_t points = count_levels(r, ROUTE_LEVEL_POINT) + count_levels(r, ROUTE_LEVEL_POINT_REST);
-	bool payload_serial = r->influx.serial_tag[0] != '\0' &&
+	bool payload_serial = r->payload.influx.serial_tag[0] != '\0' &&
 			      (r->format == ROUTE_FORMAT_INFLUX || r->format == ROUTE_FORMAT_TELEGRAF_JSON ||
 			       r->format == ROUTE_FORMAT_AUTO);
 
@@ -199,7 +186,7 @@ bool route_parse_template(const char *template_text, enum route_format format, s
 	}
 	r.template_text = xstrdup(template_text);
 	r.format = format;
-	lp_mapping_init(&r.influx);
+	lp_mapping_init(&r.payload.influx);
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t len = slash ? (size_t)(slash - p) : strlen(p);
@@ -403,52 +390,9 @@ void route_list_add(char ***list, size_t *count, const char *text)
 	(*list)[(*count)++] = xstrdup(text);
 }
 
-static bool in_filters(char *const *filters, size_t count, const char *name)
-{
-	for (size_t i = 0; i < count; i++)
-		if (topic_matches(filters[i], name, strlen(name)))
-			return true;
-	return false;
-}
-
-enum route_point_verdict route_point(const struct route *r, char *name, size_t cap)
-{
-	for (size_t i = 0; i < r->points_map_count; i++) {
-		if (strcmp(r->points_map[2 * i], name) == 0) {
-			snprintf(name, cap, "%s", r->points_map[2 * i + 1]);
-			break;
-		}
-	}
-	if (in_filters(r->ignore_points, r->ignore_points_count, name))
-		return ROUTE_POINT_IGNORED;
-	if (r->points_count > 0 && !in_filters(r->points, r->points_count, name))
-		return ROUTE_POINT_NOT_LISTED;
-	return ROUTE_POINT_KEEP;
-}
-
-bool route_measurement_ok(const struct route *r, const char *name, size_t len)
-{
-	if (r->measurements_count == 0)
-		return true;
-	for (size_t i = 0; i < r->measurements_count; i++)
-		if (strlen(r->measurements[i]) == len && memcmp(r->measurements[i], name, len) == 0)
-			return true;
-	return false;
-}
-
 static bool same(const char *a, const char *b)
 {
 	return (a == NULL) == (b == NULL) && (!a || strcmp(a, b) == 0);
-}
-
-static bool same_list(char *const *a, size_t na, char *const *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
 }
 
 bool route_equal(const struct route *a, const struct route *b)
@@ -456,24 +400,12 @@ bool route_equal(const struct route *a, const struct route *b)
 	if (strcmp(a->template_text, b->template_text) != 0 || a->format != b->format ||
 	    !same(a->tenant, b->tenant) || !same(a->serial, b->serial) ||
 	    a->ignore_retained != b->ignore_retained || a->retained_timestamped != b->retained_timestamped ||
-	    a->ignore_non_numeric != b->ignore_non_numeric || a->ignore_count != b->ignore_count ||
-	    strcmp(a->influx.serial_tag, b->influx.serial_tag) != 0 ||
-	    strcmp(a->influx.point, b->influx.point) != 0 || a->influx.precision != b->influx.precision ||
-	    a->influx.strings != b->influx.strings || !same(a->time_field, b->time_field) ||
-	    a->time_unit != b->time_unit || !same(a->json_root, b->json_root) ||
-	    (a->timezone == NULL) != (b->timezone == NULL) ||
-	    (a->timezone && strcmp(tz_name(a->timezone), tz_name(b->timezone)) != 0))
+	    a->ignore_count != b->ignore_count)
 		return false;
 	for (size_t i = 0; i < a->ignore_count; i++)
 		if (strcmp(a->ignore[i], b->ignore[i]) != 0)
 			return false;
-	return a->numeric_strings == b->numeric_strings && a->booleans == b->booleans &&
-	       same_list(a->points_map, a->points_map_count * 2, b->points_map, b->points_map_count * 2) &&
-	       same_list(a->ignore_points, a->ignore_points_count, b->ignore_points,
-			 b->ignore_points_count) &&
-	       same_list(a->points, a->points_count, b->points, b->points_count) &&
-	       same_list(a->measurements, a->measurements_count, b->measurements, b->measurements_count) &&
-	       same(a->alias_scope, b->alias_scope);
+	return payload_options_equal(&a->payload, &b->payload) && same(a->alias_scope, b->alias_scope);
 }
 
 const struct route *route_select(const struct route *routes, size_t count, const char *topic, size_t len,

@@ -9,8 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/text.h"
+#include "config.h"
 #include "payload/timeparse.h"
+#include "util/text.h"
 
 #define US_PER_SEC INT64_C(1000000)
 

@@ -17,8 +17,8 @@
 #include <stdint.h>
 
 #include "payload/lineproto.h"
-#include "reject.h"
-#include "route.h"
+#include "payload/options.h"
+#include "payload/reason.h"
 
 #define DECODE_MAX_POINT_NAME 64
 #define DECODE_MAX_SERIAL     64 /* as the registry's CHECK on devices.serial */
@@ -70,25 +70,25 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 
 /*
  * decode_json with a route's value options (booleans, numeric_strings, points_map, ignore_points, points);
- * r NULL: the defaults (nulls and booleans skipped and counted in out->skipped). decode_json is this with NULL.
+ * o NULL: the defaults (nulls and booleans skipped and counted in out->skipped). decode_json is this with NULL.
  */
-int decode_json_route(const struct route *r, const char *payload, size_t len, const struct route_match *m,
+int decode_json_route(const struct payload_options *o, const char *payload, size_t len, const struct route_match *m,
 		      int64_t received_us, size_t max_bytes, struct decoded_message *out,
 		      struct decode_error *err);
 
 /*
  * One JSON leaf as a reading under the route's options: a number is kept; null, a boolean (without
  * booleans), a string (unless numeric_strings and a strict decimal) are skipped and counted in out->skipped.
- * Returns 1 with *value set, 0 skipped, -1 (non-finite) with err filled. r NULL: the defaults.
+ * Returns 1 with *value set, 0 skipped, -1 (non-finite) with err filled. o NULL: the defaults.
  */
-int decode_leaf_value(const struct route *r, const struct cJSON *leaf, const char *name, double *value,
+int decode_leaf_value(const struct payload_options *o, const struct cJSON *leaf, const char *name, double *value,
 		      struct decoded_message *out, struct decode_error *err);
 
 /*
- * Appends a sample named name (mapped and filtered by route_point; r NULL: as is) unless the route skips
+ * Appends a sample named name (mapped and filtered by payload_options_point; o NULL: as is) unless the options skip
  * it (counted). Returns 0, or -1 with err for a name outside the point alphabet.
  */
-int decode_emit(const struct route *r, const char *name, double value, int64_t time_us,
+int decode_emit(const struct payload_options *o, const char *name, double value, int64_t time_us,
 		struct decoded_message *out, struct decode_error *err);
 
 /* Empties out for reuse, keeping its buffer. */

@@ -19,7 +19,7 @@
  *   auto           telegraf_json when the payload starts with '{', else influx (JSON times in seconds).
  *
  * Every format then passes each value's name through the route's points_map, ignore_points and points
- * (route_point): skipped values are counted in out->skipped; a payload whose values were all skipped on
+ * (payload_options_point): skipped values are counted in out->skipped; a payload whose values were all skipped on
  * purpose (not just text) is "ignored" (IGNORE_SKIPPED), never a rejection.
  *   shelly_rpc     a Shelly Gen2 RPC frame: NotifyStatus/NotifyFullStatus flatten "params" (minus "ts", the
  *                  time in epoch seconds) as flat_json; other methods (NotifyEvent) are ignored (status).
@@ -36,15 +36,16 @@
 #include <stdint.h>
 
 #include "payload/decode.h"
-#include "route.h"
+#include "payload/options.h"
 
 /*
- * Decodes payload[0..len) by r->format (json is decode_json, unchanged). Returns 0 with out filled (the caller
- * frees it with decode_clear; it may be reused), 1 when the payload holds no reading (out->ignored says why),
- * or -1 with err filled. Borrows everything else.
+ * Decodes payload[0..len) in format under a route's payload options o (json is decode_json with the options'
+ * value rules). Returns 0 with out filled (the caller frees it with decode_clear; it may be reused), 1 when the
+ * payload holds no reading (out->ignored says why), or -1 with err filled. Borrows everything else. The daemon
+ * calls it with a route's format and &route->payload.
  */
-int formats_decode(const struct route *r, const char *payload, size_t len, const struct route_match *m,
-		   int64_t received_us, size_t max_bytes, struct decoded_message *out,
+int formats_decode(enum route_format format, const struct payload_options *o, const char *payload, size_t len,
+		   const struct route_match *m, int64_t received_us, size_t max_bytes, struct decoded_message *out,
 		   struct decode_error *err);
 
 /*

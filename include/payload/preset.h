@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 
-#include "route.h"
+#include "payload/options.h"
 
 struct preset {
 	const char *name;

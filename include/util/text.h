@@ -23,6 +23,10 @@ bool text_is_utf8(const char *buf, size_t len);
  */
 char *text_escape(char *dst, size_t cap, const char *src, size_t len);
 
+/* An owned text_escape of the NUL-terminated s, never cut short: for operator- or file-supplied text in
+ * messages. */
+char *text_escape_dup(const char *s);
+
 /*
  * As text_escape, but a backslash is kept as it is: the last pass over text that may already contain
  * text_escape's output (log.c runs every formatted line through it), where doubling would only add noise.

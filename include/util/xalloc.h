@@ -15,5 +15,16 @@ void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
 /* Returns an owned NUL-terminated copy of the first len bytes of s (s need not be terminated). */
 char *xstrndup(const char *s, size_t len);
+/* Returns an owned string formatted like printf. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable NUL-terminated text; zero-initialise it, append with xbuf_printf, free(buf) when done. */
+struct xbuf {
+	char *buf; /* owned; NULL until the first append */
+	size_t len, cap;
+};
+
+/* Appends printf-formatted text to b (an empty format still allocates, so b->buf is a string after it). */
+void xbuf_printf(struct xbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

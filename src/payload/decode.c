@@ -313,18 +313,18 @@ static bool strict_decimal(const char *text)
 	return *p == '\0';
 }
 
-int decode_leaf_value(const struct route *r, const cJSON *leaf, const char *name, double *value,
+int decode_leaf_value(const struct payload_options *o, const cJSON *leaf, const char *name, double *value,
 		      struct decoded_message *out, struct decode_error *err)
 {
 	if (cJSON_IsNumber(leaf)) {
 		*value = leaf->valuedouble;
 	} else if (cJSON_IsBool(leaf)) {
-		if (!r || !r->booleans) {
+		if (!o || !o->booleans) {
 			out->skipped[SKIP_BOOLEAN]++;
 			return 0;
 		}
 		*value = cJSON_IsTrue(leaf) ? 1.0 : 0.0;
-	} else if (cJSON_IsString(leaf) && r && r->numeric_strings && strict_decimal(leaf->valuestring)) {
+	} else if (cJSON_IsString(leaf) && o && o->numeric_strings && strict_decimal(leaf->valuestring)) {
 		*value = strtod(leaf->valuestring, NULL);
 	} else {
 		out->skipped[cJSON_IsNull(leaf) ? SKIP_NULL : SKIP_STRING]++;
@@ -335,27 +335,27 @@ int decode_leaf_value(const struct route *r, const cJSON *leaf, const char *name
 	return 1;
 }
 
-int decode_emit(const struct route *r, const char *name, double value, int64_t time_us,
+int decode_emit(const struct payload_options *o, const char *name, double value, int64_t time_us,
 		struct decoded_message *out, struct decode_error *err)
 {
 	char point[DECODE_MAX_POINT_NAME + 1];
 	struct sample *s;
 
-	if (strlen(name) > DECODE_MAX_POINT_NAME && !(r && r->points_map_count))
+	if (strlen(name) > DECODE_MAX_POINT_NAME && !(o && o->points_map_count))
 		return decode_fail(err, REJECT_INVALID_POINT_NAME,
 				   "point name '%.64s...' is longer than %d characters", name,
 				   DECODE_MAX_POINT_NAME);
-	if (r) {
+	if (o) {
 		char mapped[256];
 		snprintf(mapped, sizeof(mapped), "%s", name);
-		switch (route_point(r, mapped, sizeof(mapped))) {
-		case ROUTE_POINT_IGNORED:
+		switch (payload_options_point(o, mapped, sizeof(mapped))) {
+		case PAYLOAD_POINT_IGNORED:
 			out->skipped[SKIP_IGNORED_POINT]++;
 			return 0;
-		case ROUTE_POINT_NOT_LISTED:
+		case PAYLOAD_POINT_NOT_LISTED:
 			out->skipped[SKIP_NOT_LISTED]++;
 			return 0;
-		case ROUTE_POINT_KEEP:
+		case PAYLOAD_POINT_KEEP:
 			break;
 		}
 		if (!point_name_ok(mapped))
@@ -377,7 +377,7 @@ int decode_emit(const struct route *r, const char *name, double value, int64_t t
 	return 0;
 }
 
-static int decode_measurements(const struct route *r, const cJSON *measurements, int64_t time_us,
+static int decode_measurements(const struct payload_options *o, const cJSON *measurements, int64_t time_us,
 			       struct decoded_message *out, struct decode_error *err)
 {
 	if (!cJSON_IsObject(measurements))
@@ -386,22 +386,22 @@ static int decode_measurements(const struct route *r, const cJSON *measurements,
 		double value;
 		int rc;
 
-		if (!(r && r->points_map_count) && !point_name_ok(m->string))
+		if (!(o && o->points_map_count) && !point_name_ok(m->string))
 			return decode_fail(err, REJECT_INVALID_POINT_NAME,
 				    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
 		if (!cJSON_IsNumber(m) && !cJSON_IsBool(m) && !cJSON_IsNull(m) &&
-		    !(cJSON_IsString(m) && r && r->numeric_strings))
+		    !(cJSON_IsString(m) && o && o->numeric_strings))
 			return decode_fail(err, REJECT_WRONG_TYPE, "measurement '%s' is not a number", m->string);
-		rc = decode_leaf_value(r, m, m->string, &value, out, err);
+		rc = decode_leaf_value(o, m, m->string, &value, out, err);
 		if (rc < 0)
 			return -1;
-		if (rc == 1 && decode_emit(r, m->string, value, time_us, out, err) < 0)
+		if (rc == 1 && decode_emit(o, m->string, value, time_us, out, err) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-static int decode_object(const struct route *r, const cJSON *obj, const struct route_match *m,
+static int decode_object(const struct payload_options *o, const cJSON *obj, const struct route_match *m,
 			 int64_t received_us, struct decoded_message *out, struct decode_error *err)
 {
 	const cJSON *serial, *measurements;
@@ -422,7 +422,7 @@ static int decode_object(const struct route *r, const cJSON *obj, const struct r
 	measurements = cJSON_GetObjectItemCaseSensitive(obj, "measurements");
 	if (!measurements)
 		return decode_fail(err, REJECT_WRONG_TYPE, "missing 'measurements'");
-	return decode_measurements(r, measurements, time_us, out, err);
+	return decode_measurements(o, measurements, time_us, out, err);
 }
 
 /*
@@ -457,7 +457,7 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 	return decode_json_route(NULL, payload, len, m, received_us, max_bytes, out, err);
 }
 
-int decode_json_route(const struct route *r, const char *payload, size_t len, const struct route_match *m,
+int decode_json_route(const struct payload_options *o, const char *payload, size_t len, const struct route_match *m,
 		      int64_t received_us, size_t max_bytes, struct decoded_message *out,
 		      struct decode_error *err)
 {
@@ -494,9 +494,9 @@ int decode_json_route(const struct route *r, const char *payload, size_t len, co
 			goto out;
 		}
 		for (const cJSON *item = root->child; item; item = item->next)
-			if (decode_object(r, item, m, received_us, out, err) < 0)
+			if (decode_object(o, item, m, received_us, out, err) < 0)
 				goto out;
-	} else if (decode_object(r, root, m, received_us, out, err) < 0) {
+	} else if (decode_object(o, root, m, received_us, out, err) < 0) {
 		goto out;
 	}
 	if (out->count == 0) {

@@ -91,16 +91,16 @@ bool formats_time_text(const char *text, size_t len, const struct tz *tz, int64_
 }
 
 /* A JSON time member in the route's unit. */
-static int json_time(const struct route *r, const cJSON *node, enum route_time_unit unit, int64_t *out_us,
+static int json_time(const struct payload_options *o, const cJSON *node, enum route_time_unit unit, int64_t *out_us,
 		     struct decode_error *err)
 {
 	if (unit == ROUTE_TIME_RFC3339) {
 		if (!cJSON_IsString(node))
 			return decode_fail(err, REJECT_WRONG_TYPE, "time member must be an RFC 3339 string");
-		if (!formats_time_text(node->valuestring, strlen(node->valuestring), r->timezone, out_us))
+		if (!formats_time_text(node->valuestring, strlen(node->valuestring), o->timezone, out_us))
 			return decode_fail(err, REJECT_BAD_TIMESTAMP, "time '%.40s' is not an RFC 3339 date-time%s",
 				    node->valuestring,
-				    r->timezone ? "" : " with a zone (no timezone configured)");
+				    o->timezone ? "" : " with a zone (no timezone configured)");
 		return 0;
 	}
 	if (!cJSON_IsNumber(node))
@@ -115,7 +115,7 @@ static int json_time(const struct route *r, const cJSON *node, enum route_time_u
  * a path with a step longer than the key buffer, so a NULL here is always "not in this payload". */
 static const cJSON *json_path(const cJSON *node, const char *path)
 {
-	char key[ROUTE_MAX_PATH_STEP + 1];
+	char key[PAYLOAD_MAX_PATH_STEP + 1];
 
 	while (node && *path) {
 		size_t n = strcspn(path, ".");
@@ -208,7 +208,7 @@ static bool spells_non_finite(const char *p, size_t n)
 	return text_is(lower, n, "nan") || text_is(lower, n, "inf") || text_is(lower, n, "infinity");
 }
 
-static int decode_value(const struct route *r, const char *payload, size_t len, const struct route_match *m,
+static int decode_value(const struct payload_options *o, const char *payload, size_t len, const struct route_match *m,
 			int64_t received_us, size_t max_bytes, struct decoded_message *out,
 			struct decode_error *err)
 {
@@ -227,7 +227,7 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 	if (n == 0 || text_is(p, n, "null"))
 		return ignored(out, IGNORE_NO_VALUE); /* empty: also how a retained message is cleared */
 	if (text_is(p, n, "true") || text_is(p, n, "false")) {
-		if (!r->booleans) {
+		if (!o->booleans) {
 			out->skipped[SKIP_BOOLEAN]++;
 			return ignored(out, IGNORE_SKIPPED);
 		}
@@ -244,19 +244,19 @@ static int decode_value(const struct route *r, const char *payload, size_t len, 
 				    "value %.64s is beyond the range of a double", number);
 	} else if (spells_non_finite(p, n)) {
 		return decode_fail(err, REJECT_NON_FINITE_VALUE, "value is not a finite number");
-	} else if (r->ignore_non_numeric) {
+	} else if (o->ignore_non_numeric) {
 		return ignored(out, IGNORE_NON_NUMERIC);
 	} else {
 		return decode_fail(err, REJECT_MALFORMED_PAYLOAD,
 			    "payload is not a number (nor true, false or null)");
 	}
-	if (topic_point(m, name, err) < 0 || decode_emit(r, name, value, received_us, out, err) < 0)
+	if (topic_point(m, name, err) < 0 || decode_emit(o, name, value, received_us, out, err) < 0)
 		return -1;
 	return out->count == 0 ? ignored(out, IGNORE_SKIPPED) : 0;
 }
 
 /* {"value": X}: Victron Venus OS dbus-mqtt wraps every D-Bus value so. */
-static int decode_value_json(const struct route *r, const char *payload, size_t len,
+static int decode_value_json(const struct payload_options *o, const char *payload, size_t len,
 			     const struct route_match *m, int64_t received_us, size_t max_bytes,
 			     struct decoded_message *out, struct decode_error *err)
 {
@@ -282,22 +282,22 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 		rc = decode_fail(err, REJECT_WRONG_TYPE, "payload must be an object with a \"value\" member");
 	} else if (cJSON_IsNull(v)) {
 		rc = ignored(out, IGNORE_NO_VALUE);
-	} else if (cJSON_IsNumber(v) || cJSON_IsBool(v) || (cJSON_IsString(v) && r->numeric_strings)) {
+	} else if (cJSON_IsNumber(v) || cJSON_IsBool(v) || (cJSON_IsString(v) && o->numeric_strings)) {
 		char name[DECODE_MAX_POINT_NAME + 1];
 		double value;
-		int got = decode_leaf_value(r, v, "value", &value, out, err);
+		int got = decode_leaf_value(o, v, "value", &value, out, err);
 		if (got < 0 || (got == 1 && (topic_point(m, name, err) < 0 ||
-					     decode_emit(r, name, value, received_us, out, err) < 0)))
+					     decode_emit(o, name, value, received_us, out, err) < 0)))
 			rc = -1;
 		else if (out->count == 0 && any_skipped(out))
 			rc = ignored(out, IGNORE_SKIPPED);
 		else if (out->count == 0)
-			rc = r->ignore_non_numeric ?
+			rc = o->ignore_non_numeric ?
 				     ignored(out, IGNORE_NON_NUMERIC) :
 				     decode_fail(err, REJECT_WRONG_TYPE, "\"value\" is not a number");
 		else
 			rc = 0;
-	} else if (r->ignore_non_numeric) {
+	} else if (o->ignore_non_numeric) {
 		rc = ignored(out, IGNORE_NON_NUMERIC);
 	} else {
 		rc = decode_fail(err, REJECT_WRONG_TYPE, "\"value\" is not a number");
@@ -310,7 +310,7 @@ static int decode_value_json(const struct route *r, const char *payload, size_t 
 
 /* What a flattening walk needs besides the node and the name so far. */
 struct flat_walk {
-	const struct route *r;
+	const struct payload_options *o;
 	const cJSON *skip; /* the time member */
 	int64_t time_us;
 	struct decoded_message *out;
@@ -376,8 +376,8 @@ static int flatten(const struct flat_walk *w, const cJSON *obj, char *name, size
 				return -1;
 			continue;
 		}
-		got = decode_leaf_value(w->r, c, name, &value, w->out, w->err);
-		if (got < 0 || (got == 1 && decode_emit(w->r, name, value, w->time_us, w->out, w->err) < 0))
+		got = decode_leaf_value(w->o, c, name, &value, w->out, w->err);
+		if (got < 0 || (got == 1 && decode_emit(w->o, name, value, w->time_us, w->out, w->err) < 0))
 			return -1;
 	}
 	return 0;
@@ -404,7 +404,7 @@ static int name_prefix(const struct route_match *m, char name[NAME_CAP], size_t 
 	return 0;
 }
 
-static int decode_flat_json(const struct route *r, const char *payload, size_t len,
+static int decode_flat_json(const struct payload_options *o, const char *payload, size_t len,
 			    const struct route_match *m, int64_t received_us, size_t max_bytes,
 			    struct decoded_message *out, struct decode_error *err)
 {
@@ -417,22 +417,22 @@ static int decode_flat_json(const struct route *r, const char *payload, size_t l
 
 	if (!root)
 		return -1;
-	obj = r->json_root ? json_path(root, r->json_root) : root;
+	obj = o->json_root ? json_path(root, o->json_root) : root;
 	if (!cJSON_IsObject(obj)) {
 		rc = decode_fail(err, REJECT_WRONG_TYPE, "payload%s%s must be a JSON object",
-			  r->json_root ? " member " : "", r->json_root ? r->json_root : "");
+			  o->json_root ? " member " : "", o->json_root ? o->json_root : "");
 		goto out;
 	}
-	if (r->time_field && (time_node = json_path(root, r->time_field)) != NULL &&
-	    json_time(r, time_node, r->time_unit, &time_us, err) < 0)
+	if (o->time_field && (time_node = json_path(root, o->time_field)) != NULL &&
+	    json_time(o, time_node, o->time_unit, &time_us, err) < 0)
 		goto out;
 	if (name_prefix(m, name, &prefix_len, err) < 0 ||
-	    flatten(&(struct flat_walk){ r, time_node, time_us, out, err }, obj, name, prefix_len) < 0)
+	    flatten(&(struct flat_walk){ o, time_node, time_us, out, err }, obj, name, prefix_len) < 0)
 		goto out;
-	if (out->count == 0 && any_skipped(out) && !r->ignore_non_numeric)
+	if (out->count == 0 && any_skipped(out) && !o->ignore_non_numeric)
 		rc = ignored(out, IGNORE_SKIPPED);
 	else if (out->count == 0)
-		rc = r->ignore_non_numeric ?
+		rc = o->ignore_non_numeric ?
 			     ignored(out, IGNORE_NON_NUMERIC) :
 			     decode_fail(err, REJECT_NO_MEASUREMENTS, "no number or boolean in the object");
 	else
@@ -446,7 +446,7 @@ out:
  * Shelly Gen2: "<id>/events/rpc" carries {"src":..,"method":"NotifyStatus","params":{"ts":..,"switch:0":{..}}}.
  * Shelly's Gen2 API, "Notifications": https://shelly-api-docs.shelly.cloud/gen2/General/Notifications
  */
-static int decode_shelly_rpc(const struct route *r, const char *payload, size_t len,
+static int decode_shelly_rpc(const struct payload_options *o, const char *payload, size_t len,
 			     const struct route_match *m, int64_t received_us, size_t max_bytes,
 			     struct decoded_message *out, struct decode_error *err)
 {
@@ -475,10 +475,10 @@ static int decode_shelly_rpc(const struct route *r, const char *payload, size_t 
 		goto out;
 	}
 	ts = cJSON_GetObjectItemCaseSensitive(params, "ts");
-	if (ts && json_time(r, ts, ROUTE_TIME_S, &time_us, err) < 0)
+	if (ts && json_time(o, ts, ROUTE_TIME_S, &time_us, err) < 0)
 		goto out;
 	if (name_prefix(m, name, &prefix_len, err) < 0 ||
-	    flatten(&(struct flat_walk){ r, ts, time_us, out, err }, params, name, prefix_len) < 0)
+	    flatten(&(struct flat_walk){ o, ts, time_us, out, err }, params, name, prefix_len) < 0)
 		goto out;
 	rc = out->count == 0 ? ignored(out, any_skipped(out) ? IGNORE_SKIPPED : IGNORE_NON_NUMERIC) : 0;
 out:
@@ -506,7 +506,7 @@ static size_t device_index(struct decoded_message *out, struct lp_span serial)
 }
 
 /* Maps one parsed line to samples (and, with a serial tag, to its device). */
-static int emit_line(const struct route *r, const struct lp_line *line, int64_t received_us,
+static int emit_line(const struct payload_options *o, const struct lp_line *line, int64_t received_us,
 		     struct decoded_message *out, struct decode_error *err)
 {
 	struct lp_error lerr;
@@ -514,20 +514,20 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 	size_t device = 0;
 	int64_t time_us;
 
-	if (!route_measurement_ok(r, line->measurement.ptr, line->measurement.len)) {
+	if (!payload_options_measurement_ok(o, line->measurement.ptr, line->measurement.len)) {
 		out->skipped[SKIP_MEASUREMENT] += (uint32_t)line->field_count;
 		return 0;
 	}
-	if (lp_map_serial(line, &r->influx, &serial, &lerr) < 0)
+	if (lp_map_serial(line, &o->influx, &serial, &lerr) < 0)
 		return decode_fail(err, REJECT_WRONG_TYPE, "%s", lerr.message);
-	if (r->influx.serial_tag[0]) {
+	if (o->influx.serial_tag[0]) {
 		if (serial.len > DECODE_MAX_SERIAL || memchr(serial.ptr, '\0', serial.len))
 			return decode_fail(err, REJECT_WRONG_TYPE,
 				    "line %zu: device tag value is longer than %d bytes", line->line_no,
 				    DECODE_MAX_SERIAL);
 		device = device_index(out, serial);
 	}
-	if (lp_map_time(line, &r->influx, received_us, &time_us, &lerr) < 0)
+	if (lp_map_time(line, &o->influx, received_us, &time_us, &lerr) < 0)
 		return decode_fail(err, REJECT_BAD_TIMESTAMP, "%s", lerr.message);
 	for (size_t i = 0; i < line->field_count; i++) {
 		char point[LP_MAX_POINT_NAME + 1];
@@ -535,11 +535,11 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 		size_t before = out->count;
 		int rc;
 
-		if (line->fields[i].type == LP_FIELD_BOOL && !r->booleans) {
+		if (line->fields[i].type == LP_FIELD_BOOL && !o->booleans) {
 			out->skipped[SKIP_BOOLEAN]++;
 			continue;
 		}
-		rc = lp_map_field(line, i, &r->influx, point, &value, &lerr);
+		rc = lp_map_field(line, i, &o->influx, point, &value, &lerr);
 		if (rc < 0)
 			return decode_fail(err,
 				    lerr.kind == LP_ERR_STRING ? REJECT_WRONG_TYPE :
@@ -549,7 +549,7 @@ static int emit_line(const struct route *r, const struct lp_line *line, int64_t 
 			out->skipped[SKIP_STRING]++; /* a string field under strings = "ignore" */
 			continue;
 		}
-		if (decode_emit(r, point, value, time_us, out, err) < 0)
+		if (decode_emit(o, point, value, time_us, out, err) < 0)
 			return -1;
 		if (out->count == before)
 			continue; /* skipped by the route's point options */
@@ -585,7 +585,7 @@ static void group_by_device(struct decoded_message *out)
 }
 
 /* The end of a multi-line decode: no readings is an error; devices grouped; devices without samples go. */
-static int finish_lines(const struct route *r, struct decoded_message *out, struct decode_error *err)
+static int finish_lines(const struct payload_options *o, struct decoded_message *out, struct decode_error *err)
 {
 	size_t kept = 0;
 
@@ -593,7 +593,7 @@ static int finish_lines(const struct route *r, struct decoded_message *out, stru
 		return ignored(out, IGNORE_SKIPPED);
 	if (out->count == 0)
 		return decode_fail(err, REJECT_NO_MEASUREMENTS, "no numeric fields");
-	if (!r->influx.serial_tag[0])
+	if (!o->influx.serial_tag[0])
 		return 0;
 	group_by_device(out);
 	for (size_t d = 0; d < out->device_count; d++)
@@ -603,7 +603,7 @@ static int finish_lines(const struct route *r, struct decoded_message *out, stru
 	return 0;
 }
 
-static int decode_influx(const struct route *r, const char *payload, size_t len, int64_t received_us,
+static int decode_influx(const struct payload_options *o, const char *payload, size_t len, int64_t received_us,
 			 size_t max_bytes, struct decoded_message *out, struct decode_error *err)
 {
 	size_t pos = 0, line_no = 0;
@@ -618,14 +618,14 @@ static int decode_influx(const struct route *r, const char *payload, size_t len,
 	while ((rc = lp_next(payload, len, &pos, &line_no, &out->lp, &line, &lerr)) != 0) {
 		if (rc < 0)
 			return decode_fail(err, REJECT_MALFORMED_PAYLOAD, "line protocol: %s", lerr.message);
-		if (emit_line(r, &line, received_us, out, err) < 0)
+		if (emit_line(o, &line, received_us, out, err) < 0)
 			return -1;
 	}
-	return finish_lines(r, out, err);
+	return finish_lines(o, out, err);
 }
 
 /* One Telegraf JSON metric as a line: {"name":..,"tags":{..},"fields":{..},"timestamp":..}. */
-static int telegraf_metric(const struct route *r, const cJSON *metric, size_t index, int64_t received_us,
+static int telegraf_metric(const struct payload_options *o, const cJSON *metric, size_t index, int64_t received_us,
 			   enum lp_precision precision, struct decoded_message *out, struct decode_error *err)
 {
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(metric, "name");
@@ -700,13 +700,13 @@ static int telegraf_metric(const struct route *r, const cJSON *metric, size_t in
 		line.has_time = true;
 		line.time = (int64_t)ts->valuedouble;
 	}
-	if (line.has_time && precision != r->influx.precision) {
+	if (line.has_time && precision != o->influx.precision) {
 		/* format auto: the JSON's seconds, not the route's line protocol precision */
-		struct route copy = *r;
+		struct payload_options copy = *o;
 		copy.influx.precision = precision;
 		rc = emit_line(&copy, &line, received_us, out, err);
 	} else {
-		rc = emit_line(r, &line, received_us, out, err);
+		rc = emit_line(o, &line, received_us, out, err);
 	}
 out:
 	free(tag_array);
@@ -714,7 +714,7 @@ out:
 	return rc;
 }
 
-static int decode_telegraf_json(const struct route *r, const char *payload, size_t len, int64_t received_us,
+static int decode_telegraf_json(const struct payload_options *o, const char *payload, size_t len, int64_t received_us,
 				size_t max_bytes, enum lp_precision precision, struct decoded_message *out,
 				struct decode_error *err)
 {
@@ -737,38 +737,38 @@ static int decode_telegraf_json(const struct route *r, const char *payload, size
 				rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu is not an object", index + 1);
 				goto out;
 			}
-			if (telegraf_metric(r, item, index, received_us, precision, out, err) < 0)
+			if (telegraf_metric(o, item, index, received_us, precision, out, err) < 0)
 				goto out;
 		}
-	} else if (telegraf_metric(r, root, 0, received_us, precision, out, err) < 0) {
+	} else if (telegraf_metric(o, root, 0, received_us, precision, out, err) < 0) {
 		goto out;
 	}
-	rc = finish_lines(r, out, err);
+	rc = finish_lines(o, out, err);
 out:
 	cJSON_Delete(root);
 	return rc;
 }
 
-int formats_decode(const struct route *r, const char *payload, size_t len, const struct route_match *m,
-		   int64_t received_us, size_t max_bytes, struct decoded_message *out,
+int formats_decode(enum route_format format, const struct payload_options *o, const char *payload, size_t len,
+		   const struct route_match *m, int64_t received_us, size_t max_bytes, struct decoded_message *out,
 		   struct decode_error *err)
 {
 	decode_reset(out);
-	switch (r->format) {
+	switch (format) {
 	case ROUTE_FORMAT_JSON:
-		return decode_json_route(r, payload, len, m, received_us, max_bytes, out, err);
+		return decode_json_route(o, payload, len, m, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_VALUE:
-		return decode_value(r, payload, len, m, received_us, max_bytes, out, err);
+		return decode_value(o, payload, len, m, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_VALUE_JSON:
-		return decode_value_json(r, payload, len, m, received_us, max_bytes, out, err);
+		return decode_value_json(o, payload, len, m, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_INFLUX:
-		return decode_influx(r, payload, len, received_us, max_bytes, out, err);
+		return decode_influx(o, payload, len, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_FLAT_JSON:
-		return decode_flat_json(r, payload, len, m, received_us, max_bytes, out, err);
+		return decode_flat_json(o, payload, len, m, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_SHELLY_RPC:
-		return decode_shelly_rpc(r, payload, len, m, received_us, max_bytes, out, err);
+		return decode_shelly_rpc(o, payload, len, m, received_us, max_bytes, out, err);
 	case ROUTE_FORMAT_TELEGRAF_JSON:
-		return decode_telegraf_json(r, payload, len, received_us, max_bytes, r->influx.precision, out,
+		return decode_telegraf_json(o, payload, len, received_us, max_bytes, o->influx.precision, out,
 					    err);
 	case ROUTE_FORMAT_AUTO:
 		/* Telegraf's two serializers on one topic: JSON starts with '{' (after blanks), line protocol
@@ -777,11 +777,11 @@ int formats_decode(const struct route *r, const char *payload, size_t len, const
 			if (is_space(payload[i]))
 				continue;
 			if (payload[i] == '{')
-				return decode_telegraf_json(r, payload, len, received_us, max_bytes,
+				return decode_telegraf_json(o, payload, len, received_us, max_bytes,
 							    LP_PRECISION_S, out, err);
 			break;
 		}
-		return decode_influx(r, payload, len, received_us, max_bytes, out, err);
+		return decode_influx(o, payload, len, received_us, max_bytes, out, err);
 	}
 	return decode_fail(err, REJECT_NO_ROUTE, "route has an unknown format");
 }

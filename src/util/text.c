@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/xalloc.h"
+
 /* Length of the well-formed UTF-8 sequence at s (at most len bytes), or 0 if it is not well-formed. */
 static size_t utf8_sequence_length(const unsigned char *s, size_t len)
 {
@@ -153,6 +155,14 @@ static char *escape_into(char *dst, size_t cap, const char *src, size_t len, boo
 char *text_escape(char *dst, size_t cap, const char *src, size_t len)
 {
 	return escape_into(dst, cap, src, len, true);
+}
+
+char *text_escape_dup(const char *s)
+{
+	/* Each byte becomes at most 4 (a \xNN), so len * 4 + 8 always holds the whole escape. */
+	size_t len = strlen(s), cap = len * 4 + 8;
+
+	return text_escape(xmalloc(cap), cap, s, len);
 }
 
 char *text_sanitize(char *dst, size_t cap, const char *src, size_t len)

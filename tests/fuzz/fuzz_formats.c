@@ -47,7 +47,7 @@ static const char *const canned[ROUTES] = { "v/acme/INV-1/0/power",
 static void set(struct route *r, const char *key, const char *value)
 {
 	char err[160];
-	if (lp_mapping_set(&r->influx, key, value, err, sizeof(err)) != 0)
+	if (lp_mapping_set(&r->payload.influx, key, value, err, sizeof(err)) != 0)
 		abort();
 }
 
@@ -70,32 +70,32 @@ static void setup(void)
 		if (!route_parse_template(spec[i].topic, spec[i].format, &routes[i], err, sizeof(err)))
 			abort();
 	routes[1].tenant = strdup("acme");
-	routes[1].ignore_non_numeric = true;
+	routes[1].payload.ignore_non_numeric = true;
 	set(&routes[2], "serial_tag", "serial");
 	set(&routes[3], "point", "{measurement}.{tag:ch}/{field}");
 	set(&routes[3], "precision", "s");
 	set(&routes[3], "strings", "ignore");
 	routes[4].tenant = strdup("acme");
-	routes[4].time_field = strdup("Time");
-	routes[4].time_unit = ROUTE_TIME_RFC3339;
-	if (tz_load("Europe/Berlin", &routes[4].timezone, err, sizeof(err)) != 0)
-		routes[4].timezone = NULL; /* no tz database: zone-less times are rejected, still fuzzed */
+	routes[4].payload.time_field = strdup("Time");
+	routes[4].payload.time_unit = ROUTE_TIME_RFC3339;
+	if (tz_load("Europe/Berlin", &routes[4].payload.timezone, err, sizeof(err)) != 0)
+		routes[4].payload.timezone = NULL; /* no tz database: zone-less times are rejected, still fuzzed */
 	routes[5].tenant = strdup("acme");
 	set(&routes[6], "serial_tag", "host");
 	set(&routes[6], "point", "{measurement}.{field}");
 	set(&routes[6], "precision", "ms");
 	/* Issue 15's value options: strings as numbers, renames, skips and allow-lists, both serializers. */
-	routes[4].numeric_strings = true;
-	routes[4].points_map = calloc(2, sizeof(char *));
-	routes[4].points_map[0] = strdup("Total_AC_Output_Power(Active)");
-	routes[4].points_map[1] = strdup("ac_power");
-	routes[4].points_map_count = 1;
-	route_list_add(&routes[4].ignore_points, &routes[4].ignore_points_count, "+/id");
+	routes[4].payload.numeric_strings = true;
+	routes[4].payload.points_map = calloc(2, sizeof(char *));
+	routes[4].payload.points_map[0] = strdup("Total_AC_Output_Power(Active)");
+	routes[4].payload.points_map[1] = strdup("ac_power");
+	routes[4].payload.points_map_count = 1;
+	route_list_add(&routes[4].payload.ignore_points, &routes[4].payload.ignore_points_count, "+/id");
 	set(&routes[7], "serial_tag", "name");
 	set(&routes[7], "strings", "ignore");
-	routes[7].booleans = true;
-	route_list_add(&routes[7].measurements, &routes[7].measurements_count, "modbus");
-	route_list_add(&routes[7].points, &routes[7].points_count, "#");
+	routes[7].payload.booleans = true;
+	route_list_add(&routes[7].payload.measurements, &routes[7].payload.measurements_count, "modbus");
+	route_list_add(&routes[7].payload.points, &routes[7].payload.points_count, "#");
 	for (int i = 0; i < ROUTES; i++)
 		if (!route_check(&routes[i], err, sizeof(err)))
 			abort();
@@ -195,10 +195,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		topic = fuzz_copy((const uint8_t *)canned[r - routes], topic_len);
 		FUZZ_CHECK(route_match(r, topic, topic_len, &m), "canned topic %s", canned[r - routes]);
 	}
-	rc = formats_decode(r, payload, payload_len, &m, RECEIVED_US, MAX_BYTES, &out, &err);
+	rc = formats_decode(r->format, &r->payload, payload, payload_len, &m, RECEIVED_US, MAX_BYTES, &out, &err);
 	check(rc, &out, &err, payload, payload_len);
 	count = out.count;
-	again = formats_decode(r, payload, payload_len, &m, RECEIVED_US, MAX_BYTES, &out, &err);
+	again = formats_decode(r->format, &r->payload, payload, payload_len, &m, RECEIVED_US, MAX_BYTES, &out, &err);
 	FUZZ_CHECK(again == rc && (rc != 0 || out.count == count), "second decode differs: %d/%d", rc, again);
 	free(topic);
 	free(payload);

@@ -88,7 +88,8 @@ static struct result run(const struct config *cfg, const char *topic, const char
 		if (route_match(&cfg->routes[i], t, tlen, &res.m))
 			route = &cfg->routes[i];
 	}
-	res.rc = route ? formats_decode(route, p, plen, &res.m, RECEIVED_US, MAX_BYTES, &res.out, &res.err) :
+	res.rc = route ? formats_decode(route->format, &route->payload, p, plen, &res.m, RECEIVED_US, MAX_BYTES,
+					&res.out, &res.err) :
 			 -2;
 	/* The match borrows the topic: keep only what outlives it (lengths, and a fixed serial's route text). */
 	if (!route || !route->serial)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "topic.h"
+#include "util/topic.h"
 #include "unit.h"
 
 /* Moved from test_route.c with route_filter_matches (the same assertions). */

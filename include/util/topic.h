@@ -16,6 +16,12 @@
 /* The longest topic or filter MQTT can carry (a UTF-8 string's 16-bit length). */
 #define TOPIC_MAX_LEN 65535
 
+/* A slice of a topic (not NUL-terminated); borrows the topic's bytes. */
+struct topic_slice {
+	const char *ptr;
+	size_t len;
+};
+
 /*
  * True if filter is a valid subscription filter: 1..TOPIC_MAX_LEN bytes, '+' and '#' only as a whole level,
  * '#' only as the last one. NULL is not valid.

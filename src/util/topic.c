@@ -4,7 +4,7 @@
  * file the same rules lived three times: route.c matched subscriptions and ignore filters, config.c checked
  * ignore and point filters, acl.c checked and matched ACL topics.
  */
-#include "topic.h"
+#include "util/topic.h"
 
 #include <string.h>
 
