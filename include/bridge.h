@@ -11,13 +11,13 @@
 #include "config.h"
 
 /* Runs until SIGTERM/SIGINT; returns the process exit code. Takes ownership of cfg. */
-int bridge_run(struct config *cfg);
+int bridge_run(struct config *cfg) __attribute__((warn_unused_result));
 
 /*
  * `mqtt2pg leave`: retires cfg's client id from its shared subscription group without loss (see ingest.h):
  * replays its spool, takes what its broker session holds, unsubscribes, drains everything into the database
  * and ends the session. Returns 0 when it left cleanly. Takes ownership of cfg.
  */
-int bridge_leave(struct config *cfg);
+int bridge_leave(struct config *cfg) __attribute__((warn_unused_result));
 
 #endif

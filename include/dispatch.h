@@ -18,7 +18,7 @@ struct dispatcher;
 
 /* Borrows spool, queues and stats for its lifetime. NULL after logging if the thread cannot start. */
 struct dispatcher *dispatch_start(struct spool *spool, struct queue **queues, size_t queue_count,
-				  struct stats *stats);
+				  struct stats *stats) __attribute__((warn_unused_result));
 
 /* Once nothing more is appended: asks the thread to hand out every remaining record and then stop. */
 void dispatch_request_finish(struct dispatcher *d);

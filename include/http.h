@@ -43,7 +43,8 @@ struct config;
  * copied: cfg may be freed afterwards). health and stats are borrowed for the server's lifetime. Returns NULL
  * after logging if the port cannot be bound.
  */
-struct http_server *http_start(const struct config *cfg, struct health *health, struct stats *stats);
+struct http_server *http_start(const struct config *cfg, struct health *health, struct stats *stats)
+	__attribute__((warn_unused_result));
 
 /* Stops serving and frees the server. NULL is a no-op. */
 void http_stop(struct http_server *server);

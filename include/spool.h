@@ -49,7 +49,7 @@ struct spool;
  * Opens (creating or recovering) the spool. Reports what it recovered in the log. Returns NULL after logging
  * why if the directory cannot be used.
  */
-struct spool *spool_open(const struct spool_options *options, struct stats *stats);
+struct spool *spool_open(const struct spool_options *options, struct stats *stats) __attribute__((warn_unused_result));
 
 /*
  * Appends m durably (write(2) done when it returns 0; m stays the caller's). Waits up to timeout_ms while the

@@ -30,6 +30,7 @@ struct validate_result {
  */
 int validate_message(const struct registry *reg, const struct config_validation *policy,
 		     const struct route_match *m, const struct decoded_message *decoded, int64_t now_us,
-		     int64_t received_us, struct validate_result *result, struct decode_error *err);
+		     int64_t received_us, struct validate_result *result, struct decode_error *err)
+	__attribute__((warn_unused_result));
 
 #endif

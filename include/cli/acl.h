@@ -53,6 +53,6 @@
 /* `acl export ...` / `acl check FILE ...` (argv[0] is the verb), run as the owner on conninfo. Returns the
  * exit code: export 0 / 1 (database or file error) / 2 (usage); check 0 (safe) / 1 (findings) / 2 (usage,
  * file or database error). Errors go to stderr. */
-int acl_command(const char *conninfo, int argc, char **argv);
+int acl_command(const char *conninfo, int argc, char **argv) __attribute__((warn_unused_result));
 
 #endif

@@ -26,7 +26,7 @@ enum acl_format {
  * are serials, see `acl export --username serial@tenant`).
  */
 int acl_export(const struct acl_registry *reg, const struct acl_policy *pol, enum acl_format format,
-	       char **out, char *err, size_t errlen);
+	       char **out, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* True if prefix can stand as the first levels of the route tree in an ACL: one or more non-empty levels
  * without wildcards, '%', white space or a leading '$'. */

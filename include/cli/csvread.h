@@ -51,7 +51,7 @@ struct csvread_row {
 };
 
 /* Parses parse_unit's name ("s", "ms", "us", "ns"); false if unknown. */
-bool csvread_time_unit_parse(const char *name, enum csvread_time_unit *out);
+bool csvread_time_unit_parse(const char *name, enum csvread_time_unit *out) __attribute__((warn_unused_result));
 
 /*
  * Reads the header line[0..len) (a trailing CR is ignored). Returns true and fills *cols, or false with a
@@ -66,7 +66,7 @@ bool csvread_header(const char *line, size_t len, struct csvread_columns *cols, 
  */
 enum csvread_status csvread_row(const char *line, size_t len, const struct csvread_columns *cols,
 				enum csvread_time_unit unit, struct csvread_row *row, char *detail,
-				size_t cap);
+				size_t cap) __attribute__((warn_unused_result));
 
 /* True if name[0..len) is a valid point name (the alphabet and length the live path accepts). */
 bool csvread_point_name_ok(const char *name, size_t len);

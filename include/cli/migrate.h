@@ -27,7 +27,7 @@ struct migrate_options {
  * Connects with conninfo (the owner role) and applies what is missing, as opts says. Returns 0, or -1 after
  * logging why.
  */
-int migrate_run(const char *conninfo, const struct migrate_options *opts);
+int migrate_run(const char *conninfo, const struct migrate_options *opts) __attribute__((warn_unused_result));
 
 /*
  * Stores server_settings.raw_retention_days (sql/009; 0 keeps raw readings forever) as the owner, after
@@ -35,12 +35,12 @@ int migrate_run(const char *conninfo, const struct migrate_options *opts);
  * same horizon). The bridge's retention takes its cutoff from there: the writer role can neither pass one nor
  * change it. Returns 0, or -1 after logging why.
  */
-int migrate_set_raw_retention(const char *conninfo, int days);
+int migrate_set_raw_retention(const char *conninfo, int days) __attribute__((warn_unused_result));
 
 /*
  * Sets the compression policy's age in days (0: no policy) through set_compress_after() (sql/015), after
  * migrate_run; on plain partitions only the setting is stored. Returns 0, or -1 after logging why.
  */
-int migrate_set_compress_after(const char *conninfo, int days);
+int migrate_set_compress_after(const char *conninfo, int days) __attribute__((warn_unused_result));
 
 #endif

@@ -66,7 +66,8 @@ struct decode_error {
  * On failure returns -1 with err filled, and out holds nothing the caller needs.
  */
 int decode_json(const char *payload, size_t len, const struct route_match *m, int64_t received_us,
-		size_t max_bytes, struct decoded_message *out, struct decode_error *err);
+		size_t max_bytes, struct decoded_message *out, struct decode_error *err)
+	__attribute__((warn_unused_result));
 
 /*
  * decode_json with a route's value options (booleans, numeric_strings, points_map, ignore_points, points);
@@ -74,7 +75,7 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
  */
 int decode_json_route(const struct payload_options *o, const char *payload, size_t len, const struct route_match *m,
 		      int64_t received_us, size_t max_bytes, struct decoded_message *out,
-		      struct decode_error *err);
+		      struct decode_error *err) __attribute__((warn_unused_result));
 
 /*
  * One JSON leaf as a reading under the route's options: a number is kept; null, a boolean (without
@@ -82,14 +83,14 @@ int decode_json_route(const struct payload_options *o, const char *payload, size
  * Returns 1 with *value set, 0 skipped, -1 (non-finite) with err filled. o NULL: the defaults.
  */
 int decode_leaf_value(const struct payload_options *o, const struct cJSON *leaf, const char *name, double *value,
-		      struct decoded_message *out, struct decode_error *err);
+		      struct decoded_message *out, struct decode_error *err) __attribute__((warn_unused_result));
 
 /*
  * Appends a sample named name (mapped and filtered by payload_options_point; o NULL: as is) unless the options skip
  * it (counted). Returns 0, or -1 with err for a name outside the point alphabet.
  */
 int decode_emit(const struct payload_options *o, const char *name, double value, int64_t time_us,
-		struct decoded_message *out, struct decode_error *err);
+		struct decoded_message *out, struct decode_error *err) __attribute__((warn_unused_result));
 
 /* Empties out for reuse, keeping its buffer. */
 void decode_reset(struct decoded_message *out);
@@ -109,7 +110,8 @@ bool decode_point_name_ok(const char *name);
  * duplicate keys), for the other JSON formats. Returns the parsed root (owned by the caller: cJSON_Delete) or
  * NULL with err filled.
  */
-struct cJSON *decode_json_root(const char *payload, size_t len, size_t max_bytes, struct decode_error *err);
+struct cJSON *decode_json_root(const char *payload, size_t len, size_t max_bytes, struct decode_error *err)
+	__attribute__((warn_unused_result));
 
 /* Frees what out owns. */
 void decode_clear(struct decoded_message *out);

@@ -108,7 +108,7 @@ struct lp_error {
  * caller does, and refuses NUL bytes first). A line holds at most 256 tags and 1024 fields.
  */
 int lp_next(const char *buf, size_t len, size_t *pos, size_t *line_no, struct lp_scratch *scratch,
-	    struct lp_line *out, struct lp_error *err);
+	    struct lp_line *out, struct lp_error *err) __attribute__((warn_unused_result));
 
 /* --- mapping a line to samples ------------------------------------------------------------------- */
 
@@ -148,21 +148,22 @@ void lp_mapping_init(struct lp_mapping *map);
  *   strings    = "reject" | "ignore"
  * Returns 0, -ENOENT for an unknown key (so the caller can try its own keys), or -EINVAL with a message in err.
  */
-int lp_mapping_set(struct lp_mapping *map, const char *key, const char *value, char *err, size_t errlen);
+int lp_mapping_set(struct lp_mapping *map, const char *key, const char *value, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Converts t in precision to microseconds since the epoch (ns and floor-divided toward minus infinity).
  * False when the result is outside years 1..9999 or the multiplication would overflow. */
-bool lp_time_to_us(int64_t t, enum lp_precision precision, int64_t *out_us);
+bool lp_time_to_us(int64_t t, enum lp_precision precision, int64_t *out_us) __attribute__((warn_unused_result));
 
 /* The line's serial: the value of map->serial_tag. Returns 0, or -1 with err (LP_ERR_SERIAL) when the tag is
  * missing or empty. With no serial_tag configured returns 0 and an empty span. */
 int lp_map_serial(const struct lp_line *line, const struct lp_mapping *map, struct lp_span *serial,
-		  struct lp_error *err);
+		  struct lp_error *err) __attribute__((warn_unused_result));
 
 /* The line's time in µs: its timestamp in map->precision, or received_us when it has none. Returns 0, or -1
  * with err (LP_ERR_TIME). */
 int lp_map_time(const struct lp_line *line, const struct lp_mapping *map, int64_t received_us,
-		int64_t *time_us, struct lp_error *err);
+		int64_t *time_us, struct lp_error *err) __attribute__((warn_unused_result));
 
 /*
  * Maps field index of line: writes its point name (NUL-terminated, checked against the point alphabet) into
@@ -170,7 +171,8 @@ int lp_map_time(const struct lp_line *line, const struct lp_mapping *map, int64_
  * strings = "ignore" (nothing written), or -1 with err (LP_ERR_STRING, LP_ERR_POINT).
  */
 int lp_map_field(const struct lp_line *line, size_t index, const struct lp_mapping *map,
-		 char point[LP_MAX_POINT_NAME + 1], double *value, struct lp_error *err);
+		 char point[LP_MAX_POINT_NAME + 1], double *value, struct lp_error *err)
+	__attribute__((warn_unused_result));
 
 const char *lp_precision_name(enum lp_precision precision);
 

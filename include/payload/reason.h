@@ -84,6 +84,6 @@ const char *ignore_reason_name(enum ignore_reason reason);
 const char *reject_reason_name(enum reject_reason reason);
 
 /* Parses a name back; false if unknown. */
-bool reject_reason_parse(const char *name, enum reject_reason *out);
+bool reject_reason_parse(const char *name, enum reject_reason *out) __attribute__((warn_unused_result));
 
 #endif

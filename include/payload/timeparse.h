@@ -14,11 +14,11 @@
  * space separator are accepted as RFC 3339 allows). Impossible dates (2026-02-30), a missing zone, or
  * trailing bytes are errors. Fractions beyond microseconds are truncated. Returns false on any error.
  */
-bool timeparse_rfc3339(const char *s, size_t len, int64_t *out_us);
+bool timeparse_rfc3339(const char *s, size_t len, int64_t *out_us) __attribute__((warn_unused_result));
 
 /* Converts epoch seconds (fraction allowed) to microseconds; false if not finite or out of range
  * (years 1..9999). */
-bool timeparse_epoch_seconds(double seconds, int64_t *out_us);
+bool timeparse_epoch_seconds(double seconds, int64_t *out_us) __attribute__((warn_unused_result));
 
 /* Formats microseconds since the epoch as RFC 3339 UTC with microseconds into buf (cap >= 32). */
 void timeparse_format(int64_t us, char *buf, size_t cap);

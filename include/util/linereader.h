@@ -19,7 +19,7 @@
 struct linereader;
 
 /* Opens path for reading. Returns the owned reader, or NULL with errno set. */
-struct linereader *linereader_open(const char *path);
+struct linereader *linereader_open(const char *path) __attribute__((warn_unused_result));
 
 /* Closes the file and frees r. NULL is a no-op. */
 void linereader_close(struct linereader *r);

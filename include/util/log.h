@@ -17,7 +17,7 @@ enum log_level {
 };
 
 /* Parses "error" | "warn" | "info" | "debug"; returns false on anything else. */
-bool log_level_parse(const char *name, enum log_level *out);
+bool log_level_parse(const char *name, enum log_level *out) __attribute__((warn_unused_result));
 void log_set_level(enum log_level level);
 
 /* Text lines for humans (default) or JSON lines {"time","level","module","msg"} for log collectors. */

@@ -26,21 +26,21 @@ struct topic_slice {
  * True if filter is a valid subscription filter: 1..TOPIC_MAX_LEN bytes, '+' and '#' only as a whole level,
  * '#' only as the last one. NULL is not valid.
  */
-bool topic_filter_valid(const char *filter) __attribute__((warn_unused_result));
+bool topic_filter_valid(const char *filter);
 
 /* True if text can stand as one level of a topic: none of '/', '+', '#' (a tenant slug, a shared group). */
-bool topic_level_plain(const char *text) __attribute__((warn_unused_result));
+bool topic_level_plain(const char *text);
 
 /*
  * True when the filter (valid, with '+' and '#') matches the topic name topic[0..len) (no NUL needed).
  * Allocation-free: it runs once per message per route on Paho's thread.
  */
-bool topic_matches(const char *filter, const char *topic, size_t len) __attribute__((warn_unused_result));
+bool topic_matches(const char *filter, const char *topic, size_t len);
 
 /*
  * The subscription filter of a template-like text: each level written "{...}" becomes '+', except "{point+}",
  * which becomes '#'; other levels are kept as they are. The caller owns the result.
  */
-char *topic_filter_from_template(const char *text) __attribute__((warn_unused_result));
+char *topic_filter_from_template(const char *text);
 
 #endif

@@ -24,7 +24,7 @@ struct tz;
  * Loads zone name ("Europe/Berlin", "UTC") from $TZDIR or /usr/share/zoneinfo. The name must be a relative
  * path of A-Z a-z 0-9 _ + - / without "..". Returns 0 and an owned zone in *out, or -1 with a message in err.
  */
-int tz_load(const char *name, struct tz **out, char *err, size_t errlen);
+int tz_load(const char *name, struct tz **out, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Frees a zone; NULL is a no-op. */
 void tz_free(struct tz *tz);
