@@ -213,6 +213,17 @@ static void reload_password(struct bridge *b)
 }
 
 /*
+ * After SIGHUP, reads the registry at once rather than at the next tick. A failure needs nothing more here:
+ * regsync has logged it, the running snapshot stays, and regsync_tick tries again (the reload stays pending).
+ */
+static void refresh_registry(struct bridge *b)
+{
+	if (regsync_load_now(b->regsync) < 0) {
+		/* see above */
+	}
+}
+
+/*
  * SIGHUP: parse the file again into a new snapshot; if it is valid, apply the keys the table (config.c) marks
  * reloadable and report every other changed key as "restart required", one line per key; if it is not, keep
  * the running configuration and say why. Then refresh the registry.
@@ -230,7 +241,7 @@ static void reload(struct bridge *b)
 		for (char *line = strtok_r(errors, "\n", &saveptr); line;
 		     line = strtok_r(NULL, "\n", &saveptr))
 			log_error(MODULE, "reload failed, keeping the running configuration: %s", line);
-		regsync_load_now(b->regsync);
+		refresh_registry(b);
 		return;
 	}
 	/*
@@ -252,7 +263,7 @@ static void reload(struct bridge *b)
 		 b->cfg->path ? b->cfg->path : "(defaults)", pending,
 		 pending ? "; see the restart-required lines" : "");
 	config_free(fresh);
-	regsync_load_now(b->regsync);
+	refresh_registry(b);
 }
 
 /* Serves until the first SIGTERM/SIGINT, or when leaving, until the session is empty. */

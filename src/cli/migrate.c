@@ -30,6 +30,17 @@ static int applied(PGconn *conn, const char *name, int *is_applied)
 	return 0;
 }
 
+/*
+ * Ends a failed migration's transaction. Its own failure changes nothing (db_exec has logged it): the caller
+ * closes the connection on any error, and that rolls the transaction back anyway.
+ */
+static void rollback(PGconn *conn)
+{
+	if (db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK") < 0) {
+		/* see above: nothing left to undo here */
+	}
+}
+
 static int apply(PGconn *conn, const struct migration *m, const struct migrate_options *opts)
 {
 	char compress_after[16] = "";
@@ -46,12 +57,19 @@ static int apply(PGconn *conn, const struct migration *m, const struct migrate_o
 			   "SELECT set_config('mqtt2pg.chunk_interval', $2, true), "
 			   "set_config('mqtt2pg.compress_after_days', $3, true), $1::text",
 			   3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error(MODULE, "cannot set the settings of migration %s: %s", m->name,
+			  db_error_line(conn, res, err, sizeof(err)));
+		PQclear(res);
+		rollback(conn);
+		return -1;
+	}
 	PQclear(res);
 	res = PQexec(conn, m->sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_error(MODULE, "migration %s failed: %s", m->name, db_error_line(conn, res, err, sizeof(err)));
 		PQclear(res);
-		db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
+		rollback(conn);
 		return -1;
 	}
 	PQclear(res);
@@ -59,7 +77,7 @@ static int apply(PGconn *conn, const struct migration *m, const struct migrate_o
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_error(MODULE, "cannot record migration %s: %s", m->name, db_error_line(conn, res, err, sizeof(err)));
 		PQclear(res);
-		db_exec(MODULE, conn, "ROLLBACK", "ROLLBACK");
+		rollback(conn);
 		return -1;
 	}
 	PQclear(res);
