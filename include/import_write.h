@@ -39,7 +39,8 @@ int import_write_open_run(struct importer *im, int64_t *offset) __attribute__((w
  * the counters move. Returns false (printed) when nothing of it was committed: the caller stops and the run
  * resumes from the previous batch.
  */
-bool import_write_flush(struct importer *im, int64_t offset, bool finished) __attribute__((warn_unused_result));
+bool import_write_flush(struct importer *im, int64_t offset, bool finished)
+	__attribute__((warn_unused_result));
 
 /* Prints the database against the source, per device, for the report; *devices_out: how many devices. Returns
  * 0 when every row this run wrote is in the database, -1 otherwise (or on failure, printed). */

@@ -36,14 +36,14 @@
 #include "timeparse.h"
 #include "xalloc.h"
 
-#define MODULE		   "import"
-#define REJECTS_PER_BATCH  1000
-#define DEFAULT_BATCH_ROWS 20000
+#define MODULE		     "import"
+#define REJECTS_PER_BATCH    1000
+#define DEFAULT_BATCH_ROWS   20000
 /* Without --allow-range an import writes the daily-partition zone (sql/009: daily_partition_days) up to the
  * furthest partitions may be made ahead: a stray 1990 timestamp is rejected, not a partition. */
-#define DEFAULT_HISTORY_DAYS  366
-#define DEFAULT_AHEAD_DAYS    31
-#define DAY_US		      (86400LL * 1000000LL)
+#define DEFAULT_HISTORY_DAYS 366
+#define DEFAULT_AHEAD_DAYS   31
+#define DAY_US		     (86400LL * 1000000LL)
 
 static volatile sig_atomic_t stop_signal;
 static atomic_bool stop_aggregates; /* aggregate_recompute_dirty's stop flag (lock-free, so signal-safe) */
@@ -129,8 +129,9 @@ static int report(struct importer *im)
 	printf("import result: file=%s lines=%" PRId64 " skipped=%" PRId64 " accepted=%" PRId64
 	       " rejected=%" PRId64 " readings=%" PRId64 " written=%" PRId64 " duplicate=%" PRId64
 	       " dropped=%" PRId64 " devices=%" PRId64 " check=%s\n",
-	       im->name, import_lines_done(c), c->lines_skipped, c->lines_accepted, c->lines_rejected, c->readings,
-	       c->rows_written, c->rows_duplicate, c->points_dropped, devices, rc == 0 ? "ok" : "FAILED");
+	       im->name, import_lines_done(c), c->lines_skipped, c->lines_accepted, c->lines_rejected,
+	       c->readings, c->rows_written, c->rows_duplicate, c->points_dropped, devices,
+	       rc == 0 ? "ok" : "FAILED");
 	fflush(stdout);
 	return rc;
 }

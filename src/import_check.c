@@ -39,8 +39,8 @@ struct import_device *import_check_device(struct importer *im, int32_t device_id
 		i = (i + 1) & mask;
 	if (!im->devices[i].device_id) {
 		im->devices[i] = (struct import_device){ .device_id = device_id,
-							.first_us = INT64_MAX,
-							.last_us = INT64_MIN };
+							 .first_us = INT64_MAX,
+							 .last_us = INT64_MIN };
 		im->device_used++;
 	}
 	return &im->devices[i];
@@ -155,12 +155,15 @@ static int register_points(struct importer *im, struct message *m, char *detail,
 		char device[16], limit[16];
 		const char *params[3] = { device, m->new_points[i], limit };
 		struct point_refusal refusal = { .detail = detail, .cap = cap };
-		const struct db_report report = { .module = "import", .report = note_refusal, .arg = &refusal };
+		const struct db_report report = { .module = "import",
+						  .report = note_refusal,
+						  .arg = &refusal };
 		PGresult *res = NULL;
 		snprintf(device, sizeof(device), "%d", (int)m->device_id);
 		snprintf(limit, sizeof(limit), "%d", im->o->policy.max_points_per_device);
 		if (db_exec_params(im->conn, &report, "register point",
-				   "SELECT register_point($1::integer, $2::text, $3::integer)", 3, params, &res) != 0)
+				   "SELECT register_point($1::integer, $2::text, $3::integer)", 3, params,
+				   &res) != 0)
 			return refusal.over_cap ? REJECT_POINT_LIMIT : REJECT_DATABASE;
 		int32_t id = (int32_t)atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);

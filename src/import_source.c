@@ -206,6 +206,7 @@ int64_t import_source_read_header(struct importer *im)
 int import_source_parse(struct importer *im, const char *line, size_t len, char *serial, size_t *serial_len,
 			char *detail, size_t cap)
 {
-	return im->o->format == IMPORT_FORMAT_CSV ? parse_csv(im, line, len, serial, serial_len, detail, cap)
-						  : parse_influx(im, line, len, serial, serial_len, detail, cap);
+	return im->o->format == IMPORT_FORMAT_CSV ?
+		       parse_csv(im, line, len, serial, serial_len, detail, cap) :
+		       parse_influx(im, line, len, serial, serial_len, detail, cap);
 }

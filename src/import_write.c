@@ -41,12 +41,13 @@ static void rollback(struct importer *im)
  * The writer's statement (writer.c: insert the rows; mark the buckets of the new ones and the next ones
  * dirty, in the same transaction), returning the new rows per device for the report.
  */
-static const char *const insert_readings_sql =
-	READINGS_WRITE(READINGS_FROM_ARRAYS, "$5::integer") "SELECT device_id, count(*) FROM ins GROUP BY device_id";
+static const char *const insert_readings_sql = READINGS_WRITE(
+	READINGS_FROM_ARRAYS, "$5::integer") "SELECT device_id, count(*) FROM ins GROUP BY device_id";
 
 /* The same, from a temporary table filled by COPY (--method copy; COPY into measurements is refused under RLS). */
 static const char *const insert_staged_sql =
-	READINGS_WRITE(READINGS_FROM_TABLE("import_stage"), "$1::integer") "SELECT device_id, count(*) FROM ins GROUP BY device_id";
+	READINGS_WRITE(READINGS_FROM_TABLE("import_stage"),
+		       "$1::integer") "SELECT device_id, count(*) FROM ins GROUP BY device_id";
 
 /* A batch's rejected lines in one statement: five arrays (text-format literals, see array_add). */
 static const char *const insert_rejects_sql =
@@ -106,7 +107,8 @@ static void rejected_json(const struct import_counts *c, struct text *t)
 	text_add(t, "{");
 	for (int i = 0; i < IMPORT_REASON_COUNT; i++)
 		if (c->rejected[i]) {
-			text_add(t, "%s\"%s\": %" PRId64, first ? "" : ", ", import_reason_name(i), c->rejected[i]);
+			text_add(t, "%s\"%s\": %" PRId64, first ? "" : ", ", import_reason_name(i),
+				 c->rejected[i]);
 			first = false;
 		}
 	text_add(t, "}");
@@ -122,10 +124,11 @@ static bool ensure_partitions(struct importer *im)
 		return true;
 	snprintf(from, sizeof(from), "%" PRId64, im->pending.min_us);
 	snprintf(to, sizeof(to), "%" PRId64, im->pending.max_us);
-	if (db_exec_params(im->conn, &im->report, "create partitions",
-			   "SELECT ensure_partitions(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
-			   "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')",
-			   2, params, NULL) != 0)
+	if (db_exec_params(
+		    im->conn, &im->report, "create partitions",
+		    "SELECT ensure_partitions(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
+		    "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')",
+		    2, params, NULL) != 0)
 		return false;
 	if (im->pending.min_us < im->partitions_from_us)
 		im->partitions_from_us = im->pending.min_us;
@@ -168,10 +171,11 @@ static bool insert_readings_copy(struct importer *im)
 	bool ok = false;
 
 	if (!im->stage_created) {
-		if (db_exec_params(im->conn, &im->report, "create the staging table",
-				   "CREATE TEMP TABLE IF NOT EXISTS import_stage (t bigint, d integer, p integer, v double "
-				   "precision) ON COMMIT DELETE ROWS",
-				   0, NULL, NULL) != 0)
+		if (db_exec_params(
+			    im->conn, &im->report, "create the staging table",
+			    "CREATE TEMP TABLE IF NOT EXISTS import_stage (t bigint, d integer, p integer, v double "
+			    "precision) ON COMMIT DELETE ROWS",
+			    0, NULL, NULL) != 0)
 			goto out;
 		im->stage_created = true;
 	}
@@ -218,8 +222,8 @@ static bool insert_readings_copy(struct importer *im)
 	while ((res = PQgetResult(im->conn)))
 		PQclear(res);
 	snprintf(tenant, sizeof(tenant), "%d", (int)im->tenant_id);
-	if (db_exec_params(im->conn, &im->report, "insert readings from the staging table", insert_staged_sql, 1,
-			   params, &res) != 0)
+	if (db_exec_params(im->conn, &im->report, "insert readings from the staging table", insert_staged_sql,
+			   1, params, &res) != 0)
 		goto out;
 	count_written(im, res, im->row_count);
 	PQclear(res);
@@ -246,7 +250,8 @@ static bool insert_readings(struct importer *im)
 	params[3] = (const char *)im->arrays.values.bytes;
 	params[4] = tenant;
 	if (db_check(im->conn, &im->report, "insert readings",
-		     PQexecParams(im->conn, insert_readings_sql, 5, NULL, params, lengths, formats, 0), &res) != 0)
+		     PQexecParams(im->conn, insert_readings_sql, 5, NULL, params, lengths, formats, 0),
+		     &res) != 0)
 		return false;
 	count_written(im, res, im->arrays.rows);
 	PQclear(res);
@@ -327,7 +332,8 @@ static bool insert_rejects(struct importer *im)
 	text_add(&seq, "}");
 	const char *params[8] = { im->o->tenant_slug, tenant,	origin,	   serial.s,
 				  reason.s,	      detail.s, payload.s, seq.s };
-	ok = db_exec_params(im->conn, &im->report, "record rejected lines", insert_rejects_sql, 8, params, NULL) == 0;
+	ok = db_exec_params(im->conn, &im->report, "record rejected lines", insert_rejects_sql, 8, params,
+			    NULL) == 0;
 	free(serial.s);
 	free(reason.s);
 	free(detail.s);
@@ -368,8 +374,8 @@ static bool upsert_devices(struct importer *im)
 		const char *params[7] = { run, tenant, ids.s, n.s, first.s, last.s, written.s };
 		snprintf(run, sizeof(run), "%" PRId64, im->run_id);
 		snprintf(tenant, sizeof(tenant), "%d", (int)im->tenant_id);
-		ok = db_exec_params(im->conn, &im->report, "record per-device counts", upsert_devices_sql, 7, params,
-				    NULL) == 0;
+		ok = db_exec_params(im->conn, &im->report, "record per-device counts", upsert_devices_sql, 7,
+				    params, NULL) == 0;
 	}
 	free(ids.s);
 	free(n.s);
@@ -512,24 +518,27 @@ int import_write_open_run(struct importer *im, int64_t *offset)
 		PQclear(res);
 		const char *run_param[1] = { tenant };
 		snprintf(tenant, sizeof(tenant), "%" PRId64, im->run_id);
-		if (db_exec_params(im->conn, &im->report, "read the run's rejection counts",
-				   "SELECT key, value::bigint FROM import_runs, jsonb_each_text(rejected) WHERE id = $1",
-				   1, run_param, &res) != 0)
+		if (db_exec_params(
+			    im->conn, &im->report, "read the run's rejection counts",
+			    "SELECT key, value::bigint FROM import_runs, jsonb_each_text(rejected) WHERE id = $1",
+			    1, run_param, &res) != 0)
 			goto out;
 		for (int i = 0; i < PQntuples(res); i++)
 			for (int r = 0; r < IMPORT_REASON_COUNT; r++)
 				if (strcmp(PQgetvalue(res, i, 0), import_reason_name(r)) == 0)
 					c->rejected[r] = value_i64(res, i, 1);
 		fprintf(stderr, "%s: resuming run %" PRId64 " after line %" PRId64 " (byte %" PRId64 ")%s\n",
-			im->name, im->run_id, import_lines_done(c), *offset, finished ? ": already complete" : "");
+			im->name, im->run_id, import_lines_done(c), *offset,
+			finished ? ": already complete" : "");
 	} else {
 		const char *insert_params[5] = { tenant, im->name, size, im->fingerprint, format };
 		PQclear(res);
 		res = NULL;
-		if (db_exec_params(im->conn, &im->report, "create the import run",
-				   "INSERT INTO import_runs (tenant_id, file_name, file_size, fingerprint, format) "
-				   "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-				   5, insert_params, &res) != 0)
+		if (db_exec_params(
+			    im->conn, &im->report, "create the import run",
+			    "INSERT INTO import_runs (tenant_id, file_name, file_size, fingerprint, format) "
+			    "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+			    5, insert_params, &res) != 0)
 			goto out;
 		im->run_id = value_i64(res, 0, 0);
 	}
@@ -541,8 +550,8 @@ int import_write_open_run(struct importer *im, int64_t *offset)
 	snprintf(size, sizeof(size), "%" PRId64, im->run_id);
 	const char *lock_params[1] = { size };
 	if (db_exec_params(im->conn, &im->report, "lock the import run",
-			   "SELECT pg_try_advisory_lock(hashtext('mqtt2pg.import'), $1::integer)", 1, lock_params,
-			   &res) != 0)
+			   "SELECT pg_try_advisory_lock(hashtext('mqtt2pg.import'), $1::integer)", 1,
+			   lock_params, &res) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		fprintf(stderr, "mqtt2pg import: %s: run %" PRId64 " is being imported by another process\n",
