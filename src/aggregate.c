@@ -38,20 +38,6 @@ struct aggregator {
 
 /* --- recomputation (shared with the CLI) ------------------------------------------------------------ */
 
-static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType want,
-			     const char *what)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	char err[512];
-
-	if (PQresultStatus(res) != want) {
-		log_error(MODULE, "%s failed: %s", what, db_error_line(conn, res, err, sizeof(err)));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
 /*
  * Claims and recomputes up to batch_keys dirty keys of one tenant in one transaction; returns how many.
  * recompute_dirty() (sql/009) claims only the keys aggregate_dirty holds for the tenant in context and
@@ -60,21 +46,15 @@ static PGresult *exec_params(PGconn *conn, const char *sql, int n, const char *c
 static int64_t recompute_batch(PGconn *conn, const char *tenant, int batch_keys)
 {
 	char limit[16];
-	const char *context[1] = { tenant }, *params[1] = { limit };
+	const char *params[1] = { limit };
 	PGresult *res = NULL;
 	int64_t claimed = -1;
 
 	snprintf(limit, sizeof(limit), "%d", batch_keys);
-	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
+	if (db_begin_tenant(conn, DB_LOG(MODULE), (int32_t)atoi(tenant), DB_TENANT_READ_WRITE) != 0)
 		return -1;
-	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, context, PGRES_TUPLES_OK,
-			  "set tenant context");
-	if (!res)
-		goto fail;
-	PQclear(res);
-	res = exec_params(conn, "SELECT recompute_dirty($1::integer)", 1, params, PGRES_TUPLES_OK,
-			  "recompute dirty buckets");
-	if (!res)
+	if (db_exec_params(conn, DB_LOG(MODULE), "recompute dirty buckets", "SELECT recompute_dirty($1::integer)", 1,
+			   params, &res) != 0)
 		goto fail;
 	claimed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
@@ -97,12 +77,10 @@ int64_t aggregate_recompute_dirty(PGconn *conn, int32_t tenant_id, int batch_key
 	int64_t total = 0;
 
 	snprintf(filter, sizeof(filter), "%d", (int)tenant_id);
-	tenants = exec_params(
-		conn,
-		"SELECT dirty_tenant FROM aggregate_dirty_tenants() WHERE $1::integer IN (0, dirty_tenant) "
-		"ORDER BY 1",
-		1, params, PGRES_TUPLES_OK, "list dirty tenants");
-	if (!tenants)
+	if (db_exec_params(conn, DB_LOG(MODULE), "list dirty tenants",
+			   "SELECT dirty_tenant FROM aggregate_dirty_tenants() WHERE $1::integer IN (0, dirty_tenant) "
+			   "ORDER BY 1",
+			   1, params, &tenants) != 0)
 		return -1;
 	for (int i = 0; i < PQntuples(tenants); i++) {
 		const char *tenant = PQgetvalue(tenants, i, 0);
@@ -135,27 +113,20 @@ int64_t aggregate_recompute_dirty(PGconn *conn, int32_t tenant_id, int batch_key
 static int64_t call_tenant_range(PGconn *conn, int32_t tenant_id, int64_t from_us, int64_t to_us, const char *fn,
 				 const char *what)
 {
-	char tenant[16], from[24], to[24], sql[192];
-	const char *params[3] = {tenant, from, to};
+	char from[24], to[24], sql[192];
+	const char *params[2] = {from, to};
 	PGresult *res;
 	int64_t n;
 
-	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
 	snprintf(from, sizeof(from), "%" PRId64, from_us);
 	snprintf(to, sizeof(to), "%" PRId64, to_us);
 	snprintf(sql, sizeof(sql),
 		 "SELECT %s(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
 		 "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')",
 		 fn);
-	if (db_exec(MODULE, conn, "BEGIN", "BEGIN") < 0)
+	if (db_begin_tenant(conn, DB_LOG(MODULE), tenant_id, DB_TENANT_READ_WRITE) != 0)
 		return -1;
-	res = exec_params(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, params, PGRES_TUPLES_OK,
-			  "set tenant context");
-	if (!res)
-		goto fail;
-	PQclear(res);
-	res = exec_params(conn, sql, 2, params + 1, PGRES_TUPLES_OK, what);
-	if (!res)
+	if (db_exec_params(conn, DB_LOG(MODULE), what, sql, 2, params, &res) != 0)
 		goto fail;
 	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
@@ -192,10 +163,13 @@ static bool ensure_connected(struct aggregator *a)
 		a->leader = false;
 		atomic_store(&a->stats->agg_leader, 0);
 	}
-	a->conn = a->options.secret
-			  ? db_connect_secret(MODULE, a->options.conninfo, a->options.secret, "mqtt2pg-aggregate")
-			  : db_connect(MODULE, a->options.conninfo, a->options.password, "mqtt2pg-aggregate");
-	return a->conn != NULL;
+	/* One attempt per pass: the job's interval is its back-off. */
+	const struct db_target target = {.module = MODULE,
+					 .conninfo = a->options.conninfo,
+					 .password = a->options.password,
+					 .secret = a->options.secret,
+					 .application_name = "mqtt2pg-aggregate"};
+	return db_connect_backoff(&target, NULL, 1, NULL, NULL, &a->conn, NULL) == 0;
 }
 
 static void try_to_lead(struct aggregator *a)
@@ -226,9 +200,8 @@ static void create_partitions_ahead(struct aggregator *a)
 	 * move chunks made outside _mqtt2pg_chunks) so that no role reaches a chunk past the tenant policy
 	 * (sql/012). A no-op on plain PostgreSQL.
 	 */
-	res = exec_params(a->conn, "SELECT secure_timescaledb_chunks()", 0, NULL, PGRES_TUPLES_OK,
-			  "secure TimescaleDB chunks");
-	if (res && atoi(PQgetvalue(res, 0, 0)) > 0)
+	if (db_exec_params(a->conn, DB_LOG(MODULE), "secure TimescaleDB chunks", "SELECT secure_timescaledb_chunks()",
+			   0, NULL, &res) == 0 && atoi(PQgetvalue(res, 0, 0)) > 0)
 		log_info(MODULE, "secured %s TimescaleDB chunk grant(s) or location(s)",
 			 PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -246,8 +219,9 @@ static void apply_retention(struct aggregator *a, int64_t now_ms)
 	if (a->last_retention_ms != 0 && now_ms - a->last_retention_ms < 3600 * 1000)
 		return;
 	a->last_retention_ms = now_ms;
-	res = exec_params(a->conn, "SELECT apply_raw_retention()", 0, NULL, PGRES_TUPLES_OK,
-			  "apply retention");
+	if (db_exec_params(a->conn, DB_LOG(MODULE), "apply retention", "SELECT apply_raw_retention()", 0, NULL,
+			   &res) != 0)
+		return;
 	for (int i = 0; res && i < PQntuples(res); i++)
 		log_info(MODULE, "retention: dropped %s (older than server_settings.raw_retention_days)",
 			 PQgetvalue(res, i, 0));
@@ -269,9 +243,9 @@ static void purge_rejected(struct aggregator *a, int64_t now_ms)
 		return;
 	a->last_reject_purge_ms = now_ms;
 	snprintf(days, sizeof(days), "%d", a->options.rejected_retention_days);
-	res = exec_params(a->conn, "SELECT purge_rejected_messages($1::integer)", 1, params, PGRES_TUPLES_OK,
-			  "purge rejected_messages");
-	if (res && strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0)
+	if (db_exec_params(a->conn, DB_LOG(MODULE), "purge rejected_messages",
+			   "SELECT purge_rejected_messages($1::integer)", 1, params, &res) == 0 &&
+	    strtoll(PQgetvalue(res, 0, 0), NULL, 10) > 0)
 		log_info(MODULE, "retention: deleted %s rejected_messages row(s) older than %d days",
 			 PQgetvalue(res, 0, 0), a->options.rejected_retention_days);
 	PQclear(res);

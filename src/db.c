@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/secret.h"
 #include "util/xalloc.h"
@@ -58,17 +59,103 @@ PGconn *db_connect(const char *module, const char *conninfo, const char *passwor
 
 int db_exec(const char *module, PGconn *conn, const char *sql, const char *what)
 {
-	PGresult *res = PQexec(conn, sql);
+	return db_check(conn, DB_LOG(module), what, PQexec(conn, sql), NULL) == 0 ? 0 : -1;
+}
+
+int db_check(PGconn *conn, const struct db_report *report, const char *what, PGresult *res, PGresult **result)
+{
 	ExecStatusType st = PQresultStatus(res);
 	char err[512];
+	int rc;
 
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		log_error(module, "%s failed: %s", what, db_error_line(conn, res, err, sizeof(err)));
-		PQclear(res);
-		return -1;
+	if (result)
+		*result = NULL;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		if (result)
+			*result = res;
+		else
+			PQclear(res);
+		return 0;
 	}
+	rc = db_error_is_transient(conn, res) ? -EAGAIN : -EIO;
+	if (report->report)
+		report->report(report->arg, conn, res, what);
+	else
+		log_error(report->module, "%s failed: %s", what, db_error_line(conn, res, err, sizeof(err)));
 	PQclear(res);
-	return 0;
+	return rc;
+}
+
+int db_exec_params(PGconn *conn, const struct db_report *report, const char *what, const char *sql, int nparams,
+		   const char *const *params, PGresult **result)
+{
+	return db_check(conn, report, what, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), result);
+}
+
+int db_begin_tenant(PGconn *conn, const struct db_report *report, int32_t tenant_id, enum db_tenant_flags flags)
+{
+	char tenant[16];
+	const char *params[1] = {tenant};
+	int rc;
+
+	if (tenant_id <= 0) {
+		log_error(report->module, "no tenant for a tenant transaction (tenant id %d)", (int)tenant_id);
+		return -EINVAL;
+	}
+	rc = db_exec_params(conn, report, "BEGIN", flags & DB_TENANT_READ_ONLY ? "BEGIN READ ONLY" : "BEGIN", 0,
+			    NULL, NULL);
+	if (rc != 0)
+		return rc;
+	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
+	rc = db_exec_params(conn, report, "set tenant context", "SELECT set_config('app.tenant_id', $1, true)", 1,
+			    params, NULL);
+	/* Never leave the caller in a transaction without its tenant: the failure was told, the ROLLBACK is quiet. */
+	if (rc != 0 && PQstatus(conn) == CONNECTION_OK)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return rc;
+}
+
+void db_backoff_wait(struct db_backoff *backoff)
+{
+	clock_sleep_ms(backoff->delay_ms);
+	backoff->delay_ms = backoff->delay_ms * 2 > backoff->max_ms ? backoff->max_ms : backoff->delay_ms * 2;
+}
+
+void db_backoff_reset(struct db_backoff *backoff)
+{
+	backoff->delay_ms = backoff->first_ms;
+}
+
+static PGconn *connect_target(const struct db_target *target)
+{
+	if (target->secret)
+		return db_connect_secret(target->module, target->conninfo, target->secret, target->application_name);
+	return db_connect(target->module, target->conninfo, target->password, target->application_name);
+}
+
+int db_connect_backoff(const struct db_target *target, struct db_backoff *backoff, int attempts,
+		       int (*setup)(PGconn *conn, void *arg), void *arg, PGconn **conn, int *failures)
+{
+	int failed = 0;
+
+	*conn = NULL;
+	for (;;) {
+		PGconn *c = connect_target(target);
+
+		if (c && (!setup || setup(c, arg) == 0)) {
+			*conn = c;
+			break;
+		}
+		if (c)
+			PQfinish(c);
+		failed++;
+		if (attempts > 0 && failed >= attempts)
+			break;
+		db_backoff_wait(backoff);
+	}
+	if (failures)
+		*failures = failed;
+	return *conn ? 0 : -EAGAIN;
 }
 
 const char *db_sqlstate(const PGresult *res)

@@ -60,19 +60,6 @@ void regsync_free(struct regsync *rs)
 	free(rs);
 }
 
-static PGresult *query(PGconn *conn, const char *sql)
-{
-	PGresult *res = PQexec(conn, sql);
-	char err[512];
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error(MODULE, "registry query failed: %s", db_error_line(conn, res, err, sizeof(err)));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
 typedef bool (*add_row_fn)(struct registry *r, const PGresult *res, int row);
 
 static bool add_tenant_row(struct registry *r, const PGresult *res, int i)
@@ -119,10 +106,10 @@ static int load_table(PGconn *conn, struct registry *r, const char *name, const 
 		return -1;
 	snprintf(sql, sizeof(sql), "FETCH " FETCH_ROWS " FROM %s", name);
 	for (;;) {
-		PGresult *res = query(conn, sql);
+		PGresult *res = NULL;
 		int rows;
 
-		if (!res)
+		if (db_exec_params(conn, DB_LOG(MODULE), "registry query", sql, 0, NULL, &res) != 0)
 			return -1;
 		rows = PQntuples(res);
 		for (int i = 0; i < rows && rc == 0; i++)
@@ -142,16 +129,17 @@ static int load_table(PGconn *conn, struct registry *r, const char *name, const 
 static int reload(struct regsync *rs)
 {
 	struct registry *r = NULL;
-	PGresult *counts;
+	PGresult *counts = NULL;
 	int rc = -1;
 
 	if (db_exec(MODULE, rs->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin registry read") < 0)
 		return -1;
 	r = registry_new();
 	/* The counts first (same snapshot), so that the registry sizes its arrays and indexes exactly. */
-	counts = query(rs->conn, "SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM devices), "
-				 "(SELECT count(*) FROM points)");
-	if (!counts)
+	if (db_exec_params(rs->conn, DB_LOG(MODULE), "registry query",
+			   "SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM devices), "
+			   "(SELECT count(*) FROM points)",
+			   0, NULL, &counts) != 0)
 		goto out;
 	registry_reserve(r, strtoull(PQgetvalue(counts, 0, 0), NULL, 10), strtoull(PQgetvalue(counts, 0, 1), NULL, 10),
 			 strtoull(PQgetvalue(counts, 0, 2), NULL, 10));
@@ -188,22 +176,28 @@ out:
 	return rc;
 }
 
+/* db_connect_backoff's set-up of a new session. */
+static int listen_for_changes(PGconn *conn, void *arg)
+{
+	(void)arg;
+	return db_exec(MODULE, conn, "LISTEN mqtt2pg_registry", "LISTEN");
+}
+
+/* One attempt: regsync_tick keeps its own back-off, since the main thread must never sleep in it. */
 static int connect_and_listen(struct regsync *rs)
 {
+	const struct db_target target = {.module = MODULE,
+					 .conninfo = rs->conninfo,
+					 .password = rs->password,
+					 .secret = rs->secret,
+					 .application_name = "mqtt2pg-registry"};
+
 	if (rs->conn && PQstatus(rs->conn) == CONNECTION_OK)
 		return 0;
 	if (rs->conn)
 		PQfinish(rs->conn);
-	rs->conn = rs->secret ? db_connect_secret(MODULE, rs->conninfo, rs->secret, "mqtt2pg-registry")
-			      : db_connect(MODULE, rs->conninfo, rs->password, "mqtt2pg-registry");
-	if (!rs->conn)
-		return -1;
-	if (db_exec(MODULE, rs->conn, "LISTEN mqtt2pg_registry", "LISTEN") < 0) {
-		PQfinish(rs->conn);
-		rs->conn = NULL;
-		return -1;
-	}
-	return 0;
+	rs->conn = NULL;
+	return db_connect_backoff(&target, NULL, 1, listen_for_changes, NULL, &rs->conn, NULL) == 0 ? 0 : -1;
 }
 
 int regsync_load_now(struct regsync *rs)

@@ -69,7 +69,10 @@ struct writer {
 	bool beyond_retention; /* the last permanent refusal was MQ005: its message is rejected as beyond_retention */
 	bool new_session; /* the last transient failure wants a new session (classify) */
 	bool read_only;   /* ... and it was the database being read-only */
-	int backoff_ms;
+	enum write_outcome failure; /* what the last failed statement means (classify, through report) */
+	bool over_cap;		    /* ... and it was register_point's MQ001 (sql/006_point_limit_code.sql) */
+	struct db_report report;    /* failed statements go to classify */
+	struct db_backoff backoff;  /* reconnects and transient failures */
 	int64_t probed_ms; /* monotonic, the last check of a read-only database while idle */
 	bool probing;      /* ensure_connected called by probe_writable: log only a change */
 };
@@ -79,14 +82,15 @@ typedef void (*refused_fn)(struct writer *w, struct message *m);
 
 /* --- connection ------------------------------------------------------------------------------------- */
 
-static bool prepare_statements(struct writer *w)
+/* db_connect_backoff's set-up of each new session. */
+static int prepare_statements(PGconn *conn, void *arg)
 {
+	struct writer *w = arg;
 	static const struct {
 		const char *name, *sql;
 	} statements[] = {
 		{"insert_readings", NULL},
 		{"insert_rejection", NULL},
-		{"set_tenant", "SELECT set_config('app.tenant_id', $1, true)"},
 		{"register_point", "SELECT register_point($1::integer, $2::text, $3::integer)"},
 		{"ensure_partitions", "SELECT ensure_partitions(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
 				      "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')"},
@@ -96,16 +100,16 @@ static bool prepare_statements(struct writer *w)
 		const char *sql = statements[i].sql ? statements[i].sql
 				  : i == 0	     ? insert_readings_sql
 						     : insert_rejection_sql;
-		PGresult *res = PQprepare(w->conn, statements[i].name, sql, 0, NULL);
+		PGresult *res = PQprepare(conn, statements[i].name, sql, 0, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			log_error(w->name, "cannot prepare %s: %s", statements[i].name,
-				  db_error_line(w->conn, res, w->error, sizeof(w->error)));
+				  db_error_line(conn, res, w->error, sizeof(w->error)));
 			PQclear(res);
-			return false;
+			return -1;
 		}
 		PQclear(res);
 	}
-	return true;
+	return 0;
 }
 
 /*
@@ -132,13 +136,6 @@ static void disconnect(struct writer *w)
 	}
 }
 
-static void backoff(struct writer *w)
-{
-	clock_sleep_ms(w->backoff_ms);
-	w->backoff_ms = w->backoff_ms * 2 > w->options.reconnect_max_ms ? w->options.reconnect_max_ms
-									 : w->backoff_ms * 2;
-}
-
 /*
  * Partitions for yesterday to three days ahead, so the first rows of a day do not wait for a failed insert.
  * Best effort: a failure here is logged and the lazy path in write_isolating covers it.
@@ -153,27 +150,23 @@ static void create_partitions_ahead(struct writer *w)
 	PQclear(res);
 }
 
-/* One attempt: a connection with the current password (re-read at SIGHUP), prepared. */
-static bool connect_once(struct writer *w)
-{
-	w->conn = db_connect_secret(w->name, w->options.conninfo, w->options.secret, "mqtt2pg-writer");
-	return w->conn && prepare_statements(w);
-}
-
 /* Returns with a working, prepared connection, waiting as long as it takes. */
 static void ensure_connected(struct writer *w)
 {
-	bool reconnecting = false, read_only;
+	/* Each attempt with the current password (re-read at SIGHUP), prepared. */
+	const struct db_target target = {.module = w->name,
+					 .conninfo = w->options.conninfo,
+					 .secret = w->options.secret,
+					 .application_name = "mqtt2pg-writer"};
+	int failures = 0;
+	bool read_only;
 
 	if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
 		return;
 	disconnect(w);
-	while (!connect_once(w)) {
-		disconnect(w);
-		reconnecting = true;
-		backoff(w);
-	}
-	if (reconnecting)
+	if (db_connect_backoff(&target, &w->backoff, 0, prepare_statements, w, &w->conn, &failures) != 0)
+		return; /* not reached: without a limit of attempts it waits until it connects */
+	if (failures > 0)
 		STATS_ADD(w->stats, db_reconnects, 1);
 	read_only = session_is_read_only(w);
 	/* While the database stays read-only, each new session says so again: only the change is news. */
@@ -184,22 +177,25 @@ static void ensure_connected(struct writer *w)
 	atomic_store(&w->writable, !read_only);
 	atomic_store(&w->connected, true);
 	if (!read_only) /* a read-only database keeps the back-off growing: no reconnect storm */
-		w->backoff_ms = 100;
+		db_backoff_reset(&w->backoff);
 }
 
 /* --- one transaction ------------------------------------------------------------------------------- */
 
-static enum write_outcome classify(struct writer *w, PGresult *res, const char *what)
+/* db_check's report for the writer's statements: what the failure means for the rows, logged at its level. */
+static void classify(void *arg, PGconn *conn, const PGresult *res, const char *what)
 {
+	struct writer *w = arg;
 	const char *state = db_sqlstate(res);
 	enum write_outcome outcome;
 
-	db_error_line(w->conn, res, w->error, sizeof(w->error));
+	db_error_line(conn, res, w->error, sizeof(w->error));
 	w->new_session = false;
 	w->read_only = false;
-	if (db_error_is_transient(w->conn, res)) {
+	w->over_cap = strcmp(state, "MQ001") == 0;
+	if (db_error_is_transient(conn, res)) {
 		outcome = WRITE_TRANSIENT;
-		w->new_session = db_error_needs_new_session(w->conn, res);
+		w->new_session = db_error_needs_new_session(conn, res);
 		w->read_only = strcmp(state, "25006") == 0;
 		STATS_ADD(w->stats, db_errors_transient, 1);
 		if (w->read_only && !atomic_load(&w->writable)) /* said once, by wait_transient */
@@ -216,7 +212,7 @@ static enum write_outcome classify(struct writer *w, PGresult *res, const char *
 		STATS_ADD(w->stats, db_errors_permanent, 1);
 		log_debug(w->name, "%s refused: %s", what, w->error);
 	}
-	return outcome;
+	w->failure = outcome;
 }
 
 /* Ends a failed transaction so the connection can be reused. */
@@ -228,34 +224,24 @@ static void rollback(struct writer *w)
 	}
 }
 
-static enum write_outcome exec_checked(struct writer *w, PGresult *res, const char *what)
+/* The outcome of a db_check/db_exec_params return: classify said what a failure means. */
+static enum write_outcome outcome_of(const struct writer *w, int rc)
 {
-	ExecStatusType st = PQresultStatus(res);
-	enum write_outcome outcome = WRITE_OK;
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		outcome = classify(w, res, what);
-	PQclear(res);
-	return outcome;
+	if (rc == 0)
+		return WRITE_OK;
+	return rc == -EAGAIN || rc == -EIO ? w->failure : WRITE_PERMANENT; /* -EINVAL: nothing was sent */
 }
 
 static enum write_outcome begin_tenant(struct writer *w, int32_t tenant_id)
 {
-	char tenant[16];
-	const char *params[1] = {tenant};
-	enum write_outcome outcome = exec_checked(w, PQexec(w->conn, "BEGIN"), "BEGIN");
-
-	if (outcome != WRITE_OK)
-		return outcome;
-	if (tenant_id == 0)
-		return WRITE_OK; /* rejections are recorded without tenant context */
-	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
-	return exec_checked(w, PQexecPrepared(w->conn, "set_tenant", 1, params, NULL, NULL, 0), "set tenant context");
+	if (tenant_id == 0) /* rejections are recorded without tenant context */
+		return outcome_of(w, db_exec_params(w->conn, &w->report, "BEGIN", "BEGIN", 0, NULL, NULL));
+	return outcome_of(w, db_begin_tenant(w->conn, &w->report, tenant_id, DB_TENANT_READ_WRITE));
 }
 
 static enum write_outcome commit(struct writer *w)
 {
-	return exec_checked(w, PQexec(w->conn, "COMMIT"), "COMMIT");
+	return outcome_of(w, db_exec_params(w->conn, &w->report, "COMMIT", "COMMIT", 0, NULL, NULL));
 }
 
 /* The batch's duration and, per message, how long it took from the broker to the database. */
@@ -290,13 +276,11 @@ static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, s
 	params[4] = tenant;
 	outcome = begin_tenant(w, tenant_id);
 	if (outcome != WRITE_OK)
+		return outcome; /* no transaction is open */
+	outcome = outcome_of(w, db_check(w->conn, &w->report, "insert readings",
+					 PQexecPrepared(w->conn, "insert_readings", 5, params, lengths, formats, 0), &res));
+	if (outcome != WRITE_OK)
 		goto fail;
-	res = PQexecPrepared(w->conn, "insert_readings", 5, params, lengths, formats, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		outcome = classify(w, res, "insert readings");
-		PQclear(res);
-		goto fail;
-	}
 	inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	outcome = commit(w);
@@ -319,7 +303,7 @@ static enum write_outcome insert_rejections(struct writer *w, int32_t tenant_id,
 	struct message *m = first;
 
 	if (outcome != WRITE_OK)
-		goto fail;
+		return outcome; /* no transaction is open */
 	for (size_t i = 0; i < count; i++, m = m->next) {
 		const struct rejection *r = m->rejection;
 		char received[24], tenant_id_text[16], device_id_text[16], seq_text[24];
@@ -343,8 +327,10 @@ static enum write_outcome insert_rejections(struct writer *w, int32_t tenant_id,
 		snprintf(seq_text, sizeof(seq_text), "%" PRIu64, m->spool_seq);
 		if (!r->payload)
 			params[8] = NULL;
-		outcome = exec_checked(w, PQexecPrepared(w->conn, "insert_rejection", 11, params, lengths, formats, 0),
-				       "record rejected message");
+		outcome = outcome_of(w, db_check(w->conn, &w->report, "record rejected message",
+						 PQexecPrepared(w->conn, "insert_rejection", 11, params, lengths,
+								formats, 0),
+						 NULL));
 		if (outcome != WRITE_OK)
 			goto fail;
 	}
@@ -385,8 +371,8 @@ static enum write_outcome create_partitions(struct writer *w, const struct messa
 	snprintf(to, sizeof(to), "%" PRId64, max_us);
 	timeparse_format(min_us, when, sizeof(when));
 	log_info(w->name, "creating partitions for readings from %s (%s)", when, w->error);
-	return exec_checked(w, PQexecPrepared(w->conn, "ensure_partitions", 2, params, NULL, NULL, 0),
-			    "create partitions");
+	return outcome_of(w, db_check(w->conn, &w->report, "create partitions",
+				      PQexecPrepared(w->conn, "ensure_partitions", 2, params, NULL, NULL, 0), NULL));
 }
 
 /* Tells the spool these messages are in the database, so its checkpoint can move past them. */
@@ -410,7 +396,7 @@ static void wait_transient(struct writer *w)
 		log_warn(w->name, "the database is read-only: writes wait and are retried (%s)", w->error);
 	if (w->new_session)
 		disconnect(w);
-	backoff(w);
+	db_backoff_wait(&w->backoff);
 }
 
 static void mark_writable(struct writer *w)
@@ -435,7 +421,7 @@ static void write_isolating(struct writer *w, write_fn fn, refused_fn refused, i
 		outcome = fn(w, tenant_id, first, count);
 		if (outcome == WRITE_OK) {
 			mark_writable(w);
-			w->backoff_ms = 100;
+			db_backoff_reset(&w->backoff);
 			commit_spooled(w, first, count);
 			return;
 		}
@@ -523,7 +509,7 @@ static void rejection_refused(struct writer *w, struct message *m)
 			log_error(w->name, "the database refuses even the plain rejection record (%s): retrying until it "
 				  "accepts it", w->error);
 		logged = true;
-		backoff(w);
+		db_backoff_wait(&w->backoff);
 	}
 	commit_spooled(w, m, 1);
 }
@@ -548,16 +534,19 @@ static void register_new_points(struct writer *w, struct message **chain, size_t
 			snprintf(device, sizeof(device), "%d", (int)m->device_id);
 			snprintf(cap, sizeof(cap), "%d", w->options.max_points_per_device);
 			for (;;) {
+				PGresult *res = NULL;
+
 				ensure_connected(w);
-				PGresult *res = PQexecPrepared(w->conn, "register_point", 3, params, NULL, NULL, 0);
-				if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+				enum write_outcome outcome = outcome_of(
+					w, db_check(w->conn, &w->report, "register point",
+						    PQexecPrepared(w->conn, "register_point", 3, params, NULL, NULL, 0),
+						    &res));
+				if (outcome == WRITE_OK) {
 					id = (int32_t)atoi(PQgetvalue(res, 0, 0));
 					PQclear(res);
 					break;
 				}
-				enum write_outcome outcome = classify(w, res, "register point");
-				over_cap = strcmp(db_sqlstate(res), "MQ001") == 0; /* sql/006_point_limit_code.sql */
-				PQclear(res);
+				over_cap = w->over_cap;
 				if (outcome != WRITE_TRANSIENT) {
 					refused = true;
 					break;
@@ -720,7 +709,8 @@ struct writer *writer_start(int index, const struct writer_options *options, str
 	w->options = *options;
 	w->queue = queue;
 	w->stats = stats;
-	w->backoff_ms = 100;
+	w->report = (struct db_report){.module = w->name, .report = classify, .arg = w};
+	w->backoff = (struct db_backoff){.delay_ms = 100, .first_ms = 100, .max_ms = options->reconnect_max_ms};
 	atomic_init(&w->connected, false);
 	atomic_init(&w->writable, true);
 	atomic_init(&w->finished, false);

@@ -13,6 +13,10 @@
  * Because the progress of a file (byte offset, line number, counters) commits with the batch it describes,
  * an import killed at any moment resumes (--resume) exactly after the last committed batch: no line is
  * written twice and none is lost. It runs as the writer role (database.conninfo), never as the owner.
+ *
+ * The stages are modules of their own, sharing one struct importer (import_state.h): import_source (file,
+ * lines, formats -> samples), import_check (registry and rules -> the batch), import_write (the batch and the
+ * run record -> the database); import.c is the command, its line loop and its report.
  */
 #ifndef MQTT2PG_IMPORT_H
 #define MQTT2PG_IMPORT_H

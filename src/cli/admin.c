@@ -85,22 +85,30 @@ static const char *explain(const PGresult *res, const struct subject *what, char
 	return buf;
 }
 
-/* Runs a parameterised statement; prints the error (a sentence about what when it is a known constraint's)
- * and returns NULL if it fails. */
+/* db_check's report for the admin commands: the error on stderr, as a sentence about what when it is a
+ * known constraint's (arg: the struct subject, may be NULL). */
+static void print_refusal(void *arg, PGconn *conn, const PGresult *res, const char *statement)
+{
+	const struct subject *what = arg;
+	char err[1024], sentence[512], safe[1100];
+	const char *text = explain(res, what, sentence, sizeof(sentence));
+
+	(void)statement;
+	if (!text)
+		text = db_error_line(conn, res, err, sizeof(err));
+	fprintf(stderr, "mqtt2pg: %s\n", text_escape(safe, sizeof(safe), text, strlen(text)));
+}
+
+/* Runs a parameterised statement through db_exec_params (the check and the one report are there); the
+ * result (owned by the caller) or NULL when it failed. */
 static PGresult *run_about(PGconn *conn, const char *sql, int nparams, const char *const *params,
 			   const struct subject *what)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-	char err[1024], sentence[512], safe[1100];
+	const struct db_report report = {.module = "admin", .report = print_refusal, .arg = (void *)what};
+	PGresult *res = NULL;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *text = explain(res, what, sentence, sizeof(sentence));
-		if (!text)
-			text = db_error_line(conn, res, err, sizeof(err));
-		fprintf(stderr, "mqtt2pg: %s\n", text_escape(safe, sizeof(safe), text, strlen(text)));
-		PQclear(res);
+	if (db_exec_params(conn, &report, "admin statement", sql, nparams, params, &res) != 0)
 		return NULL;
-	}
 	return res;
 }
 

@@ -7,7 +7,9 @@
 #include "cli/energy.h"
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
@@ -38,19 +40,16 @@ static const char *option(int argc, char **argv, const char *name)
 	return NULL;
 }
 
-static PGresult *query(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType want,
-		       const char *what)
+/* db_check's report: a command's line on stderr. */
+static void print_failure(void *arg, PGconn *conn, const PGresult *res, const char *what)
 {
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 	char err[512];
 
-	if (PQresultStatus(res) != want) {
-		fprintf(stderr, "mqtt2pg: %s: %s\n", what, db_error_line(conn, res, err, sizeof(err)));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
+	(void)arg;
+	fprintf(stderr, "mqtt2pg: %s: %s\n", what, db_error_line(conn, res, err, sizeof(err)));
 }
+
+static const struct db_report report = {.module = MODULE, .report = print_failure};
 
 /* An aligned table with a header; cells escaped (names were written by whoever registered the devices). */
 static void print_table(const PGresult *res)
@@ -87,6 +86,7 @@ int energy_command(const char *conninfo, int argc, char **argv)
 	const char *params[4] = { tenant, from, to, point };
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
+	int32_t tenant_id;
 	int rc = 1;
 
 	if (!tenant || !from || !to) {
@@ -102,12 +102,8 @@ int energy_command(const char *conninfo, int argc, char **argv)
 	}
 	if (!(conn = db_connect(MODULE, conninfo, NULL, "mqtt2pg-energy")))
 		return 1;
-	if (db_exec(MODULE, conn, "BEGIN READ ONLY", "BEGIN") < 0)
-		goto done;
-	res = query(conn,
-		    "SELECT set_config('app.tenant_id', id::text, true) FROM public.tenants WHERE slug = $1",
-		    1, params, PGRES_TUPLES_OK, "find the tenant");
-	if (!res)
+	if (db_exec_params(conn, &report, "find the tenant", "SELECT id FROM public.tenants WHERE slug = $1", 1, params,
+			   &res) != 0)
 		goto done;
 	if (PQntuples(res) == 0) {
 		char safe[128];
@@ -115,10 +111,13 @@ int energy_command(const char *conninfo, int argc, char **argv)
 			text_escape(safe, sizeof(safe), tenant, strlen(tenant)));
 		goto done;
 	}
+	tenant_id = (int32_t)atoi(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	res = query(conn, ENERGY_SQL, 4, params, PGRES_TUPLES_OK,
-		    "read energy_daily (are --from/--to dates?)");
-	if (!res)
+	res = NULL;
+	if (db_begin_tenant(conn, DB_LOG(MODULE), tenant_id, DB_TENANT_READ_ONLY) != 0)
+		goto done;
+	if (db_exec_params(conn, &report, "read energy_daily (are --from/--to dates?)", ENERGY_SQL, 4, params, &res) !=
+	    0)
 		goto done;
 	print_table(res);
 	rc = 0;
