@@ -15,7 +15,8 @@
  * never appears in a conninfo that might be logged. application_name labels the session in pg_stat_activity.
  * Returns an owned connection, or NULL after logging why (module names the caller).
  */
-PGconn *db_connect(const char *module, const char *conninfo, const char *password, const char *application_name);
+PGconn *db_connect(const char *module, const char *conninfo, const char *password, const char *application_name)
+	__attribute__((warn_unused_result));
 
 /*
  * Runs sql (no parameters) and returns 0 if it succeeded (command or tuples), -1 otherwise after logging
@@ -46,7 +47,7 @@ struct db_secret *db_secret_new(const char *password, const char *file);
 
 /* Re-reads the file (first line). Returns 1 if the password changed, 0 if not (or no file), -1 after
  * logging when the file cannot be read (the old password stays). */
-int db_secret_reload(struct db_secret *secret);
+int db_secret_reload(struct db_secret *secret) __attribute__((warn_unused_result));
 
 /* A copy of the current password (owned by the caller, free()), or NULL if there is none. */
 char *db_secret_get(struct db_secret *secret);
@@ -57,7 +58,7 @@ void db_secret_free(struct db_secret *secret);
 /* db_connect with the secret's current password (the copy is wiped after use). When that fails and the
  * secret's file holds a new password, connects once more with it. secret may be NULL. */
 PGconn *db_connect_secret(const char *module, const char *conninfo, struct db_secret *secret,
-			  const char *application_name);
+			  const char *application_name) __attribute__((warn_unused_result));
 
 /* The SQLSTATE of res, or "" if none. */
 const char *db_sqlstate(const PGresult *res);

@@ -27,7 +27,7 @@ void regsync_use_secret(struct regsync *rs, struct db_secret *secret);
 void regsync_free(struct regsync *rs);
 
 /* Connects, LISTENs and loads a snapshot now. Returns 0 on success, -1 after logging why. */
-int regsync_load_now(struct regsync *rs);
+int regsync_load_now(struct regsync *rs) __attribute__((warn_unused_result));
 
 /* The socket to poll for notifications, or -1 while disconnected. */
 int regsync_socket(const struct regsync *rs);

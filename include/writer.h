@@ -43,7 +43,7 @@ struct writer;
  * writer, or NULL if the thread could not start (logged).
  */
 struct writer *writer_start(int index, const struct writer_options *options, struct queue *queue,
-			    struct stats *stats);
+			    struct stats *stats) __attribute__((warn_unused_result));
 
 /* True while the writer holds a working connection. */
 bool writer_is_connected(const struct writer *w);

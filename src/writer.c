@@ -121,8 +121,14 @@ static bool session_is_read_only(struct writer *w)
 {
 	PGresult *res =
 		PQexec(w->conn, "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()");
-	bool read_only = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
+	bool read_only = false;
 
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		read_only = PQgetvalue(res, 0, 0)[0] == 't';
+	} else {
+		/* Deliberately not logged: "unknown" is "writable", and the next statement on this session
+		 * (create_partitions_ahead, then the batch) fails the same way and is told with its context. */
+	}
 	PQclear(res);
 	return read_only;
 }
@@ -138,7 +144,9 @@ static void disconnect(struct writer *w)
 
 /*
  * Partitions for yesterday to three days ahead, so the first rows of a day do not wait for a failed insert.
- * Best effort: a failure here is logged and the lazy path in write_isolating covers it.
+ * Best effort: a failure here is logged and the lazy path in write_isolating covers it (a missing partition
+ * makes ensure_partitions run for the batch's own range). It runs outside a transaction, so a failure leaves
+ * nothing open on the session.
  */
 static void create_partitions_ahead(struct writer *w)
 {
@@ -150,7 +158,11 @@ static void create_partitions_ahead(struct writer *w)
 	PQclear(res);
 }
 
-/* Returns with a working, prepared connection, waiting as long as it takes. */
+/*
+ * Returns with a working, prepared connection, waiting as long as it takes. A session is kept only while it is
+ * idle outside any transaction: every caller is between transactions, so anything else means a ROLLBACK that
+ * did not go through (rollback), and such a session is replaced rather than reused.
+ */
 static void ensure_connected(struct writer *w)
 {
 	/* Each attempt with the current password (re-read at SIGHUP), prepared. */
@@ -161,7 +173,7 @@ static void ensure_connected(struct writer *w)
 	int failures = 0;
 	bool read_only;
 
-	if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
+	if (w->conn && PQstatus(w->conn) == CONNECTION_OK && PQtransactionStatus(w->conn) == PQTRANS_IDLE)
 		return;
 	disconnect(w);
 	if (db_connect_backoff(&target, &w->backoff, 0, prepare_statements, w, &w->conn, &failures) != 0)
@@ -215,7 +227,13 @@ static void classify(void *arg, PGconn *conn, const PGresult *res, const char *w
 	w->failure = outcome;
 }
 
-/* Ends a failed transaction so the connection can be reused. */
+/*
+ * Ends a failed transaction so the connection can be reused. Best effort, deliberately unchecked: the failure
+ * that brought us here has been told (classify), and the outcome the caller returns is that failure's. A
+ * ROLLBACK that does not go through leaves the session broken or inside a transaction, and ensure_connected
+ * replaces such a session before the next attempt; an aborted transaction runs nothing, so no tenant's
+ * context can be used meanwhile.
+ */
 static void rollback(struct writer *w)
 {
 	if (PQstatus(w->conn) == CONNECTION_OK) {

@@ -11,6 +11,6 @@
  * Runs the command (argv[0] is the first option) as the owner role on conninfo (borrowed). --from and --to are
  * local dates of the tenant's time zone, --to exclusive. Returns the process exit code; errors go to stderr.
  */
-int energy_command(const char *conninfo, int argc, char **argv);
+int energy_command(const char *conninfo, int argc, char **argv) __attribute__((warn_unused_result));
 
 #endif

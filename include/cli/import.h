@@ -29,6 +29,6 @@
  * 0 done and checked, 1 failure (or the database check found rows missing), 2 usage, 130/143 interrupted
  * by SIGINT/SIGTERM after committing the batch in progress.
  */
-int import_command(const struct config *cfg, int argc, char **argv);
+int import_command(const struct config *cfg, int argc, char **argv) __attribute__((warn_unused_result));
 
 #endif

@@ -23,7 +23,7 @@
 int import_source_identify(struct importer *im) __attribute__((warn_unused_result));
 
 /* Opens path (plain or gzip) for reading lines; an owned reader, or NULL after printing why. */
-struct linereader *import_source_open(const char *path);
+struct linereader *import_source_open(const char *path) __attribute__((warn_unused_result));
 
 /* Reads the CSV header (line 1) of im->reader into im->columns. Returns the offset of line 2, or -1 after
  * printing why. */

@@ -139,6 +139,9 @@ static int report(struct importer *im)
 
 static void file_reset(struct importer *im)
 {
+	/* Best effort, deliberately unchecked: the lock is the previous file's run and the next file takes its
+	 * own; a lock this could not release goes with the session when the import ends, and a broken connection
+	 * makes the next file's first statement fail and say so. */
 	if (im->conn && im->run_id)
 		PQclear(PQexec(im->conn, "SELECT pg_advisory_unlock_all()"));
 	import_check_clear(im);

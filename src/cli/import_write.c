@@ -32,6 +32,11 @@ struct db_report import_write_report(struct importer *im)
 	return (struct db_report){ .module = "import", .report = print_failure, .arg = im };
 }
 
+/*
+ * Ends a failed batch's transaction. Best effort, deliberately unchecked: the failure that brought us here has
+ * been printed, and the caller stops the import on it (import_write_flush returns false); closing the
+ * connection then rolls back whatever this could not, and --resume starts after the last committed batch.
+ */
 static void rollback(struct importer *im)
 {
 	PQclear(PQexec(im->conn, "ROLLBACK"));
