@@ -40,8 +40,9 @@ struct ingest;
 
 /* What the chain needs, all borrowed for the chain's lifetime. */
 struct ingest_deps {
-	const struct config *cfg;     /* routes, rate limits (read once, here), database.enqueue_timeout_ms, and
-					 the validation policy until ingest_set_policy replaces it */
+	/* Routes, rate limits (read once, by ingest_new), database.enqueue_timeout_ms, and the validation
+	 * policy until ingest_set_policy replaces it. */
+	const struct config *cfg;
 	struct registry_store *store; /* the device registry validation consults */
 	struct spool *spool;	      /* disk mode: every message is appended here; NULL: memory mode */
 	struct queue **queues;	      /* memory mode: the writer queues (readings spread by device) */

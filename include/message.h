@@ -29,10 +29,10 @@ struct reading {
 
 struct rejection {
 	enum reject_reason reason;
-	char *detail;      /* owned, escaped (text_escape) */
-	char *topic;       /* owned, escaped */
-	char *tenant_slug; /* owned, escaped claimed tenant, may be NULL */
-	char *serial;      /* owned, escaped claimed serial, may be NULL */
+	char *detail;		/* owned, escaped (text_escape) */
+	char *topic;		/* owned, escaped */
+	char *tenant_slug;	/* owned, escaped claimed tenant, may be NULL */
+	char *serial;		/* owned, escaped claimed serial, may be NULL */
 	unsigned char *payload; /* owned raw bytes, truncated to the configured size */
 	size_t payload_len;
 };
@@ -77,7 +77,8 @@ struct reject_source {
  * copied raw and truncated to max_payload bytes.
  */
 struct message *message_new_reject(enum reject_reason reason, const char *detail,
-				   const struct reject_source *source, size_t max_payload, int64_t received_us);
+				   const struct reject_source *source, size_t max_payload,
+				   int64_t received_us);
 
 /* Appends an owned copy of name to m->new_points and returns the point_id that refers to it (negative). */
 int32_t message_add_new_point(struct message *m, const char *name);

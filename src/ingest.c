@@ -26,17 +26,17 @@
 #include "xalloc.h"
 
 /* The chain's log lines kept the module name they had when it lived with the client: operators grep it. */
-#define MODULE "mqtt"
-#define ATTEMPT_WAIT_MS	      1000 /* one wait on a full spool or queue, between checks for a stop */
-#define RETRY_MIN_MS	      50   /* back-off after a disk error or a missing directory... */
-#define RETRY_MAX_MS	      2000 /* ...doubling up to this */
+#define MODULE		"mqtt"
+#define ATTEMPT_WAIT_MS 1000 /* one wait on a full spool or queue, between checks for a stop */
+#define RETRY_MIN_MS	50   /* back-off after a disk error or a missing directory... */
+#define RETRY_MAX_MS	2000 /* ...doubling up to this */
 
 /*
  * What one MQTT message became: a pipeline message per device it names (readings or a rejection; NULL when
  * there is nothing to write) with its reject reason (REJECT_NONE: accepted), or the reason it was ignored.
  */
 struct outcome {
-	struct message **parts;      /* what there is to write (owned until handed over), part_count of them */
+	struct message **parts; /* what there is to write (owned until handed over), part_count of them */
 	enum reject_reason *reasons; /* per device part, count of them: REJECT_NONE = accepted */
 	size_t part_count;
 	size_t count;
@@ -49,10 +49,10 @@ struct outcome {
 struct ingest {
 	struct ingest_deps deps; /* what it borrows (ingest.h) */
 	size_t next_reject_queue;
-	struct decoded_message decoded; /* reused; chain thread only */
-	struct outcome outcome;         /* reused; chain thread only */
+	struct decoded_message decoded;			  /* reused; chain thread only */
+	struct outcome outcome;				  /* reused; chain thread only */
 	_Atomic(const struct config_validation *) policy; /* swapped by reload, read once per message */
-	struct ratelimit *device_limit; /* chain thread only; NULL = unlimited */
+	struct ratelimit *device_limit;			  /* chain thread only; NULL = unlimited */
 	struct ratelimit *tenant_limit;
 	struct reject_sampler *sampler; /* chain thread only */
 };
@@ -64,7 +64,8 @@ static const struct route *match_route(const struct ingest *in, const char *topi
 				       struct route_match *m, enum ignore_reason *ignored)
 {
 	bool status = false;
-	const struct route *r = route_select(in->deps.cfg->routes, in->deps.cfg->route_count, topic, len, m, &status);
+	const struct route *r =
+		route_select(in->deps.cfg->routes, in->deps.cfg->route_count, topic, len, m, &status);
 
 	if (status)
 		*ignored = IGNORE_STATUS;
@@ -89,8 +90,9 @@ static void outcome_add(struct outcome *out, struct message *m, enum reject_reas
  * row a message. Rate-limited refusals have their own sampling (rate_limited). On true, *detail is err's
  * detail with the count of those not stored since the last one.
  */
-static bool sample_rejection(struct ingest *in, const struct decode_error *err, const char *topic, size_t topic_len,
-			     const struct route_match *m, int64_t received_us, char *detail, size_t cap)
+static bool sample_rejection(struct ingest *in, const struct decode_error *err, const char *topic,
+			     size_t topic_len, const struct route_match *m, int64_t received_us, char *detail,
+			     size_t cap)
 {
 	char key[512];
 	size_t key_len;
@@ -107,8 +109,8 @@ static bool sample_rejection(struct ingest *in, const struct decode_error *err, 
 	    !reject_sampler_should_store(in->sampler, err->reason, key, key_len, received_us, &suppressed))
 		return false;
 	if (suppressed > 0)
-		snprintf(detail, cap, "%s; %u more like it since the last record (counted, not stored)", err->detail,
-			 suppressed);
+		snprintf(detail, cap, "%s; %u more like it since the last record (counted, not stored)",
+			 err->detail, suppressed);
 	else
 		snprintf(detail, cap, "%s", err->detail);
 	return true;
@@ -127,19 +129,19 @@ static struct message *make_rejection(struct ingest *in, const struct decode_err
 		char safe_topic[256], safe_detail[400];
 		text_escape(safe_topic, sizeof(safe_topic), topic, topic_len);
 		text_escape(safe_detail, sizeof(safe_detail), err->detail, strlen(err->detail));
-		log_debug(MODULE, "rejected message on topic %s: %s (%s)", safe_topic, reject_reason_name(err->reason),
-			  safe_detail);
+		log_debug(MODULE, "rejected message on topic %s: %s (%s)", safe_topic,
+			  reject_reason_name(err->reason), safe_detail);
 	}
 	if (!sample_rejection(in, err, topic, topic_len, m, received_us, detail, sizeof(detail)))
 		return NULL;
-	source = (struct reject_source){.topic = topic,
-					.topic_len = topic_len,
-					.tenant = m ? m->tenant.ptr : NULL,
-					.tenant_len = m ? m->tenant.len : 0,
-					.serial = m ? m->serial.ptr : NULL,
-					.serial_len = m ? m->serial.len : 0,
-					.payload = payload,
-					.payload_len = payload_len};
+	source = (struct reject_source){ .topic = topic,
+					 .topic_len = topic_len,
+					 .tenant = m ? m->tenant.ptr : NULL,
+					 .tenant_len = m ? m->tenant.len : 0,
+					 .serial = m ? m->serial.ptr : NULL,
+					 .serial_len = m ? m->serial.len : 0,
+					 .payload = payload,
+					 .payload_len = payload_len };
 	return message_new_reject(err->reason, detail, &source,
 				  (size_t)atomic_load(&in->policy)->reject_payload_bytes, received_us);
 }
@@ -156,7 +158,7 @@ static struct message *rate_limited(struct ingest *in, struct message *accepted,
 	struct ratelimit *rl = device_over ? in->device_limit : in->tenant_limit;
 	int32_t key = device_over ? accepted->device_id : accepted->tenant_id;
 	const struct config_validation *v = &in->deps.cfg->validation;
-	struct decode_error err = {REJECT_RATE_LIMITED, ""};
+	struct decode_error err = { REJECT_RATE_LIMITED, "" };
 	uint32_t suppressed = 0;
 	struct message *rejection;
 
@@ -166,7 +168,8 @@ static struct message *rate_limited(struct ingest *in, struct message *accepted,
 		message_free(accepted);
 		return NULL;
 	}
-	snprintf(err.detail, sizeof(err.detail), "%s over %g messages/s (burst %g); %u more refused since the last record",
+	snprintf(err.detail, sizeof(err.detail),
+		 "%s over %g messages/s (burst %g); %u more refused since the last record",
 		 device_over ? "device" : "tenant", device_over ? v->device_rate : v->tenant_rate,
 		 device_over ? v->device_burst : v->tenant_burst, suppressed);
 	rejection = make_rejection(in, &err, topic, topic_len, m, payload, payload_len, received_us);
@@ -181,24 +184,26 @@ static struct message *rate_limited(struct ingest *in, struct message *accepted,
  * of it to out: the readings, a rejection, or nothing (every point dropped, or refusals only counted).
  */
 static void validate_device(struct ingest *in, const struct config_validation *policy, const char *topic,
-			    size_t topic_len, const void *payload, size_t payload_len, const struct route_match *m,
-			    const struct decoded_message *samples, int64_t received_us, struct outcome *out)
+			    size_t topic_len, const void *payload, size_t payload_len,
+			    const struct route_match *m, const struct decoded_message *samples,
+			    int64_t received_us, struct outcome *out)
 {
-	struct decode_error err = {REJECT_NONE, ""};
+	struct decode_error err = { REJECT_NONE, "" };
 	struct validate_result result;
 	struct registry *reg = registry_store_acquire(in->deps.store);
 	int rc = validate_message(reg, policy, m, samples, received_us, received_us, &result, &err);
 
 	registry_unref(reg);
 	if (rc < 0) {
-		outcome_add(out, make_rejection(in, &err, topic, topic_len, m, payload, payload_len, received_us),
+		outcome_add(out,
+			    make_rejection(in, &err, topic, topic_len, m, payload, payload_len, received_us),
 			    err.reason);
 		return;
 	}
 	out->dropped += result.dropped_points;
 	if (result.message && (in->device_limit || in->tenant_limit)) {
-		struct message *limited = rate_limited(in, result.message, topic, topic_len, m, payload, payload_len,
-						       received_us);
+		struct message *limited = rate_limited(in, result.message, topic, topic_len, m, payload,
+						       payload_len, received_us);
 		outcome_add(out, limited, limited != result.message ? REJECT_RATE_LIMITED : REJECT_NONE);
 		return;
 	}
@@ -249,7 +254,7 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 		    size_t payload_len, const struct ingest_arrival *arrival, struct outcome *out)
 {
 	int64_t received_us = arrival->received_us;
-	struct decode_error err = {REJECT_NONE, ""};
+	struct decode_error err = { REJECT_NONE, "" };
 	const struct config_validation *policy = atomic_load(&in->policy);
 	const struct decoded_message *decoded = &in->decoded;
 	const struct route *route;
@@ -271,8 +276,10 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 	if (!route) {
 		err.reason = REJECT_NO_ROUTE;
 		snprintf(err.detail, sizeof(err.detail), "topic matches no configured route");
-		outcome_add(out, make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us),
-			    REJECT_NO_ROUTE);
+		outcome_add(
+			out,
+			make_rejection(in, &err, topic, topic_len, NULL, payload, payload_len, received_us),
+			REJECT_NO_ROUTE);
 		return;
 	}
 	if (arrival->retained && route->ignore_retained) {
@@ -285,7 +292,8 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 		snprintf(err.detail, sizeof(err.detail),
 			 "payload of %zu bytes exceeds validation.max_payload_bytes (%d)", payload_len,
 			 policy->max_payload_bytes);
-		outcome_add(out, make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
+		outcome_add(out,
+			    make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
 			    err.reason);
 		return;
 	}
@@ -298,7 +306,8 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 		return;
 	}
 	if (rc < 0) {
-		outcome_add(out, make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
+		outcome_add(out,
+			    make_rejection(in, &err, topic, topic_len, &m, payload, payload_len, received_us),
 			    err.reason);
 		return;
 	}
@@ -307,17 +316,20 @@ static void process(struct ingest *in, const char *topic, size_t topic_len, cons
 		return;
 	}
 	if (decoded->device_count == 0) {
-		validate_device(in, policy, topic, topic_len, payload, payload_len, &m, decoded, received_us, out);
+		validate_device(in, policy, topic, topic_len, payload, payload_len, &m, decoded, received_us,
+				out);
 		return;
 	}
 	/* Lines of several devices: each is its own message, accepted or rejected on its own. */
 	for (size_t d = 0; d < decoded->device_count; d++) {
 		const struct decoded_device *dev = &decoded->devices[d];
-		struct decoded_message one = {.samples = decoded->samples + dev->first, .count = dev->count};
+		struct decoded_message one = { .samples = decoded->samples + dev->first,
+					       .count = dev->count };
 		struct route_match dm = m;
 
-		dm.serial = (struct topic_slice){dev->serial, strlen(dev->serial)};
-		validate_device(in, policy, topic, topic_len, payload, payload_len, &dm, &one, received_us, out);
+		dm.serial = (struct topic_slice){ dev->serial, strlen(dev->serial) };
+		validate_device(in, policy, topic, topic_len, payload, payload_len, &dm, &one, received_us,
+				out);
 	}
 }
 
@@ -396,15 +408,16 @@ static void intake_resumed(struct ingest *in, struct intake_block *b)
 static int attempt(struct ingest *in, struct outcome *out, size_t *next, int wait_ms)
 {
 	if (in->deps.spool)
-		return spool_append_all(in->deps.spool, (const struct message *const *)out->parts, out->part_count,
-					wait_ms);
+		return spool_append_all(in->deps.spool, (const struct message *const *)out->parts,
+					out->part_count, wait_ms);
 	while (*next < out->part_count) {
 		struct message *m = out->parts[*next];
 		size_t index = message_shard(m, in->deps.queue_count, &in->next_reject_queue);
 		int rc = queue_push(in->deps.queues[index], m, wait_ms);
 		if (rc == -ETIMEDOUT)
 			STATS_ADD(in->deps.stats, enqueue_waits, 1);
-		if (rc < 0) /* -EPIPE (closed) only at teardown, after the callbacks stopped: backed off, not spun */
+		if (rc <
+		    0) /* -EPIPE (closed) only at teardown, after the callbacks stopped: backed off, not spun */
 			return rc;
 		out->parts[(*next)++] = NULL;
 	}
@@ -463,8 +476,10 @@ struct ingest *ingest_new(const struct ingest_deps *deps)
 
 	in->deps = *deps;
 	atomic_init(&in->policy, &deps->cfg->validation);
-	in->device_limit = ratelimit_new(deps->cfg->validation.device_rate, deps->cfg->validation.device_burst);
-	in->tenant_limit = ratelimit_new(deps->cfg->validation.tenant_rate, deps->cfg->validation.tenant_burst);
+	in->device_limit =
+		ratelimit_new(deps->cfg->validation.device_rate, deps->cfg->validation.device_burst);
+	in->tenant_limit =
+		ratelimit_new(deps->cfg->validation.tenant_rate, deps->cfg->validation.tenant_burst);
 	in->sampler = reject_sampler_new();
 	return in;
 }

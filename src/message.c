@@ -36,9 +36,10 @@ static char *escaped_copy(const char *s, size_t len, size_t cap)
 }
 
 struct message *message_new_reject(enum reject_reason reason, const char *detail,
-				   const struct reject_source *source, size_t max_payload, int64_t received_us)
+				   const struct reject_source *source, size_t max_payload,
+				   int64_t received_us)
 {
-	static const struct reject_source unknown = {0};
+	static const struct reject_source unknown = { 0 };
 	const struct reject_source *src = source ? source : &unknown;
 	struct message *m = xcalloc(1, sizeof(*m));
 	struct rejection *r = xcalloc(1, sizeof(*r));
@@ -120,7 +121,7 @@ static void put_string(struct encoder *e, const char *s)
 
 size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap, size_t offset)
 {
-	struct encoder e = {buf, cap, offset};
+	struct encoder e = { buf, cap, offset };
 	uint8_t kind = (uint8_t)m->kind;
 
 	put(&e, &kind, 1);
@@ -188,7 +189,7 @@ static char *get_string(struct decoder *d)
 
 struct message *message_decode(const unsigned char *buf, size_t len)
 {
-	struct decoder d = {buf, buf + len, true};
+	struct decoder d = { buf, buf + len, true };
 	struct message *m;
 	uint8_t kind;
 	int64_t received_us;

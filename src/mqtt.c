@@ -19,9 +19,9 @@
 #include "route.h"
 #include "xalloc.h"
 
-#define MODULE "mqtt"
+#define MODULE		      "mqtt"
 #define DISCONNECT_TIMEOUT_MS 5000
-#define MAX_PACKET_HEADROOM (1024u * 1024u)
+#define MAX_PACKET_HEADROOM   (1024u * 1024u)
 
 struct mqtt;
 
@@ -34,7 +34,8 @@ struct route_subscription {
 struct mqtt {
 	const struct config *cfg;
 	struct stats *stats;
-	struct ingest *chain; /* owned; run on the receive thread only (and its policy swapped by the main one) */
+	struct ingest
+		*chain; /* owned; run on the receive thread only (and its policy swapped by the main one) */
 	MQTTAsync client;
 	char **filters; /* owned, one per route, with $share/<group>/ when configured */
 	int *qos;
@@ -42,14 +43,14 @@ struct mqtt {
 		*subs;		 /* owned, one per route: the callbacks' context of each SUBSCRIBE (MQTT 5) */
 	atomic_int subs_pending; /* SUBSCRIBEs not yet answered in the current round */
 	atomic_bool connected;
-	atomic_bool disconnected; /* set by the disconnect callbacks during stop */
+	atomic_bool disconnected;	 /* set by the disconnect callbacks during stop */
 	_Atomic int64_t connected_at_ms; /* monotonic, the last successful connect */
-	atomic_int short_connections;    /* consecutive connections the broker closed soon after they began */
+	atomic_int short_connections;	 /* consecutive connections the broker closed soon after they began */
 	/* `mqtt2pg leave` only (see mqtt.h): */
 	bool leaving;
-	atomic_bool unsubscribed;          /* the broker confirmed the UNSUBSCRIBE: no new messages are routed to us */
-	atomic_bool busy;                  /* a message callback is running */
-	atomic_bool refused; /* a message was left unacknowledged at stop: the session is not empty */
+	atomic_bool unsubscribed; /* the broker confirmed the UNSUBSCRIBE: no new messages are routed to us */
+	atomic_bool busy;	  /* a message callback is running */
+	atomic_bool refused;	  /* a message was left unacknowledged at stop: the session is not empty */
 	/*
 	 * The stop protocol (see park_if_stopping and mqtt_stop), under gate: the callback runs with Paho's
 	 * global mutex held, so a callback that blocks for good must never meet a main thread waiting inside
@@ -57,11 +58,11 @@ struct mqtt {
 	 */
 	pthread_mutex_t gate;
 	pthread_cond_t gate_changed;
-	bool in_callback;		   /* a message callback is running */
-	bool stopping;			   /* mqtt_stop began */
-	bool main_in_paho;		   /* mqtt_stop committed to MQTTAsync_disconnect/destroy */
-	bool parked;			   /* the callback stopped for good without taking its message */
-	_Atomic int64_t last_activity_ms;  /* monotonic, the end of the last message callback */
+	bool in_callback;		  /* a message callback is running */
+	bool stopping;			  /* mqtt_stop began */
+	bool main_in_paho;		  /* mqtt_stop committed to MQTTAsync_disconnect/destroy */
+	bool parked;			  /* the callback stopped for good without taking its message */
+	_Atomic int64_t last_activity_ms; /* monotonic, the end of the last message callback */
 	int *subscription_ids; /* reused; receive thread only: a delivery's Subscription Identifiers */
 	size_t subscription_id_cap;
 	MQTTAsync_SSLOptions ssl;
@@ -121,7 +122,8 @@ static void callback_leave(struct mqtt *mq)
  * The Subscription Identifiers of one delivery (MQTT 5; none with 3.1.1), into a buffer reused across
  * messages: the chain tells a broker's extra copy for an overlapping subscription by them.
  */
-static void read_subscription_ids(struct mqtt *mq, const MQTTAsync_message *msg, struct ingest_arrival *arrival)
+static void read_subscription_ids(struct mqtt *mq, const MQTTAsync_message *msg,
+				  struct ingest_arrival *arrival)
 {
 	MQTTProperties *props = (MQTTProperties *)&msg->properties; /* Paho's getters take no const */
 	int n = MQTTProperties_propertyCount(props, MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER);
@@ -132,7 +134,8 @@ static void read_subscription_ids(struct mqtt *mq, const MQTTAsync_message *msg,
 		return;
 	if ((size_t)n > mq->subscription_id_cap) {
 		mq->subscription_id_cap = (size_t)n;
-		mq->subscription_ids = xrealloc(mq->subscription_ids, (size_t)n * sizeof(*mq->subscription_ids));
+		mq->subscription_ids =
+			xrealloc(mq->subscription_ids, (size_t)n * sizeof(*mq->subscription_ids));
 	}
 	for (int k = 0; k < n; k++)
 		mq->subscription_ids[k] =
@@ -150,7 +153,7 @@ static int on_message_arrived(void *context, char *topic, int topic_len, MQTTAsy
 {
 	struct mqtt *mq = context;
 	size_t len = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	struct ingest_arrival arrival = {0};
+	struct ingest_arrival arrival = { 0 };
 
 	callback_enter(mq);
 	arrival.received_us = clock_realtime_us();
@@ -178,8 +181,8 @@ static void on_subscribe_success(void *context, MQTTAsync_successData *response)
 static void on_subscribe_failure(void *context, MQTTAsync_failureData *response)
 {
 	(void)context;
-	log_error(MODULE, "subscribe failed: %s (code %d)", response && response->message ? response->message : "",
-		  response ? response->code : 0);
+	log_error(MODULE, "subscribe failed: %s (code %d)",
+		  response && response->message ? response->message : "", response ? response->code : 0);
 }
 
 /* MQTT 5, one route's SUBSCRIBE answered; the last of the round marks the connection subscribed. */
@@ -259,8 +262,10 @@ static void on_unsubscribe_success(void *context, MQTTAsync_successData *respons
 	atomic_store(&mq->last_activity_ms, clock_monotonic_ms());
 	atomic_store(&mq->unsubscribed, true);
 	atomic_store(&mq->connected, true);
-	log_info(MODULE, "unsubscribed from %zu filter(s): the broker routes nothing new to %s; taking what its "
-		 "session still holds", mq->cfg->route_count, mq->cfg->mqtt.client_id);
+	log_info(MODULE,
+		 "unsubscribed from %zu filter(s): the broker routes nothing new to %s; taking what its "
+		 "session still holds",
+		 mq->cfg->route_count, mq->cfg->mqtt.client_id);
 }
 
 static void on_unsubscribe_success5(void *context, MQTTAsync_successData5 *response)
@@ -346,7 +351,10 @@ static void on_connected(void *context, char *cause)
  */
 static void suspect_shared_client_id(struct mqtt *mq)
 {
-	enum { SHORT_MS = 15000, IN_A_ROW = 3 };
+	enum {
+		SHORT_MS = 15000,
+		IN_A_ROW = 3
+	};
 	int64_t lasted = clock_monotonic_ms() - atomic_load(&mq->connected_at_ms);
 
 	if (lasted >= SHORT_MS) {
@@ -354,10 +362,12 @@ static void suspect_shared_client_id(struct mqtt *mq)
 		return;
 	}
 	if (atomic_fetch_add(&mq->short_connections, 1) + 1 == IN_A_ROW)
-		log_error(MODULE, "the broker closed %d connections in a row within %d s of connecting: is another process "
-			  "connecting as %s? Each replica needs its own mqtt.client_id (e.g. \"mqtt2pg-{hostname}\"); "
-			  "Mosquitto logs \"Client <id> already connected, closing old connection\"",
-			  IN_A_ROW, SHORT_MS / 1000, mq->cfg->mqtt.client_id);
+		log_error(
+			MODULE,
+			"the broker closed %d connections in a row within %d s of connecting: is another process "
+			"connecting as %s? Each replica needs its own mqtt.client_id (e.g. \"mqtt2pg-{hostname}\"); "
+			"Mosquitto logs \"Client <id> already connected, closing old connection\"",
+			IN_A_ROW, SHORT_MS / 1000, mq->cfg->mqtt.client_id);
 }
 
 static void on_connection_lost(void *context, char *cause)
@@ -366,7 +376,8 @@ static void on_connection_lost(void *context, char *cause)
 
 	atomic_store(&mq->connected, false);
 	STATS_ADD(mq->stats, mqtt_connection_lost, 1);
-	log_warn(MODULE, "connection to the broker lost (%s); reconnecting", cause ? cause : "no reason given");
+	log_warn(MODULE, "connection to the broker lost (%s); reconnecting",
+		 cause ? cause : "no reason given");
 	suspect_shared_client_id(mq);
 }
 
@@ -381,11 +392,13 @@ static void on_broker_disconnect(void *context, MQTTProperties *properties, enum
 
 	(void)properties;
 	if (reason == MQTTREASONCODE_SESSION_TAKEN_OVER)
-		log_error(MODULE, "the broker closed our session: another client connected as %s; each replica needs "
-			  "its own mqtt.client_id (e.g. \"mqtt2pg-{hostname}\")", mq->cfg->mqtt.client_id);
+		log_error(MODULE,
+			  "the broker closed our session: another client connected as %s; each replica needs "
+			  "its own mqtt.client_id (e.g. \"mqtt2pg-{hostname}\")",
+			  mq->cfg->mqtt.client_id);
 	else
-		log_warn(MODULE, "the broker is disconnecting us: %s (reason code %d)", MQTTReasonCode_toString(reason),
-			 (int)reason);
+		log_warn(MODULE, "the broker is disconnecting us: %s (reason code %d)",
+			 MQTTReasonCode_toString(reason), (int)reason);
 }
 
 static void on_connect_failure(void *context, MQTTAsync_failureData *response)
@@ -440,9 +453,9 @@ static int start_connect(struct mqtt *mq)
 	MQTTAsync_connectOptions opts5 = MQTTAsync_connectOptions_initializer5;
 	MQTTAsync_connectOptions *o = conf->version == 5 ? &opts5 : &opts;
 	MQTTProperties props = MQTTProperties_initializer;
-	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
-	MQTTProperty max_packet = {.identifier = MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE};
-	MQTTProperty receive_max = {.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM};
+	MQTTProperty expiry = { .identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL };
+	MQTTProperty max_packet = { .identifier = MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE };
+	MQTTProperty receive_max = { .identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM };
 	int rc;
 
 	o->keepAliveInterval = conf->keepalive;
@@ -462,7 +475,8 @@ static int start_connect(struct mqtt *mq)
 		 * there instead of costing us its size in memory. The MiB above max_payload_bytes leaves room for
 		 * the topic and properties, so what is merely over the limit still arrives and is rejected with its
 		 * reason. MQTT 3.1.1 has no such field: set the broker's message_size_limit (README). */
-		max_packet.value.integer4 = (unsigned)mq->cfg->validation.max_payload_bytes + MAX_PACKET_HEADROOM;
+		max_packet.value.integer4 =
+			(unsigned)mq->cfg->validation.max_payload_bytes + MAX_PACKET_HEADROOM;
 		MQTTProperties_add(&props, &max_packet);
 		/* The broker's in-flight window towards us. Without it Mosquitto uses its max_inflight_messages (20 by
 		 * default) and then waits for our PUBACKs, which we send one by one after each message is in the
@@ -517,26 +531,28 @@ struct mqtt *mqtt_start(const struct config *cfg, struct registry_store *store, 
 	pthread_mutex_init(&mq->gate, NULL);
 	pthread_cond_init(&mq->gate_changed, NULL);
 	build_filters(mq);
-	mq->chain = ingest_new(&(struct ingest_deps){.cfg = cfg,
-						     .store = store,
-						     .spool = spool,
-						     .queues = queues,
-						     .queue_count = queue_count,
-						     .stats = stats,
-						     .blocked = park_if_stopping,
-						     .blocked_context = mq});
+	mq->chain = ingest_new(&(struct ingest_deps){ .cfg = cfg,
+						      .store = store,
+						      .spool = spool,
+						      .queues = queues,
+						      .queue_count = queue_count,
+						      .stats = stats,
+						      .blocked = park_if_stopping,
+						      .blocked_context = mq });
 	MQTTAsync_setTraceCallback(on_trace);
 	MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
 	create.MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-	rc = MQTTAsync_createWithOptions(&mq->client, cfg->mqtt.uri, cfg->mqtt.client_id, MQTTCLIENT_PERSISTENCE_NONE,
-					 NULL, &create);
+	rc = MQTTAsync_createWithOptions(&mq->client, cfg->mqtt.uri, cfg->mqtt.client_id,
+					 MQTTCLIENT_PERSISTENCE_NONE, NULL, &create);
 	if (rc != MQTTASYNC_SUCCESS) {
-		log_error(MODULE, "cannot create MQTT client for %s: %s", cfg->mqtt.uri, MQTTAsync_strerror(rc));
+		log_error(MODULE, "cannot create MQTT client for %s: %s", cfg->mqtt.uri,
+			  MQTTAsync_strerror(rc));
 		goto fail;
 	}
 	/* Callbacks may only be set while disconnected: before the first connect. */
 	if (MQTTAsync_setCallbacks(mq->client, mq, on_connection_lost,
-				   mq->leaving ? on_message_leaving : on_message_arrived, NULL) != MQTTASYNC_SUCCESS ||
+				   mq->leaving ? on_message_leaving : on_message_arrived,
+				   NULL) != MQTTASYNC_SUCCESS ||
 	    MQTTAsync_setConnected(mq->client, mq, on_connected) != MQTTASYNC_SUCCESS ||
 	    MQTTAsync_setDisconnected(mq->client, mq, on_broker_disconnect) != MQTTASYNC_SUCCESS) {
 		log_error(MODULE, "cannot set MQTT callbacks");
@@ -599,13 +615,16 @@ static void on_disconnect_failure5(void *context, MQTTAsync_failureData5 *respon
  */
 static bool end_session_on_disconnect(struct mqtt *mq, MQTTProperties *props)
 {
-	MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL, .value.integer4 = 0};
+	MQTTProperty expiry = { .identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+				.value.integer4 = 0 };
 
 	if (!mq->leaving || !atomic_load(&mq->unsubscribed))
 		return false;
 	if (atomic_load(&mq->refused) || atomic_load(&mq->busy)) {
-		log_warn(MODULE, "a message was left unacknowledged, or is still being taken, while leaving: keeping the session "
-			 "(run leave again)");
+		log_warn(
+			MODULE,
+			"a message was left unacknowledged, or is still being taken, while leaving: keeping the session "
+			"(run leave again)");
 		return false;
 	}
 	if (mq->cfg->mqtt.version != 5) {
@@ -613,10 +632,12 @@ static bool end_session_on_disconnect(struct mqtt *mq, MQTTProperties *props)
 		return false;
 	}
 	if (MQTTProperties_add(props, &expiry) != 0) {
-		log_error(MODULE, "cannot set the session expiry on DISCONNECT; the session stays on the broker");
+		log_error(MODULE,
+			  "cannot set the session expiry on DISCONNECT; the session stays on the broker");
 		return false;
 	}
-	log_info(MODULE, "ending the session of %s (DISCONNECT with session expiry 0)", mq->cfg->mqtt.client_id);
+	log_info(MODULE, "ending the session of %s (DISCONNECT with session expiry 0)",
+		 mq->cfg->mqtt.client_id);
 	return true;
 }
 
@@ -675,7 +696,8 @@ void mqtt_stop(struct mqtt *mq)
 			o->onFailure = on_disconnect_failure;
 		}
 		if (MQTTAsync_disconnect(mq->client, o) == MQTTASYNC_SUCCESS) {
-			for (int waited = 0; !atomic_load(&mq->disconnected) && waited < DISCONNECT_TIMEOUT_MS + 1000;
+			for (int waited = 0;
+			     !atomic_load(&mq->disconnected) && waited < DISCONNECT_TIMEOUT_MS + 1000;
 			     waited += 10)
 				clock_sleep_ms(10);
 		}
