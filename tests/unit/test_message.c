@@ -172,7 +172,7 @@ static void test_encode_at_offset(void)
 /* Every proper prefix of a record, and the record with a byte more, is refused. */
 static void expect_truncations_refused(const struct message *m)
 {
-	unsigned char *buf = NULL;
+	unsigned char *buf = NULL, *longer;
 	size_t cap = 0, len = message_encode(m, &buf, &cap, 0);
 
 	for (size_t n = 0; n < len; n++) {
@@ -187,9 +187,10 @@ static void expect_truncations_refused(const struct message *m)
 		message_free(back);
 		free(exact);
 	}
-	buf = realloc(buf, len + 1);
-	buf[len] = 0;
-	CU_ASSERT_PTR_NULL(message_decode(buf, len + 1));
+	longer = calloc(1, len + 1);
+	memcpy(longer, buf, len);
+	CU_ASSERT_PTR_NULL(message_decode(longer, len + 1));
+	free(longer);
 	free(buf);
 }
 
