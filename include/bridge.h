@@ -14,7 +14,7 @@
 int bridge_run(struct config *cfg) __attribute__((warn_unused_result));
 
 /*
- * `mqtt2pg leave`: retires cfg's client id from its shared subscription group without loss (see ingest.h):
+ * `mqtt2pg leave`: retires cfg's client id from its shared subscription group without loss (see mqtt.h):
  * replays its spool, takes what its broker session holds, unsubscribes, drains everything into the database
  * and ends the session. Returns 0 when it left cleanly. Takes ownership of cfg.
  */

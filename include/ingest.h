@@ -1,21 +1,34 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ingest: the first stage. An Eclipse Paho MQTTAsync client subscribed to every route's filter; for each
- * message, on Paho's receive thread: route -> decode -> validate -> hand to a writer queue.
+ * ingest: the per-message chain, the first stage after the broker. For one MQTT message (a topic and a
+ * payload): route match -> decode -> validate (registry) -> rate limit -> made safe (spool append in disk
+ * mode, a writer queue in memory mode) -> counted, each device part accepted or rejected exactly once, or the
+ * whole message ignored. mqtt.c (the Paho client) calls it from its message callback; it knows nothing of
+ * Paho, so it runs as well from a unit test.
  *
- * Paho 1.3 calls the message callback inline on its receive thread and sends the QoS 1 PUBACK after it
- * returns, whatever it returns; then the broker forgets the message. A callback that returns 0 is worse:
- * Paho keeps that message in its memory queue and, while the queue is not empty, acknowledges every further
- * message as soon as it has read it. So the callback never returns 0: it returns only once the message is
- * durably in the spool (disk mode) or in a writer queue (memory mode), and while the spool is full or cannot
- * be written it blocks (intake_blocked), so Paho reads and acknowledges nothing more and the broker keeps the
- * rest. Keepalive pings pause meanwhile (same thread): a long block costs one reconnect.
+ * DESIGN. Threads and ownership:
+ * - One thread runs the chain: Paho's receive thread, which calls the message callback inline. The decode
+ *   buffers, the rate limiters and the rejection sampler are that thread's alone: no locks. The main thread
+ *   only swaps the validation policy (ingest_set_policy, an atomic pointer read once per message).
+ * - Paho 1.3 calls the message callback inline on its receive thread and sends the QoS 1 PUBACK after it
+ *   returns, whatever it returns; then the broker forgets the message. A callback that returns 0 is worse:
+ *   Paho keeps that message in its memory queue and, while the queue is not empty, acknowledges every further
+ *   message as soon as it has read it. So ingest_message returns only once the message is durably in the
+ *   spool (disk mode) or in a writer queue (memory mode), and mqtt.c's callback then returns 1. While the
+ *   spool is full or cannot be written it blocks (intake_blocked), so Paho reads and acknowledges nothing
+ *   more and the broker keeps the rest. Keepalive pings pause meanwhile (same thread): a long block costs one
+ *   reconnect.
+ * - While blocked it calls the caller's `blocked` hook after every failed attempt; mqtt.c parks the receive
+ *   thread there for good when the bridge stops, so the message in hand stays with the broker (see mqtt.h).
+ * - What the chain builds (struct message) is owned by it until handed over: the spool copies it (and the
+ *   chain frees it), a queue takes it. Nothing it was given (topic, payload) is kept after it returns.
  */
 #ifndef MQTT2PG_INGEST_H
 #define MQTT2PG_INGEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "queue.h"
@@ -25,51 +38,57 @@
 
 struct ingest;
 
-enum ingest_mode {
-	INGEST_CONSUME, /* `run`: subscribe to every route's filter */
-	INGEST_LEAVE,   /* `leave`: retire this client id from a shared group without losing its queued share */
+/* What the chain needs, all borrowed for the chain's lifetime. */
+struct ingest_deps {
+	/* Routes, rate limits (read once, by ingest_new), database.enqueue_timeout_ms, and the validation
+	 * policy until ingest_set_policy replaces it. */
+	const struct config *cfg;
+	struct registry_store *store; /* the device registry validation consults */
+	struct spool *spool;	      /* disk mode: every message is appended here; NULL: memory mode */
+	struct queue **queues;	      /* memory mode: the writer queues (readings spread by device) */
+	size_t queue_count;
+	struct stats *stats; /* the counters each message is counted in */
+	/*
+	 * Called on the chain's thread after every failed attempt to make a message safe (its wait already
+	 * accounted), with blocked_context. It may never return (mqtt.c parks there at a stop). NULL: none.
+	 */
+	void (*blocked)(void *context);
+	void *blocked_context;
 };
 
-/*
- * Creates the client and starts connecting (asynchronously; reconnects forever). Borrows cfg, store, spool,
- * queues and stats for its lifetime. With a spool (disk mode) every message is appended to it before the
- * callback returns; without one (memory mode) it goes to the writer queues (queue_count of them, readings
- * spread by device).
- * Returns NULL after logging why if the client cannot be created.
- */
-struct ingest *ingest_start(const struct config *cfg, struct registry_store *store, struct spool *spool,
-			    struct queue **queues, size_t queue_count, struct stats *stats, enum ingest_mode mode);
+/* How a message arrived, besides its topic and payload. */
+struct ingest_arrival {
+	int64_t received_us; /* realtime clock (microseconds since the epoch) when the callback began */
+	bool retained;	     /* the broker's retained copy (the RETAIN flag of the PUBLISH) */
+	/*
+	 * MQTT 5: the Subscription Identifiers the broker sent with this delivery (each route subscribes with
+	 * its index + 1; see mqtt.c). None (count 0) with MQTT 3.1.1: every copy is then processed.
+	 */
+	const int *subscription_ids;
+	size_t subscription_id_count;
+};
+
+/* Returns an owned chain that uses what deps names (deps itself is copied). Never fails (allocation aborts). */
+struct ingest *ingest_new(const struct ingest_deps *deps);
 
 /*
- * Replaces the validation policy the callback applies from the next message on (SIGHUP reload). Borrows
- * policy, which must stay valid until ingest_stop (the bridge keeps every policy it handed over). Rate
- * limits are read at start only.
+ * Replaces the validation policy applied from the next message on (SIGHUP reload). Borrows policy, which must
+ * stay valid until ingest_free (the bridge keeps every policy it handed over). Rate limits are read at start
+ * only. Any thread.
  */
 void ingest_set_policy(struct ingest *in, const struct config_validation *policy);
 
-/* True while connected to the broker with the subscriptions in place. */
-bool ingest_is_connected(const struct ingest *in);
-
 /*
- * INGEST_LEAVE: a broker keeps a departed member of a shared group in its rotation (Mosquitto 2.0 does), so
- * stopping a replica leaves its share piling up in its session until the session expires and is dropped.
- * Leaving instead connects with the member's client id (and spool), takes what the session holds, sends
- * UNSUBSCRIBE for the shared filters, keeps taking what was in flight, and at ingest_stop ends the session
- * (MQTT 5: DISCONNECT with Session Expiry Interval 0).
- * ingest_has_left: the broker confirmed the UNSUBSCRIBE and no message has arrived for quiet_ms.
- * ingest_left_cleanly: unsubscribed and every message the session gave us was taken (none left
- * unacknowledged by a stop while intake was blocked).
+ * Runs one MQTT message through the chain: topic (topic_len bytes) and payload (payload_len bytes), both
+ * borrowed, exactly as delivered (not NUL-terminated; payload may be NULL when payload_len is 0). Returns when
+ * every part is safe (see DESIGN: it may block until then) and the message is counted in stats:
+ * messages_received, then per device part messages_accepted or messages_rejected[reason] (once each), or
+ * messages_ignored[reason]; plus points_dropped and values_skipped. One thread at a time.
  */
-bool ingest_has_left(struct ingest *in, int quiet_ms);
-bool ingest_left_cleanly(struct ingest *in);
+void ingest_message(struct ingest *in, const char *topic, size_t topic_len, const void *payload,
+		    size_t payload_len, const struct ingest_arrival *arrival);
 
-/*
- * Stops consuming: disconnects (messages not yet handed to us stay with the broker's persistent session) and
- * destroys the client. When it returns, no callback is running or will run. If intake is blocked (the spool
- * cannot take the message in hand), the callback parks for good without returning, so that message stays
- * unacknowledged; then the client is neither disconnected nor destroyed (the connection closes at exit) and
- * in stays allocated. NULL is a no-op.
- */
-void ingest_stop(struct ingest *in);
+/* Frees the chain (none of what deps borrowed). NULL is a no-op. Not while ingest_message runs. */
+void ingest_free(struct ingest *in);
 
 #endif

@@ -29,10 +29,10 @@ struct reading {
 
 struct rejection {
 	enum reject_reason reason;
-	char *detail;      /* owned, escaped (text_escape) */
-	char *topic;       /* owned, escaped */
-	char *tenant_slug; /* owned, escaped claimed tenant, may be NULL */
-	char *serial;      /* owned, escaped claimed serial, may be NULL */
+	char *detail;		/* owned, escaped (text_escape) */
+	char *topic;		/* owned, escaped */
+	char *tenant_slug;	/* owned, escaped claimed tenant, may be NULL */
+	char *serial;		/* owned, escaped claimed serial, may be NULL */
 	unsigned char *payload; /* owned raw bytes, truncated to the configured size */
 	size_t payload_len;
 };
@@ -56,12 +56,28 @@ struct message *message_new_readings(int32_t tenant_id, int32_t device_id, uint3
 				     int64_t received_us);
 
 /*
- * Returns an owned rejection message. Strings are copied and escaped; topic and payload are taken with their
- * MQTT lengths; payload is truncated to max_payload bytes. tenant and serial may be NULL.
+ * Where a rejected message came from: the MQTT topic, the tenant and serial it claimed (topic levels or
+ * payload fields) and its payload, each as bytes with their length (not NUL-terminated, as Paho gives them).
+ * A NULL pointer is "not known" (stored as NULL); the lengths of NULL fields are ignored.
  */
-struct message *message_new_reject(enum reject_reason reason, const char *detail, const char *topic,
-				   size_t topic_len, const char *tenant, size_t tenant_len, const char *serial,
-				   size_t serial_len, const void *payload, size_t payload_len, size_t max_payload,
+struct reject_source {
+	const char *topic;
+	size_t topic_len;
+	const char *tenant;
+	size_t tenant_len;
+	const char *serial;
+	size_t serial_len;
+	const void *payload;
+	size_t payload_len;
+};
+
+/*
+ * Returns an owned rejection message. Borrows detail and source (NULL: nothing is known of where it came
+ * from, as for a row the database refused): strings are copied and escaped (text_escape), the payload is
+ * copied raw and truncated to max_payload bytes.
+ */
+struct message *message_new_reject(enum reject_reason reason, const char *detail,
+				   const struct reject_source *source, size_t max_payload,
 				   int64_t received_us);
 
 /* Appends an owned copy of name to m->new_points and returns the point_id that refers to it (negative). */

@@ -19,8 +19,8 @@
 #include "db.h"
 #include "dispatch.h"
 #include "http.h"
-#include "ingest.h"
 #include "util/log.h"
+#include "mqtt.h"
 #include "queue.h"
 #include "registry.h"
 #include "regsync.h"
@@ -37,7 +37,7 @@
 
 struct bridge {
 	struct config *cfg;
-	enum ingest_mode mode;
+	enum mqtt_mode mode;
 	struct stats stats;
 	struct stats stats_logged; /* totals at the last stats line */
 	int64_t stats_logged_ms;
@@ -46,7 +46,7 @@ struct bridge {
 	struct queue **queues;
 	struct writer **writers;
 	size_t writer_count;
-	struct ingest *ingest;
+	struct mqtt *mqtt;
 	struct spool *spool;	       /* NULL in memory mode */
 	struct dispatcher *dispatcher; /* spool -> queues, disk mode only */
 	struct aggregator *aggregator;
@@ -151,7 +151,7 @@ static void update_health(struct bridge *b, int64_t now)
 	atomic_store(&b->health.loop_heartbeat_ms, now);
 	atomic_store(&b->health.writers_connected, connected);
 	atomic_store(&b->health.writers_writable, writable);
-	atomic_store(&b->health.mqtt_connected, b->ingest && ingest_is_connected(b->ingest));
+	atomic_store(&b->health.mqtt_connected, b->mqtt && mqtt_is_connected(b->mqtt));
 	atomic_store(&b->health.registry_loaded, regsync_has_snapshot(b->regsync));
 }
 
@@ -255,8 +255,8 @@ static void reload(struct bridge *b)
 	b->policies = xrealloc(b->policies, (b->policy_count + 1) * sizeof(*b->policies));
 	b->policies[b->policy_count++] = policy;
 	b->policy = policy;
-	if (b->ingest)
-		ingest_set_policy(b->ingest, policy);
+	if (b->mqtt)
+		mqtt_set_policy(b->mqtt, policy);
 	log_set_level(b->cfg->log_level);
 	log_set_json(b->cfg->log_json);
 	log_info(MODULE, "configuration reloaded from %s (%d key(s) need a restart%s)",
@@ -287,7 +287,7 @@ static void serve(struct bridge *b)
 			}
 		}
 		tick(b);
-		if (b->mode == INGEST_LEAVE && ingest_has_left(b->ingest, LEAVE_QUIET_MS)) {
+		if (b->mode == MQTT_LEAVE && mqtt_has_left(b->mqtt, LEAVE_QUIET_MS)) {
 			log_info(MODULE,
 				 "left the group: nothing arrived for %d ms after the unsubscribe; draining",
 				 LEAVE_QUIET_MS);
@@ -360,7 +360,7 @@ static void drain(struct bridge *b)
 	}
 }
 
-static int bridge_main(struct config *cfg, enum ingest_mode mode)
+static int bridge_main(struct config *cfg, enum mqtt_mode mode)
 {
 	struct bridge b = { .cfg = cfg, .mode = mode };
 	int rc = 0;
@@ -409,7 +409,7 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		if (!b.dispatcher)
 			die(MODULE, "cannot start the dispatcher");
 	}
-	if (cfg->aggregates.enabled && mode == INGEST_CONSUME) { /* a leaving process is gone in seconds */
+	if (cfg->aggregates.enabled && mode == MQTT_CONSUME) { /* a leaving process is gone in seconds */
 		struct aggregator_options agg = {
 			.conninfo = cfg->database.conninfo,
 			.password = cfg->database.password,
@@ -421,29 +421,29 @@ static int bridge_main(struct config *cfg, enum ingest_mode mode)
 		};
 		b.aggregator = aggregator_start(&agg, &b.stats);
 	}
-	b.ingest = ingest_start(cfg, b.store, b.spool, b.queues, b.writer_count, &b.stats, mode);
-	if (!b.ingest) {
+	b.mqtt = mqtt_start(cfg, b.store, b.spool, b.queues, b.writer_count, &b.stats, mode);
+	if (!b.mqtt) {
 		rc = 1;
 	} else {
 		b.stats_logged_ms = clock_monotonic_ms();
 		serve(&b);
 		atomic_store(&b.health.draining, true);
-		if (mode == INGEST_LEAVE && !ingest_left_cleanly(b.ingest)) {
+		if (mode == MQTT_LEAVE && !mqtt_left_cleanly(b.mqtt)) {
 			log_error(
 				MODULE,
 				"did not leave the group cleanly (interrupted, or a message was left unacknowledged): "
 				"the session stays; run leave again");
 			rc = 1;
 		}
-		ingest_stop(b.ingest);
-		b.ingest = NULL;
+		mqtt_stop(b.mqtt);
+		b.mqtt = NULL;
 	}
 	drain(&b);
 	aggregator_stop(b.aggregator);
 	spool_close(b.spool);
 	b.spool = NULL;
 	stats_log(&b.stats, &b.stats_logged, (double)(clock_monotonic_ms() - b.stats_logged_ms) / 1000.0);
-	if (mode == INGEST_LEAVE)
+	if (mode == MQTT_LEAVE)
 		log_info(MODULE, "leave: took %llu message(s) from the session of %s, all committed",
 			 (unsigned long long)STATS_GET(&b.stats, messages_received), cfg->mqtt.client_id);
 	log_info(MODULE, "drained; exiting");
@@ -465,12 +465,12 @@ out:
 
 int bridge_run(struct config *cfg)
 {
-	return bridge_main(cfg, INGEST_CONSUME);
+	return bridge_main(cfg, MQTT_CONSUME);
 }
 
 int bridge_leave(struct config *cfg)
 {
 	log_info(MODULE, "leave: taking the session of %s, then leaving its shared group",
 		 cfg->mqtt.client_id);
-	return bridge_main(cfg, INGEST_LEAVE);
+	return bridge_main(cfg, MQTT_LEAVE);
 }

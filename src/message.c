@@ -35,11 +35,12 @@ static char *escaped_copy(const char *s, size_t len, size_t cap)
 	return text_escape(dst, cap, s, len);
 }
 
-struct message *message_new_reject(enum reject_reason reason, const char *detail, const char *topic,
-				   size_t topic_len, const char *tenant, size_t tenant_len, const char *serial,
-				   size_t serial_len, const void *payload, size_t payload_len, size_t max_payload,
+struct message *message_new_reject(enum reject_reason reason, const char *detail,
+				   const struct reject_source *source, size_t max_payload,
 				   int64_t received_us)
 {
+	static const struct reject_source unknown = { 0 };
+	const struct reject_source *src = source ? source : &unknown;
 	struct message *m = xcalloc(1, sizeof(*m));
 	struct rejection *r = xcalloc(1, sizeof(*r));
 
@@ -49,13 +50,15 @@ struct message *message_new_reject(enum reject_reason reason, const char *detail
 	r->reason = reason;
 	/* Escaping can grow a byte to four ("\xNN"); the caps keep rows small whatever a device sends. */
 	r->detail = escaped_copy(detail ? detail : "", detail ? strlen(detail) : 0, 512);
-	r->topic = escaped_copy(topic, topic_len, 1024);
-	r->tenant_slug = escaped_copy(tenant, tenant_len, 256);
-	r->serial = escaped_copy(serial, serial_len, 256);
-	r->payload_len = payload_len < max_payload ? payload_len : max_payload;
+	r->topic = escaped_copy(src->topic, src->topic_len, 1024);
+	r->tenant_slug = escaped_copy(src->tenant, src->tenant_len, 256);
+	r->serial = escaped_copy(src->serial, src->serial_len, 256);
+	r->payload_len = src->payload_len < max_payload ? src->payload_len : max_payload;
+	if (!src->payload)
+		r->payload_len = 0;
 	if (r->payload_len > 0) {
 		r->payload = xmalloc(r->payload_len);
-		memcpy(r->payload, payload, r->payload_len);
+		memcpy(r->payload, src->payload, r->payload_len);
 	}
 	return m;
 }
@@ -118,7 +121,7 @@ static void put_string(struct encoder *e, const char *s)
 
 size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap, size_t offset)
 {
-	struct encoder e = {buf, cap, offset};
+	struct encoder e = { buf, cap, offset };
 	uint8_t kind = (uint8_t)m->kind;
 
 	put(&e, &kind, 1);
@@ -186,7 +189,7 @@ static char *get_string(struct decoder *d)
 
 struct message *message_decode(const unsigned char *buf, size_t len)
 {
-	struct decoder d = {buf, buf + len, true};
+	struct decoder d = { buf, buf + len, true };
 	struct message *m;
 	uint8_t kind;
 	int64_t received_us;

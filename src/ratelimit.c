@@ -11,7 +11,7 @@
 
 struct bucket {
 	double tokens;
-	int64_t last_us;         /* 0: never used (starts full) */
+	int64_t last_us; /* 0: never used (starts full) */
 	int64_t last_record_us;
 	uint32_t suppressed;
 };

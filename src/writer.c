@@ -478,7 +478,7 @@ static void refuse_readings(struct writer *w, struct message *m, enum reject_rea
 	snprintf(detail, sizeof(detail), "%s", w->error);
 	log_warn(w->name, "database refused a message of device id %d (tenant id %d): %s", (int)m->device_id,
 		 (int)m->tenant_id, w->error);
-	rejection = message_new_reject(reason, detail, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, m->received_us);
+	rejection = message_new_reject(reason, detail, NULL, 0, m->received_us);
 	rejection->tenant_id = m->tenant_id;
 	rejection->device_id = m->device_id;
 	/* The spool record is done when its rejection is recorded. */

@@ -35,8 +35,10 @@ static struct message *make(uint32_t i)
 
 		for (size_t k = 0; k < n; k++)
 			payload[k] = (unsigned char)(k * 7 + i);
-		m = message_new_reject(REJECT_MALFORMED_JSON, "detail", "solar/t/x/telemetry", 19, "t", 1, "x", 1,
-				       payload, n, n, (int64_t)i);
+		struct reject_source source = {.topic = "solar/t/x/telemetry", .topic_len = 19, .tenant = "t",
+					       .tenant_len = 1, .serial = "x", .serial_len = 1, .payload = payload,
+					       .payload_len = n};
+		m = message_new_reject(REJECT_MALFORMED_JSON, "detail", &source, n, (int64_t)i);
 		free(payload);
 		return m;
 	}
