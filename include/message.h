@@ -91,7 +91,7 @@ int32_t message_add_new_point(struct message *m, const char *name);
 size_t message_encode(const struct message *m, unsigned char **buf, size_t *cap, size_t offset);
 
 /* Decodes what message_encode wrote; returns an owned message, or NULL if the bytes are not well-formed. */
-struct message *message_decode(const unsigned char *buf, size_t len);
+struct message *message_decode(const unsigned char *buf, size_t len) __attribute__((warn_unused_result));
 
 /*
  * Which of n writers takes m: readings by device (so one device's readings stay in order on one connection),

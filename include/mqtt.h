@@ -39,7 +39,8 @@ enum mqtt_mode {
  * Returns NULL after logging why if the client cannot be created.
  */
 struct mqtt *mqtt_start(const struct config *cfg, struct registry_store *store, struct spool *spool,
-			struct queue **queues, size_t queue_count, struct stats *stats, enum mqtt_mode mode);
+			struct queue **queues, size_t queue_count, struct stats *stats, enum mqtt_mode mode)
+	__attribute__((warn_unused_result));
 
 /*
  * Replaces the validation policy the chain applies from the next message on (SIGHUP reload; see
