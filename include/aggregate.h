@@ -7,9 +7,12 @@
  * buckets. Nothing depends on one process's memory: a bucket days old that receives late data is dirty
  * like any other, and a crash between claim and commit leaves the claim rolled back.
  *
- * One replica runs the job at a time: the leader holds a PostgreSQL advisory lock on its dedicated
- * connection; when it dies its session ends, the lock is free, and another replica takes over at its next
- * interval. The same scheduler creates partitions ahead of need and applies raw-data retention.
+ * Every replica runs the job on aggregates.connections connections of its own. The keys are split into 64
+ * shards (sql/016); each connection takes the free shards with a session advisory lock, drains them in
+ * set-based batches and lets them go, so the connections of all replicas share the work and no one is
+ * needed (src/aggregate.c's DESIGN comment). One replica at a time, the leader by another advisory lock,
+ * also creates partitions ahead of need and applies raw-data retention; when it dies its session ends and
+ * another replica takes over at its next interval.
  */
 #ifndef MQTT2PG_AGGREGATE_H
 #define MQTT2PG_AGGREGATE_H
@@ -27,10 +30,11 @@ struct aggregator_options {
 	const char *conninfo; /* borrowed for the aggregator's lifetime */
 	const char *password;
 	struct db_secret *secret; /* borrowed; when set, its current password instead (re-read at SIGHUP) */
-	int interval_s;          /* how often the job runs (and non-leaders try to lead) */
+	int interval_s;          /* how often each job connection makes a pass (and non-leaders try to lead) */
 	int raw_retention_days;  /* 0: keep raw readings forever */
 	int rejected_retention_days; /* 0: keep rejected_messages forever */
 	int partitions_ahead_days;
+	int connections; /* job connections (threads), each draining free shards; < 1 is taken as 1 */
 };
 
 struct aggregator;
