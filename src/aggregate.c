@@ -21,11 +21,12 @@
 
 #define MODULE "aggregate"
 /*
- * Dirty keys per job transaction: sql/016 reads each device's run of keys once, so bigger batches cost
- * less per key (tests/integration/energy_bench.sh); each device of a batch holds one transaction advisory
- * lock, and the shared lock table holds max_locks_per_transaction x max_connections (6,400 by default).
+ * Dirty keys per job transaction. Small on purpose: a claim holds its keys' aggregate_dirty rows locked until
+ * it commits, and a writer re-marking one of them waits for that commit (aggregate_bench.sh: with 2,000-key
+ * batches ingest fell to a sixth of its rate). Each device of a batch also holds one transaction advisory
+ * lock; the shared lock table holds max_locks_per_transaction x max_connections (6,400 by default).
  */
-#define AGGREGATE_BATCH_KEYS 2000
+#define AGGREGATE_BATCH_KEYS 500
 /* aggregate_shard_count() of sql/016: the shards aggregate_dirty is indexed by. */
 #define AGGREGATE_SHARDS 64
 /* The advisory lock key of the housekeeping leader: hashtext('mqtt2pg.aggregate') computed by the server. */

@@ -8,7 +8,8 @@
 # ingest session calls write_readings() (the writer's function: rows + dirty marks) once a second for a tenth of
 # the devices (DEVICES x 4 / 10 rows a second) for the whole run. Every 30 s (aggregates.interval) CONNECTIONS
 # sessions make one pass of the job as src/aggregate.c does (each takes free shards with a session advisory
-# lock and drains them with recompute_dirty_shard(2000, shard) under the tenant's context): AFTER, sql/016.
+# lock and drains them with recompute_dirty_shard(BENCH_BATCH, shard), 500 as the job, under the tenant's context):
+# AFTER, sql/016.
 # Then BEFORE: the old leader's path (one session, recompute_dirty(500), sql/014's recompute_buckets) over one
 # interval's keys, stopped after 60 s (its rate is what matters; it would need minutes per pass).
 # Reported per pass: dirty device-buckets (keys claimed), pass time, device-buckets/s, the job backends' CPU per
@@ -89,7 +90,7 @@ job_session()
 			CONTINUE WHEN NOT pg_try_advisory_lock(hashtext('mqtt2pg.aggregate.shard'), s);
 			LOOP
 				PERFORM set_config('app.tenant_id', '$tenant', true);
-				n := recompute_dirty_shard(2000, s);
+				n := recompute_dirty_shard(${BENCH_BATCH:-500}, s);
 				total := total + n;
 				COMMIT;
 				EXIT WHEN n = 0;
