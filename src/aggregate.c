@@ -21,10 +21,11 @@
 
 #define MODULE "aggregate"
 /*
- * Dirty keys per job transaction. Small on purpose: a claim holds its keys' aggregate_dirty rows locked until
- * it commits, and a writer re-marking one of them waits for that commit (aggregate_bench.sh: with 2,000-key
- * batches ingest fell to a sixth of its rate). Each device of a batch also holds one transaction advisory
- * lock; the shared lock table holds max_locks_per_transaction x max_connections (6,400 by default).
+ * Dirty keys per job transaction, as before sql/016. A claim holds its keys' aggregate_dirty rows locked until
+ * it commits, and a writer re-marking one of them waits for that commit: a batch is as long as a writer may
+ * wait (aggregate_bench.sh stalled ingest with 500- and 2,000-key batches alike: claims need to commit apart,
+ * README "Aggregates"). Each device of a batch also holds one transaction advisory lock; the shared lock
+ * table holds max_locks_per_transaction x max_connections (6,400 by default).
  */
 #define AGGREGATE_BATCH_KEYS 500
 /* aggregate_shard_count() of sql/016: the shards aggregate_dirty is indexed by. */
