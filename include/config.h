@@ -81,6 +81,7 @@ struct config_aggregates {
 	int interval;		/* seconds between runs; also how soon a replica takes over a dead leader */
 	int raw_retention_days; /* deprecated: only warned about; the database's server_settings decides */
 	int partitions_ahead_days; /* daily partitions created ahead of need */
+	int connections;	   /* the job's database connections, each draining free shards */
 };
 
 struct config {

@@ -15,14 +15,15 @@
  * never appears in a conninfo that might be logged. application_name labels the session in pg_stat_activity.
  * Returns an owned connection, or NULL after logging why (module names the caller).
  */
-PGconn *db_connect(const char *module, const char *conninfo, const char *password, const char *application_name)
-	__attribute__((warn_unused_result));
+PGconn *db_connect(const char *module, const char *conninfo, const char *password,
+		   const char *application_name) __attribute__((warn_unused_result));
 
 /*
  * Runs sql (no parameters) and returns 0 if it succeeded (command or tuples), -1 otherwise after logging
  * the error with what (a short description of the statement).
  */
-int db_exec(const char *module, PGconn *conn, const char *sql, const char *what);
+int db_exec(const char *module, PGconn *conn, const char *sql, const char *what)
+	__attribute__((warn_unused_result));
 
 /* True for failures worth retrying: connection loss, read-only database (class 25), serialization failure,
  * deadlock, admin shutdown, too many connections, out of resources, a missing GRANT (42501 that is not a
@@ -92,7 +93,7 @@ struct db_report {
 };
 
 /* The default report: log_error under module. */
-#define DB_LOG(module_name) (&(const struct db_report){.module = (module_name)})
+#define DB_LOG(module_name) (&(const struct db_report){ .module = (module_name) })
 
 /*
  * The check: takes ownership of res (the result of any PQexec* call on conn). Returns 0 and hands res to
@@ -106,8 +107,9 @@ int db_check(PGconn *conn, const struct db_report *report, const char *what, PGr
  * Runs sql with nparams text parameters (params borrowed; NULL entries are SQL NULL) and checks it with
  * db_check: 0 with *result owned by the caller (result may be NULL), -EAGAIN or -EIO after one report.
  */
-int db_exec_params(PGconn *conn, const struct db_report *report, const char *what, const char *sql, int nparams,
-		   const char *const *params, PGresult **result) __attribute__((warn_unused_result));
+int db_exec_params(PGconn *conn, const struct db_report *report, const char *what, const char *sql,
+		   int nparams, const char *const *params, PGresult **result)
+	__attribute__((warn_unused_result));
 
 enum db_tenant_flags {
 	DB_TENANT_READ_WRITE = 0,
@@ -122,8 +124,8 @@ enum db_tenant_flags {
  * tenant_id must be > 0 (-EINVAL, nothing sent). Returns 0 inside the transaction, or -EAGAIN / -EIO after
  * one report with no transaction left open (a failed set_config is rolled back here).
  */
-int db_begin_tenant(PGconn *conn, const struct db_report *report, int32_t tenant_id, enum db_tenant_flags flags)
-	__attribute__((warn_unused_result));
+int db_begin_tenant(PGconn *conn, const struct db_report *report, int32_t tenant_id,
+		    enum db_tenant_flags flags) __attribute__((warn_unused_result));
 
 /* --- connecting with back-off ---------------------------------------------------------------------------- */
 

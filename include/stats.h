@@ -69,7 +69,8 @@ struct stats {
 	atomic_uint_fast64_t intake_blocked; /* 1 while the MQTT callback waits to make a message durable */
 	atomic_uint_fast64_t intake_blocks;  /* times it began to wait */
 	atomic_uint_fast64_t intake_blocked_ms;	 /* total time spent waiting, updated while it waits */
-	atomic_uint_fast64_t agg_leader;         /* 1 while this replica runs the aggregate job */
+	atomic_uint_fast64_t agg_leader;         /* 1 while this replica runs the job's housekeeping */
+	atomic_uint_fast64_t agg_shards;         /* shards this replica's job connections drained in their last passes */
 	atomic_uint_fast64_t agg_runs;
 	atomic_uint_fast64_t agg_buckets;        /* buckets recomputed */
 	atomic_uint_fast64_t agg_last_run_unix;

@@ -418,6 +418,7 @@ static int bridge_main(struct config *cfg, enum mqtt_mode mode)
 			.raw_retention_days = cfg->aggregates.raw_retention_days,
 			.rejected_retention_days = cfg->validation.rejected_retention_days,
 			.partitions_ahead_days = cfg->aggregates.partitions_ahead_days,
+			.connections = cfg->aggregates.connections,
 		};
 		b.aggregator = aggregator_start(&agg, &b.stats);
 	}

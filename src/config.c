@@ -881,6 +881,7 @@ static const struct config_key keys[] = {
 	INT("aggregates", "raw_retention_days", aggregates.raw_retention_days, 0, 36500, 0, RESTART),
 	/* at most server_settings.partitions_ahead_max_days (31 by default, sql/009) */
 	INT("aggregates", "partitions_ahead_days", aggregates.partitions_ahead_days, 1, 31, 3, RESTART),
+	INT("aggregates", "connections", aggregates.connections, 1, 16, 2, RESTART),
 	INT("registry", "refresh_interval", registry_refresh_interval, 1, 86400, 60, RESTART),
 	CHOICE("log", "level", log_level, log_level_words, "error, warn, info or debug", LOG_LEVEL_INFO, APPLIES),
 	CHOICE_BOOL("log", "format", log_json, log_format_words, "\"text\" or \"json\"", false, APPLIES),

@@ -198,7 +198,10 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	counter(&w, "mqtt_connects_total", "Successful connects to the broker.", STATS_GET(s, mqtt_connects));
 	counter(&w, "mqtt_connection_lost_total", "Connections to the broker lost.", STATS_GET(s, mqtt_connection_lost));
 	counter(&w, "registry_reloads_total", "Registry snapshots loaded.", STATS_GET(s, registry_reloads));
-	gauge(&w, "aggregate_leader", "1 while this replica runs the aggregate job.", (double)STATS_GET(s, agg_leader));
+	gauge(&w, "aggregate_leader", "1 while this replica runs the aggregate housekeeping (partitions, retention).",
+	      (double)STATS_GET(s, agg_leader));
+	gauge(&w, "aggregate_shards", "Shards this replica's aggregate connections drained in their last passes.",
+	      (double)STATS_GET(s, agg_shards));
 	counter(&w, "aggregate_runs_total", "Aggregate job runs.", STATS_GET(s, agg_runs));
 	counter(&w, "aggregate_buckets_total", "Buckets recomputed by the aggregate job.", STATS_GET(s, agg_buckets));
 	gauge(&w, "aggregate_last_run_timestamp_seconds", "Unix time of the last aggregate run.",

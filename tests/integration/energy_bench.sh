@@ -8,6 +8,8 @@
 #   before   - 008's recompute_buckets (no counter rules, no rollups), every point a gauge: the old job
 #   gauges   - sql/014, every point a gauge (rollups; the wider read)
 #   counters - sql/014, 2 of the 4 points counters (also each dirty key's neighbours)
+#   set-based - sql/016 (runs, upserts), the same counters; then `again`: every key marked once more with
+#              nothing changed (the upsert writes no row: WAL per device-bucket is printed)
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/lib.sh"
@@ -45,8 +47,9 @@ mark()
 run()
 {
 	mark
-	local keys t0 t1
+	local keys t0 t1 wal0 wal1
 	keys=$(psql_super "SELECT count(*) FROM aggregate_dirty")
+	wal0=$(psql_super "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
 	_it_now_ms t0
 	psql_owner "DO \$\$ BEGIN
 		PERFORM set_config('app.tenant_id', '$tenant', false);
@@ -59,8 +62,10 @@ run()
 	local rollups
 	rollups=$(psql_super "SELECT (SELECT count(*) FROM measurements_5m) || ' 5m, ' || (SELECT count(*) FROM measurements_1h) || ' 1h, '
 		|| (SELECT count(*) FROM measurements_1d) || ' 1d rows'")
-	printf '%-9s %6d device-buckets in %6d ms: %7.0f device-buckets/s, %.3f ms each (%s)\n' "$1" "$keys" \
-		$((t1 - t0)) "$(echo "$keys * 1000 / ($t1 - $t0)" | bc -l)" "$(echo "($t1 - $t0) / $keys" | bc -l)" "$rollups"
+	wal1=$(psql_super "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+	printf '%-9s %6d device-buckets in %6d ms: %7.0f device-buckets/s, %.3f ms each, WAL %.0f bytes each (%s)\n' "$1" "$keys" \
+		$((t1 - t0)) "$(echo "$keys * 1000 / ($t1 - $t0)" | bc -l)" "$(echo "($t1 - $t0) / $keys" | bc -l)" \
+		"$(echo "($wal1 - $wal0) / $keys" | bc -l)" "$rollups"
 }
 
 echo "$devices devices x 4 points, $minutes minutes at 10 s: $rows rows"
@@ -74,3 +79,7 @@ run gauges
 psql_super "TRUNCATE measurements_5m, measurements_1h, measurements_1d, measurements_1mo"
 psql_super "UPDATE points SET kind = 'counter' WHERE name LIKE 'e%'" >/dev/null
 run counters
+psql_super "TRUNCATE measurements_5m, measurements_1h, measurements_1d, measurements_1mo"
+psql_owner "$(sed -n '/^CREATE OR REPLACE FUNCTION recompute_buckets/,/^\$\$;/p' "$here/../../sql/016_aggregate_set_based.sql")" >/dev/null
+run set-based
+run again

@@ -8,7 +8,10 @@
 #  3. single-reading buckets after a gap and counter resets behave as documented (sql/003_aggregates.sql);
 #  4. two bridges on one database: exactly one leads the job; SIGKILL it and the other takes over within
 #     an interval and keeps the aggregates exact;
-#  5. `mqtt2pg aggregate rebuild` recomputes a range from scratch to the same result.
+#  5. `mqtt2pg aggregate rebuild` recomputes a range from scratch to the same result;
+#  6. the sharded job (sql/016): two job connections taking shards (session advisory locks) and a CLI-style
+#     recompute_dirty loop, all three at once over every key of the history, claim each key exactly once
+#     (the claims add up to the keys marked, none left) and give exactly the reference.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 . "$here/lib.sh"
@@ -143,4 +146,69 @@ grep -q "t3: .* recomputed" "$IT_DIR/rebuild.log" || fail "no progress output: $
 assert_eq 0 "$(mismatches)" "rebuild from scratch reproduces every bucket"
 bridge_stop
 assert_eq 0 "$BRIDGE_RC" "clean exit"
+
+# --- 6. concurrent job connections ----------------------------------------------------------------------
+psql_super "TRUNCATE measurements_5m, measurements_1h, measurements_1d, measurements_1mo" \
+	"CREATE TABLE it_claims (session text, keys bigint)" "GRANT INSERT ON it_claims TO mqtt2pg_writer" >/dev/null
+for t in 1 2 3; do
+	tid=$(psql_super "SELECT id FROM tenants WHERE slug = 't$t'")
+	psql_as "$WRITER_DB" "BEGIN" "SELECT set_config('app.tenant_id', '$tid', true)" \
+		"SELECT mark_dirty_range('$from', '$to')" "COMMIT" >/dev/null
+done
+keys=$(psql_super "SELECT count(*) FROM aggregate_dirty")
+# shard_job NAME FIRST: src/aggregate.c's pass as the writer: from shard FIRST on, each free shard locked for the
+# session, drained tenant by tenant in batches of 3 keys (so that the sessions interleave), unlocked.
+shard_job()
+{
+	psql_as "$WRITER_DB" "DO \$\$
+	DECLARE s integer; k integer; n integer; t record; total bigint := 0;
+	BEGIN
+		FOR k IN 0..63 LOOP
+			s := ($2 + k) % 64;
+			CONTINUE WHEN NOT pg_try_advisory_lock(hashtext('mqtt2pg.aggregate.shard'), s);
+			FOR t IN SELECT DISTINCT dirty_tenant FROM aggregate_dirty_shards() WHERE dirty_shard = s LOOP
+				LOOP
+					PERFORM set_config('app.tenant_id', t.dirty_tenant::text, true);
+					n := recompute_dirty_shard(3, s);
+					total := total + n;
+					COMMIT;
+					EXIT WHEN n = 0;
+				END LOOP;
+			END LOOP;
+			PERFORM pg_advisory_unlock(hashtext('mqtt2pg.aggregate.shard'), s);
+		END LOOP;
+		INSERT INTO it_claims VALUES ('$1', total);
+	END \$\$" >/dev/null
+}
+# cli_job: `aggregate rebuild`'s loop (recompute_dirty, any shard) over every tenant at the same time.
+cli_job()
+{
+	psql_as "$WRITER_DB" "DO \$\$
+	DECLARE n integer; t integer; total bigint := 0;
+	BEGIN
+		FOR t IN SELECT id FROM tenants ORDER BY id LOOP
+			LOOP
+				PERFORM set_config('app.tenant_id', t::text, true);
+				n := recompute_dirty(3);
+				total := total + n;
+				COMMIT;
+				EXIT WHEN n = 0;
+			END LOOP;
+		END LOOP;
+		INSERT INTO it_claims VALUES ('cli', total);
+	END \$\$" >/dev/null
+}
+shard_job a 0 &
+job_a=$!
+shard_job b 32 &
+job_b=$!
+cli_job &
+job_c=$!
+wait "$job_a" || fail "job connection a failed"
+wait "$job_b" || fail "job connection b failed"
+wait "$job_c" || fail "the rebuild loop failed"
+claims=$(psql_super "SELECT string_agg(session || '=' || keys, ' ' ORDER BY session) FROM it_claims")
+assert_eq "$keys" "$(psql_super "SELECT sum(keys) FROM it_claims")" "the $keys marked keys claimed exactly once ($claims)"
+assert_eq 0 "$(psql_super "SELECT count(*) FROM aggregate_dirty")" "no dirty key left"
+assert_eq 0 "$(mismatches)" "two job connections and a rebuild at once give exactly the reference"
 echo "PASS it_aggregates"
