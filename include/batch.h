@@ -52,8 +52,8 @@ struct batch_arrays {
 	size_t rows;
 };
 
-#define BATCH_OID_INT8 20
-#define BATCH_OID_INT4 23
+#define BATCH_OID_INT8	 20
+#define BATCH_OID_INT4	 23
 #define BATCH_OID_FLOAT8 701
 
 /*

@@ -17,15 +17,17 @@
 #define MQTT2PG_READINGS_SQL_H
 
 /* The writer's binary arrays: $1 times, $2 devices, $3 points, $4 values. */
-#define READINGS_FROM_ARRAYS "(SELECT $1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS a(t, d, p, v)"
+#define READINGS_FROM_ARRAYS \
+	"(SELECT $1::bigint[], $2::integer[], $3::integer[], $4::float8[]) AS a(t, d, p, v)"
 
 /* A table with columns (t, d, p, v), gathered into the four arrays (import's COPY staging table). */
-#define READINGS_FROM_TABLE(table)                                                                             \
-	"(SELECT array_agg(r.t), array_agg(r.d), array_agg(r.p), array_agg(r.v) FROM " table " AS r) AS a(t, d, p, v)"
+#define READINGS_FROM_TABLE(table)                                                           \
+	"(SELECT array_agg(r.t), array_agg(r.d), array_agg(r.p), array_agg(r.v) FROM " table \
+	" AS r) AS a(t, d, p, v)"
 
-#define READINGS_WRITE(source, tenant)                                                                         \
-	"WITH ins AS ("                                                                                        \
-	" SELECT w.new_device_id AS device_id, w.new_time AS time FROM " source                                 \
+#define READINGS_WRITE(source, tenant)                                          \
+	"WITH ins AS ("                                                         \
+	" SELECT w.new_device_id AS device_id, w.new_time AS time FROM " source \
 	" CROSS JOIN LATERAL public.write_readings(" tenant ", a.t, a.d, a.p, a.v) AS w) "
 
 #endif

@@ -52,7 +52,8 @@ void registry_reserve(struct registry *r, size_t tenants, size_t devices, size_t
 
 /* Adders copy their strings. They return false for a duplicate key (slug, tenant+serial, device+name) or a
  * reference to an unknown tenant/device, which the database's constraints make impossible. */
-bool registry_add_tenant(struct registry *r, int32_t id, const char *slug) __attribute__((warn_unused_result));
+bool registry_add_tenant(struct registry *r, int32_t id, const char *slug)
+	__attribute__((warn_unused_result));
 bool registry_add_device(struct registry *r, int32_t id, int32_t tenant_id, const char *serial, bool enabled)
 	__attribute__((warn_unused_result));
 bool registry_add_point(struct registry *r, int32_t id, int32_t device_id, const char *name, bool has_min,
@@ -83,8 +84,8 @@ const struct registry_device *registry_find_serial(const struct registry *r, con
  * registry_find_device_point takes a device this snapshot returned (the hot path: no lookup by id). */
 bool registry_find_point(const struct registry *r, int32_t device_id, const char *name, size_t len,
 			 struct registry_point *out);
-bool registry_find_device_point(const struct registry *r, const struct registry_device *device, const char *name,
-				size_t len, struct registry_point *out);
+bool registry_find_device_point(const struct registry *r, const struct registry_device *device,
+				const char *name, size_t len, struct registry_point *out);
 
 size_t registry_tenant_count(const struct registry *r);
 size_t registry_device_count(const struct registry *r);

@@ -37,10 +37,10 @@
 #include "stats.h"
 
 struct spool_options {
-	const char *directory;   /* borrowed; created if missing */
-	uint64_t max_bytes;      /* total size of the segments */
-	uint64_t segment_bytes;  /* a segment is closed when it reaches this size */
-	int fsync_interval_ms;   /* 0: fdatasync after every append */
+	const char *directory;	/* borrowed; created if missing */
+	uint64_t max_bytes;	/* total size of the segments */
+	uint64_t segment_bytes; /* a segment is closed when it reaches this size */
+	int fsync_interval_ms;	/* 0: fdatasync after every append */
 };
 
 struct spool;
@@ -49,14 +49,16 @@ struct spool;
  * Opens (creating or recovering) the spool. Reports what it recovered in the log. Returns NULL after logging
  * why if the directory cannot be used.
  */
-struct spool *spool_open(const struct spool_options *options, struct stats *stats) __attribute__((warn_unused_result));
+struct spool *spool_open(const struct spool_options *options, struct stats *stats)
+	__attribute__((warn_unused_result));
 
 /*
  * Appends m durably (write(2) done when it returns 0; m stays the caller's). Waits up to timeout_ms while the
  * spool is full. Returns 0, -ETIMEDOUT (full), -ENOENT (the directory is missing and not rebuilt yet), or
  * the write's -errno (-ENOSPC, -EROFS, -EIO; logged once per state change; nothing half-written remains).
  */
-int spool_append(struct spool *s, const struct message *m, int timeout_ms) __attribute__((warn_unused_result));
+int spool_append(struct spool *s, const struct message *m, int timeout_ms)
+	__attribute__((warn_unused_result));
 
 /*
  * Appends the n messages as consecutive records, all or none: they are the parts of one MQTT message (a

@@ -43,48 +43,51 @@ struct stats {
 	atomic_uint_fast64_t messages_received;
 	atomic_uint_fast64_t messages_accepted;
 	atomic_uint_fast64_t messages_rejected[REJECT_REASON_COUNT];
-	atomic_uint_fast64_t messages_ignored[IGNORE_REASON_COUNT]; /* status/LWT topics, retained, no value */
+	atomic_uint_fast64_t
+		messages_ignored[IGNORE_REASON_COUNT];		/* status/LWT topics, retained, no value */
 	atomic_uint_fast64_t values_skipped[SKIP_REASON_COUNT]; /* values passed over in accepted messages */
-	atomic_uint_fast64_t points_dropped;     /* samples of unknown points under policy "drop" */
-	atomic_uint_fast64_t enqueue_waits;	 /* times the MQTT callback found a queue full */
-	atomic_uint_fast64_t rows_inserted;      /* committed new rows */
-	atomic_uint_fast64_t rows_duplicate;     /* rows that already existed (redelivery, replay) */
+	atomic_uint_fast64_t points_dropped; /* samples of unknown points under policy "drop" */
+	atomic_uint_fast64_t enqueue_waits;  /* times the MQTT callback found a queue full */
+	atomic_uint_fast64_t rows_inserted;  /* committed new rows */
+	atomic_uint_fast64_t rows_duplicate; /* rows that already existed (redelivery, replay) */
 	atomic_uint_fast64_t batches_committed;
-	atomic_uint_fast64_t rejects_recorded;   /* rows committed to rejected_messages */
+	atomic_uint_fast64_t rejects_recorded; /* rows committed to rejected_messages */
 	atomic_uint_fast64_t db_errors_transient;
 	atomic_uint_fast64_t db_errors_permanent;
 	atomic_uint_fast64_t db_reconnects;
 	atomic_uint_fast64_t registry_reloads;
 	atomic_uint_fast64_t mqtt_connects;
 	atomic_uint_fast64_t mqtt_connection_lost;
-	atomic_uint_fast64_t queue_depth;        /* messages waiting across all writer queues */
-	atomic_uint_fast64_t spool_bytes;        /* bytes in the spool's segments */
-	atomic_uint_fast64_t spool_backlog;      /* records appended but not yet committed */
-	atomic_uint_fast64_t spool_full_waits;   /* appends refused because the spool was full */
+	atomic_uint_fast64_t queue_depth;      /* messages waiting across all writer queues */
+	atomic_uint_fast64_t spool_bytes;      /* bytes in the spool's segments */
+	atomic_uint_fast64_t spool_backlog;    /* records appended but not yet committed */
+	atomic_uint_fast64_t spool_full_waits; /* appends refused because the spool was full */
 	atomic_uint_fast64_t spool_write_errors;
-	atomic_uint_fast64_t spool_torn_records; /* torn records dropped at recovery */
-	atomic_uint_fast64_t spool_state;	 /* enum stats_spool_state */
+	atomic_uint_fast64_t spool_torn_records;		      /* torn records dropped at recovery */
+	atomic_uint_fast64_t spool_state;			      /* enum stats_spool_state */
 	atomic_uint_fast64_t spool_problems[STATS_SPOOL_STATE_COUNT]; /* times each problem state began */
 	atomic_uint_fast64_t spool_records_lost[STATS_LOST_REASON_COUNT];
 	atomic_uint_fast64_t intake_blocked; /* 1 while the MQTT callback waits to make a message durable */
 	atomic_uint_fast64_t intake_blocks;  /* times it began to wait */
-	atomic_uint_fast64_t intake_blocked_ms;	 /* total time spent waiting, updated while it waits */
-	atomic_uint_fast64_t agg_leader;         /* 1 while this replica runs the job's housekeeping */
-	atomic_uint_fast64_t agg_shards;         /* shards this replica's job connections drained in their last passes */
+	atomic_uint_fast64_t intake_blocked_ms; /* total time spent waiting, updated while it waits */
+	atomic_uint_fast64_t agg_leader;	/* 1 while this replica runs the job's housekeeping */
+	atomic_uint_fast64_t
+		agg_shards; /* shards this replica's job connections drained in their last passes */
 	atomic_uint_fast64_t agg_runs;
-	atomic_uint_fast64_t agg_buckets;        /* buckets recomputed */
+	atomic_uint_fast64_t agg_buckets; /* buckets recomputed */
 	atomic_uint_fast64_t agg_last_run_unix;
-	atomic_uint_fast64_t agg_lag_ms;         /* age of the oldest dirty bucket after the last run */
-	atomic_uint_fast64_t agg_last_pass_ms;   /* duration of the last run: a long pass hides behind agg_lag_ms */
-	atomic_uint_fast64_t agg_failing; /* runs in a row that failed (no connection, or the pass failed) */
-	atomic_uint_fast64_t http_evicted;   /* HTTP connections closed to make room (connection limits) */
-	atomic_uint_fast64_t http_timed_out; /* HTTP requests that did not arrive within http.timeout */
-	struct stats_histogram batch_seconds;    /* a batch transaction, BEGIN to COMMIT */
-	struct stats_histogram lag_seconds;      /* a message, received to committed */
+	atomic_uint_fast64_t agg_lag_ms; /* age of the oldest dirty bucket after the last run */
+	atomic_uint_fast64_t
+		agg_last_pass_ms;	   /* duration of the last run: a long pass hides behind agg_lag_ms */
+	atomic_uint_fast64_t agg_failing;  /* runs in a row that failed (no connection, or the pass failed) */
+	atomic_uint_fast64_t http_evicted; /* HTTP connections closed to make room (connection limits) */
+	atomic_uint_fast64_t http_timed_out;  /* HTTP requests that did not arrive within http.timeout */
+	struct stats_histogram batch_seconds; /* a batch transaction, BEGIN to COMMIT */
+	struct stats_histogram lag_seconds;   /* a message, received to committed */
 };
 
 #define STATS_ADD(stats, field, n) atomic_fetch_add_explicit(&(stats)->field, (n), memory_order_relaxed)
-#define STATS_GET(stats, field) atomic_load_explicit(&(stats)->field, memory_order_relaxed)
+#define STATS_GET(stats, field)	   atomic_load_explicit(&(stats)->field, memory_order_relaxed)
 
 uint64_t stats_rejected_total(struct stats *s);
 

@@ -25,15 +25,15 @@
 #include "stats.h"
 
 struct writer_options {
-	const char *conninfo;  /* borrowed for the writer's lifetime */
+	const char *conninfo;	  /* borrowed for the writer's lifetime */
 	struct db_secret *secret; /* borrowed: the password, re-read at SIGHUP; may be NULL */
 	int batch_rows;
 	int flush_interval_ms; /* a batch waits at most this long while more messages keep coming */
-	int linger_ms;         /* ... and this long once the queue is empty */
+	int linger_ms;	       /* ... and this long once the queue is empty */
 	int reconnect_max_ms;
 	int max_points_per_device;
-	struct spool *spool;  /* borrowed; NULL in memory mode. Committed records are reported to it. */
-	const char *origin;   /* borrowed; names this bridge in rejected_messages.origin (its client id) */
+	struct spool *spool; /* borrowed; NULL in memory mode. Committed records are reported to it. */
+	const char *origin;  /* borrowed; names this bridge in rejected_messages.origin (its client id) */
 };
 
 struct writer;

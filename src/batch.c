@@ -76,11 +76,11 @@ static void put_u64(unsigned char *p, uint64_t v)
 static void start_array(struct batch_array *a, uint32_t element_oid, size_t rows, size_t element_bytes)
 {
 	reserve(a, 20 + rows * (4 + element_bytes));
-	put_u32(a->bytes, 1);            /* dimensions */
-	put_u32(a->bytes + 4, 0);        /* no NULLs */
+	put_u32(a->bytes, 1);	  /* dimensions */
+	put_u32(a->bytes + 4, 0); /* no NULLs */
 	put_u32(a->bytes + 8, element_oid);
 	put_u32(a->bytes + 12, (uint32_t)rows);
-	put_u32(a->bytes + 16, 1);       /* lower bound */
+	put_u32(a->bytes + 16, 1); /* lower bound */
 	a->len = 20;
 }
 

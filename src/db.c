@@ -20,7 +20,7 @@
 struct db_secret {
 	pthread_mutex_t lock;
 	char *password; /* guarded by lock */
-	char *file;     /* NULL: nothing to re-read */
+	char *file;	/* NULL: nothing to re-read */
 };
 
 /* libpq prints notices (and a server's FATAL on a killed session) to stderr raw; route them to our log. */
@@ -29,7 +29,8 @@ static void notice_to_log(void *module, const char *message)
 	log_warn((const char *)module, "database notice: %.*s", (int)strcspn(message, "\n"), message);
 }
 
-PGconn *db_connect(const char *module, const char *conninfo, const char *password, const char *application_name)
+PGconn *db_connect(const char *module, const char *conninfo, const char *password,
+		   const char *application_name)
 {
 	const char *keys[5], *values[5];
 	PGconn *conn;
@@ -49,7 +50,8 @@ PGconn *db_connect(const char *module, const char *conninfo, const char *passwor
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
-		log_error(module, "cannot connect to the database: %s", db_error_line(conn, NULL, err, sizeof(err)));
+		log_error(module, "cannot connect to the database: %s",
+			  db_error_line(conn, NULL, err, sizeof(err)));
 		PQfinish(conn);
 		return NULL;
 	}
@@ -86,29 +88,32 @@ int db_check(PGconn *conn, const struct db_report *report, const char *what, PGr
 	return rc;
 }
 
-int db_exec_params(PGconn *conn, const struct db_report *report, const char *what, const char *sql, int nparams,
-		   const char *const *params, PGresult **result)
+int db_exec_params(PGconn *conn, const struct db_report *report, const char *what, const char *sql,
+		   int nparams, const char *const *params, PGresult **result)
 {
-	return db_check(conn, report, what, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), result);
+	return db_check(conn, report, what, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0),
+			result);
 }
 
-int db_begin_tenant(PGconn *conn, const struct db_report *report, int32_t tenant_id, enum db_tenant_flags flags)
+int db_begin_tenant(PGconn *conn, const struct db_report *report, int32_t tenant_id,
+		    enum db_tenant_flags flags)
 {
 	char tenant[16];
-	const char *params[1] = {tenant};
+	const char *params[1] = { tenant };
 	int rc;
 
 	if (tenant_id <= 0) {
-		log_error(report->module, "no tenant for a tenant transaction (tenant id %d)", (int)tenant_id);
+		log_error(report->module, "no tenant for a tenant transaction (tenant id %d)",
+			  (int)tenant_id);
 		return -EINVAL;
 	}
-	rc = db_exec_params(conn, report, "BEGIN", flags & DB_TENANT_READ_ONLY ? "BEGIN READ ONLY" : "BEGIN", 0,
-			    NULL, NULL);
+	rc = db_exec_params(conn, report, "BEGIN", flags & DB_TENANT_READ_ONLY ? "BEGIN READ ONLY" : "BEGIN",
+			    0, NULL, NULL);
 	if (rc != 0)
 		return rc;
 	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
-	rc = db_exec_params(conn, report, "set tenant context", "SELECT set_config('app.tenant_id', $1, true)", 1,
-			    params, NULL);
+	rc = db_exec_params(conn, report, "set tenant context",
+			    "SELECT set_config('app.tenant_id', $1, true)", 1, params, NULL);
 	/* Never leave the caller in a transaction without its tenant: the failure was told, the ROLLBACK is quiet. */
 	if (rc != 0 && PQstatus(conn) == CONNECTION_OK)
 		PQclear(PQexec(conn, "ROLLBACK"));
@@ -129,7 +134,8 @@ void db_backoff_reset(struct db_backoff *backoff)
 static PGconn *connect_target(const struct db_target *target)
 {
 	if (target->secret)
-		return db_connect_secret(target->module, target->conninfo, target->secret, target->application_name);
+		return db_connect_secret(target->module, target->conninfo, target->secret,
+					 target->application_name);
 	return db_connect(target->module, target->conninfo, target->password, target->application_name);
 }
 
@@ -186,14 +192,15 @@ bool db_error_is_transient(PGconn *conn, const PGresult *res)
 		return true;
 	if (state[0] == '\0')
 		return true; /* no SQLSTATE: the failure came from libpq or the link, not from a row */
-	if (strncmp(state, "08", 2) == 0 ||  /* connection exception */
-	    strncmp(state, "25", 2) == 0 ||  /* invalid transaction state: 25006 read-only (standby, failover) */
-	    strncmp(state, "40", 2) == 0 ||  /* serialization failure, deadlock */
-	    strncmp(state, "53", 2) == 0 ||  /* insufficient resources: disk full, too many connections */
-	    strncmp(state, "57", 2) == 0 ||  /* operator intervention: admin/crash shutdown, cancel */
-	    strncmp(state, "58", 2) == 0 ||  /* system error (I/O) */
-	    strcmp(state, "55P03") == 0 ||   /* lock not available */
-	    strcmp(state, "XX000") == 0)     /* internal error: not the row's fault */
+	if (strncmp(state, "08", 2) == 0 || /* connection exception */
+	    strncmp(state, "25", 2) ==
+		    0 || /* invalid transaction state: 25006 read-only (standby, failover) */
+	    strncmp(state, "40", 2) == 0 || /* serialization failure, deadlock */
+	    strncmp(state, "53", 2) == 0 || /* insufficient resources: disk full, too many connections */
+	    strncmp(state, "57", 2) == 0 || /* operator intervention: admin/crash shutdown, cancel */
+	    strncmp(state, "58", 2) == 0 || /* system error (I/O) */
+	    strcmp(state, "55P03") == 0 ||  /* lock not available */
+	    strcmp(state, "XX000") == 0)    /* internal error: not the row's fault */
 		return true;
 	if (strcmp(state, "42501") == 0 && !is_rls_violation(res))
 		return true; /* a missing GRANT: the database's state, not the row's */

@@ -13,7 +13,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define MODULE "dispatch"
+#define MODULE	"dispatch"
 #define WAIT_MS 200
 
 struct dispatcher {

@@ -29,9 +29,9 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define MODULE "http"
-#define LOOP_STALL_MS 10000
-#define METRICS_CAP 65536
+#define MODULE		"http"
+#define LOOP_STALL_MS	10000
+#define METRICS_CAP	65536
 #define POLL_MS		200 /* the loop's longest wait: deadlines and stop are checked at least this often */
 #define EVICTION_LOG_MS 10000 /* evictions are logged in one summary line at most this often */
 
@@ -93,7 +93,8 @@ static void counter(struct writer_buf *w, const char *name, const char *help, ui
 
 static void gauge(struct writer_buf *w, const char *name, const char *help, double value)
 {
-	emit(w, "# HELP mqtt2pg_%s %s\n# TYPE mqtt2pg_%s gauge\nmqtt2pg_%s %.17g\n", name, help, name, name, value);
+	emit(w, "# HELP mqtt2pg_%s %s\n# TYPE mqtt2pg_%s gauge\nmqtt2pg_%s %.17g\n", name, help, name, name,
+	     value);
 }
 
 static void histogram(struct writer_buf *w, const char *name, const char *help, struct stats_histogram *h)
@@ -107,10 +108,12 @@ static void histogram(struct writer_buf *w, const char *name, const char *help, 
 			emit(w, "mqtt2pg_%s_bucket{le=\"%g\"} %llu\n", name, stats_latency_bounds[i],
 			     (unsigned long long)cumulative);
 		else
-			emit(w, "mqtt2pg_%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+			emit(w, "mqtt2pg_%s_bucket{le=\"+Inf\"} %llu\n", name,
+			     (unsigned long long)cumulative);
 	}
 	emit(w, "mqtt2pg_%s_sum %.6f\nmqtt2pg_%s_count %llu\n", name,
-	     (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name, (unsigned long long)cumulative);
+	     (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name,
+	     (unsigned long long)cumulative);
 }
 
 static void ready_gauges(struct writer_buf *w, const struct health *health, struct stats *s);
@@ -150,21 +153,25 @@ static void render_intake(struct writer_buf *w, struct stats *s)
 
 size_t http_render_metrics(const struct health *health, struct stats *s, char *buf, size_t cap)
 {
-	struct writer_buf w = {buf, cap, 0};
+	struct writer_buf w = { buf, cap, 0 };
 
 	buf[0] = '\0';
-	emit(&w, "# HELP mqtt2pg_build_info Build information.\n# TYPE mqtt2pg_build_info gauge\n"
-		 "mqtt2pg_build_info{version=\"%s\"} 1\n",
+	emit(&w,
+	     "# HELP mqtt2pg_build_info Build information.\n# TYPE mqtt2pg_build_info gauge\n"
+	     "mqtt2pg_build_info{version=\"%s\"} 1\n",
 	     MQTT2PG_VERSION);
-	counter(&w, "messages_received_total", "MQTT messages taken from the broker.", STATS_GET(s, messages_received));
-	counter(&w, "messages_accepted_total", "Messages that passed validation.", STATS_GET(s, messages_accepted));
+	counter(&w, "messages_received_total", "MQTT messages taken from the broker.",
+		STATS_GET(s, messages_received));
+	counter(&w, "messages_accepted_total", "Messages that passed validation.",
+		STATS_GET(s, messages_accepted));
 	emit(&w, "# HELP mqtt2pg_messages_rejected_total Messages rejected, by reason.\n"
 		 "# TYPE mqtt2pg_messages_rejected_total counter\n");
 	for (int i = 1; i < REJECT_REASON_COUNT; i++)
 		emit(&w, "mqtt2pg_messages_rejected_total{reason=\"%s\"} %llu\n", reject_reason_name(i),
 		     (unsigned long long)STATS_GET(s, messages_rejected[i]));
-	emit(&w, "# HELP mqtt2pg_messages_ignored_total Messages recognised as no reading (status, LWT, retained, "
-		 "no value) and dropped, by reason.\n# TYPE mqtt2pg_messages_ignored_total counter\n");
+	emit(&w,
+	     "# HELP mqtt2pg_messages_ignored_total Messages recognised as no reading (status, LWT, retained, "
+	     "no value) and dropped, by reason.\n# TYPE mqtt2pg_messages_ignored_total counter\n");
 	for (int i = 1; i < IGNORE_REASON_COUNT; i++)
 		emit(&w, "mqtt2pg_messages_ignored_total{reason=\"%s\"} %llu\n", ignore_reason_name(i),
 		     (unsigned long long)STATS_GET(s, messages_ignored[i]));
@@ -174,50 +181,69 @@ size_t http_render_metrics(const struct health *health, struct stats *s, char *b
 	for (int i = 0; i < SKIP_REASON_COUNT; i++)
 		emit(&w, "mqtt2pg_values_skipped_total{reason=\"%s\"} %llu\n", skip_reason_name(i),
 		     (unsigned long long)STATS_GET(s, values_skipped[i]));
-	counter(&w, "points_dropped_total", "Samples of unknown points dropped (policy drop).", STATS_GET(s, points_dropped));
+	counter(&w, "points_dropped_total", "Samples of unknown points dropped (policy drop).",
+		STATS_GET(s, points_dropped));
 	counter(&w, "rows_inserted_total", "Readings committed as new rows.", STATS_GET(s, rows_inserted));
 	counter(&w, "rows_duplicate_total", "Readings that already existed (redelivery, replay).",
 		STATS_GET(s, rows_duplicate));
-	counter(&w, "batches_committed_total", "Batch transactions committed.", STATS_GET(s, batches_committed));
+	counter(&w, "batches_committed_total", "Batch transactions committed.",
+		STATS_GET(s, batches_committed));
 	histogram(&w, "batch_duration_seconds", "A batch transaction, BEGIN to COMMIT.", &s->batch_seconds);
-	histogram(&w, "end_to_end_lag_seconds", "A message, received from the broker to committed.", &s->lag_seconds);
-	counter(&w, "rejects_recorded_total", "Rows committed to rejected_messages.", STATS_GET(s, rejects_recorded));
-	emit(&w, "# HELP mqtt2pg_db_errors_total Database errors, by kind.\n# TYPE mqtt2pg_db_errors_total counter\n"
-		 "mqtt2pg_db_errors_total{kind=\"transient\"} %llu\nmqtt2pg_db_errors_total{kind=\"permanent\"} %llu\n",
-	     (unsigned long long)STATS_GET(s, db_errors_transient), (unsigned long long)STATS_GET(s, db_errors_permanent));
-	counter(&w, "db_reconnects_total", "Writer reconnections to the database.", STATS_GET(s, db_reconnects));
+	histogram(&w, "end_to_end_lag_seconds", "A message, received from the broker to committed.",
+		  &s->lag_seconds);
+	counter(&w, "rejects_recorded_total", "Rows committed to rejected_messages.",
+		STATS_GET(s, rejects_recorded));
+	emit(&w,
+	     "# HELP mqtt2pg_db_errors_total Database errors, by kind.\n# TYPE mqtt2pg_db_errors_total counter\n"
+	     "mqtt2pg_db_errors_total{kind=\"transient\"} %llu\nmqtt2pg_db_errors_total{kind=\"permanent\"} %llu\n",
+	     (unsigned long long)STATS_GET(s, db_errors_transient),
+	     (unsigned long long)STATS_GET(s, db_errors_permanent));
+	counter(&w, "db_reconnects_total", "Writer reconnections to the database.",
+		STATS_GET(s, db_reconnects));
 	gauge(&w, "db_writers_connected", "Writer connections currently usable.",
 	      (double)atomic_load(&health->writers_connected));
-	gauge(&w, "db_writers_writable", "Writer connections on which the database accepts writes (not read-only).",
+	gauge(&w, "db_writers_writable",
+	      "Writer connections on which the database accepts writes (not read-only).",
 	      (double)atomic_load(&health->writers_writable));
-	gauge(&w, "db_writers", "Writer connections configured.", (double)atomic_load(&health->writers_total));
-	gauge(&w, "queue_depth", "Messages accepted and waiting for a writer.", (double)STATS_GET(s, queue_depth));
+	gauge(&w, "db_writers", "Writer connections configured.",
+	      (double)atomic_load(&health->writers_total));
+	gauge(&w, "queue_depth", "Messages accepted and waiting for a writer.",
+	      (double)STATS_GET(s, queue_depth));
 	counter(&w, "enqueue_waits_total", "Times the MQTT callback found a writer queue full.",
 		STATS_GET(s, enqueue_waits));
-	gauge(&w, "mqtt_connected", "1 while connected and subscribed.", atomic_load(&health->mqtt_connected) ? 1 : 0);
+	gauge(&w, "mqtt_connected", "1 while connected and subscribed.",
+	      atomic_load(&health->mqtt_connected) ? 1 : 0);
 	counter(&w, "mqtt_connects_total", "Successful connects to the broker.", STATS_GET(s, mqtt_connects));
-	counter(&w, "mqtt_connection_lost_total", "Connections to the broker lost.", STATS_GET(s, mqtt_connection_lost));
+	counter(&w, "mqtt_connection_lost_total", "Connections to the broker lost.",
+		STATS_GET(s, mqtt_connection_lost));
 	counter(&w, "registry_reloads_total", "Registry snapshots loaded.", STATS_GET(s, registry_reloads));
-	gauge(&w, "aggregate_leader", "1 while this replica runs the aggregate housekeeping (partitions, retention).",
+	gauge(&w, "aggregate_leader",
+	      "1 while this replica runs the aggregate housekeeping (partitions, retention).",
 	      (double)STATS_GET(s, agg_leader));
-	gauge(&w, "aggregate_shards", "Shards this replica's aggregate connections drained in their last passes.",
+	gauge(&w, "aggregate_shards",
+	      "Shards this replica's aggregate connections drained in their last passes.",
 	      (double)STATS_GET(s, agg_shards));
 	counter(&w, "aggregate_runs_total", "Aggregate job runs.", STATS_GET(s, agg_runs));
-	counter(&w, "aggregate_buckets_total", "Buckets recomputed by the aggregate job.", STATS_GET(s, agg_buckets));
+	counter(&w, "aggregate_buckets_total", "Buckets recomputed by the aggregate job.",
+		STATS_GET(s, agg_buckets));
 	gauge(&w, "aggregate_last_run_timestamp_seconds", "Unix time of the last aggregate run.",
 	      (double)STATS_GET(s, agg_last_run_unix));
 	gauge(&w, "aggregate_lag_seconds", "Age of the oldest dirty bucket after the last run.",
 	      (double)STATS_GET(s, agg_lag_ms) / 1000.0);
 	gauge(&w, "aggregate_failing_runs", "Aggregate job runs in a row that failed (0 after a good one).",
 	      (double)STATS_GET(s, agg_failing));
-	gauge(&w, "aggregate_last_pass_seconds", "Duration of the last aggregate run (partitions, retention, recompute).",
+	gauge(&w, "aggregate_last_pass_seconds",
+	      "Duration of the last aggregate run (partitions, retention, recompute).",
 	      (double)STATS_GET(s, agg_last_pass_ms) / 1000.0);
 	gauge(&w, "spool_bytes", "Bytes in the durable spool.", (double)STATS_GET(s, spool_bytes));
-	gauge(&w, "spool_backlog", "Spooled records not yet committed to the database.", (double)STATS_GET(s, spool_backlog));
+	gauge(&w, "spool_backlog", "Spooled records not yet committed to the database.",
+	      (double)STATS_GET(s, spool_backlog));
 	counter(&w, "spool_full_total", "Appends refused because the spool was full (intake paused).",
 		STATS_GET(s, spool_full_waits));
-	counter(&w, "spool_write_errors_total", "Spool writes that failed (disk errors).", STATS_GET(s, spool_write_errors));
-	counter(&w, "spool_torn_records_total", "Torn records dropped at recovery.", STATS_GET(s, spool_torn_records));
+	counter(&w, "spool_write_errors_total", "Spool writes that failed (disk errors).",
+		STATS_GET(s, spool_write_errors));
+	counter(&w, "spool_torn_records_total", "Torn records dropped at recovery.",
+		STATS_GET(s, spool_torn_records));
 	render_intake(&w, s);
 	counter(&w, "http_connections_evicted_total",
 		"HTTP connections closed to make room for a new one (http.max_connections, per client).",
@@ -344,8 +370,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn(MODULE, "%s", line);
 }
 
-static enum MHD_Result respond(struct MHD_Connection *connection, unsigned status, const char *type, char *body,
-			       size_t len, bool owned)
+static enum MHD_Result respond(struct MHD_Connection *connection, unsigned status, const char *type,
+			       char *body, size_t len, bool owned)
 {
 	struct MHD_Response *response = MHD_create_response_from_buffer(
 		len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
@@ -558,8 +584,9 @@ static enum MHD_Result unauthorized(struct MHD_Connection *connection)
 	return rc;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
-			      const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
+static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **req_cls)
 {
 	struct http_server *server = cls;
 	char text[512]; /* a line of readiness reasons fits */
@@ -572,19 +599,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
 	if (peer)
 		peer->busy = true; /* its whole request is here: not evicted or timed out while we answer */
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return respond(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n", 19, false);
+		return respond(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n",
+			       19, false);
 	if (strcmp(url, "/healthz") == 0) {
 		bool alive = loop_alive(server->health, server->stats);
 		snprintf(text, sizeof(text), "%s\n", alive ? "ok" : "main loop stalled");
-		return respond(connection, alive ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", text,
-			       strlen(text), false);
+		return respond(connection, alive ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain",
+			       text, strlen(text), false);
 	}
 	if (strcmp(url, "/readyz") == 0) {
 		char why[400];
 		readiness(server->health, server->stats, why, sizeof(why));
 		snprintf(text, sizeof(text), "%s\n", why[0] ? why : "ready");
-		return respond(connection, why[0] ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, "text/plain", text,
-			       strlen(text), false);
+		return respond(connection, why[0] ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, "text/plain",
+			       text, strlen(text), false);
 	}
 	if (strcmp(url, "/metrics") == 0) {
 		if (!metrics_allowed(server, connection))

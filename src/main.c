@@ -106,8 +106,9 @@ static void describe_route(const struct route *r)
 	if (r->payload.influx.serial_tag[0])
 		printf("    device from tag %s\n", r->payload.influx.serial_tag);
 	if (r->payload.time_field)
-		printf("    time from %s (%s)%s%s\n", r->payload.time_field, route_time_unit_name(r->payload.time_unit),
-		       r->payload.timezone ? ", zone " : "", r->payload.timezone ? tz_name(r->payload.timezone) : "");
+		printf("    time from %s (%s)%s%s\n", r->payload.time_field,
+		       route_time_unit_name(r->payload.time_unit), r->payload.timezone ? ", zone " : "",
+		       r->payload.timezone ? tz_name(r->payload.timezone) : "");
 	if (r->ignore_retained)
 		printf("    retained messages ignored\n");
 	else if (r->retained_timestamped)
@@ -115,7 +116,8 @@ static void describe_route(const struct route *r)
 	for (size_t i = 0; i < r->ignore_count; i++)
 		printf("    ignores %s\n", r->ignore[i]);
 	if (r->payload.numeric_strings || r->payload.booleans)
-		printf("    values:%s%s\n", r->payload.numeric_strings ? " numeric strings" : "", r->payload.booleans ? " booleans" : "");
+		printf("    values:%s%s\n", r->payload.numeric_strings ? " numeric strings" : "",
+		       r->payload.booleans ? " booleans" : "");
 	for (size_t i = 0; i < r->payload.points_map_count; i++)
 		printf("    maps %s -> %s\n", r->payload.points_map[2 * i], r->payload.points_map[2 * i + 1]);
 	for (size_t i = 0; i < r->payload.ignore_points_count; i++)
@@ -163,8 +165,8 @@ static int check_config(const char *path)
 	for (size_t i = 0; i < cfg->route_count; i++) {
 		printf("  route %s (%s) subscribes %s%s%s%s\n", cfg->routes[i].template_text,
 		       route_format_name(cfg->routes[i].format), cfg->mqtt.shared_group ? "$share/" : "",
-		       cfg->mqtt.shared_group ? cfg->mqtt.shared_group : "", cfg->mqtt.shared_group ? "/" : "",
-		       cfg->routes[i].filter);
+		       cfg->mqtt.shared_group ? cfg->mqtt.shared_group : "",
+		       cfg->mqtt.shared_group ? "/" : "", cfg->routes[i].filter);
 		describe_route(&cfg->routes[i]);
 	}
 	warn_overlaps(cfg);
@@ -287,8 +289,9 @@ static int run_command(int argc, char **argv, const char *config_arg, const char
 				days, cfg->validation.max_age);
 			rc = 2;
 		} else if (days == -2 || opts.compress_after_days == -2) {
-			fprintf(stderr, "mqtt2pg: --raw-retention-days and --compress-after-days are whole numbers of "
-					"days, 0 (off) to 36500\n");
+			fprintf(stderr,
+				"mqtt2pg: --raw-retention-days and --compress-after-days are whole numbers of "
+				"days, 0 (off) to 36500\n");
 			rc = 2;
 		} else {
 			rc = migrate_run(db_arg, &opts) == 0 ? 0 : 1;

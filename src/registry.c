@@ -28,7 +28,7 @@
 
 #include "util/xalloc.h"
 
-#define NONE UINT32_MAX
+#define NONE	   UINT32_MAX
 #define BIG_DEVICE 16 /* a device with more points than this also gets point index entries */
 
 /* Slots hold an entry's position + 1 (0 = empty); capacity is any size, slot = hash * capacity >> 32. */
@@ -77,12 +77,12 @@ struct registry {
 	struct point_kind *kinds;
 	size_t kind_count, kind_cap;
 	struct point_slot *points;
-	size_t point_count;        /* live points */
+	size_t point_count;		/* live points */
 	size_t points_used, points_cap; /* slots used (points and holes) and allocated */
 	struct big_entry *big;
 	size_t big_count, big_cap;
-	struct hash_index tenant_by_slug, tenant_by_id, device_by_serial, device_by_id, name_by_text, kind_by_value,
-		big_by_key;
+	struct hash_index tenant_by_slug, tenant_by_id, device_by_serial, device_by_id, name_by_text,
+		kind_by_value, big_by_key;
 	/* Device aliases (sql/011): few per site, looked up only when a name is no registered serial, so a
 	 * plain array scanned in order is enough and costs nothing on the hot path. */
 	struct registry_alias *aliases;
@@ -207,8 +207,8 @@ static inline uint32_t index_next(const struct hash_index *ix, uint32_t *cursor)
 	return slot ? slot - 1 : NONE;
 }
 
-#define INDEX_FOR_EACH(ix, hash, pos, cursor)                                                               \
-	for (uint32_t cursor = (ix)->cap ? home_slot((ix), (hash)) : 0, pos = index_next((ix), &cursor);       \
+#define INDEX_FOR_EACH(ix, hash, pos, cursor)                                                            \
+	for (uint32_t cursor = (ix)->cap ? home_slot((ix), (hash)) : 0, pos = index_next((ix), &cursor); \
 	     pos != NONE; pos = index_next((ix), &cursor))
 
 /* --- strings ------------------------------------------------------------------------------------------- */
@@ -238,13 +238,13 @@ static bool key_equals(const char *stored, const char *key, size_t len)
 }
 
 /* Grows array to hold at least need elements (doubling); exact when registry_reserve came first. */
-#define RESERVE(array, need, cap)                                                                           \
-	do {                                                                                                \
-		if ((need) > (cap)) {                                                                       \
-			size_t grown_ = (cap) ? (cap)*2 : 16;                                               \
-			(cap) = grown_ > (need) ? grown_ : (need);                                          \
-			(array) = xrealloc((array), (cap) * sizeof(*(array)));                              \
-		}                                                                                           \
+#define RESERVE(array, need, cap)                                              \
+	do {                                                                   \
+		if ((need) > (cap)) {                                          \
+			size_t grown_ = (cap) ? (cap)*2 : 16;                  \
+			(cap) = grown_ > (need) ? grown_ : (need);             \
+			(array) = xrealloc((array), (cap) * sizeof(*(array))); \
+		}                                                              \
 	} while (0)
 
 /* --- rehash functions (entry position -> its hash) ------------------------------------------------------ */
@@ -318,16 +318,16 @@ void registry_reserve(struct registry *r, size_t tenants, size_t devices, size_t
 const struct registry_tenant *registry_find_tenant(const struct registry *r, const char *slug, size_t len)
 {
 	INDEX_FOR_EACH(&r->tenant_by_slug, hash_string(slug, len), pos, cursor)
-		if (key_equals(r->tenants[pos].slug, slug, len))
-			return &r->tenants[pos];
+	if (key_equals(r->tenants[pos].slug, slug, len))
+		return &r->tenants[pos];
 	return NULL;
 }
 
 const struct registry_tenant *registry_find_tenant_by_id(const struct registry *r, int32_t id)
 {
 	INDEX_FOR_EACH(&r->tenant_by_id, hash_id(id), pos, cursor)
-		if (r->tenants[pos].id == id)
-			return &r->tenants[pos];
+	if (r->tenants[pos].id == id)
+		return &r->tenants[pos];
 	return NULL;
 }
 
@@ -339,8 +339,8 @@ const struct registry_device *registry_find_device(const struct registry *r, int
 						   const char *serial, size_t len)
 {
 	INDEX_FOR_EACH(&r->device_by_serial, hash_string(serial, len), pos, cursor)
-		if (r->devices[pos].tenant_id == tenant_id && key_equals(r->devices[pos].serial, serial, len))
-			return &r->devices[pos];
+	if (r->devices[pos].tenant_id == tenant_id && key_equals(r->devices[pos].serial, serial, len))
+		return &r->devices[pos];
 	return NULL;
 }
 
@@ -351,12 +351,12 @@ const struct registry_device *registry_find_serial(const struct registry *r, con
 	size_t n = 0;
 
 	INDEX_FOR_EACH(&r->device_by_serial, hash_string(serial, len), pos, cursor)
-		if (key_equals(r->devices[pos].serial, serial, len)) {
-			/* The lowest tenant id, so that the answer does not depend on the index's layout. */
-			if (!first || r->devices[pos].tenant_id < first->tenant_id)
-				first = &r->devices[pos];
-			n++;
-		}
+	if (key_equals(r->devices[pos].serial, serial, len)) {
+		/* The lowest tenant id, so that the answer does not depend on the index's layout. */
+		if (!first || r->devices[pos].tenant_id < first->tenant_id)
+			first = &r->devices[pos];
+		n++;
+	}
 	if (tenants)
 		*tenants = n;
 	return first;
@@ -365,8 +365,8 @@ const struct registry_device *registry_find_serial(const struct registry *r, con
 static uint32_t device_position_by_id(const struct registry *r, int32_t id)
 {
 	INDEX_FOR_EACH(&r->device_by_id, hash_id(id), pos, cursor)
-		if (r->devices[pos].id == id)
-			return pos;
+	if (r->devices[pos].id == id)
+		return pos;
 	return NONE;
 }
 
@@ -407,8 +407,8 @@ size_t registry_alias_count(const struct registry *r)
 static uint32_t find_name(const struct registry *r, const char *name, size_t len)
 {
 	INDEX_FOR_EACH(&r->name_by_text, hash_string(name, len), pos, cursor)
-		if (key_equals(r->names[pos], name, len))
-			return pos;
+	if (key_equals(r->names[pos], name, len))
+		return pos;
 	return NONE;
 }
 
@@ -420,8 +420,8 @@ static uint32_t point_offset(const struct registry *r, uint32_t device, uint32_t
 
 	if (d->point_count > BIG_DEVICE) {
 		INDEX_FOR_EACH(&r->big_by_key, hash_pair(device, name_id), pos, cursor)
-			if (r->big[pos].device == device && big_name_id(r, &r->big[pos]) == name_id)
-				return r->big[pos].offset;
+		if (r->big[pos].device == device && big_name_id(r, &r->big[pos]) == name_id)
+			return r->big[pos].offset;
 		return NONE;
 	}
 	for (uint32_t i = 0; i < d->point_count; i++)
@@ -442,19 +442,19 @@ static bool fill_point(const struct registry *r, uint32_t device, const char *na
 	if (out) {
 		p = &r->points[r->first_point[device] + offset];
 		k = &r->kinds[p->kind];
-		*out = (struct registry_point){.id = p->id,
-					       .device_id = r->devices[device].id,
-					       .has_min = k->has_min,
-					       .has_max = k->has_max,
-					       .min = k->min,
-					       .max = k->max,
-					       .name = k->name};
+		*out = (struct registry_point){ .id = p->id,
+						.device_id = r->devices[device].id,
+						.has_min = k->has_min,
+						.has_max = k->has_max,
+						.min = k->min,
+						.max = k->max,
+						.name = k->name };
 	}
 	return true;
 }
 
-bool registry_find_device_point(const struct registry *r, const struct registry_device *device, const char *name,
-				size_t len, struct registry_point *out)
+bool registry_find_device_point(const struct registry *r, const struct registry_device *device,
+				const char *name, size_t len, struct registry_point *out)
 {
 	return fill_point(r, (uint32_t)(device - r->devices), name, len, out);
 }
@@ -472,8 +472,10 @@ bool registry_add_tenant(struct registry *r, int32_t id, const char *slug)
 	if (registry_find_tenant(r, slug, strlen(slug)) || registry_find_tenant_by_id(r, id))
 		return false;
 	RESERVE(r->tenants, r->tenant_count + 1, r->tenant_cap);
-	r->tenants[r->tenant_count] = (struct registry_tenant){.id = id, .slug = arena_strndup(r, slug, strlen(slug))};
-	index_add(r, &r->tenant_by_slug, hash_string(slug, strlen(slug)), r->tenant_count, rehash_tenant_slug);
+	r->tenants[r->tenant_count] =
+		(struct registry_tenant){ .id = id, .slug = arena_strndup(r, slug, strlen(slug)) };
+	index_add(r, &r->tenant_by_slug, hash_string(slug, strlen(slug)), r->tenant_count,
+		  rehash_tenant_slug);
 	index_add(r, &r->tenant_by_id, hash_id(id), r->tenant_count, rehash_tenant_id);
 	r->tenant_count++;
 	return true;
@@ -489,7 +491,8 @@ bool registry_add_device(struct registry *r, int32_t id, int32_t tenant_id, cons
 	if (r->device_count == r->device_cap)
 		registry_reserve(r, 0, r->device_cap ? r->device_cap : 16, 0);
 	r->devices[r->device_count] = (struct registry_device){
-		.id = id, .tenant_id = tenant_id, .enabled = enabled, .serial = arena_strndup(r, serial, len)};
+		.id = id, .tenant_id = tenant_id, .enabled = enabled, .serial = arena_strndup(r, serial, len)
+	};
 	r->first_point[r->device_count] = 0;
 	index_add(r, &r->device_by_serial, hash_string(serial, len), r->device_count, rehash_device_serial);
 	index_add(r, &r->device_by_id, hash_id(id), r->device_count, rehash_device_id);
@@ -518,19 +521,20 @@ static uint32_t intern_kind(struct registry *r, uint32_t name_id, bool has_min, 
 	min = has_min ? min : 0;
 	max = has_max ? max : 0;
 	h = hash_kind(name_id, has_min, min, has_max, max);
-	INDEX_FOR_EACH(&r->kind_by_value, h, pos, cursor) {
+	INDEX_FOR_EACH(&r->kind_by_value, h, pos, cursor)
+	{
 		const struct point_kind *k = &r->kinds[pos];
 		if (k->name_id == name_id && k->has_min == has_min && k->has_max == has_max &&
 		    memcmp(&k->min, &min, sizeof(min)) == 0 && memcmp(&k->max, &max, sizeof(max)) == 0)
 			return pos;
 	}
 	RESERVE(r->kinds, r->kind_count + 1, r->kind_cap);
-	r->kinds[r->kind_count] = (struct point_kind){.name = r->names[name_id],
-						      .name_id = name_id,
-						      .has_min = has_min,
-						      .has_max = has_max,
-						      .min = min,
-						      .max = max};
+	r->kinds[r->kind_count] = (struct point_kind){ .name = r->names[name_id],
+						       .name_id = name_id,
+						       .has_min = has_min,
+						       .has_max = has_max,
+						       .min = min,
+						       .max = max };
 	index_add(r, &r->kind_by_value, h, r->kind_count, rehash_kind);
 	return (uint32_t)r->kind_count++;
 }
@@ -538,7 +542,7 @@ static uint32_t intern_kind(struct registry *r, uint32_t name_id, bool has_min, 
 static void add_big_entry(struct registry *r, uint32_t device, uint32_t offset)
 {
 	RESERVE(r->big, r->big_count + 1, r->big_cap);
-	r->big[r->big_count] = (struct big_entry){.device = device, .offset = offset};
+	r->big[r->big_count] = (struct big_entry){ .device = device, .offset = offset };
 	index_add(r, &r->big_by_key, rehash_big(r, (uint32_t)r->big_count), r->big_count, rehash_big);
 	r->big_count++;
 }
@@ -580,13 +584,14 @@ bool registry_add_point(struct registry *r, int32_t id, int32_t device_id, const
 	} else if (r->first_point[device] + count != r->points_used) {
 		/* The device's group is not at the end: move it there (the old place becomes a hole). */
 		RESERVE(r->points, r->points_used + count + 1, r->points_cap);
-		memcpy(r->points + r->points_used, r->points + r->first_point[device], count * sizeof(*r->points));
+		memcpy(r->points + r->points_used, r->points + r->first_point[device],
+		       count * sizeof(*r->points));
 		r->first_point[device] = (uint32_t)r->points_used;
 		r->points_used += count;
 	}
 	kind = intern_kind(r, name_id, has_min, min, has_max, max);
 	RESERVE(r->points, r->points_used + 1, r->points_cap);
-	r->points[r->points_used++] = (struct point_slot){.id = id, .kind = kind};
+	r->points[r->points_used++] = (struct point_slot){ .id = id, .kind = kind };
 	d->point_count++;
 	r->point_count++;
 	if (d->point_count == BIG_DEVICE + 1) {

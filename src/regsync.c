@@ -14,7 +14,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define MODULE "registry"
+#define MODULE		   "registry"
 #define RELOAD_DEBOUNCE_MS 200
 
 struct regsync {
@@ -69,8 +69,8 @@ static bool add_tenant_row(struct registry *r, const PGresult *res, int i)
 
 static bool add_device_row(struct registry *r, const PGresult *res, int i)
 {
-	return registry_add_device(r, atoi(PQgetvalue(res, i, 0)), atoi(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2),
-				   PQgetvalue(res, i, 3)[0] == 't');
+	return registry_add_device(r, atoi(PQgetvalue(res, i, 0)), atoi(PQgetvalue(res, i, 1)),
+				   PQgetvalue(res, i, 2), PQgetvalue(res, i, 3)[0] == 't');
 }
 
 static bool add_alias_row(struct registry *r, const PGresult *res, int i)
@@ -83,8 +83,9 @@ static bool add_point_row(struct registry *r, const PGresult *res, int i)
 {
 	bool has_min = !PQgetisnull(res, i, 3), has_max = !PQgetisnull(res, i, 4);
 
-	return registry_add_point(r, atoi(PQgetvalue(res, i, 0)), atoi(PQgetvalue(res, i, 1)), PQgetvalue(res, i, 2),
-				  has_min, has_min ? strtod(PQgetvalue(res, i, 3), NULL) : 0, has_max,
+	return registry_add_point(r, atoi(PQgetvalue(res, i, 0)), atoi(PQgetvalue(res, i, 1)),
+				  PQgetvalue(res, i, 2), has_min,
+				  has_min ? strtod(PQgetvalue(res, i, 3), NULL) : 0, has_max,
 				  has_max ? strtod(PQgetvalue(res, i, 4), NULL) : 0);
 }
 
@@ -132,7 +133,8 @@ static int reload(struct regsync *rs)
 	PGresult *counts = NULL;
 	int rc = -1;
 
-	if (db_exec(MODULE, rs->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin registry read") < 0)
+	if (db_exec(MODULE, rs->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		    "begin registry read") < 0)
 		return -1;
 	r = registry_new();
 	/* The counts first (same snapshot), so that the registry sizes its arrays and indexes exactly. */
@@ -141,24 +143,28 @@ static int reload(struct regsync *rs)
 			   "(SELECT count(*) FROM points)",
 			   0, NULL, &counts) != 0)
 		goto out;
-	registry_reserve(r, strtoull(PQgetvalue(counts, 0, 0), NULL, 10), strtoull(PQgetvalue(counts, 0, 1), NULL, 10),
+	registry_reserve(r, strtoull(PQgetvalue(counts, 0, 0), NULL, 10),
+			 strtoull(PQgetvalue(counts, 0, 1), NULL, 10),
 			 strtoull(PQgetvalue(counts, 0, 2), NULL, 10));
 	PQclear(counts);
 	rc = load_table(rs->conn, r, "registry_tenants", "SELECT id, slug FROM tenants", add_tenant_row);
 	if (rc == 0)
-		rc = load_table(rs->conn, r, "registry_devices", "SELECT id, tenant_id, serial, enabled FROM devices",
-				add_device_row);
+		rc = load_table(rs->conn, r, "registry_devices",
+				"SELECT id, tenant_id, serial, enabled FROM devices", add_device_row);
 	/* Grouped by device (the UNIQUE (device_id, name) index gives that order), as the registry stores them. */
 	if (rc == 0)
-		rc = load_table(rs->conn, r, "registry_points",
-				"SELECT id, device_id, name, min_value, max_value FROM points ORDER BY device_id, name",
-				add_point_row);
+		rc = load_table(
+			rs->conn, r, "registry_points",
+			"SELECT id, device_id, name, min_value, max_value FROM points ORDER BY device_id, name",
+			add_point_row);
 	if (rc == 0)
 		rc = load_table(rs->conn, r, "registry_aliases",
 				"SELECT tenant_id, scope, alias, device_id FROM device_aliases",
 				add_alias_row);
 	if (rc == -2)
-		log_error(MODULE, "registry rows are inconsistent (duplicate or dangling key); keeping the old snapshot");
+		log_error(
+			MODULE,
+			"registry rows are inconsistent (duplicate or dangling key); keeping the old snapshot");
 	if (rc < 0)
 		goto out;
 	log_info(MODULE, "loaded %zu tenants, %zu devices, %zu points, %zu aliases", registry_tenant_count(r),
@@ -186,11 +192,11 @@ static int listen_for_changes(PGconn *conn, void *arg)
 /* One attempt: regsync_tick keeps its own back-off, since the main thread must never sleep in it. */
 static int connect_and_listen(struct regsync *rs)
 {
-	const struct db_target target = {.module = MODULE,
-					 .conninfo = rs->conninfo,
-					 .password = rs->password,
-					 .secret = rs->secret,
-					 .application_name = "mqtt2pg-registry"};
+	const struct db_target target = { .module = MODULE,
+					  .conninfo = rs->conninfo,
+					  .password = rs->password,
+					  .secret = rs->secret,
+					  .application_name = "mqtt2pg-registry" };
 
 	if (rs->conn && PQstatus(rs->conn) == CONNECTION_OK)
 		return 0;
@@ -258,4 +264,3 @@ void regsync_tick(struct regsync *rs, int64_t now_ms)
 			rs->reload_pending = false;
 	}
 }
-

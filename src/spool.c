@@ -25,17 +25,17 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define MODULE "spool"
-#define HEADER_BYTES 16
+#define MODULE		 "spool"
+#define HEADER_BYTES	 16
 #define MAX_RECORD_BYTES (64u * 1024 * 1024)
-#define RING_SIZE (1u << 20) /* records in flight between dispatch and commit */
-#define READ_AHEAD (64u * 1024) /* the dispatcher reads records in windows of this size */
-#define DISPATCH_BATCH 64       /* fewer records than this after a wake-up: let more arrive first */
-#define DISPATCH_NAP_NS 1000000L
+#define RING_SIZE	 (1u << 20)   /* records in flight between dispatch and commit */
+#define READ_AHEAD	 (64u * 1024) /* the dispatcher reads records in windows of this size */
+#define DISPATCH_BATCH	 64	      /* fewer records than this after a wake-up: let more arrive first */
+#define DISPATCH_NAP_NS	 1000000L
 
 struct record_header {
 	uint32_t length; /* payload bytes */
-	uint32_t crc;    /* CRC-32C of seq and payload */
+	uint32_t crc;	 /* CRC-32C of seq and payload */
 	uint64_t seq;
 };
 
@@ -54,7 +54,7 @@ struct segment {
 struct spool {
 	struct spool_options options;
 	char *directory;
-	int lock_fd; /* holds the directory's exclusive flock for as long as the spool is open */
+	int lock_fd;   /* holds the directory's exclusive flock for as long as the spool is open */
 	dev_t dir_dev; /* the directory we opened: a removed or replaced one is noticed by comparing */
 	ino_t dir_ino;
 	enum stats_spool_state state; /* logged and counted on every change (set_state) */
@@ -62,7 +62,7 @@ struct spool {
 	bool rebuild_failing;	      /* the removed directory cannot be rebuilt yet: logged once */
 	struct stats *stats;
 	pthread_mutex_t lock;
-	pthread_cond_t space;   /* signalled when segments are deleted */
+	pthread_cond_t space;	/* signalled when segments are deleted */
 	pthread_cond_t records; /* signalled on append and on commit progress */
 	/* append side */
 	struct segment *segments; /* oldest first; the last one is appended to (its fd) */
@@ -84,7 +84,7 @@ struct spool {
 	uint64_t window_offset;
 	size_t window_len;
 	/* commit side */
-	uint8_t *done; /* RING_SIZE flags */
+	uint8_t *done;	     /* RING_SIZE flags */
 	uint64_t checkpoint; /* every seq <= checkpoint is committed */
 	uint64_t persisted_checkpoint;
 };
@@ -382,9 +382,11 @@ static void recover_segment(struct spool *s, struct segment *seg, uint64_t check
 		}
 		if (!ok) {
 			log_warn(MODULE,
-				 "segment %s: torn or corrupt record at offset %" PRIu64 "; dropping its last %" PRIu64
+				 "segment %s: torn or corrupt record at offset %" PRIu64
+				 "; dropping its last %" PRIu64
 				 " bytes (a write cut short by a crash), keeping the %s records before it",
-				 seg->path, offset, (uint64_t)st.st_size - offset, seg->last_seq ? "valid" : "(no)");
+				 seg->path, offset, (uint64_t)st.st_size - offset,
+				 seg->last_seq ? "valid" : "(no)");
 			if (ftruncate(fd, (off_t)offset) < 0)
 				log_error(MODULE, "cannot truncate %s: %s", seg->path, strerror(errno));
 			STATS_ADD(s->stats, spool_torn_records, 1);
@@ -446,7 +448,7 @@ static int recover(struct spool *s)
 
 	s->next_seq = 1;
 	for (size_t i = 0; i < count; i++) {
-		struct segment seg = {0};
+		struct segment seg = { 0 };
 		size_t n = strlen(s->directory) + strlen(names[i]) + 2;
 
 		seg.path = xmalloc(n);
@@ -469,8 +471,9 @@ static int recover(struct spool *s)
 	}
 	s->checkpoint = s->read_seq - 1;
 	s->persisted_checkpoint = checkpoint;
-	log_info(MODULE, "%s: %zu segment(s), %" PRIu64 " bytes; checkpoint %" PRIu64 "; %" PRIu64
-			 " record(s) to replay",
+	log_info(MODULE,
+		 "%s: %zu segment(s), %" PRIu64 " bytes; checkpoint %" PRIu64 "; %" PRIu64
+		 " record(s) to replay",
 		 s->directory, count, s->total_bytes, checkpoint, s->next_seq - s->read_seq);
 	return start_segment(s) < 0 ? -1 : 0;
 }
@@ -503,8 +506,10 @@ static int lock_directory(struct spool *s, bool quiet)
 		return 0;
 	}
 	if (!quiet && errno == EWOULDBLOCK)
-		log_error(MODULE, "the spool directory %s is in use by another mqtt2pg process (it holds %s): "
-			  "each replica needs its own spool.directory", s->directory, path);
+		log_error(MODULE,
+			  "the spool directory %s is in use by another mqtt2pg process (it holds %s): "
+			  "each replica needs its own spool.directory",
+			  s->directory, path);
 	else if (!quiet)
 		log_error(MODULE, "cannot lock %s: %s", path, strerror(errno));
 	close(fd);
@@ -656,7 +661,7 @@ static size_t encode_records(struct spool *s, const struct message *const *messa
 	for (size_t i = 0; i < n; i++) {
 		/* The body goes straight to its place after its header's; the header follows, once its length is known. */
 		size_t length = message_encode(messages[i], &s->batch, &s->batch_cap, used + HEADER_BYTES);
-		struct record_header h = {.length = (uint32_t)length, .seq = s->next_seq + i};
+		struct record_header h = { .length = (uint32_t)length, .seq = s->next_seq + i };
 
 		h.crc = record_crc(h.seq, s->batch + used + HEADER_BYTES, h.length);
 		memcpy(s->batch + used, &h, HEADER_BYTES);
@@ -748,7 +753,7 @@ int spool_append_all(struct spool *s, const struct message *const *messages, siz
 	seg = last_segment(s);
 	if (seg->bytes >= s->options.segment_bytes && start_segment(s) == 0)
 		seg = last_segment(s);
-	iov = (struct iovec){.iov_base = s->batch, .iov_len = bytes};
+	iov = (struct iovec){ .iov_base = s->batch, .iov_len = bytes };
 	rc = write_all(seg->fd, &iov, 1);
 	if (rc < 0) {
 		rc = append_failed(s, seg, rc);
@@ -849,7 +854,7 @@ struct message *spool_next(struct spool *s, int timeout_ms)
 		 * one wake-up (a futex call on Paho's thread, a context switch here and at the writer) carries
 		 * dozens of records instead of one. Costs at most a millisecond of latency.
 		 */
-		struct timespec nap = {0, DISPATCH_NAP_NS};
+		struct timespec nap = { 0, DISPATCH_NAP_NS };
 		pthread_mutex_unlock(&s->lock);
 		nanosleep(&nap, NULL);
 		pthread_mutex_lock(&s->lock);

@@ -9,8 +9,8 @@
 
 #include "util/log.h"
 
-const double stats_latency_bounds[STATS_LATENCY_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-								   0.25, 0.5, 1, 2.5, 10, 60};
+const double stats_latency_bounds[STATS_LATENCY_BUCKETS - 1] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+								 0.25,	0.5,	1,     2.5,  10,    60 };
 
 void stats_observe(struct stats_histogram *h, int64_t us)
 {
@@ -47,7 +47,8 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 	char reasons[512] = "";
 	size_t len = 0;
 
-	if (received == prev_received && inserted == prev_inserted && duplicate == STATS_GET(prev, rows_duplicate) &&
+	if (received == prev_received && inserted == prev_inserted &&
+	    duplicate == STATS_GET(prev, rows_duplicate) &&
 	    STATS_GET(s, rejects_recorded) == STATS_GET(prev, rejects_recorded))
 		return; /* nothing moved: keep the log quiet */
 
@@ -58,26 +59,27 @@ void stats_log(struct stats *s, struct stats *prev, double seconds)
 		int w;
 		if (n == 0 || len >= sizeof(reasons))
 			continue;
-		w = snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%llu", len ? "," : " (", reject_reason_name(i),
-			     (unsigned long long)n);
+		w = snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%llu", len ? "," : " (",
+			     reject_reason_name(i), (unsigned long long)n);
 		if (w > 0)
 			len += (size_t)w;
 	}
 	if (len > 0 && len < sizeof(reasons) - 1)
 		strcat(reasons, ")");
-	log_info("stats",
-		 "received=%llu accepted=%llu rejected=%llu%s ignored=%llu rows_inserted=%llu rows_duplicate=%llu "
-		 "queued=%llu spool_backlog=%llu spool_bytes=%llu msgs/s=%.0f rows/s=%.0f aggregate_leader=%llu "
-		 "buckets_recomputed=%llu aggregate_lag_ms=%llu",
-		 (unsigned long long)received, (unsigned long long)accepted, (unsigned long long)rejected, reasons,
-		 (unsigned long long)ignored,
-		 (unsigned long long)inserted, (unsigned long long)duplicate,
-		 (unsigned long long)STATS_GET(s, queue_depth), (unsigned long long)STATS_GET(s, spool_backlog),
-		 (unsigned long long)STATS_GET(s, spool_bytes),
-		 seconds > 0 ? (double)(received - prev_received) / seconds : 0.0,
-		 seconds > 0 ? (double)(inserted - prev_inserted) / seconds : 0.0,
-		 (unsigned long long)STATS_GET(s, agg_leader), (unsigned long long)STATS_GET(s, agg_buckets),
-		 (unsigned long long)STATS_GET(s, agg_lag_ms));
+	log_info(
+		"stats",
+		"received=%llu accepted=%llu rejected=%llu%s ignored=%llu rows_inserted=%llu rows_duplicate=%llu "
+		"queued=%llu spool_backlog=%llu spool_bytes=%llu msgs/s=%.0f rows/s=%.0f aggregate_leader=%llu "
+		"buckets_recomputed=%llu aggregate_lag_ms=%llu",
+		(unsigned long long)received, (unsigned long long)accepted, (unsigned long long)rejected,
+		reasons, (unsigned long long)ignored, (unsigned long long)inserted,
+		(unsigned long long)duplicate, (unsigned long long)STATS_GET(s, queue_depth),
+		(unsigned long long)STATS_GET(s, spool_backlog),
+		(unsigned long long)STATS_GET(s, spool_bytes),
+		seconds > 0 ? (double)(received - prev_received) / seconds : 0.0,
+		seconds > 0 ? (double)(inserted - prev_inserted) / seconds : 0.0,
+		(unsigned long long)STATS_GET(s, agg_leader), (unsigned long long)STATS_GET(s, agg_buckets),
+		(unsigned long long)STATS_GET(s, agg_lag_ms));
 	atomic_store(&prev->messages_received, received);
 	atomic_store(&prev->rows_inserted, inserted);
 	atomic_store(&prev->rows_duplicate, duplicate);

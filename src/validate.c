@@ -61,13 +61,14 @@ static int check_time(const struct config_validation *policy, int64_t time_us, i
 
 	if (time_us > now_us + (int64_t)policy->max_future_skew * US_PER_SEC) {
 		timeparse_format(time_us, when, sizeof(when));
-		return decode_fail(err, REJECT_TIMESTAMP_FUTURE, "timestamp %s is more than %d s ahead of the bridge's clock",
-			    when, policy->max_future_skew);
+		return decode_fail(err, REJECT_TIMESTAMP_FUTURE,
+				   "timestamp %s is more than %d s ahead of the bridge's clock", when,
+				   policy->max_future_skew);
 	}
 	if (time_us < now_us - (int64_t)policy->max_age * US_PER_SEC) {
 		timeparse_format(time_us, when, sizeof(when));
-		return decode_fail(err, REJECT_TIMESTAMP_STALE, "timestamp %s is older than max_age (%d s)", when,
-			    policy->max_age);
+		return decode_fail(err, REJECT_TIMESTAMP_STALE, "timestamp %s is older than max_age (%d s)",
+				   when, policy->max_age);
 	}
 	return 0;
 }
@@ -75,8 +76,9 @@ static int check_time(const struct config_validation *policy, int64_t time_us, i
 static int check_range(const struct registry_point *point, double value, struct decode_error *err)
 {
 	if ((point->has_min && value < point->min) || (point->has_max && value > point->max))
-		return decode_fail(err, REJECT_VALUE_OUT_OF_RANGE, "%s = %g is outside its range [%g, %g]", point->name,
-			    value, point->has_min ? point->min : -1.0 / 0.0, point->has_max ? point->max : 1.0 / 0.0);
+		return decode_fail(err, REJECT_VALUE_OUT_OF_RANGE, "%s = %g is outside its range [%g, %g]",
+				   point->name, value, point->has_min ? point->min : -1.0 / 0.0,
+				   point->has_max ? point->max : 1.0 / 0.0);
 	return 0;
 }
 
@@ -91,13 +93,15 @@ static int32_t earlier_new_point(const struct message *msg, const char *name)
 
 /* Decides what an unknown point becomes: 0 = drop, < 0 = register (new point id), or -1 return = reject. */
 static int resolve_unknown_point(const struct config_validation *policy, const struct registry_device *device,
-				 struct message *msg, const char *name, int32_t *point_id, struct decode_error *err)
+				 struct message *msg, const char *name, int32_t *point_id,
+				 struct decode_error *err)
 {
 	int32_t existing;
 
 	switch (policy->unknown_points) {
 	case UNKNOWN_POINT_REJECT:
-		return decode_fail(err, REJECT_UNKNOWN_POINT, "point '%s' is not registered for this device", name);
+		return decode_fail(err, REJECT_UNKNOWN_POINT, "point '%s' is not registered for this device",
+				   name);
 	case UNKNOWN_POINT_DROP:
 		*point_id = 0;
 		return 0;
@@ -108,8 +112,9 @@ static int resolve_unknown_point(const struct config_validation *policy, const s
 			return 0;
 		}
 		if (device->point_count + msg->new_point_count >= (uint32_t)policy->max_points_per_device)
-			return decode_fail(err, REJECT_POINT_LIMIT, "point '%s' would exceed the device's limit of %d points",
-				    name, policy->max_points_per_device);
+			return decode_fail(err, REJECT_POINT_LIMIT,
+					   "point '%s' would exceed the device's limit of %d points", name,
+					   policy->max_points_per_device);
 		*point_id = message_add_new_point(msg, name);
 		return 0;
 	}
@@ -147,7 +152,8 @@ int validate_message(const struct registry *reg, const struct config_validation 
 				continue;
 			}
 		}
-		msg->readings[kept++] = (struct reading){.time_us = s->time_us, .value = s->value, .point_id = point_id};
+		msg->readings[kept++] =
+			(struct reading){ .time_us = s->time_us, .value = s->value, .point_id = point_id };
 	}
 	msg->reading_count = kept;
 	result->new_points = msg->new_point_count;

@@ -23,8 +23,8 @@
 #include "util/xalloc.h"
 #include "readings_sql.h"
 
-#define MODULE "writer"
-#define POP_MAX 4096
+#define MODULE		 "writer"
+#define POP_MAX		 4096
 #define REJECT_BATCH_MAX 500
 
 /*
@@ -67,17 +67,18 @@ struct writer {
 	struct batch_arrays arrays;
 	char error[512]; /* the last database error, for rejection records */
 	bool beyond_retention; /* the last permanent refusal was MQ005: its message is rejected as beyond_retention */
-	bool new_session; /* the last transient failure wants a new session (classify) */
-	bool read_only;   /* ... and it was the database being read-only */
+	bool new_session;	    /* the last transient failure wants a new session (classify) */
+	bool read_only;		    /* ... and it was the database being read-only */
 	enum write_outcome failure; /* what the last failed statement means (classify, through report) */
 	bool over_cap;		    /* ... and it was register_point's MQ001 (sql/006_point_limit_code.sql) */
 	struct db_report report;    /* failed statements go to classify */
 	struct db_backoff backoff;  /* reconnects and transient failures */
-	int64_t probed_ms; /* monotonic, the last check of a read-only database while idle */
-	bool probing;      /* ensure_connected called by probe_writable: log only a change */
+	int64_t probed_ms;	    /* monotonic, the last check of a read-only database while idle */
+	bool probing;		    /* ensure_connected called by probe_writable: log only a change */
 };
 
-typedef enum write_outcome (*write_fn)(struct writer *w, int32_t tenant_id, struct message *first, size_t count);
+typedef enum write_outcome (*write_fn)(struct writer *w, int32_t tenant_id, struct message *first,
+				       size_t count);
 typedef void (*refused_fn)(struct writer *w, struct message *m);
 
 /* --- connection ------------------------------------------------------------------------------------- */
@@ -89,17 +90,18 @@ static int prepare_statements(PGconn *conn, void *arg)
 	static const struct {
 		const char *name, *sql;
 	} statements[] = {
-		{"insert_readings", NULL},
-		{"insert_rejection", NULL},
-		{"register_point", "SELECT register_point($1::integer, $2::text, $3::integer)"},
-		{"ensure_partitions", "SELECT ensure_partitions(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
-				      "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')"},
+		{ "insert_readings", NULL },
+		{ "insert_rejection", NULL },
+		{ "register_point", "SELECT register_point($1::integer, $2::text, $3::integer)" },
+		{ "ensure_partitions",
+		  "SELECT ensure_partitions(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', "
+		  "timestamptz 'epoch' + $2::bigint * interval '1 microsecond')" },
 	};
 
 	for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-		const char *sql = statements[i].sql ? statements[i].sql
-				  : i == 0	     ? insert_readings_sql
-						     : insert_rejection_sql;
+		const char *sql = statements[i].sql ? statements[i].sql :
+				  i == 0	    ? insert_readings_sql :
+						      insert_rejection_sql;
 		PGresult *res = PQprepare(conn, statements[i].name, sql, 0, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			log_error(w->name, "cannot prepare %s: %s", statements[i].name,
@@ -119,8 +121,8 @@ static int prepare_statements(PGconn *conn, void *arg)
  */
 static bool session_is_read_only(struct writer *w)
 {
-	PGresult *res =
-		PQexec(w->conn, "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()");
+	PGresult *res = PQexec(
+		w->conn, "SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery()");
 	bool read_only = false;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -150,7 +152,8 @@ static void disconnect(struct writer *w)
  */
 static void create_partitions_ahead(struct writer *w)
 {
-	PGresult *res = PQexec(w->conn, "SELECT ensure_partitions(now() - interval '1 day', now() + interval '3 days')");
+	PGresult *res = PQexec(
+		w->conn, "SELECT ensure_partitions(now() - interval '1 day', now() + interval '3 days')");
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		log_warn(w->name, "cannot create partitions ahead: %s",
@@ -166,10 +169,10 @@ static void create_partitions_ahead(struct writer *w)
 static void ensure_connected(struct writer *w)
 {
 	/* Each attempt with the current password (re-read at SIGHUP), prepared. */
-	const struct db_target target = {.module = w->name,
-					 .conninfo = w->options.conninfo,
-					 .secret = w->options.secret,
-					 .application_name = "mqtt2pg-writer"};
+	const struct db_target target = { .module = w->name,
+					  .conninfo = w->options.conninfo,
+					  .secret = w->options.secret,
+					  .application_name = "mqtt2pg-writer" };
 	int failures = 0;
 	bool read_only;
 
@@ -183,7 +186,8 @@ static void ensure_connected(struct writer *w)
 	read_only = session_is_read_only(w);
 	/* While the database stays read-only, each new session says so again: only the change is news. */
 	if (read_only != !atomic_load(&w->writable) || (!w->probing && !read_only))
-		log_info(w->name, "connected to the database%s", read_only ? " (read-only: writes wait)" : "");
+		log_info(w->name, "connected to the database%s",
+			 read_only ? " (read-only: writes wait)" : "");
 	if (!read_only)
 		create_partitions_ahead(w);
 	atomic_store(&w->writable, !read_only);
@@ -217,7 +221,8 @@ static void classify(void *arg, PGconn *conn, const PGresult *res, const char *w
 	} else if (strcmp(state, "23514") == 0 && strstr(w->error, "no partition")) {
 		outcome = WRITE_NO_PARTITION;
 	} else if (strcmp(state, "MQ005") == 0) {
-		outcome = WRITE_BEYOND_RETENTION; /* permanent for these rows: isolated, then rejected with its reason */
+		outcome =
+			WRITE_BEYOND_RETENTION; /* permanent for these rows: isolated, then rejected with its reason */
 		log_debug(w->name, "%s refused: %s", what, w->error);
 	} else {
 		outcome = WRITE_PERMANENT;
@@ -272,7 +277,8 @@ static void record_latency(struct writer *w, const struct message *first, size_t
 		stats_observe(&w->stats->lag_seconds, now - m->received_us);
 }
 
-static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, struct message *first, size_t count)
+static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, struct message *first,
+					  size_t count)
 {
 	char tenant[16];
 	const char *params[5];
@@ -284,9 +290,9 @@ static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, s
 
 	batch_arrays_build(&w->arrays, first, count);
 	snprintf(tenant, sizeof(tenant), "%d", (int)tenant_id);
-	const int lengths[5] = {(int)w->arrays.times.len, (int)w->arrays.devices.len, (int)w->arrays.points.len,
-				(int)w->arrays.values.len, 0};
-	const int formats[5] = {1, 1, 1, 1, 0};
+	const int lengths[5] = { (int)w->arrays.times.len, (int)w->arrays.devices.len,
+				 (int)w->arrays.points.len, (int)w->arrays.values.len, 0 };
+	const int formats[5] = { 1, 1, 1, 1, 0 };
 	params[0] = (const char *)w->arrays.times.bytes;
 	params[1] = (const char *)w->arrays.devices.bytes;
 	params[2] = (const char *)w->arrays.points.bytes;
@@ -295,8 +301,10 @@ static enum write_outcome insert_readings(struct writer *w, int32_t tenant_id, s
 	outcome = begin_tenant(w, tenant_id);
 	if (outcome != WRITE_OK)
 		return outcome; /* no transaction is open */
-	outcome = outcome_of(w, db_check(w->conn, &w->report, "insert readings",
-					 PQexecPrepared(w->conn, "insert_readings", 5, params, lengths, formats, 0), &res));
+	outcome = outcome_of(
+		w,
+		db_check(w->conn, &w->report, "insert readings",
+			 PQexecPrepared(w->conn, "insert_readings", 5, params, lengths, formats, 0), &res));
 	if (outcome != WRITE_OK)
 		goto fail;
 	inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
@@ -325,19 +333,19 @@ static enum write_outcome insert_rejections(struct writer *w, int32_t tenant_id,
 	for (size_t i = 0; i < count; i++, m = m->next) {
 		const struct rejection *r = m->rejection;
 		char received[24], tenant_id_text[16], device_id_text[16], seq_text[24];
-		const char *params[11] = {received,
-					  r->topic,
-					  r->tenant_slug,
-					  r->serial,
-					  m->tenant_id ? tenant_id_text : NULL,
-					  m->device_id ? device_id_text : NULL,
-					  reject_reason_name(r->reason),
-					  r->detail,
-					  (const char *)r->payload,
-					  w->options.origin,
-					  m->spool_seq ? seq_text : NULL};
-		const int lengths[11] = {0, 0, 0, 0, 0, 0, 0, 0, (int)r->payload_len, 0, 0};
-		const int formats[11] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
+		const char *params[11] = { received,
+					   r->topic,
+					   r->tenant_slug,
+					   r->serial,
+					   m->tenant_id ? tenant_id_text : NULL,
+					   m->device_id ? device_id_text : NULL,
+					   reject_reason_name(r->reason),
+					   r->detail,
+					   (const char *)r->payload,
+					   w->options.origin,
+					   m->spool_seq ? seq_text : NULL };
+		const int lengths[11] = { 0, 0, 0, 0, 0, 0, 0, 0, (int)r->payload_len, 0, 0 };
+		const int formats[11] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0 };
 
 		snprintf(received, sizeof(received), "%" PRId64, m->received_us);
 		snprintf(tenant_id_text, sizeof(tenant_id_text), "%d", (int)m->tenant_id);
@@ -346,8 +354,8 @@ static enum write_outcome insert_rejections(struct writer *w, int32_t tenant_id,
 		if (!r->payload)
 			params[8] = NULL;
 		outcome = outcome_of(w, db_check(w->conn, &w->report, "record rejected message",
-						 PQexecPrepared(w->conn, "insert_rejection", 11, params, lengths,
-								formats, 0),
+						 PQexecPrepared(w->conn, "insert_rejection", 11, params,
+								lengths, formats, 0),
 						 NULL));
 		if (outcome != WRITE_OK)
 			goto fail;
@@ -380,7 +388,7 @@ static void time_range(const struct message *first, size_t count, int64_t *min_u
 static enum write_outcome create_partitions(struct writer *w, const struct message *first, size_t count)
 {
 	char from[24], to[24];
-	const char *params[2] = {from, to};
+	const char *params[2] = { from, to };
 	int64_t min_us, max_us;
 	char when[40];
 
@@ -390,7 +398,8 @@ static enum write_outcome create_partitions(struct writer *w, const struct messa
 	timeparse_format(min_us, when, sizeof(when));
 	log_info(w->name, "creating partitions for readings from %s (%s)", when, w->error);
 	return outcome_of(w, db_check(w->conn, &w->report, "create partitions",
-				      PQexecPrepared(w->conn, "ensure_partitions", 2, params, NULL, NULL, 0), NULL));
+				      PQexecPrepared(w->conn, "ensure_partitions", 2, params, NULL, NULL, 0),
+				      NULL));
 }
 
 /* Tells the spool these messages are in the database, so its checkpoint can move past them. */
@@ -505,10 +514,11 @@ static void rejection_refused(struct writer *w, struct message *m)
 	char detail[1024];
 	bool logged = false;
 
-	log_error(w->name, "could not record a rejected message (reason %s): %s; recording it without its payload",
+	log_error(w->name,
+		  "could not record a rejected message (reason %s): %s; recording it without its payload",
 		  reject_reason_name(r->reason), w->error);
-	snprintf(detail, sizeof(detail), "%s [payload dropped: the database refused the record: %s]", r->detail,
-		 w->error);
+	snprintf(detail, sizeof(detail), "%s [payload dropped: the database refused the record: %s]",
+		 r->detail, w->error);
 	free(r->detail);
 	r->detail = xstrdup(detail);
 	free(r->payload);
@@ -524,8 +534,11 @@ static void rejection_refused(struct writer *w, struct message *m)
 			continue;
 		}
 		if (!logged)
-			log_error(w->name, "the database refuses even the plain rejection record (%s): retrying until it "
-				  "accepts it", w->error);
+			log_error(
+				w->name,
+				"the database refuses even the plain rejection record (%s): retrying until it "
+				"accepts it",
+				w->error);
 		logged = true;
 		db_backoff_wait(&w->backoff);
 	}
@@ -546,7 +559,7 @@ static void register_new_points(struct writer *w, struct message **chain, size_t
 
 		for (uint32_t i = 0; i < m->new_point_count && !refused; i++) {
 			char device[16], cap[16];
-			const char *params[3] = {device, m->new_points[i], cap};
+			const char *params[3] = { device, m->new_points[i], cap };
 			int32_t id = 0;
 
 			snprintf(device, sizeof(device), "%d", (int)m->device_id);
@@ -555,10 +568,11 @@ static void register_new_points(struct writer *w, struct message **chain, size_t
 				PGresult *res = NULL;
 
 				ensure_connected(w);
-				enum write_outcome outcome = outcome_of(
-					w, db_check(w->conn, &w->report, "register point",
-						    PQexecPrepared(w->conn, "register_point", 3, params, NULL, NULL, 0),
-						    &res));
+				enum write_outcome outcome =
+					outcome_of(w, db_check(w->conn, &w->report, "register point",
+							       PQexecPrepared(w->conn, "register_point", 3,
+									      params, NULL, NULL, 0),
+							       &res));
 				if (outcome == WRITE_OK) {
 					id = (int32_t)atoi(PQgetvalue(res, 0, 0));
 					PQclear(res);
@@ -575,8 +589,8 @@ static void register_new_points(struct writer *w, struct message **chain, size_t
 				if (m->readings[r].point_id == -(int32_t)(i + 1))
 					m->readings[r].point_id = id;
 			if (!refused)
-				log_info(w->name, "registered point '%s' for device id %d (point id %d)", m->new_points[i],
-					 (int)m->device_id, (int)id);
+				log_info(w->name, "registered point '%s' for device id %d (point id %d)",
+					 m->new_points[i], (int)m->device_id, (int)id);
 		}
 		if (refused) {
 			*link = m->next;
@@ -727,8 +741,9 @@ struct writer *writer_start(int index, const struct writer_options *options, str
 	w->options = *options;
 	w->queue = queue;
 	w->stats = stats;
-	w->report = (struct db_report){.module = w->name, .report = classify, .arg = w};
-	w->backoff = (struct db_backoff){.delay_ms = 100, .first_ms = 100, .max_ms = options->reconnect_max_ms};
+	w->report = (struct db_report){ .module = w->name, .report = classify, .arg = w };
+	w->backoff =
+		(struct db_backoff){ .delay_ms = 100, .first_ms = 100, .max_ms = options->reconnect_max_ms };
 	atomic_init(&w->connected, false);
 	atomic_init(&w->writable, true);
 	atomic_init(&w->finished, false);

@@ -51,7 +51,8 @@ struct csvread_row {
 };
 
 /* Parses parse_unit's name ("s", "ms", "us", "ns"); false if unknown. */
-bool csvread_time_unit_parse(const char *name, enum csvread_time_unit *out) __attribute__((warn_unused_result));
+bool csvread_time_unit_parse(const char *name, enum csvread_time_unit *out)
+	__attribute__((warn_unused_result));
 
 /*
  * Reads the header line[0..len) (a trailing CR is ignored). Returns true and fills *cols, or false with a

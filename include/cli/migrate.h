@@ -20,7 +20,7 @@ extern const struct migration migration_files[];
 struct migrate_options {
 	const char *chunk_interval; /* NULL: 1 day; passed to the migrations as mqtt2pg.chunk_interval */
 	bool timescaledb;	    /* create the timescaledb extension first (--timescaledb) */
-	int compress_after_days;    /* -1: default (7); the compression policy made by sql/015 on a hypertable */
+	int compress_after_days; /* -1: default (7); the compression policy made by sql/015 on a hypertable */
 };
 
 /*

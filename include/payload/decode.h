@@ -49,9 +49,9 @@ struct decoded_message {
 	size_t device_capacity;
 	uint32_t *device_of; /* owned, parallel to samples while decoding */
 	size_t device_of_capacity;
-	enum ignore_reason ignored; /* when a decoder returns 1: why the payload holds no reading */
+	enum ignore_reason ignored;	     /* when a decoder returns 1: why the payload holds no reading */
 	uint32_t skipped[SKIP_REASON_COUNT]; /* values passed over, by reason (counted by the caller) */
-	struct lp_scratch lp;       /* owned, reused by the line protocol reader */
+	struct lp_scratch lp;		     /* owned, reused by the line protocol reader */
 };
 
 struct decode_error {
@@ -73,17 +73,19 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
  * decode_json with a route's value options (booleans, numeric_strings, points_map, ignore_points, points);
  * o NULL: the defaults (nulls and booleans skipped and counted in out->skipped). decode_json is this with NULL.
  */
-int decode_json_route(const struct payload_options *o, const char *payload, size_t len, const struct route_match *m,
-		      int64_t received_us, size_t max_bytes, struct decoded_message *out,
-		      struct decode_error *err) __attribute__((warn_unused_result));
+int decode_json_route(const struct payload_options *o, const char *payload, size_t len,
+		      const struct route_match *m, int64_t received_us, size_t max_bytes,
+		      struct decoded_message *out, struct decode_error *err)
+	__attribute__((warn_unused_result));
 
 /*
  * One JSON leaf as a reading under the route's options: a number is kept; null, a boolean (without
  * booleans), a string (unless numeric_strings and a strict decimal) are skipped and counted in out->skipped.
  * Returns 1 with *value set, 0 skipped, -1 (non-finite) with err filled. o NULL: the defaults.
  */
-int decode_leaf_value(const struct payload_options *o, const struct cJSON *leaf, const char *name, double *value,
-		      struct decoded_message *out, struct decode_error *err) __attribute__((warn_unused_result));
+int decode_leaf_value(const struct payload_options *o, const struct cJSON *leaf, const char *name,
+		      double *value, struct decoded_message *out, struct decode_error *err)
+	__attribute__((warn_unused_result));
 
 /*
  * Appends a sample named name (mapped and filtered by payload_options_point; o NULL: as is) unless the options skip

@@ -45,15 +45,16 @@
  * calls it with a route's format and &route->payload.
  */
 int formats_decode(enum route_format format, const struct payload_options *o, const char *payload, size_t len,
-		   const struct route_match *m, int64_t received_us, size_t max_bytes, struct decoded_message *out,
-		   struct decode_error *err) __attribute__((warn_unused_result));
+		   const struct route_match *m, int64_t received_us, size_t max_bytes,
+		   struct decoded_message *out, struct decode_error *err) __attribute__((warn_unused_result));
 
 /*
  * Converts a payload time to µs: a JSON number in unit (s may have a fraction) or, for ROUTE_TIME_RFC3339, a
  * string; a date-time without a zone is read in tz (NULL: rejected). False when malformed or outside years
  * 1..9999. For the decoders and the tests.
  */
-bool formats_time_number(double value, enum route_time_unit unit, int64_t *out_us) __attribute__((warn_unused_result));
+bool formats_time_number(double value, enum route_time_unit unit, int64_t *out_us)
+	__attribute__((warn_unused_result));
 bool formats_time_text(const char *text, size_t len, const struct tz *tz, int64_t *out_us)
 	__attribute__((warn_unused_result));
 

@@ -153,7 +153,8 @@ int lp_mapping_set(struct lp_mapping *map, const char *key, const char *value, c
 
 /* Converts t in precision to microseconds since the epoch (ns and floor-divided toward minus infinity).
  * False when the result is outside years 1..9999 or the multiplication would overflow. */
-bool lp_time_to_us(int64_t t, enum lp_precision precision, int64_t *out_us) __attribute__((warn_unused_result));
+bool lp_time_to_us(int64_t t, enum lp_precision precision, int64_t *out_us)
+	__attribute__((warn_unused_result));
 
 /* The line's serial: the value of map->serial_tag. Returns 0, or -1 with err (LP_ERR_SERIAL) when the tag is
  * missing or empty. With no serial_tag configured returns 0 and an empty span. */

@@ -28,12 +28,12 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 #define log_error(module, ...) log_write(LOG_LEVEL_ERROR, module, __VA_ARGS__)
-#define log_warn(module, ...) log_write(LOG_LEVEL_WARN, module, __VA_ARGS__)
-#define log_info(module, ...) log_write(LOG_LEVEL_INFO, module, __VA_ARGS__)
-#define log_debug(module, ...)                                                                                  \
-	do {                                                                                                    \
-		if (log_enabled(LOG_LEVEL_DEBUG))                                                               \
-			log_write(LOG_LEVEL_DEBUG, module, __VA_ARGS__);                                        \
+#define log_warn(module, ...)  log_write(LOG_LEVEL_WARN, module, __VA_ARGS__)
+#define log_info(module, ...)  log_write(LOG_LEVEL_INFO, module, __VA_ARGS__)
+#define log_debug(module, ...)                                           \
+	do {                                                             \
+		if (log_enabled(LOG_LEVEL_DEBUG))                        \
+			log_write(LOG_LEVEL_DEBUG, module, __VA_ARGS__); \
 	} while (0)
 
 /* Prints a start-up error and exits(1). Only for start-up, never once the bridge runs. */

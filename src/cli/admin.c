@@ -104,7 +104,7 @@ static void print_refusal(void *arg, PGconn *conn, const PGresult *res, const ch
 static PGresult *run_about(PGconn *conn, const char *sql, int nparams, const char *const *params,
 			   const struct subject *what)
 {
-	const struct db_report report = {.module = "admin", .report = print_refusal, .arg = (void *)what};
+	const struct db_report report = { .module = "admin", .report = print_refusal, .arg = (void *)what };
 	PGresult *res = NULL;
 
 	if (db_exec_params(conn, &report, "admin statement", sql, nparams, params, &res) != 0)
@@ -161,7 +161,7 @@ static const char *cell(const PGresult *res, int r, int c, char *buf, size_t cap
 static void print_table(const PGresult *res)
 {
 	int rows = PQntuples(res), cols = PQnfields(res);
-	int width[32] = {0};
+	int width[32] = { 0 };
 	char buf[1024];
 
 	for (int c = 0; c < cols && c < 32; c++) {
@@ -181,8 +181,9 @@ static void print_table(const PGresult *res)
 static PGconn *connect_admin(const char *conninfo)
 {
 	if (!conninfo) {
-		fprintf(stderr, "mqtt2pg: no admin database: pass --db CONNINFO, set $MQTT2PG_ADMIN_CONNINFO, "
-				"or database.admin_conninfo in the config\n");
+		fprintf(stderr,
+			"mqtt2pg: no admin database: pass --db CONNINFO, set $MQTT2PG_ADMIN_CONNINFO, "
+			"or database.admin_conninfo in the config\n");
 		return NULL;
 	}
 	return db_connect("admin", conninfo, NULL, "mqtt2pg-admin");
@@ -409,7 +410,7 @@ int admin_tenant(const char *conninfo, int argc, char **argv)
 
 	if (strcmp(verb, "add") == 0) {
 		const char *slug = positional(argc, argv, 0), *name = option(argc, argv, "--name");
-		const char *params[2] = {slug, name ? name : ""};
+		const char *params[2] = { slug, name ? name : "" };
 		const struct subject what = { .slug = slug };
 		if (!slug)
 			return usage("tenant add SLUG [--name NAME]");
@@ -454,7 +455,7 @@ struct point_spec {
 /* The old form "name[:unit[:min:max[:kind]]]", kept for existing scripts; a name cannot hold ':' in it. */
 static void split_colon_spec(char *spec, struct point_spec *p)
 {
-	char *fields[5] = {spec, NULL, NULL, NULL, NULL};
+	char *fields[5] = { spec, NULL, NULL, NULL, NULL };
 
 	for (int i = 1; i < 5 && fields[i - 1]; i++) {
 		char *colon = strchr(fields[i - 1], ':');
@@ -605,7 +606,7 @@ static int device_add(const char *conninfo, int argc, char **argv)
 {
 	const char *serial = positional(argc, argv, 0), *tenant = option(argc, argv, "--tenant");
 	const char *model = option(argc, argv, "--model");
-	const char *params[3] = {serial, tenant, model ? model : ""};
+	const char *params[3] = { serial, tenant, model ? model : "" };
 	const struct subject what = { .slug = tenant, .serial = serial };
 	struct point_spec points[MAX_POINTS_ON_ADD];
 	int count = 0;
@@ -613,8 +614,9 @@ static int device_add(const char *conninfo, int argc, char **argv)
 	PGresult *res;
 
 	if (!serial || !tenant)
-		return usage("device add SERIAL --tenant SLUG [--model MODEL] "
-			     "[--point name=N[,unit=U][,min=X][,max=Y][,kind=gauge|counter|daily_counter]]...");
+		return usage(
+			"device add SERIAL --tenant SLUG [--model MODEL] "
+			"[--point name=N[,unit=U][,min=X][,max=Y][,kind=gauge|counter|daily_counter]]...");
 	if (!text_acceptable("device serial", serial) || !text_acceptable("--tenant", tenant) ||
 	    !text_acceptable("device --model", model))
 		return 2;
@@ -660,7 +662,7 @@ static int device_add(const char *conninfo, int argc, char **argv)
 		  "SELECT d.id, d.serial, t.slug AS tenant, d.model, count(p.id) AS points FROM devices d "
 		  "JOIN tenants t ON t.id = d.tenant_id LEFT JOIN points p ON p.device_id = d.id "
 		  "WHERE d.id = $1 GROUP BY d.id, t.slug",
-		  1, (const char *const[]){device_id});
+		  1, (const char *const[]){ device_id });
 	return finish(conn, res, true);
 }
 
@@ -735,17 +737,18 @@ int admin_device(const char *conninfo, int argc, char **argv)
 		return device_add(conninfo, argc, argv);
 	if (strcmp(verb, "list") == 0) {
 		const char *tenant = option(argc, argv, "--tenant");
-		const char *params[1] = {tenant};
+		const char *params[1] = { tenant };
 		if (!(conn = connect_admin(conninfo)))
 			return 1;
-		return finish(conn,
-			      run(conn,
-				  "SELECT d.id, d.serial, t.slug AS tenant, d.model, d.enabled, count(p.id) AS points "
-				  "FROM devices d JOIN tenants t ON t.id = d.tenant_id "
-				  "LEFT JOIN points p ON p.device_id = d.id WHERE $1::text IS NULL OR t.slug = $1 "
-				  "GROUP BY d.id, t.slug ORDER BY t.slug, d.serial",
-				  1, params),
-			      true);
+		return finish(
+			conn,
+			run(conn,
+			    "SELECT d.id, d.serial, t.slug AS tenant, d.model, d.enabled, count(p.id) AS points "
+			    "FROM devices d JOIN tenants t ON t.id = d.tenant_id "
+			    "LEFT JOIN points p ON p.device_id = d.id WHERE $1::text IS NULL OR t.slug = $1 "
+			    "GROUP BY d.id, t.slug ORDER BY t.slug, d.serial",
+			    1, params),
+			true);
 	}
 	if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
 		const char *serial = positional(argc, argv, 0), *tenant = option(argc, argv, "--tenant");
@@ -850,7 +853,7 @@ static void print_progress(void *arg, int32_t tenant_id, uint64_t done)
 
 static int rebuild_tenant(PGconn *conn, int32_t tenant_id, const char *slug, int64_t from_us, int64_t to_us)
 {
-	struct rebuild_progress progress = {.slug = slug, .tty = isatty(STDERR_FILENO)};
+	struct rebuild_progress progress = { .slug = slug, .tty = isatty(STDERR_FILENO) };
 	int64_t done, rolled;
 
 	progress.total = aggregate_mark_range(conn, tenant_id, from_us, to_us);
@@ -863,8 +866,10 @@ static int rebuild_tenant(PGconn *conn, int32_t tenant_id, const char *slug, int
 	rolled = aggregate_rebuild_rollups(conn, tenant_id, from_us, to_us);
 	if (rolled < 0)
 		return -1;
-	fprintf(stderr, "%s  %s: %lld bucket(s) marked, %lld recomputed, rollups rebuilt from %lld 5-minute row(s)\n",
-		progress.tty ? "\r" : "", slug, (long long)progress.total, (long long)done, (long long)rolled);
+	fprintf(stderr,
+		"%s  %s: %lld bucket(s) marked, %lld recomputed, rollups rebuilt from %lld 5-minute row(s)\n",
+		progress.tty ? "\r" : "", slug, (long long)progress.total, (long long)done,
+		(long long)rolled);
 	return 0;
 }
 
@@ -872,7 +877,7 @@ int admin_aggregate(const char *conninfo, int argc, char **argv)
 {
 	const char *from = option(argc, argv, "--from"), *to = option(argc, argv, "--to");
 	const char *tenant = option(argc, argv, "--tenant");
-	const char *params[1] = {tenant};
+	const char *params[1] = { tenant };
 	int64_t from_us, to_us;
 	PGconn *conn;
 	PGresult *tenants;
@@ -882,12 +887,14 @@ int admin_aggregate(const char *conninfo, int argc, char **argv)
 		return usage("aggregate rebuild --from RFC3339 --to RFC3339 [--tenant SLUG]");
 	if (!timeparse_rfc3339(from, strlen(from), &from_us) || !timeparse_rfc3339(to, strlen(to), &to_us) ||
 	    from_us >= to_us) {
-		fprintf(stderr, "mqtt2pg: --from and --to must be RFC 3339 times with a zone, --from before --to\n");
+		fprintf(stderr,
+			"mqtt2pg: --from and --to must be RFC 3339 times with a zone, --from before --to\n");
 		return 2;
 	}
 	if (!(conn = connect_admin(conninfo)))
 		return 1;
-	tenants = run(conn, "SELECT id, slug FROM tenants WHERE $1::text IS NULL OR slug = $1 ORDER BY slug", 1, params);
+	tenants = run(conn, "SELECT id, slug FROM tenants WHERE $1::text IS NULL OR slug = $1 ORDER BY slug",
+		      1, params);
 	if (!tenants)
 		return finish(conn, NULL, false);
 	if (PQntuples(tenants) == 0) {
@@ -895,7 +902,8 @@ int admin_aggregate(const char *conninfo, int argc, char **argv)
 		rc = 1;
 	}
 	for (int i = 0; i < PQntuples(tenants) && rc == 0; i++)
-		if (rebuild_tenant(conn, atoi(PQgetvalue(tenants, i, 0)), PQgetvalue(tenants, i, 1), from_us, to_us) < 0)
+		if (rebuild_tenant(conn, atoi(PQgetvalue(tenants, i, 0)), PQgetvalue(tenants, i, 1), from_us,
+				   to_us) < 0)
 			rc = 1;
 	PQclear(tenants);
 	PQfinish(conn);

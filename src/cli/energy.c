@@ -49,7 +49,7 @@ static void print_failure(void *arg, PGconn *conn, const PGresult *res, const ch
 	fprintf(stderr, "mqtt2pg: %s: %s\n", what, db_error_line(conn, res, err, sizeof(err)));
 }
 
-static const struct db_report report = {.module = MODULE, .report = print_failure};
+static const struct db_report report = { .module = MODULE, .report = print_failure };
 
 /* An aligned table with a header; cells escaped (names were written by whoever registered the devices). */
 static void print_table(const PGresult *res)
@@ -102,8 +102,8 @@ int energy_command(const char *conninfo, int argc, char **argv)
 	}
 	if (!(conn = db_connect(MODULE, conninfo, NULL, "mqtt2pg-energy")))
 		return 1;
-	if (db_exec_params(conn, &report, "find the tenant", "SELECT id FROM public.tenants WHERE slug = $1", 1, params,
-			   &res) != 0)
+	if (db_exec_params(conn, &report, "find the tenant", "SELECT id FROM public.tenants WHERE slug = $1",
+			   1, params, &res) != 0)
 		goto done;
 	if (PQntuples(res) == 0) {
 		char safe[128];
@@ -116,8 +116,8 @@ int energy_command(const char *conninfo, int argc, char **argv)
 	res = NULL;
 	if (db_begin_tenant(conn, DB_LOG(MODULE), tenant_id, DB_TENANT_READ_ONLY) != 0)
 		goto done;
-	if (db_exec_params(conn, &report, "read energy_daily (are --from/--to dates?)", ENERGY_SQL, 4, params, &res) !=
-	    0)
+	if (db_exec_params(conn, &report, "read energy_daily (are --from/--to dates?)", ENERGY_SQL, 4, params,
+			   &res) != 0)
 		goto done;
 	print_table(res);
 	rc = 0;

@@ -15,13 +15,14 @@
 
 static int applied(PGconn *conn, const char *name, int *is_applied)
 {
-	const char *params[1] = {name};
-	PGresult *res = PQexecParams(conn, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, params,
-				     NULL, NULL, 0);
+	const char *params[1] = { name };
+	PGresult *res = PQexecParams(conn, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL,
+				     params, NULL, NULL, 0);
 	char err[512];
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error(MODULE, "cannot read schema_migrations: %s", db_error_line(conn, res, err, sizeof(err)));
+		log_error(MODULE, "cannot read schema_migrations: %s",
+			  db_error_line(conn, res, err, sizeof(err)));
 		PQclear(res);
 		return -1;
 	}
@@ -44,7 +45,7 @@ static void rollback(PGconn *conn)
 static int apply(PGconn *conn, const struct migration *m, const struct migrate_options *opts)
 {
 	char compress_after[16] = "";
-	const char *params[3] = {m->name, opts->chunk_interval ? opts->chunk_interval : "", compress_after};
+	const char *params[3] = { m->name, opts->chunk_interval ? opts->chunk_interval : "", compress_after };
 	PGresult *res;
 	char err[1024];
 
@@ -67,15 +68,18 @@ static int apply(PGconn *conn, const struct migration *m, const struct migrate_o
 	PQclear(res);
 	res = PQexec(conn, m->sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error(MODULE, "migration %s failed: %s", m->name, db_error_line(conn, res, err, sizeof(err)));
+		log_error(MODULE, "migration %s failed: %s", m->name,
+			  db_error_line(conn, res, err, sizeof(err)));
 		PQclear(res);
 		rollback(conn);
 		return -1;
 	}
 	PQclear(res);
-	res = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL, params, NULL,
+			   NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		log_error(MODULE, "cannot record migration %s: %s", m->name, db_error_line(conn, res, err, sizeof(err)));
+		log_error(MODULE, "cannot record migration %s: %s", m->name,
+			  db_error_line(conn, res, err, sizeof(err)));
 		PQclear(res);
 		rollback(conn);
 		return -1;
@@ -187,7 +191,8 @@ int migrate_run(const char *conninfo, const struct migrate_options *opts)
 		return -1;
 	PQsetNoticeProcessor(conn, log_notice, NULL);
 	/* The notice "relation already exists, skipping" on every run would only be noise. */
-	if (db_exec(MODULE, conn, "SELECT pg_advisory_lock(hashtext('mqtt2pg.migrate'))", "take the migration lock") < 0 ||
+	if (db_exec(MODULE, conn, "SELECT pg_advisory_lock(hashtext('mqtt2pg.migrate'))",
+		    "take the migration lock") < 0 ||
 	    db_exec(MODULE, conn, "SET client_min_messages = warning", "set client_min_messages") < 0 ||
 	    db_exec(MODULE, conn,
 		    "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, "
@@ -219,7 +224,7 @@ static int call_setter(const char *conninfo, const char *function, int days)
 {
 	PGconn *conn = db_connect(MODULE, conninfo, NULL, "mqtt2pg-migrate");
 	char value[16], sql[64], err[512];
-	const char *params[1] = {value};
+	const char *params[1] = { value };
 	PGresult *res;
 	int rc = -1;
 
@@ -229,7 +234,8 @@ static int call_setter(const char *conninfo, const char *function, int days)
 	snprintf(sql, sizeof(sql), "SELECT %s($1::integer)", function);
 	res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error(MODULE, "%s(%d) failed: %s", function, days, db_error_line(conn, res, err, sizeof(err)));
+		log_error(MODULE, "%s(%d) failed: %s", function, days,
+			  db_error_line(conn, res, err, sizeof(err)));
 	} else {
 		log_info(MODULE, "%s", PQgetvalue(res, 0, 0));
 		rc = 0;

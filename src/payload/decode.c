@@ -211,7 +211,7 @@ static bool scan_value(struct json_scan *j, int depth)
 /* True when payload is exactly one JSON value (RFC 8259), optionally after one UTF-8 byte order mark. */
 static bool json_is_strict(const char *payload, size_t len)
 {
-	struct json_scan j = {(const unsigned char *)payload, (const unsigned char *)payload + len};
+	struct json_scan j = { (const unsigned char *)payload, (const unsigned char *)payload + len };
 
 	if (len >= 3 && memcmp(payload, "\xef\xbb\xbf", 3) == 0)
 		j.p += 3; /* RFC 8259 section 8.1: a parser may ignore a BOM */
@@ -230,8 +230,8 @@ static bool point_name_ok(const char *name)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-		      c == '.' || c == ':' || c == '/' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == ':' || c == '/' || c == '-'))
 			return false;
 	}
 	return true;
@@ -282,13 +282,15 @@ static int decode_timestamp(const cJSON *ts, int64_t received_us, int64_t *out_u
 	}
 	if (cJSON_IsString(ts)) {
 		if (!timeparse_rfc3339(ts->valuestring, strlen(ts->valuestring), out_us))
-			return decode_fail(err, REJECT_BAD_TIMESTAMP,
-				    "timestamp is not an RFC 3339 date-time with a zone or is impossible");
+			return decode_fail(
+				err, REJECT_BAD_TIMESTAMP,
+				"timestamp is not an RFC 3339 date-time with a zone or is impossible");
 		return 0;
 	}
 	if (cJSON_IsNumber(ts)) {
 		if (!timeparse_epoch_seconds(ts->valuedouble, out_us))
-			return decode_fail(err, REJECT_BAD_TIMESTAMP, "epoch timestamp %g is out of range", ts->valuedouble);
+			return decode_fail(err, REJECT_BAD_TIMESTAMP, "epoch timestamp %g is out of range",
+					   ts->valuedouble);
 		return 0;
 	}
 	return decode_fail(err, REJECT_WRONG_TYPE, "timestamp must be an RFC 3339 string or epoch seconds");
@@ -388,10 +390,11 @@ static int decode_measurements(const struct payload_options *o, const cJSON *mea
 
 		if (!(o && o->points_map_count) && !point_name_ok(m->string))
 			return decode_fail(err, REJECT_INVALID_POINT_NAME,
-				    "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
+					   "point names are 1-64 characters of A-Z a-z 0-9 _ . : / -");
 		if (!cJSON_IsNumber(m) && !cJSON_IsBool(m) && !cJSON_IsNull(m) &&
 		    !(cJSON_IsString(m) && o && o->numeric_strings))
-			return decode_fail(err, REJECT_WRONG_TYPE, "measurement '%s' is not a number", m->string);
+			return decode_fail(err, REJECT_WRONG_TYPE, "measurement '%s' is not a number",
+					   m->string);
 		rc = decode_leaf_value(o, m, m->string, &value, out, err);
 		if (rc < 0)
 			return -1;
@@ -408,16 +411,19 @@ static int decode_object(const struct payload_options *o, const cJSON *obj, cons
 	int64_t time_us;
 
 	if (!cJSON_IsObject(obj))
-		return decode_fail(err, REJECT_WRONG_TYPE, "payload must be an object or an array of objects");
+		return decode_fail(err, REJECT_WRONG_TYPE,
+				   "payload must be an object or an array of objects");
 	serial = cJSON_GetObjectItemCaseSensitive(obj, "serial");
 	if (serial) {
 		if (!cJSON_IsString(serial))
 			return decode_fail(err, REJECT_WRONG_TYPE, "serial must be a string");
 		if (strlen(serial->valuestring) != m->serial.len ||
 		    memcmp(serial->valuestring, m->serial.ptr, m->serial.len) != 0)
-			return decode_fail(err, REJECT_SERIAL_MISMATCH, "payload serial differs from the topic's serial");
+			return decode_fail(err, REJECT_SERIAL_MISMATCH,
+					   "payload serial differs from the topic's serial");
 	}
-	if (decode_timestamp(cJSON_GetObjectItemCaseSensitive(obj, "timestamp"), received_us, &time_us, err) < 0)
+	if (decode_timestamp(cJSON_GetObjectItemCaseSensitive(obj, "timestamp"), received_us, &time_us, err) <
+	    0)
 		return -1;
 	measurements = cJSON_GetObjectItemCaseSensitive(obj, "measurements");
 	if (!measurements)
@@ -457,9 +463,9 @@ int decode_json(const char *payload, size_t len, const struct route_match *m, in
 	return decode_json_route(NULL, payload, len, m, received_us, max_bytes, out, err);
 }
 
-int decode_json_route(const struct payload_options *o, const char *payload, size_t len, const struct route_match *m,
-		      int64_t received_us, size_t max_bytes, struct decoded_message *out,
-		      struct decode_error *err)
+int decode_json_route(const struct payload_options *o, const char *payload, size_t len,
+		      const struct route_match *m, int64_t received_us, size_t max_bytes,
+		      struct decoded_message *out, struct decode_error *err)
 {
 	const char *parse_end = NULL;
 	cJSON *root = NULL;
@@ -469,16 +475,18 @@ int decode_json_route(const struct payload_options *o, const char *payload, size
 	if (len == 0)
 		return decode_fail(err, REJECT_EMPTY_PAYLOAD, "empty payload");
 	if (len > max_bytes)
-		return decode_fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu", len,
-			    max_bytes);
+		return decode_fail(err, REJECT_OVERSIZED_PAYLOAD,
+				   "payload of %zu bytes exceeds the limit of %zu", len, max_bytes);
 	if (!text_is_utf8(payload, len) || has_escaped_nul(payload, len))
-		return decode_fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
+		return decode_fail(err, REJECT_INVALID_UTF8,
+				   "payload is not valid UTF-8 text (or contains NUL)");
 	if (!json_is_strict(payload, len))
 		return decode_fail(err, REJECT_MALFORMED_JSON, "not valid JSON (RFC 8259)");
 	json_arena_begin(); /* cJSON's blocks from a reused arena, not a malloc each; ended after cJSON_Delete */
 	root = cJSON_ParseWithLengthOpts(payload, len, &parse_end, false);
 	if (!root || !parse_end || !only_whitespace(parse_end, payload + len)) {
-		rc = decode_fail(err, REJECT_MALFORMED_JSON, "%s", root ? "trailing data after the JSON value" : "not valid JSON");
+		rc = decode_fail(err, REJECT_MALFORMED_JSON, "%s",
+				 root ? "trailing data after the JSON value" : "not valid JSON");
 		goto out;
 	}
 	{
@@ -541,7 +549,8 @@ cJSON *decode_json_root(const char *payload, size_t len, size_t max_bytes, struc
 		return NULL;
 	}
 	if (len > max_bytes) {
-		decode_fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu", len, max_bytes);
+		decode_fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu",
+			    len, max_bytes);
 		return NULL;
 	}
 	if (!text_is_utf8(payload, len) || has_escaped_nul(payload, len)) {
@@ -554,7 +563,8 @@ cJSON *decode_json_root(const char *payload, size_t len, size_t max_bytes, struc
 	}
 	root = cJSON_ParseWithLengthOpts(payload, len, &parse_end, false);
 	if (!root || !parse_end || !only_whitespace(parse_end, payload + len)) {
-		decode_fail(err, REJECT_MALFORMED_JSON, "%s", root ? "trailing data after the JSON value" : "not valid JSON");
+		decode_fail(err, REJECT_MALFORMED_JSON, "%s",
+			    root ? "trailing data after the JSON value" : "not valid JSON");
 		cJSON_Delete(root);
 		return NULL;
 	}

@@ -35,10 +35,11 @@ static int ignored(struct decoded_message *out, enum ignore_reason reason)
 static int check_bytes(const char *payload, size_t len, size_t max_bytes, struct decode_error *err)
 {
 	if (len > max_bytes)
-		return decode_fail(err, REJECT_OVERSIZED_PAYLOAD, "payload of %zu bytes exceeds the limit of %zu",
-			    len, max_bytes);
+		return decode_fail(err, REJECT_OVERSIZED_PAYLOAD,
+				   "payload of %zu bytes exceeds the limit of %zu", len, max_bytes);
 	if (!text_is_utf8(payload, len))
-		return decode_fail(err, REJECT_INVALID_UTF8, "payload is not valid UTF-8 text (or contains NUL)");
+		return decode_fail(err, REJECT_INVALID_UTF8,
+				   "payload is not valid UTF-8 text (or contains NUL)");
 	return 0;
 }
 
@@ -91,23 +92,23 @@ bool formats_time_text(const char *text, size_t len, const struct tz *tz, int64_
 }
 
 /* A JSON time member in the route's unit. */
-static int json_time(const struct payload_options *o, const cJSON *node, enum route_time_unit unit, int64_t *out_us,
-		     struct decode_error *err)
+static int json_time(const struct payload_options *o, const cJSON *node, enum route_time_unit unit,
+		     int64_t *out_us, struct decode_error *err)
 {
 	if (unit == ROUTE_TIME_RFC3339) {
 		if (!cJSON_IsString(node))
 			return decode_fail(err, REJECT_WRONG_TYPE, "time member must be an RFC 3339 string");
 		if (!formats_time_text(node->valuestring, strlen(node->valuestring), o->timezone, out_us))
-			return decode_fail(err, REJECT_BAD_TIMESTAMP, "time '%.40s' is not an RFC 3339 date-time%s",
-				    node->valuestring,
-				    o->timezone ? "" : " with a zone (no timezone configured)");
+			return decode_fail(err, REJECT_BAD_TIMESTAMP,
+					   "time '%.40s' is not an RFC 3339 date-time%s", node->valuestring,
+					   o->timezone ? "" : " with a zone (no timezone configured)");
 		return 0;
 	}
 	if (!cJSON_IsNumber(node))
 		return decode_fail(err, REJECT_WRONG_TYPE, "time member must be a number of epoch units");
 	if (!formats_time_number(node->valuedouble, unit, out_us))
 		return decode_fail(err, REJECT_BAD_TIMESTAMP, "epoch time %.17g is out of range or not whole",
-			    node->valuedouble);
+				   node->valuedouble);
 	return 0;
 }
 
@@ -137,7 +138,8 @@ static int topic_point(const struct route_match *m, char name[DECODE_MAX_POINT_N
 {
 	if (m->point.len > DECODE_MAX_POINT_NAME)
 		return decode_fail(err, REJECT_INVALID_POINT_NAME,
-			    "point from the topic is longer than %d characters", DECODE_MAX_POINT_NAME);
+				   "point from the topic is longer than %d characters",
+				   DECODE_MAX_POINT_NAME);
 	memcpy(name, m->point.ptr, m->point.len);
 	name[m->point.len] = '\0';
 	return 0;
@@ -208,9 +210,9 @@ static bool spells_non_finite(const char *p, size_t n)
 	return text_is(lower, n, "nan") || text_is(lower, n, "inf") || text_is(lower, n, "infinity");
 }
 
-static int decode_value(const struct payload_options *o, const char *payload, size_t len, const struct route_match *m,
-			int64_t received_us, size_t max_bytes, struct decoded_message *out,
-			struct decode_error *err)
+static int decode_value(const struct payload_options *o, const char *payload, size_t len,
+			const struct route_match *m, int64_t received_us, size_t max_bytes,
+			struct decoded_message *out, struct decode_error *err)
 {
 	const char *p = payload, *end = payload + len;
 	char number[MAX_NUMBER_TEXT + 1], name[DECODE_MAX_POINT_NAME + 1];
@@ -235,20 +237,20 @@ static int decode_value(const struct payload_options *o, const char *payload, si
 	} else if (number_grammar(p, n)) {
 		if (n > MAX_NUMBER_TEXT)
 			return decode_fail(err, REJECT_MALFORMED_PAYLOAD,
-				    "number text longer than %d characters", MAX_NUMBER_TEXT);
+					   "number text longer than %d characters", MAX_NUMBER_TEXT);
 		memcpy(number, p, n);
 		number[n] = '\0';
 		value = strtod(number, NULL);
 		if (!isfinite(value))
 			return decode_fail(err, REJECT_NON_FINITE_VALUE,
-				    "value %.64s is beyond the range of a double", number);
+					   "value %.64s is beyond the range of a double", number);
 	} else if (spells_non_finite(p, n)) {
 		return decode_fail(err, REJECT_NON_FINITE_VALUE, "value is not a finite number");
 	} else if (o->ignore_non_numeric) {
 		return ignored(out, IGNORE_NON_NUMERIC);
 	} else {
 		return decode_fail(err, REJECT_MALFORMED_PAYLOAD,
-			    "payload is not a number (nor true, false or null)");
+				   "payload is not a number (nor true, false or null)");
 	}
 	if (topic_point(m, name, err) < 0 || decode_emit(o, name, value, received_us, out, err) < 0)
 		return -1;
@@ -396,7 +398,8 @@ static int name_prefix(const struct route_match *m, char name[NAME_CAP], size_t 
 		return 0;
 	if (m->point.len > DECODE_MAX_POINT_NAME)
 		return decode_fail(err, REJECT_INVALID_POINT_NAME,
-			    "point from the topic is longer than %d characters", DECODE_MAX_POINT_NAME);
+				   "point from the topic is longer than %d characters",
+				   DECODE_MAX_POINT_NAME);
 	memcpy(name, m->point.ptr, m->point.len);
 	name[m->point.len] = '/';
 	name[m->point.len + 1] = '\0';
@@ -420,7 +423,7 @@ static int decode_flat_json(const struct payload_options *o, const char *payload
 	obj = o->json_root ? json_path(root, o->json_root) : root;
 	if (!cJSON_IsObject(obj)) {
 		rc = decode_fail(err, REJECT_WRONG_TYPE, "payload%s%s must be a JSON object",
-			  o->json_root ? " member " : "", o->json_root ? o->json_root : "");
+				 o->json_root ? " member " : "", o->json_root ? o->json_root : "");
 		goto out;
 	}
 	if (o->time_field && (time_node = json_path(root, o->time_field)) != NULL &&
@@ -460,7 +463,8 @@ static int decode_shelly_rpc(const struct payload_options *o, const char *payloa
 	if (!root)
 		return -1;
 	if (!cJSON_IsObject(root)) {
-		rc = decode_fail(err, REJECT_WRONG_TYPE, "payload must be a Shelly RPC frame (a JSON object)");
+		rc = decode_fail(err, REJECT_WRONG_TYPE,
+				 "payload must be a Shelly RPC frame (a JSON object)");
 		goto out;
 	}
 	method = cJSON_GetObjectItemCaseSensitive(root, "method");
@@ -471,7 +475,8 @@ static int decode_shelly_rpc(const struct payload_options *o, const char *payloa
 	}
 	params = cJSON_GetObjectItemCaseSensitive(root, "params");
 	if (!cJSON_IsObject(params)) {
-		rc = decode_fail(err, REJECT_WRONG_TYPE, "%s without a \"params\" object", method->valuestring);
+		rc = decode_fail(err, REJECT_WRONG_TYPE, "%s without a \"params\" object",
+				 method->valuestring);
 		goto out;
 	}
 	ts = cJSON_GetObjectItemCaseSensitive(params, "ts");
@@ -523,8 +528,8 @@ static int emit_line(const struct payload_options *o, const struct lp_line *line
 	if (o->influx.serial_tag[0]) {
 		if (serial.len > DECODE_MAX_SERIAL || memchr(serial.ptr, '\0', serial.len))
 			return decode_fail(err, REJECT_WRONG_TYPE,
-				    "line %zu: device tag value is longer than %d bytes", line->line_no,
-				    DECODE_MAX_SERIAL);
+					   "line %zu: device tag value is longer than %d bytes",
+					   line->line_no, DECODE_MAX_SERIAL);
 		device = device_index(out, serial);
 	}
 	if (lp_map_time(line, &o->influx, received_us, &time_us, &lerr) < 0)
@@ -542,9 +547,9 @@ static int emit_line(const struct payload_options *o, const struct lp_line *line
 		rc = lp_map_field(line, i, &o->influx, point, &value, &lerr);
 		if (rc < 0)
 			return decode_fail(err,
-				    lerr.kind == LP_ERR_STRING ? REJECT_WRONG_TYPE :
-								 REJECT_INVALID_POINT_NAME,
-				    "%s", lerr.message);
+					   lerr.kind == LP_ERR_STRING ? REJECT_WRONG_TYPE :
+									REJECT_INVALID_POINT_NAME,
+					   "%s", lerr.message);
 		if (rc == 0) {
 			out->skipped[SKIP_STRING]++; /* a string field under strings = "ignore" */
 			continue;
@@ -585,7 +590,8 @@ static void group_by_device(struct decoded_message *out)
 }
 
 /* The end of a multi-line decode: no readings is an error; devices grouped; devices without samples go. */
-static int finish_lines(const struct payload_options *o, struct decoded_message *out, struct decode_error *err)
+static int finish_lines(const struct payload_options *o, struct decoded_message *out,
+			struct decode_error *err)
 {
 	size_t kept = 0;
 
@@ -603,8 +609,9 @@ static int finish_lines(const struct payload_options *o, struct decoded_message 
 	return 0;
 }
 
-static int decode_influx(const struct payload_options *o, const char *payload, size_t len, int64_t received_us,
-			 size_t max_bytes, struct decoded_message *out, struct decode_error *err)
+static int decode_influx(const struct payload_options *o, const char *payload, size_t len,
+			 int64_t received_us, size_t max_bytes, struct decoded_message *out,
+			 struct decode_error *err)
 {
 	size_t pos = 0, line_no = 0;
 	struct lp_line line;
@@ -625,8 +632,9 @@ static int decode_influx(const struct payload_options *o, const char *payload, s
 }
 
 /* One Telegraf JSON metric as a line: {"name":..,"tags":{..},"fields":{..},"timestamp":..}. */
-static int telegraf_metric(const struct payload_options *o, const cJSON *metric, size_t index, int64_t received_us,
-			   enum lp_precision precision, struct decoded_message *out, struct decode_error *err)
+static int telegraf_metric(const struct payload_options *o, const cJSON *metric, size_t index,
+			   int64_t received_us, enum lp_precision precision, struct decoded_message *out,
+			   struct decode_error *err)
 {
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(metric, "name");
 	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(metric, "tags");
@@ -640,14 +648,14 @@ static int telegraf_metric(const struct payload_options *o, const cJSON *metric,
 
 	if (!cJSON_IsString(name) || !cJSON_IsObject(fields) || (tags && !cJSON_IsObject(tags)))
 		return decode_fail(err, REJECT_WRONG_TYPE,
-			    "metric %zu needs a \"name\" string and a \"fields\" object", index + 1);
+				   "metric %zu needs a \"name\" string and a \"fields\" object", index + 1);
 	line.measurement = (struct lp_span){ name->valuestring, strlen(name->valuestring) };
 	n = (size_t)cJSON_GetArraySize(tags);
 	tag_array = xcalloc(n ? n : 1, sizeof(*tag_array));
 	for (const cJSON *t = tags ? tags->child : NULL; t; t = t->next) {
 		if (!cJSON_IsString(t)) {
 			rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu: tag values must be strings",
-				  index + 1);
+					 index + 1);
 			goto out;
 		}
 		tag_array[line.tag_count++] = (struct lp_tag){ { t->string, strlen(t->string) },
@@ -674,8 +682,8 @@ static int telegraf_metric(const struct payload_options *o, const cJSON *metric,
 			continue;
 		}
 		if (!isfinite(lf->value)) {
-			rc = decode_fail(err, REJECT_NON_FINITE_VALUE, "metric %zu: field '%.64s' is not finite",
-				  index + 1, f->string);
+			rc = decode_fail(err, REJECT_NON_FINITE_VALUE,
+					 "metric %zu: field '%.64s' is not finite", index + 1, f->string);
 			goto out;
 		}
 		line.field_count++;
@@ -686,7 +694,7 @@ static int telegraf_metric(const struct payload_options *o, const cJSON *metric,
 		int64_t us;
 		if (!cJSON_IsNumber(ts)) {
 			rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu: \"timestamp\" must be a number",
-				  index + 1);
+					 index + 1);
 			goto out;
 		}
 		/* Telegraf writes a whole number in json_timestamp_units (the route's precision). */
@@ -714,9 +722,9 @@ out:
 	return rc;
 }
 
-static int decode_telegraf_json(const struct payload_options *o, const char *payload, size_t len, int64_t received_us,
-				size_t max_bytes, enum lp_precision precision, struct decoded_message *out,
-				struct decode_error *err)
+static int decode_telegraf_json(const struct payload_options *o, const char *payload, size_t len,
+				int64_t received_us, size_t max_bytes, enum lp_precision precision,
+				struct decoded_message *out, struct decode_error *err)
 {
 	cJSON *root = decode_json_root(payload, len, max_bytes, err);
 	const cJSON *metrics;
@@ -727,14 +735,15 @@ static int decode_telegraf_json(const struct payload_options *o, const char *pay
 		return -1;
 	if (!cJSON_IsObject(root)) {
 		rc = decode_fail(err, REJECT_WRONG_TYPE,
-			  "payload must be a Telegraf JSON metric or {\"metrics\": [...]}");
+				 "payload must be a Telegraf JSON metric or {\"metrics\": [...]}");
 		goto out;
 	}
 	metrics = cJSON_GetObjectItemCaseSensitive(root, "metrics");
 	if (metrics && cJSON_IsArray(metrics)) {
 		for (const cJSON *item = metrics->child; item; item = item->next, index++) {
 			if (!cJSON_IsObject(item)) {
-				rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu is not an object", index + 1);
+				rc = decode_fail(err, REJECT_WRONG_TYPE, "metric %zu is not an object",
+						 index + 1);
 				goto out;
 			}
 			if (telegraf_metric(o, item, index, received_us, precision, out, err) < 0)
@@ -750,8 +759,8 @@ out:
 }
 
 int formats_decode(enum route_format format, const struct payload_options *o, const char *payload, size_t len,
-		   const struct route_match *m, int64_t received_us, size_t max_bytes, struct decoded_message *out,
-		   struct decode_error *err)
+		   const struct route_match *m, int64_t received_us, size_t max_bytes,
+		   struct decoded_message *out, struct decode_error *err)
 {
 	decode_reset(out);
 	switch (format) {

@@ -13,7 +13,7 @@
 #include "util/xalloc.h"
 
 #define ARENA_BYTES 16384 /* a ~170-byte envelope takes ~1 KB; a larger payload spills to malloc */
-#define ALIGNMENT 16
+#define ALIGNMENT   16
 
 struct arena {
 	unsigned char *base;
@@ -49,7 +49,7 @@ static void arena_free(void *p)
 
 static void install_hooks(void)
 {
-	cJSON_Hooks hooks = {.malloc_fn = arena_malloc, .free_fn = arena_free};
+	cJSON_Hooks hooks = { .malloc_fn = arena_malloc, .free_fn = arena_free };
 
 	if (pthread_key_create(&block_key, free) != 0)
 		abort();

@@ -589,7 +589,8 @@ int lp_map_serial(const struct lp_line *line, const struct lp_mapping *map, stru
 			       "line %zu has no tag '%s' naming the device", line->line_no, map->serial_tag);
 	if (tag->value.len == 0)
 		return fail_at(err, LP_ERR_SERIAL, line->line_no, 0,
-			       "line %zu: tag '%s' naming the device is empty", line->line_no, map->serial_tag);
+			       "line %zu: tag '%s' naming the device is empty", line->line_no,
+			       map->serial_tag);
 	*serial = tag->value;
 	return 0;
 }

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#define US_PER_SEC INT64_C(1000000)
+#define US_PER_SEC    INT64_C(1000000)
 /* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in seconds since the epoch. */
 #define MIN_EPOCH_SEC INT64_C(-62135596800)
 #define MAX_EPOCH_SEC INT64_C(253402300799)
@@ -31,7 +31,7 @@ static bool is_leap(int64_t y)
 
 static unsigned days_in_month(int64_t year, unsigned month)
 {
-	static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const unsigned days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	return month == 2 && is_leap(year) ? 29 : days[month - 1];
 }
 
@@ -73,10 +73,11 @@ bool timeparse_rfc3339(const char *s, size_t len, int64_t *out_us)
 	unsigned year, month, day, hour, minute, second, frac_us = 0;
 	int64_t offset_sec = 0;
 
-	if (!read_digits(&p, end, 4, &year) || !expect(&p, end, '-', '-') || !read_digits(&p, end, 2, &month) ||
-	    !expect(&p, end, '-', '-') || !read_digits(&p, end, 2, &day) || !expect_separator(&p, end) ||
-	    !read_digits(&p, end, 2, &hour) || !expect(&p, end, ':', ':') || !read_digits(&p, end, 2, &minute) ||
-	    !expect(&p, end, ':', ':') || !read_digits(&p, end, 2, &second))
+	if (!read_digits(&p, end, 4, &year) || !expect(&p, end, '-', '-') ||
+	    !read_digits(&p, end, 2, &month) || !expect(&p, end, '-', '-') ||
+	    !read_digits(&p, end, 2, &day) || !expect_separator(&p, end) || !read_digits(&p, end, 2, &hour) ||
+	    !expect(&p, end, ':', ':') || !read_digits(&p, end, 2, &minute) || !expect(&p, end, ':', ':') ||
+	    !read_digits(&p, end, 2, &second))
 		return false;
 	if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
 	    minute > 59 || second > 59)
@@ -101,8 +102,8 @@ bool timeparse_rfc3339(const char *s, size_t len, int64_t *out_us)
 		unsigned oh, om;
 		int sign = *p == '-' ? -1 : 1;
 		p++;
-		if (!read_digits(&p, end, 2, &oh) || !expect(&p, end, ':', ':') || !read_digits(&p, end, 2, &om) ||
-		    oh > 23 || om > 59)
+		if (!read_digits(&p, end, 2, &oh) || !expect(&p, end, ':', ':') ||
+		    !read_digits(&p, end, 2, &om) || oh > 23 || om > 59)
 			return false;
 		offset_sec = sign * (int64_t)(oh * 3600 + om * 60);
 	} else {
@@ -111,8 +112,8 @@ bool timeparse_rfc3339(const char *s, size_t len, int64_t *out_us)
 	if (p != end)
 		return false;
 
-	int64_t sec = timeparse_days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second -
-		      offset_sec;
+	int64_t sec = timeparse_days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
+		      second - offset_sec;
 	if (sec < MIN_EPOCH_SEC || sec > MAX_EPOCH_SEC)
 		return false;
 	*out_us = sec * US_PER_SEC + frac_us;
@@ -145,6 +146,6 @@ void timeparse_format(int64_t us, char *buf, size_t cap)
 	const unsigned m = mp < 10 ? mp + 3 : mp - 9;
 	const int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
 
-	snprintf(buf, cap, "%04lld-%02u-%02uT%02u:%02u:%02u.%06lldZ", (long long)y, m, d, (unsigned)(rem / 3600),
-		 (unsigned)(rem % 3600 / 60), (unsigned)(rem % 60), (long long)frac);
+	snprintf(buf, cap, "%04lld-%02u-%02uT%02u:%02u:%02u.%06lldZ", (long long)y, m, d,
+		 (unsigned)(rem / 3600), (unsigned)(rem % 3600 / 60), (unsigned)(rem % 60), (long long)frac);
 }

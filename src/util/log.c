@@ -22,7 +22,7 @@
 static atomic_int current_level = LOG_LEVEL_INFO;
 static atomic_bool json_lines = false;
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 bool log_level_parse(const char *name, enum log_level *out)
 {
@@ -85,13 +85,15 @@ static void log_vwrite(enum log_level level, const char *module, const char *fmt
 		memcpy(raw + sizeof(raw) - 4, "...", 4);
 	text_sanitize(msg, sizeof(msg), raw, strlen(raw));
 	if (atomic_load_explicit(&json_lines, memory_order_relaxed)) {
-		len = (size_t)snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"",
+		len = (size_t)snprintf(line, sizeof(line),
+				       "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"",
 				       stamp, level_names[level], module);
 		append_json_escaped(line, &len, sizeof(line) - 3, msg);
 		line[len++] = '"';
 		line[len++] = '}';
 	} else {
-		len = (size_t)snprintf(line, sizeof(line) - 1, "%s %-5s %s: %s", stamp, level_names[level], module, msg);
+		len = (size_t)snprintf(line, sizeof(line) - 1, "%s %-5s %s: %s", stamp, level_names[level],
+				       module, msg);
 		if (len >= sizeof(line) - 1)
 			len = sizeof(line) - 2;
 	}
@@ -122,4 +124,3 @@ void die(const char *module, const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
-

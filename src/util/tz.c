@@ -24,7 +24,7 @@ struct tz {
 	int64_t *at;	       /* transition instants, ascending */
 	int32_t *offset_after; /* the UTC offset from at[i] on */
 	int32_t initial;       /* the offset before the first transition */
-	char *footer;	       /* the version 2+ footer's POSIX TZ rule ("CET-1CEST,M3.5.0,M10.5.0/3"), or NULL */
+	char *footer; /* the version 2+ footer's POSIX TZ rule ("CET-1CEST,M3.5.0,M10.5.0/3"), or NULL */
 };
 
 static uint32_t be32(const unsigned char *p)
@@ -166,7 +166,8 @@ int tz_load(const char *name, struct tz **out, char *err, size_t errlen)
 	fclose(f);
 	tz = xcalloc(1, sizeof(*tz));
 	tz->name = xstrdup(name);
-	if (len == TZIF_MAX_BYTES || !parse_tzif(buf, len, tz)) { /* a cut-off file is not read as a whole one */
+	if (len == TZIF_MAX_BYTES ||
+	    !parse_tzif(buf, len, tz)) { /* a cut-off file is not read as a whole one */
 		snprintf(err, errlen, "timezone '%s': %s is not a TZif file", name, path);
 		goto out;
 	}
@@ -177,10 +178,11 @@ int tz_load(const char *name, struct tz **out, char *err, size_t errlen)
 
 		if (tz->count && gmtime_r(&last, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%d", &tm);
-		log_warn("tz",
-			 "timezone '%s': %s lists transitions only up to %s; its rule \"%s\" for later times is "
-			 "not applied (the last offset stays): install the \"fat\" tzdata files (zic -b fat)",
-			 name, path, when, tz->footer);
+		log_warn(
+			"tz",
+			"timezone '%s': %s lists transitions only up to %s; its rule \"%s\" for later times is "
+			"not applied (the last offset stays): install the \"fat\" tzdata files (zic -b fat)",
+			name, path, when, tz->footer);
 	}
 	*out = tz;
 	tz = NULL;

@@ -367,8 +367,9 @@ static bool setup_connection(struct connection *c)
 				      "CREATE TEMP TABLE bench_staging (t bigint, device_id integer, "
 				      "point_id integer, value double precision) ON COMMIT DELETE ROWS"),
 			       "create staging");
-	return exec_ok(c, PQprepare(c->conn, "bridge_insert", o->mode == MODE_DIRECT_SQL ? direct_sql : bridge_sql, 0,
-				    NULL),
+	return exec_ok(c,
+		       PQprepare(c->conn, "bridge_insert",
+				 o->mode == MODE_DIRECT_SQL ? direct_sql : bridge_sql, 0, NULL),
 		       "prepare");
 }
 
@@ -576,10 +577,10 @@ int main(int argc, char **argv)
 	printf("dbref: mode=%s conns=%d rows=%ld inserted=%" PRIu64
 	       " elapsed_s=%.3f rows_per_s=%.0f base_us=%" PRId64 " start=%" PRId64 ".%06" PRId64
 	       " end=%" PRId64 ".%06" PRId64 "\n",
-	       o.mode == MODE_VALUES ? "values" :
-	       o.mode == MODE_COPY   ? "copy" :
+	       o.mode == MODE_VALUES	 ? "values" :
+	       o.mode == MODE_COPY	 ? "copy" :
 	       o.mode == MODE_DIRECT_SQL ? "direct-sql" :
-				       "bridge-sql",
+					   "bridge-sql",
 	       o.conns, o.messages * POINTS, inserted, (double)(t1 - t0) / 1e6,
 	       (double)inserted * 1e6 / (double)(t1 - t0), o.base_us, t0 / 1000000, t0 % 1000000,
 	       t1 / 1000000, t1 % 1000000);

@@ -46,7 +46,8 @@
 struct pub_options {
 	const char *uri;
 	const char *client_prefix;
-	const char *topic_prefix; /* first topic level: solar (the bridge) or another tree (the Node baseline) */
+	const char
+		*topic_prefix; /* first topic level: solar (the bridge) or another tree (the Node baseline) */
 	const char *expected_prefix;
 	long messages;
 	int devices;
@@ -473,35 +474,44 @@ cleanup:
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: pub [options]\n"
-		     "  -u, --uri URI          broker (tcp://127.0.0.1:1883)\n"
-		     "  -n, --messages N       messages in total (10000)\n"
-		     "  -m, --devices M        devices (1000): serials B-<tenant>-<dddd>\n"
-		     "  -t, --tenants T        tenants (10): topics <prefix>/t<tenant>/<serial>/telemetry\n"
-		     "      --prefix P         the topics' first level (solar)\n"
-		     "  -q, --qos Q            0 or 1 (1)\n"
-		     "  -r, --rate R           messages/s over all processes, 0 = as fast as possible (0)\n"
-		     "  -w, --window W         max messages in flight per process (1000)\n"
-		     "  -P, --processes P      publisher processes, each with its share of the devices (1)\n"
-		     "  -o, --expected PREFIX  write each sent (serial, time) to PREFIX.<process>\n"
-		     "  -c, --client-id ID     client id prefix (mqtt2pg-bench-pub)\n"
-		     "      --timeout S        give up after S seconds (600)\n"
-		     "      --stop-file PATH   stop early (exit 0) once PATH exists: a stream that lasts until the\n"
-		     "                         caller says so, whatever the machine's speed (at most N messages)\n"
-		     "  -V, --version          print the Paho version and exit\n");
+	fprintf(out,
+		"usage: pub [options]\n"
+		"  -u, --uri URI          broker (tcp://127.0.0.1:1883)\n"
+		"  -n, --messages N       messages in total (10000)\n"
+		"  -m, --devices M        devices (1000): serials B-<tenant>-<dddd>\n"
+		"  -t, --tenants T        tenants (10): topics <prefix>/t<tenant>/<serial>/telemetry\n"
+		"      --prefix P         the topics' first level (solar)\n"
+		"  -q, --qos Q            0 or 1 (1)\n"
+		"  -r, --rate R           messages/s over all processes, 0 = as fast as possible (0)\n"
+		"  -w, --window W         max messages in flight per process (1000)\n"
+		"  -P, --processes P      publisher processes, each with its share of the devices (1)\n"
+		"  -o, --expected PREFIX  write each sent (serial, time) to PREFIX.<process>\n"
+		"  -c, --client-id ID     client id prefix (mqtt2pg-bench-pub)\n"
+		"      --timeout S        give up after S seconds (600)\n"
+		"      --stop-file PATH   stop early (exit 0) once PATH exists: a stream that lasts until the\n"
+		"                         caller says so, whatever the machine's speed (at most N messages)\n"
+		"  -V, --version          print the Paho version and exit\n");
 }
 
 static bool parse_options(int argc, char **argv, struct pub_options *o)
 {
 	static const struct option longopts[] = {
-		{ "uri", required_argument, NULL, 'u' },      { "messages", required_argument, NULL, 'n' },
-		{ "devices", required_argument, NULL, 'm' },  { "tenants", required_argument, NULL, 't' },
-		{ "qos", required_argument, NULL, 'q' },      { "rate", required_argument, NULL, 'r' },
-		{ "window", required_argument, NULL, 'w' },   { "processes", required_argument, NULL, 'P' },
-		{ "expected", required_argument, NULL, 'o' }, { "client-id", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 'T' },  { "version", no_argument, NULL, 'V' },
-		{ "stop-file", required_argument, NULL, 'S' }, { "prefix", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },	      { NULL, 0, NULL, 0 },
+		{ "uri", required_argument, NULL, 'u' },
+		{ "messages", required_argument, NULL, 'n' },
+		{ "devices", required_argument, NULL, 'm' },
+		{ "tenants", required_argument, NULL, 't' },
+		{ "qos", required_argument, NULL, 'q' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "window", required_argument, NULL, 'w' },
+		{ "processes", required_argument, NULL, 'P' },
+		{ "expected", required_argument, NULL, 'o' },
+		{ "client-id", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "stop-file", required_argument, NULL, 'S' },
+		{ "prefix", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 

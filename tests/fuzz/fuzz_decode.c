@@ -119,8 +119,8 @@ static int decode_checked(const char *payload, size_t len, const struct route_ma
 		for (int k = 0; k < SKIP_REASON_COUNT; k++)
 			skipped = skipped || out->skipped[k] > 0;
 		FUZZ_CHECK(out->count == 0 && out->ignored == IGNORE_SKIPPED && skipped,
-			   "ignored with %zu samples, reason %d, nothing skipped: %d", out->count, (int)out->ignored,
-			   !skipped);
+			   "ignored with %zu samples, reason %d, nothing skipped: %d", out->count,
+			   (int)out->ignored, !skipped);
 		return rc;
 	}
 	FUZZ_CHECK(out->count > 0 && out->count <= out->capacity, "accepted with %zu samples (capacity %zu)",
@@ -156,11 +156,16 @@ static void check_same(int rc_a, const struct decoded_message *a, const struct d
 static void check_rejection(const struct decode_error *err, const char *topic, size_t topic_len,
 			    const struct route_match *m, const char *payload, size_t len)
 {
-	struct reject_source source = {.topic = topic, .topic_len = topic_len,
-				       .tenant = m ? m->tenant.ptr : NULL, .tenant_len = m ? m->tenant.len : 0,
-				       .serial = m ? m->serial.ptr : NULL, .serial_len = m ? m->serial.len : 0,
-				       .payload = payload, .payload_len = len};
-	struct message *msg = message_new_reject(err->reason, err->detail, &source, REJECT_BYTES, RECEIVED_US);
+	struct reject_source source = { .topic = topic,
+					.topic_len = topic_len,
+					.tenant = m ? m->tenant.ptr : NULL,
+					.tenant_len = m ? m->tenant.len : 0,
+					.serial = m ? m->serial.ptr : NULL,
+					.serial_len = m ? m->serial.len : 0,
+					.payload = payload,
+					.payload_len = len };
+	struct message *msg =
+		message_new_reject(err->reason, err->detail, &source, REJECT_BYTES, RECEIVED_US);
 	const struct rejection *r = msg->rejection;
 	size_t kept = len < REJECT_BYTES ? len : REJECT_BYTES;
 

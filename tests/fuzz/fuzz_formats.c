@@ -79,7 +79,8 @@ static void setup(void)
 	routes[4].payload.time_field = strdup("Time");
 	routes[4].payload.time_unit = ROUTE_TIME_RFC3339;
 	if (tz_load("Europe/Berlin", &routes[4].payload.timezone, err, sizeof(err)) != 0)
-		routes[4].payload.timezone = NULL; /* no tz database: zone-less times are rejected, still fuzzed */
+		routes[4].payload.timezone =
+			NULL; /* no tz database: zone-less times are rejected, still fuzzed */
 	routes[5].tenant = strdup("acme");
 	set(&routes[6], "serial_tag", "host");
 	set(&routes[6], "point", "{measurement}.{field}");
@@ -195,10 +196,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		topic = fuzz_copy((const uint8_t *)canned[r - routes], topic_len);
 		FUZZ_CHECK(route_match(r, topic, topic_len, &m), "canned topic %s", canned[r - routes]);
 	}
-	rc = formats_decode(r->format, &r->payload, payload, payload_len, &m, RECEIVED_US, MAX_BYTES, &out, &err);
+	rc = formats_decode(r->format, &r->payload, payload, payload_len, &m, RECEIVED_US, MAX_BYTES, &out,
+			    &err);
 	check(rc, &out, &err, payload, payload_len);
 	count = out.count;
-	again = formats_decode(r->format, &r->payload, payload, payload_len, &m, RECEIVED_US, MAX_BYTES, &out, &err);
+	again = formats_decode(r->format, &r->payload, payload, payload_len, &m, RECEIVED_US, MAX_BYTES, &out,
+			       &err);
 	FUZZ_CHECK(again == rc && (rc != 0 || out.count == count), "second decode differs: %d/%d", rc, again);
 	free(topic);
 	free(payload);

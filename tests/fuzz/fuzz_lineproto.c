@@ -101,7 +101,8 @@ static uint64_t pass(const char *buf, size_t len, struct lp_scratch *scratch, co
 				   "bad field %zu", i);
 			r = lp_map_field(&line, i, map, point, &value, &err);
 			if (r == 1) {
-				FUZZ_CHECK(fuzz_point_name_ok(point) && isfinite(value), "bad sample '%s'", point);
+				FUZZ_CHECK(fuzz_point_name_ok(point) && isfinite(value), "bad sample '%s'",
+					   point);
 				sum = sum * 31 + strlen(point);
 			} else {
 				FUZZ_CHECK(r == -1 && (err.kind == LP_ERR_STRING || err.kind == LP_ERR_POINT),

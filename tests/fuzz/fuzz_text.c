@@ -41,8 +41,8 @@ static void ref_append(struct reference *r, const char *piece, size_t n)
  * and paragraph separators): escaped as \uNNNN by the contract. */
 static bool ref_is_deceptive(uint32_t cp)
 {
-	return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f ||
-	       cp == 0x061c || cp == 0x2028 || cp == 0x2029;
+	return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e ||
+	       cp == 0x200f || cp == 0x061c || cp == 0x2028 || cp == 0x2029;
 }
 
 /* The header's contract, written independently of text.c. Each input byte costs at most 4 output bytes (a 2- or 3-byte

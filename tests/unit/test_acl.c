@@ -257,15 +257,18 @@ static void test_export_deterministic_and_checked(void)
 /* A serial in two tenants (sql/013): one broker username cannot name both; serial@tenant names each. */
 static void test_export_serial_in_two_tenants(void)
 {
-	static const char shared_file[] = "user mqtt2pg\ntopic read solar/+/+/#\nuser INV-B1\n"
-					  "topic write solar/beta/INV-B1/#\nuser inverter_1\n"
-					  "topic write solar/acme/inverter_1/#\ntopic write solar/beta/inverter_1/#\n";
+	static const char shared_file[] =
+		"user mqtt2pg\ntopic read solar/+/+/#\nuser INV-B1\n"
+		"topic write solar/beta/INV-B1/#\nuser inverter_1\n"
+		"topic write solar/acme/inverter_1/#\ntopic write solar/beta/inverter_1/#\n";
 	struct acl_device both[] = {
 		{ .serial = "inverter_1", .tenant = "acme", .enabled = true },
 		{ .serial = "inverter_1", .tenant = "beta", .enabled = true },
 		{ .serial = "INV-B1", .tenant = "beta", .enabled = true },
 	};
-	struct acl_registry reg = { .devices = both, .device_count = 3, .tenants = tenants, .tenant_count = 3 };
+	struct acl_registry reg = {
+		.devices = both, .device_count = 3, .tenants = tenants, .tenant_count = 3
+	};
 	struct acl_finding *fs = NULL;
 	struct acl_file *f;
 	char *text = NULL, err[512];
@@ -478,20 +481,20 @@ static void test_lint_reachability(void)
 int main(void)
 {
 	static const struct unit_test tests[] = {
-		{"filter validity", test_filter_valid},
-		{"topic matches filter", test_topic_matches},
-		{"filters overlap", test_filters_overlap},
-		{"filter covers filter", test_filter_covers},
-		{"acl_file parser", test_parse},
-		{"mosquitto's decision", test_decide},
-		{"export is lint-clean", test_export_is_clean},
-		{"export deterministic, names checked", test_export_deterministic_and_checked},
-		{"export dynsec", test_export_dynsec},
-		{"export: a serial in two tenants", test_export_serial_in_two_tenants},
-		{"lint: loose file", test_lint_loose},
-		{"lint: patterns", test_lint_patterns},
-		{"lint: confined pattern, denies", test_lint_confined},
-		{"lint: reachability", test_lint_reachability},
+		{ "filter validity", test_filter_valid },
+		{ "topic matches filter", test_topic_matches },
+		{ "filters overlap", test_filters_overlap },
+		{ "filter covers filter", test_filter_covers },
+		{ "acl_file parser", test_parse },
+		{ "mosquitto's decision", test_decide },
+		{ "export is lint-clean", test_export_is_clean },
+		{ "export deterministic, names checked", test_export_deterministic_and_checked },
+		{ "export dynsec", test_export_dynsec },
+		{ "export: a serial in two tenants", test_export_serial_in_two_tenants },
+		{ "lint: loose file", test_lint_loose },
+		{ "lint: patterns", test_lint_patterns },
+		{ "lint: confined pattern, denies", test_lint_confined },
+		{ "lint: reachability", test_lint_reachability },
 	};
 
 	return unit_run("acl", NULL, NULL, tests, UNIT_COUNT(tests));

@@ -88,8 +88,8 @@ static struct result run(const struct config *cfg, const char *topic, const char
 		if (route_match(&cfg->routes[i], t, tlen, &res.m))
 			route = &cfg->routes[i];
 	}
-	res.rc = route ? formats_decode(route->format, &route->payload, p, plen, &res.m, RECEIVED_US, MAX_BYTES,
-					&res.out, &res.err) :
+	res.rc = route ? formats_decode(route->format, &route->payload, p, plen, &res.m, RECEIVED_US,
+					MAX_BYTES, &res.out, &res.err) :
 			 -2;
 	/* The match borrows the topic: keep only what outlives it (lengths, and a fixed serial's route text). */
 	if (!route || !route->serial)
@@ -201,9 +201,11 @@ static void test_value_not_numbers(void)
 /* The envelope goes through formats_decode unchanged (decode_json). */
 static void test_json_route_unchanged(void)
 {
-	struct config *cfg = load_ok("routes = ( { topic = \"solar/{tenant}/{serial}/telemetry\"; format = \"json\"; } );\n");
-	struct result r = run(cfg, "solar/acme/INV-1/telemetry",
-			      "{\"serial\":\"INV-1\",\"timestamp\":\"2026-11-21T10:30:00Z\",\"measurements\":{\"p\":5420}}");
+	struct config *cfg = load_ok(
+		"routes = ( { topic = \"solar/{tenant}/{serial}/telemetry\"; format = \"json\"; } );\n");
+	struct result r = run(
+		cfg, "solar/acme/INV-1/telemetry",
+		"{\"serial\":\"INV-1\",\"timestamp\":\"2026-11-21T10:30:00Z\",\"measurements\":{\"p\":5420}}");
 
 	CU_ASSERT_EQUAL(r.rc, 0);
 	CU_ASSERT(sample_is(&r, 0, "p", 5420, T(1795257000)));
@@ -746,11 +748,13 @@ static void test_config_mistakes_name_the_route(void)
 		     "routes[0]: precision does not apply to format json");
 	load_refused("routes = ( { preset = \"opendtu\"; tenant = \"a\"; timezone = \"UTC\"; } );\n",
 		     "routes[0]: timezone does not apply to format value");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_unit = \"s\"; } );\n",
-		     "routes[0]: time_unit needs time_field");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t\";"
-		     " time_unit = \"s\"; timezone = \"UTC\"; } );\n",
-		     "routes[0]: timezone applies to a time_field with time_unit = \"rfc3339\"");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_unit = \"s\"; } );\n",
+		"routes[0]: time_unit needs time_field");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t\";"
+		" time_unit = \"s\"; timezone = \"UTC\"; } );\n",
+		"routes[0]: timezone applies to a time_field with time_unit = \"rfc3339\"");
 }
 
 static void test_config_route_options(void)
@@ -792,9 +796,12 @@ static void test_flat_json_long_topic_point(void)
 		"routes = ( { topic = \"{tenant}/{serial}/status/{point}\"; format = \"flat_json\"; } );\n");
 	struct result r;
 
-	expect_reject(cfg, "t/s/status/" KEY64, "{\"apower\":1}", REJECT_INVALID_POINT_NAME, "longer than 64");
-	expect_reject(cfg, "t/s/status/" KEY64 "5", "{\"apower\":1}", REJECT_INVALID_POINT_NAME, "longer than 64");
-	expect_reject(cfg, "t/s/status/" KEY60 "12", "{\"apower\":1}", REJECT_INVALID_POINT_NAME, "longer than 64");
+	expect_reject(cfg, "t/s/status/" KEY64, "{\"apower\":1}", REJECT_INVALID_POINT_NAME,
+		      "longer than 64");
+	expect_reject(cfg, "t/s/status/" KEY64 "5", "{\"apower\":1}", REJECT_INVALID_POINT_NAME,
+		      "longer than 64");
+	expect_reject(cfg, "t/s/status/" KEY60 "12", "{\"apower\":1}", REJECT_INVALID_POINT_NAME,
+		      "longer than 64");
 	/* 60 + "/" + 3 = 64 characters still fit */
 	r = run(cfg, "t/s/status/" KEY60, "{\"abc\":1}");
 	CU_ASSERT_EQUAL(r.rc, 0);
@@ -806,8 +813,10 @@ static void test_flat_json_long_topic_point(void)
 /* A long key over an object without readings is not a point: it does not reject the message. */
 static void test_flat_json_long_key_without_readings(void)
 {
-	struct config *cfg = load_ok("routes = ( { topic = \"f/{tenant}/{serial}\"; format = \"flat_json\"; } );\n");
-	struct result r = run(cfg, "f/acme/S1", "{\"apower\":5,\"" KEY64 "\":{\"ssid\":\"home\",\"x\":{\"y\":null}}}");
+	struct config *cfg =
+		load_ok("routes = ( { topic = \"f/{tenant}/{serial}\"; format = \"flat_json\"; } );\n");
+	struct result r =
+		run(cfg, "f/acme/S1", "{\"apower\":5,\"" KEY64 "\":{\"ssid\":\"home\",\"x\":{\"y\":null}}}");
 
 	CU_ASSERT_EQUAL(r.rc, 0);
 	CU_ASSERT_EQUAL(r.out.count, 1);
@@ -820,7 +829,8 @@ static void test_flat_json_long_key_without_readings(void)
 	expect_reject(cfg, "f/acme/S1", "{\"apower\":5,\"" KEY64 "\":{\"ssid\":\"home\",\"rssi\":-60}}",
 		      REJECT_INVALID_POINT_NAME, "longer than 64");
 	/* ... but a reading under it still is a name too long */
-	expect_reject(cfg, "f/acme/S1", "{\"apower\":5,\"" KEY60 "\":{\"ssid\":\"home\",\"x\":{\"rssi\":-60}}}",
+	expect_reject(cfg, "f/acme/S1",
+		      "{\"apower\":5,\"" KEY60 "\":{\"ssid\":\"home\",\"x\":{\"rssi\":-60}}}",
 		      REJECT_INVALID_POINT_NAME, "longer than 64");
 	expect_reject(cfg, "f/acme/S1", "{\"" KEY64 "5\":1}", REJECT_INVALID_POINT_NAME, "longer than 64");
 	config_free(cfg);
@@ -829,7 +839,8 @@ static void test_flat_json_long_key_without_readings(void)
 /* README: empty, whitespace-only, null and {"value": null} are no_value for value_json too. */
 static void test_value_json_no_value(void)
 {
-	struct config *cfg = load_ok("routes = ( { topic = \"N/{tenant}/{serial}/{point+}\"; format = \"value_json\"; } );\n");
+	struct config *cfg = load_ok(
+		"routes = ( { topic = \"N/{tenant}/{serial}/{point+}\"; format = \"value_json\"; } );\n");
 
 	expect_ignored(cfg, "N/acme/S1/p", "", IGNORE_NO_VALUE);
 	expect_ignored(cfg, "N/acme/S1/p", "  ", IGNORE_NO_VALUE);
@@ -868,7 +879,8 @@ static void test_shelly_non_object(void)
 	expect_reject(cfg, "shelly1/events/rpc", "[1]", REJECT_WRONG_TYPE, "object");
 	expect_reject(cfg, "shelly1/events/rpc", "\"NotifyStatus\"", REJECT_WRONG_TYPE, "object");
 	expect_ignored(cfg, "shelly1/events/rpc", "{\"id\":1,\"result\":{}}", IGNORE_STATUS);
-	expect_ignored(cfg, "shelly1/events/rpc", "{\"method\":\"NotifyEvent\",\"params\":{}}", IGNORE_STATUS);
+	expect_ignored(cfg, "shelly1/events/rpc", "{\"method\":\"NotifyEvent\",\"params\":{}}",
+		       IGNORE_STATUS);
 	config_free(cfg);
 }
 
@@ -892,22 +904,28 @@ static void test_config_json_path_steps(void)
 {
 	struct config *cfg;
 
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"meta."
-		     KEY64 KEY64 "\"; time_unit = \"s\"; } );\n",
-		     "routes[0]: time_field 'meta.k2345");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"meta."
-		     KEY64 KEY64 "\"; time_unit = \"s\"; } );\n",
-		     "...': each '.'-separated step must be 1 to 127 bytes");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; json_root = \"a..b\"; } );\n",
-		     "routes[0]: json_root 'a..b': each");
-	load_refused("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t.\";"
-		     " time_unit = \"s\"; } );\n",
-		     "routes[0]: time_field 't.': each");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"meta." KEY64
+			KEY64 "\"; time_unit = \"s\"; } );\n",
+		"routes[0]: time_field 'meta.k2345");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"meta." KEY64
+			KEY64 "\"; time_unit = \"s\"; } );\n",
+		"...': each '.'-separated step must be 1 to 127 bytes");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; json_root = \"a..b\"; } );\n",
+		"routes[0]: json_root 'a..b': each");
+	load_refused(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"t.\";"
+		" time_unit = \"s\"; } );\n",
+		"routes[0]: time_field 't.': each");
 	/* 127 bytes is fine, and found */
-	cfg = load_ok("routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"m."
-		      KEY64 KEY60 "123\"; time_unit = \"s\"; } );\n");
+	cfg = load_ok(
+		"routes = ( { topic = \"a/{tenant}/{serial}\"; format = \"flat_json\"; time_field = \"m." KEY64
+			KEY60 "123\"; time_unit = \"s\"; } );\n");
 	{
-		struct result r = run(cfg, "a/acme/S1", "{\"p\":1,\"m\":{\"" KEY64 KEY60 "123\":1697551200}}");
+		struct result r =
+			run(cfg, "a/acme/S1", "{\"p\":1,\"m\":{\"" KEY64 KEY60 "123\":1697551200}}");
 		CU_ASSERT_EQUAL(r.rc, 0);
 		CU_ASSERT(sample_is(&r, 0, "p", 1, T(1697551200)));
 		decode_clear(&r.out);
@@ -926,7 +944,8 @@ static void test_config_preset_topic_override_ignores(void)
 	CU_ASSERT_FALSE(route_ignores(&cfg->routes[0], "home/solar/114172220003/0/power", 31));
 	CU_ASSERT_FALSE(route_ignores(&cfg->routes[0], "solar/dtu/uptime", 16));
 	config_free(cfg);
-	cfg = load_ok("routes = ( { preset = \"shelly\"; tenant = \"acme\"; topic = \"shellies/{serial}/events/rpc\"; } );\n");
+	cfg = load_ok(
+		"routes = ( { preset = \"shelly\"; tenant = \"acme\"; topic = \"shellies/{serial}/events/rpc\"; } );\n");
 	CU_ASSERT_TRUE(route_ignores(&cfg->routes[0], "shellies/plug1/online", 21));
 	config_free(cfg);
 	/* an explicit prefix still wins */
@@ -935,10 +954,12 @@ static void test_config_preset_topic_override_ignores(void)
 	CU_ASSERT_TRUE(route_ignores(&cfg->routes[0], "pv/dtu/uptime", 13));
 	config_free(cfg);
 	/* a layout of its own: the route must say where its status topics are */
-	load_refused("routes = ( { preset = \"opendtu\"; tenant = \"acme\"; topic = \"pv/{serial}/x/{point}\"; } );\n",
-		     "routes[0]: topic does not end like preset opendtu's");
-	cfg = load_ok("routes = ( { preset = \"opendtu\"; tenant = \"acme\"; topic = \"pv/{serial}/x/{point+}\";"
-		      " ignore = [ \"pv/+/x/status/#\" ]; } );\n");
+	load_refused(
+		"routes = ( { preset = \"opendtu\"; tenant = \"acme\"; topic = \"pv/{serial}/x/{point}\"; } );\n",
+		"routes[0]: topic does not end like preset opendtu's");
+	cfg = load_ok(
+		"routes = ( { preset = \"opendtu\"; tenant = \"acme\"; topic = \"pv/{serial}/x/{point+}\";"
+		" ignore = [ \"pv/+/x/status/#\" ]; } );\n");
 	CU_ASSERT_TRUE(route_ignores(&cfg->routes[0], "pv/1/x/status/a", 15));
 	config_free(cfg);
 }
@@ -1014,10 +1035,11 @@ static void test_tz_slim_file(void)
 /* An earlier route's ignore list (tasmota: tele/+/STATE, LWT) must not swallow a later route's topic. */
 static void test_ignore_list_stays_with_its_route(void)
 {
-	struct config *cfg = load_ok("routes = (\n"
-				     "  { preset = \"tasmota\"; tenant = \"acme\"; timezone = \"Europe/Berlin\"; },\n"
-				     "  { topic = \"tele/{serial}/STATE\"; format = \"flat_json\"; tenant = \"acme\"; }\n"
-				     ");\n");
+	struct config *cfg =
+		load_ok("routes = (\n"
+			"  { preset = \"tasmota\"; tenant = \"acme\"; timezone = \"Europe/Berlin\"; },\n"
+			"  { topic = \"tele/{serial}/STATE\"; format = \"flat_json\"; tenant = \"acme\"; }\n"
+			");\n");
 	struct route_match m;
 	bool ignored;
 	const struct route *r;

@@ -26,7 +26,7 @@ static bool find_tenant_text(const struct registry *r, const char *slug, int32_t
 /* The point lookup as a pointer (NULL when absent), so that the assertions read as before the lookup
  * returned a value: the struct is the last lookup's. */
 static const struct registry_point *find_point(const struct registry *r, int32_t device_id, const char *name,
-						size_t len)
+					       size_t len)
 {
 	static struct registry_point found;
 
@@ -321,7 +321,8 @@ static void test_points_in_any_order(void)
 				if (p > d % POINTS)
 					continue;
 				snprintf(name, sizeof(name), "p%d", p);
-				CU_ASSERT_TRUE_FATAL(registry_add_point(r, d * 1000 + p, d, name, true, p, true, d));
+				CU_ASSERT_TRUE_FATAL(
+					registry_add_point(r, d * 1000 + p, d, name, true, p, true, d));
 			}
 		for (int d = 1; d <= DEVICES; d++) {
 			snprintf(name, sizeof(name), "D%d", d);
@@ -335,8 +336,8 @@ static void test_points_in_any_order(void)
 				if (p > d % POINTS)
 					wrong += found;
 				else
-					wrong += !found || pt.id != d * 1000 + p || pt.device_id != d || pt.min != p ||
-						 pt.max != d || strcmp(pt.name, name) != 0;
+					wrong += !found || pt.id != d * 1000 + p || pt.device_id != d ||
+						 pt.min != p || pt.max != d || strcmp(pt.name, name) != 0;
 			}
 			/* A duplicate is refused also for a device with many points. */
 			CU_ASSERT_FALSE(registry_add_point(r, 999999, d, "p0", false, 0, false, 0));
@@ -388,8 +389,7 @@ static void test_hundred_thousand_devices(void)
 		wrong += dev->id != d || dev->tenant_id != 1 + d % TENANTS ||
 			 dev->enabled != (d % 100 != 0) || dev->point_count != POINTS;
 		for (int p = 0; p < POINTS; p++) {
-			const struct registry_point *pt =
-				find_point(r, d, names[p], strlen(names[p]));
+			const struct registry_point *pt = find_point(r, d, names[p], strlen(names[p]));
 			if (!pt)
 				missing++;
 			else

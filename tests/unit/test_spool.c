@@ -35,16 +35,23 @@ static struct message *make(uint32_t i)
 
 		for (size_t k = 0; k < n; k++)
 			payload[k] = (unsigned char)(k * 7 + i);
-		struct reject_source source = {.topic = "solar/t/x/telemetry", .topic_len = 19, .tenant = "t",
-					       .tenant_len = 1, .serial = "x", .serial_len = 1, .payload = payload,
-					       .payload_len = n};
+		struct reject_source source = { .topic = "solar/t/x/telemetry",
+						.topic_len = 19,
+						.tenant = "t",
+						.tenant_len = 1,
+						.serial = "x",
+						.serial_len = 1,
+						.payload = payload,
+						.payload_len = n };
 		m = message_new_reject(REJECT_MALFORMED_JSON, "detail", &source, n, (int64_t)i);
 		free(payload);
 		return m;
 	}
 	struct message *m = message_new_readings(1, (int32_t)i, 1 + i % 8, (int64_t)i);
 	for (uint32_t r = 0; r < m->reading_count; r++)
-		m->readings[r] = (struct reading){.time_us = (int64_t)i * 10 + r, .value = i + r / 8.0, .point_id = (int32_t)r};
+		m->readings[r] = (struct reading){ .time_us = (int64_t)i * 10 + r,
+						   .value = i + r / 8.0,
+						   .point_id = (int32_t)r };
 	return m;
 }
 
@@ -54,7 +61,8 @@ static bool same(const struct message *a, const struct message *b)
 	    a->device_id != b->device_id)
 		return false;
 	for (uint32_t r = 0; r < a->reading_count; r++)
-		if (a->readings[r].time_us != b->readings[r].time_us || a->readings[r].value != b->readings[r].value ||
+		if (a->readings[r].time_us != b->readings[r].time_us ||
+		    a->readings[r].value != b->readings[r].value ||
 		    a->readings[r].point_id != b->readings[r].point_id)
 			return false;
 	if (a->kind == MESSAGE_REJECT)
@@ -66,8 +74,10 @@ static bool same(const struct message *a, const struct message *b)
 
 static struct spool *open_spool(void)
 {
-	struct spool_options o = {.directory = directory, .max_bytes = 1ull << 30, .segment_bytes = 256 * 1024,
-				  .fsync_interval_ms = 1000};
+	struct spool_options o = { .directory = directory,
+				   .max_bytes = 1ull << 30,
+				   .segment_bytes = 256 * 1024,
+				   .fsync_interval_ms = 1000 };
 	return spool_open(&o, &stats);
 }
 
@@ -85,7 +95,9 @@ static int teardown(void)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-enum { COUNT = 3000 };
+enum {
+	COUNT = 3000
+};
 
 /* Appends [from, to), reads them back in order, compares; returns how many differed or were missing. */
 static size_t append_and_read(struct spool *s, uint32_t from, uint32_t to, uint64_t *seqs)
@@ -172,7 +184,8 @@ static void test_one_owner_per_directory(void)
 	struct message *m = make(1), *got;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(first);
-	second = open_spool(); /* a second open file description: flock refuses it as it would another process */
+	second =
+		open_spool(); /* a second open file description: flock refuses it as it would another process */
 	CU_ASSERT_PTR_NULL(second);
 	CU_ASSERT_EQUAL(spool_append(first, m, 0), 0); /* the owner is unaffected */
 	spool_close(first);
@@ -196,8 +209,10 @@ static void test_crc32c_check_value(void)
 static void test_append_all_is_all_or_none(void)
 {
 	char own[96];
-	struct spool_options o = {.directory = own, .max_bytes = 4096, .segment_bytes = 1024, .fsync_interval_ms = 1000};
-	struct message *parts[3] = {make(1), make(2), make(3)};
+	struct spool_options o = {
+		.directory = own, .max_bytes = 4096, .segment_bytes = 1024, .fsync_interval_ms = 1000
+	};
+	struct message *parts[3] = { make(1), make(2), make(3) };
 	struct message *big[40];
 	struct spool *s;
 	size_t n = 0;
