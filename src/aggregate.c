@@ -36,8 +36,8 @@
 /* --- recomputation (shared with the CLI) ------------------------------------------------------------ */
 
 /*
- * Ends a failed transaction. A failed ROLLBACK needs nothing more: db_exec logged it, and the caller drops the
- * connection on its error path (ensure_connected opens a new session), which rolls the transaction back.
+ * Ends a failed transaction. A failed ROLLBACK needs nothing more: db_exec logged it; the job's next pass
+ * replaces a session that is not idle (ensure_connected), and a command exits, which ends the session.
  */
 static void rollback(PGconn *conn)
 {
@@ -214,13 +214,15 @@ static bool ensure_connected(struct aggregate_worker *w)
 	struct aggregator *a = w->a;
 	char name[48];
 
-	if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
+	/* A session left inside a transaction (a ROLLBACK that failed on a live connection) would refuse every
+	 * statement from now on: it is replaced, as a lost one is. */
+	if (w->conn && PQstatus(w->conn) == CONNECTION_OK && PQtransactionStatus(w->conn) == PQTRANS_IDLE)
 		return true;
 	if (w->conn) {
 		PQfinish(w->conn); /* its session's shard locks go with it */
 		w->conn = NULL;
 		if (w->leader)
-			log_warn(MODULE, "lost the database connection: no longer the aggregate leader");
+			log_warn(MODULE, "replacing the database connection: no longer the aggregate leader");
 		if (w->leader)
 			atomic_store(&a->stats->agg_leader, 0);
 		w->leader = false;
