@@ -81,6 +81,7 @@ declare -A KEYS=(
 	[aggregates.interval]="30|31|restart"
 	[aggregates.raw_retention_days]="0|30|restart" # 30: must outlive validation.max_age (7 days)
 	[aggregates.partitions_ahead_days]="3|4|restart"
+	[aggregates.connections]="2|3|restart"
 	[registry.refresh_interval]="60|61|restart"
 	[log.level]="\"info\"|\"debug\"|applied"
 	[log.format]="\"text\"|\"json\"|applied"
